@@ -1,0 +1,56 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Kernels are written with Swift SIMD types; these flags let LLVM use AVX2/FMA/F16C on x86_64
+// (every machine this project runs on has them) and drop bounds checks in the hot loops.
+// Numeric modules hand raw pointers to worker threads; Swift 5 mode keeps that free of
+// Sendable ceremony, the rest of the package is checked in Swift 6 mode.
+let kernelFlags: [SwiftSetting] = [
+    .swiftLanguageMode(.v5),
+    .unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release)),
+    .unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .debug)),
+]
+
+let package = Package(
+    name: "Damda",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "damda", targets: ["damda"]),
+        .library(name: "DamdaEngine", targets: ["DamdaEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+    ],
+    targets: [
+        // Shared plumbing: progress bars, error protocol, thread pool. Knows nothing of models.
+        .target(name: "DamdaCore", dependencies: [.product(name: "Logging", package: "swift-log")],
+                swiftSettings: kernelFlags),
+        // OpenBLAS (Debian libopenblas-dev) for float matrix-matrix products in prefill.
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS",
+                       providers: [.apt(["libopenblas-dev"])]),
+        // GGUF reader/writer, tensor-type registry, default-model fetch.
+        .target(name: "DamdaModelIO", dependencies: [
+            "DamdaCore",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ], swiftSettings: kernelFlags),
+        // SentencePiece (SPM) and byte-level BPE tokenizers built from GGUF metadata.
+        .target(name: "DamdaTokenizer", dependencies: ["DamdaModelIO"]),
+        // Kernels, architectures (Gemma 3, Llama/Qwen 2), KV cache, sampling, generation.
+        .target(name: "DamdaEngine", dependencies: ["DamdaCore", "DamdaModelIO", "DamdaTokenizer", "COpenBLAS"],
+                swiftSettings: kernelFlags),
+        .executableTarget(name: "damda", dependencies: [
+            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "DamdaModelIOTests", dependencies: ["DamdaModelIO"]),
+        .testTarget(name: "DamdaTokenizerTests", dependencies: ["DamdaTokenizer", "DamdaModelIO"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "DamdaEngineTests", dependencies: ["DamdaEngine", "DamdaModelIO", "DamdaTokenizer"],
+                    resources: [.copy("Fixtures")]),
+    ]
+)

@@ -1,0 +1,122 @@
+/// ggml's 32-value block formats: Q8_0, Q5_0, Q4_0. Dot products dequantize in registers and
+/// accumulate in fp32 against fp32 activations (no int8 activation rounding, unlike llama.cpp).
+enum LegacyQuants {
+    // MARK: Q8_0 — d: f16, qs: int8[32]; x = d * q
+
+    static func dequantizeQ8_0(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+        for b in 0..<(n / 32) {
+            let blk = src + b * 34
+            let d = F8(repeating: f16(blk))
+            for j in 0..<4 {
+                let q = F8(SIMD8<Int32>(truncatingIfNeeded: blk.loadUnaligned(fromByteOffset: 2 + 8 * j, as: SIMD8<Int8>.self)))
+                storeF8(q * d, dst + b * 32 + 8 * j)
+            }
+        }
+    }
+
+    @inline(__always) static func q8Block(_ blk: UnsafeRawPointer, _ x: UnsafePointer<Float>) -> F8 {
+        let q0 = F8(SIMD8<Int32>(truncatingIfNeeded: blk.loadUnaligned(fromByteOffset: 2, as: SIMD8<Int8>.self)))
+        let q1 = F8(SIMD8<Int32>(truncatingIfNeeded: blk.loadUnaligned(fromByteOffset: 10, as: SIMD8<Int8>.self)))
+        let q2 = F8(SIMD8<Int32>(truncatingIfNeeded: blk.loadUnaligned(fromByteOffset: 18, as: SIMD8<Int8>.self)))
+        let q3 = F8(SIMD8<Int32>(truncatingIfNeeded: blk.loadUnaligned(fromByteOffset: 26, as: SIMD8<Int8>.self)))
+        let a = (q0 * loadF8(x)).addingProduct(q1, loadF8(x + 8))
+        let b = (q2 * loadF8(x + 16)).addingProduct(q3, loadF8(x + 24))
+        return a + b
+    }
+
+    static func dotQ8_0(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc0 = F8(), acc1 = F8()
+        let nb = n / 32
+        var b = 0
+        while b + 2 <= nb {
+            let p = src + b * 34
+            acc0 = acc0.addingProduct(q8Block(p, x + b * 32), F8(repeating: f16(p)))
+            acc1 = acc1.addingProduct(q8Block(p + 34, x + b * 32 + 32), F8(repeating: f16(p + 34)))
+            b += 2
+        }
+        if b < nb { acc0 = acc0.addingProduct(q8Block(src + b * 34, x + b * 32), F8(repeating: f16(src + b * 34))) }
+        return (acc0 + acc1).sum()
+    }
+
+    // MARK: Q5_0 — d: f16, qh: u32 (fifth bits), qs: u8[16] (low nibbles: values 0-15, high: 16-31); x = d * (q - 16)
+
+    static let shiftsLow = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7)
+
+    @inline(__always) static func q5Block(_ blk: UnsafeRawPointer, _ x: UnsafePointer<Float>) -> F8 {
+        let qh = SIMD8<UInt32>(repeating: blk.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+        let sixteen = SIMD8<Int32>(repeating: 16)
+        let lo0 = SIMD8<UInt32>(truncatingIfNeeded: blk.loadUnaligned(fromByteOffset: 6, as: SIMD8<UInt8>.self))
+        let lo1 = SIMD8<UInt32>(truncatingIfNeeded: blk.loadUnaligned(fromByteOffset: 14, as: SIMD8<UInt8>.self))
+        let h0 = ((qh &>> shiftsLow) & 1) &<< 4
+        let h1 = ((qh &>> (shiftsLow &+ 8)) & 1) &<< 4
+        let h2 = ((qh &>> (shiftsLow &+ 16)) & 1) &<< 4
+        let h3 = ((qh &>> (shiftsLow &+ 24)) & 1) &<< 4
+        let v0 = F8(SIMD8<Int32>(truncatingIfNeeded: (lo0 & 0xF) | h0) &- sixteen)
+        let v1 = F8(SIMD8<Int32>(truncatingIfNeeded: (lo1 & 0xF) | h1) &- sixteen)
+        let v2 = F8(SIMD8<Int32>(truncatingIfNeeded: (lo0 &>> 4) | h2) &- sixteen)
+        let v3 = F8(SIMD8<Int32>(truncatingIfNeeded: (lo1 &>> 4) | h3) &- sixteen)
+        let a = (v0 * loadF8(x)).addingProduct(v1, loadF8(x + 8))
+        let b = (v2 * loadF8(x + 16)).addingProduct(v3, loadF8(x + 24))
+        return a + b
+    }
+
+    static func dequantizeQ5_0(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+        for b in 0..<(n / 32) {
+            let p = src + b * 22
+            let d = f16(p)
+            let qh = p.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
+            for j in 0..<16 {
+                let q = p.load(fromByteOffset: 6 + j, as: UInt8.self)
+                let x0 = Int32((UInt32(q) & 0xF) | (((qh >> UInt32(j)) << 4) & 0x10)) - 16
+                let x1 = Int32((UInt32(q) >> 4) | ((qh >> UInt32(j + 12)) & 0x10)) - 16
+                dst[b * 32 + j] = Float(x0) * d
+                dst[b * 32 + j + 16] = Float(x1) * d
+            }
+        }
+    }
+
+    static func dotQ5_0(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc0 = F8(), acc1 = F8()
+        let nb = n / 32
+        var b = 0
+        while b + 2 <= nb {
+            let p = src + b * 22
+            acc0 = acc0.addingProduct(q5Block(p, x + b * 32), F8(repeating: f16(p)))
+            acc1 = acc1.addingProduct(q5Block(p + 22, x + b * 32 + 32), F8(repeating: f16(p + 22)))
+            b += 2
+        }
+        if b < nb { acc0 = acc0.addingProduct(q5Block(src + b * 22, x + b * 32), F8(repeating: f16(src + b * 22))) }
+        return (acc0 + acc1).sum()
+    }
+
+    // MARK: Q4_0 — d: f16, qs: u8[16]; x = d * (q - 8), low nibbles first
+
+    static func dequantizeQ4_0(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+        for b in 0..<(n / 32) {
+            let p = src + b * 18
+            let d = f16(p)
+            for j in 0..<16 {
+                let q = p.load(fromByteOffset: 2 + j, as: UInt8.self)
+                dst[b * 32 + j] = Float(Int32(q & 0xF) - 8) * d
+                dst[b * 32 + j + 16] = Float(Int32(q >> 4) - 8) * d
+            }
+        }
+    }
+
+    static func dotQ4_0(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = F8()
+        let eight = SIMD8<Int32>(repeating: 8)
+        for b in 0..<(n / 32) {
+            let p = src + b * 18
+            let lo0 = SIMD8<Int32>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: 2, as: SIMD8<UInt8>.self))
+            let lo1 = SIMD8<Int32>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: 10, as: SIMD8<UInt8>.self))
+            let xb = x + b * 32
+            var s = F8(((lo0 & 0xF) &- eight)) * loadF8(xb)
+            s = s.addingProduct(F8((lo1 & 0xF) &- eight), loadF8(xb + 8))
+            s = s.addingProduct(F8((lo0 &>> 4) &- eight), loadF8(xb + 16))
+            s = s.addingProduct(F8((lo1 &>> 4) &- eight), loadF8(xb + 24))
+            acc = acc.addingProduct(s, F8(repeating: f16(p)))
+        }
+        return acc.sum()
+    }
+}

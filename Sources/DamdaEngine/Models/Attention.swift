@@ -1,0 +1,43 @@
+import COpenBLAS
+import DamdaCore
+import Foundation
+
+/// Causal grouped-query attention over the KV cache, in fp32 with OpenBLAS products.
+/// `q`: [tokens × heads·headDim] already normed/rotated/scaled; the new tokens' keys and values are
+/// already in the cache at positions `start ..< start + tokens`. Writes [tokens × heads·valueDim].
+func attention(q: UnsafePointer<Float>, cache: KVCache, layer: Int, start: Int, tokens: Int,
+               heads: Int, kvHeads: Int, headDim: Int, valueDim: Int, window: Int?, softcap: Float,
+               out: UnsafeMutablePointer<Float>, threads: Int) {
+    let end = start + tokens
+    // Keys older than the window are masked for every query of this batch: skip them.
+    let first = window.map { max(0, start - $0 + 1) } ?? 0
+    let span = end - first
+    let group = heads / kvHeads
+    let kDim = kvHeads * headDim, vDim = kvHeads * valueDim
+    let K = cache.keys[layer] + first * kDim
+    let V = cache.values[layer] + first * vDim
+    let scores = UnsafeMutablePointer<Float>.allocate(capacity: tokens * span)
+    defer { scores.deallocate() }
+    for h in 0..<heads {
+        let kv = h / group
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(span), Int32(headDim),
+                    1, q + h * headDim, Int32(heads * headDim), K + kv * headDim, Int32(kDim), 0, scores, Int32(span))
+        parallelRanges(tokens, threads: tokens >= 16 ? threads : 1) { rows in
+            for t in rows {
+                let pos = start + t
+                let row = scores + t * span
+                for j in 0..<span {
+                    let kpos = first + j
+                    if kpos > pos || (window.map { pos - kpos >= $0 } ?? false) {
+                        row[j] = -.infinity
+                    } else if softcap > 0 {
+                        row[j] = tanhf(row[j] / softcap) * softcap
+                    }
+                }
+                Ops.softmaxRows(row, rows: 1, cols: span)
+            }
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tokens), Int32(valueDim), Int32(span),
+                    1, scores, Int32(span), V + kv * valueDim, Int32(vDim), 0, out + h * valueDim, Int32(heads * valueDim))
+    }
+}

@@ -1,0 +1,205 @@
+import DamdaCore
+import DamdaModelIO
+import DamdaTokenizer
+import Foundation
+
+/// Gemma 3 text decoder hyper-parameters, read from GGUF metadata (`gemma3.*`).
+public struct Gemma3Config: Sendable {
+    public var embedding: Int
+    public var layers: Int
+    public var feedForward: Int
+    public var heads: Int
+    public var kvHeads: Int
+    public var headDim: Int
+    public var valueDim: Int
+    public var ropeDims: Int
+    public var eps: Float
+    public var ropeBaseGlobal: Double
+    /// llama.cpp hard-codes 10 000 for Gemma 3's sliding-window layers; the reference follows it.
+    public var ropeBaseLocal: Double = 10_000
+    public var ropeScaleGlobal: Double
+    public var slidingWindow: Int
+    /// Per layer: true if it attends within `slidingWindow` only.
+    public var isSliding: [Bool]
+    public var attentionScale: Float
+    public var embeddingScale: Float
+    public var finalSoftcap: Float
+    public var attentionSoftcap: Float
+    public var contextLength: Int
+
+    public init(_ f: GGUFFile) throws {
+        let p = "gemma3."
+        embedding = try f.int(p + "embedding_length")
+        layers = try f.int(p + "block_count")
+        feedForward = try f.int(p + "feed_forward_length")
+        heads = try f.int(p + "attention.head_count")
+        kvHeads = try f.int(p + "attention.head_count_kv", default: heads)
+        headDim = try f.int(p + "attention.key_length", default: embedding / max(heads, 1))
+        valueDim = try f.int(p + "attention.value_length", default: headDim)
+        ropeDims = try f.int(p + "rope.dimension_count", default: headDim)
+        eps = Float(try f.double(p + "attention.layer_norm_rms_epsilon", default: 1e-6))
+        ropeBaseGlobal = try f.double(p + "rope.freq_base", default: 1_000_000)
+        let factor = try f.double(p + "rope.scaling.factor", default: 0)
+        ropeScaleGlobal = factor > 0 ? 1 / factor : 1
+        slidingWindow = try f.int(p + "attention.sliding_window", default: 0)
+        if slidingWindow > 0 {
+            if let pattern = f.metadata[p + "attention.sliding_window_pattern"]?.array, pattern.count == layers {
+                isSliding = pattern.map { $0.bool ?? (($0.int ?? 0) != 0) }
+            } else {
+                // llama.cpp's set_swa_pattern(6): five sliding layers, then one global.
+                isSliding = (0..<layers).map { $0 % 6 < 5 }
+            }
+        } else {
+            isSliding = Array(repeating: false, count: layers)
+        }
+        // 27B scales by n_embd/n_head, every other size by 1/sqrt(head_dim) (query_pre_attn_scalar).
+        attentionScale = layers == 62 ? 1 / (Float(embedding) / Float(heads)).squareRoot() : 1 / Float(headDim).squareRoot()
+        embeddingScale = Float(embedding).squareRoot()
+        finalSoftcap = Float(try f.double(p + "final_logit_softcapping", default: 0))
+        attentionSoftcap = Float(try f.double(p + "attn_logit_softcapping", default: 0))
+        contextLength = try f.int(p + "context_length", default: 8192)
+        guard heads > 0, kvHeads > 0, heads % kvHeads == 0, layers > 0, embedding > 0, ropeDims <= headDim, ropeDims % 2 == 0 else {
+            throw GGUFError.badTensorShape(tensor: "gemma3.*", reason: "inconsistent attention geometry")
+        }
+    }
+}
+
+/// Gemma 3: embeddings scaled by sqrt(n_embd), pre- and post-norms around attention and FFN,
+/// per-head Q/K RMSNorm, NEOX RoPE (1e6 global, 1e4 sliding), GELU(tanh)-gated FFN, tied output.
+public final class Gemma3Model: LanguageModel, @unchecked Sendable {
+    struct Layer {
+        let attnNorm, qNorm, kNorm, postAttnNorm, ffnNorm, postFFNNorm: [Float]
+        let q, k, v, o, gate, up, down: WeightMatrix
+    }
+
+    public let config: Gemma3Config
+    public let file: GGUFFile
+    public let tokenizer: any Tokenizer
+    public var threads: Int { didSet { setBLASThreads(threads) } }
+    let embeddings: WeightMatrix
+    let output: WeightMatrix
+    let outputNorm: [Float]
+    let layers: [Layer]
+    let scratch = Scratch()
+
+    public var vocabularySize: Int { embeddings.rows }
+    public var contextLength: Int { config.contextLength }
+
+    public init(file: GGUFFile, threads: Int) throws {
+        self.file = file
+        let c = try Gemma3Config(file)
+        config = c
+        self.threads = threads
+        setBLASThreads(threads)
+        tokenizer = try makeTokenizer(file)
+        embeddings = try WeightMatrix(file, "token_embd.weight")
+        guard embeddings.columns == c.embedding else {
+            throw GGUFError.badTensorShape(tensor: "token_embd.weight", reason: "width \(embeddings.columns), expected \(c.embedding)")
+        }
+        output = file.tensorInfo("output.weight") != nil ? try WeightMatrix(file, "output.weight") : embeddings
+        outputNorm = try loadVector(file, "output_norm.weight", count: c.embedding)
+        layers = try (0..<c.layers).map { il in
+            let b = "blk.\(il)."
+            let l = Layer(
+                attnNorm: try loadVector(file, b + "attn_norm.weight", count: c.embedding),
+                qNorm: try loadVector(file, b + "attn_q_norm.weight", count: c.headDim),
+                kNorm: try loadVector(file, b + "attn_k_norm.weight", count: c.headDim),
+                postAttnNorm: try loadVector(file, b + "post_attention_norm.weight", count: c.embedding),
+                ffnNorm: try loadVector(file, b + "ffn_norm.weight", count: c.embedding),
+                postFFNNorm: try loadVector(file, b + "post_ffw_norm.weight", count: c.embedding),
+                q: try WeightMatrix(file, b + "attn_q.weight"), k: try WeightMatrix(file, b + "attn_k.weight"),
+                v: try WeightMatrix(file, b + "attn_v.weight"), o: try WeightMatrix(file, b + "attn_output.weight"),
+                gate: try WeightMatrix(file, b + "ffn_gate.weight"), up: try WeightMatrix(file, b + "ffn_up.weight"),
+                down: try WeightMatrix(file, b + "ffn_down.weight"))
+            try checkMatrix(l.q, rows: c.heads * c.headDim, columns: c.embedding)
+            try checkMatrix(l.k, rows: c.kvHeads * c.headDim, columns: c.embedding)
+            try checkMatrix(l.v, rows: c.kvHeads * c.valueDim, columns: c.embedding)
+            try checkMatrix(l.o, rows: c.embedding, columns: c.heads * c.valueDim)
+            try checkMatrix(l.gate, rows: c.feedForward, columns: c.embedding)
+            try checkMatrix(l.up, rows: c.feedForward, columns: c.embedding)
+            try checkMatrix(l.down, rows: c.embedding, columns: c.feedForward)
+            return l
+        }
+    }
+
+    public convenience init(path: String, threads: Int = Threads.available) throws {
+        try self.init(file: try GGUFFile(path: path), threads: threads)
+    }
+
+    public func makeCache(capacity: Int) -> KVCache {
+        KVCache(layers: config.layers, capacity: min(capacity, config.contextLength),
+                keyDim: config.kvHeads * config.headDim, valueDim: config.kvHeads * config.valueDim)
+    }
+
+    public func forward(_ tokens: [Int32], cache: KVCache, logits wanted: LogitsWanted) throws -> [Float] {
+        let c = config
+        let T = tokens.count
+        guard T > 0 else { throw EngineError.emptyPrompt }
+        guard cache.count + T <= cache.capacity else { throw EngineError.contextOverflow(needed: cache.count + T, capacity: cache.capacity) }
+        for t in tokens where t < 0 || Int(t) >= vocabularySize { throw EngineError.badToken(t, vocabulary: vocabularySize) }
+        let E = c.embedding, H = c.heads, D = c.headDim, Dv = c.valueDim
+        let kDim = c.kvHeads * D, vDim = c.kvHeads * Dv
+        let start = cache.count
+
+        let h = Buffer(T * E), x = Buffer(T * E), tmp = Buffer(T * max(E, H * Dv))
+        let q = Buffer(T * H * D), k = Buffer(T * kDim), v = Buffer(T * vDim), att = Buffer(T * H * Dv)
+        let gate = Buffer(T * c.feedForward), up = Buffer(T * c.feedForward)
+
+        for (t, id) in tokens.enumerated() {
+            embeddings.dequantizeRow(Int(id), into: h.p + t * E)
+            Ops.scale(h.p + t * E, c.embeddingScale, E)
+        }
+        for (il, L) in layers.enumerated() {
+            Ops.rmsNorm(h.p, L.attnNorm, x.p, rows: T, n: E, eps: c.eps)
+            matmul(L.q, x.p, tokens: T, q.p, threads: threads, scratch: scratch)
+            matmul(L.k, x.p, tokens: T, k.p, threads: threads, scratch: scratch)
+            matmul(L.v, x.p, tokens: T, v.p, threads: threads, scratch: scratch)
+            Ops.rmsNorm(q.p, L.qNorm, q.p, rows: T * H, n: D, eps: c.eps)
+            Ops.rmsNorm(k.p, L.kNorm, k.p, rows: T * c.kvHeads, n: D, eps: c.eps)
+            let sliding = c.isSliding[il]
+            let base = sliding ? c.ropeBaseLocal : c.ropeBaseGlobal
+            let fscale = sliding ? 1 : c.ropeScaleGlobal
+            Ops.rope(q.p, tokens: T, heads: H, dim: D, nRot: c.ropeDims, positions: start..<(start + T), base: base, freqScale: fscale)
+            Ops.rope(k.p, tokens: T, heads: c.kvHeads, dim: D, nRot: c.ropeDims, positions: start..<(start + T), base: base, freqScale: fscale)
+            Ops.scale(q.p, c.attentionScale, T * H * D)
+            (cache.keys[il] + start * kDim).update(from: k.p, count: T * kDim)
+            (cache.values[il] + start * vDim).update(from: v.p, count: T * vDim)
+            attention(q: q.p, cache: cache, layer: il, start: start, tokens: T, heads: H, kvHeads: c.kvHeads,
+                      headDim: D, valueDim: Dv, window: sliding && c.slidingWindow > 0 ? c.slidingWindow : nil,
+                      softcap: c.attentionSoftcap, out: att.p, threads: threads)
+            matmul(L.o, att.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
+            Ops.rmsNorm(tmp.p, L.postAttnNorm, tmp.p, rows: T, n: E, eps: c.eps)
+            Ops.add(h.p, tmp.p, T * E)
+
+            Ops.rmsNorm(h.p, L.ffnNorm, x.p, rows: T, n: E, eps: c.eps)
+            matmul(L.gate, x.p, tokens: T, gate.p, threads: threads, scratch: scratch)
+            matmul(L.up, x.p, tokens: T, up.p, threads: threads, scratch: scratch)
+            Ops.geluGate(gate.p, up.p, T * c.feedForward)
+            matmul(L.down, gate.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
+            Ops.rmsNorm(tmp.p, L.postFFNNorm, tmp.p, rows: T, n: E, eps: c.eps)
+            Ops.add(h.p, tmp.p, T * E)
+        }
+        cache.count = start + T
+        return outputLogits(h.p, tokens: T, wanted: wanted, norm: outputNorm, eps: c.eps, softcap: c.finalSoftcap)
+    }
+
+    func outputLogits(_ h: UnsafeMutablePointer<Float>, tokens T: Int, wanted: LogitsWanted, norm: [Float], eps: Float, softcap: Float) -> [Float] {
+        let E = config.embedding
+        let first: Int
+        switch wanted {
+        case .none: return []
+        case .last: first = T - 1
+        case .all: first = 0
+        }
+        let n = T - first
+        let V = output.rows
+        var logits = [Float](repeating: 0, count: n * V)
+        let x = Buffer(n * E)
+        Ops.rmsNorm(h + first * E, norm, x.p, rows: n, n: E, eps: eps)
+        logits.withUnsafeMutableBufferPointer { lp in
+            for t in 0..<n { matvec(output, x.p + t * E, lp.baseAddress! + t * V, threads: threads) }
+            if softcap > 0 { for i in 0..<(n * V) { lp[i] = tanhf(lp[i] / softcap) * softcap } }
+        }
+        return logits
+    }
+}

@@ -1,0 +1,72 @@
+import DamdaCore
+import DamdaModelIO
+import DamdaTokenizer
+
+public enum EngineError: DamdaError {
+    case unsupportedArchitecture(String)
+    case contextOverflow(needed: Int, capacity: Int)
+    case badToken(Int32, vocabulary: Int)
+    case emptyPrompt
+
+    public var message: String {
+        switch self {
+        case let .unsupportedArchitecture(a): "model architecture '\(a)' is not supported (gemma3, llama, qwen2 are)"
+        case let .contextOverflow(needed, capacity):
+            "the prompt and generation need \(needed) tokens but the context holds \(capacity): shorten the prompt, lower --max-tokens, or raise --context"
+        case let .badToken(id, n): "token id \(id) is outside the vocabulary (0..<\(n))"
+        case .emptyPrompt: "the prompt is empty: give at least one token"
+        }
+    }
+}
+
+/// Which positions' logits a forward pass returns.
+public enum LogitsWanted: Sendable { case last, all, none }
+
+/// A decoder-only transformer that the generator can drive.
+public protocol LanguageModel: AnyObject, Sendable {
+    var vocabularySize: Int { get }
+    var contextLength: Int { get }
+    var tokenizer: any Tokenizer { get }
+    var threads: Int { get set }
+    func makeCache(capacity: Int) -> KVCache
+    /// Runs `tokens` at the cache's next positions, appends their keys/values, and returns logits
+    /// (`[vocabularySize]` for `.last`, `[tokens.count × vocabularySize]` for `.all`).
+    func forward(_ tokens: [Int32], cache: KVCache, logits: LogitsWanted) throws -> [Float]
+}
+
+/// Loads the architecture named in the GGUF's `general.architecture`.
+public func loadModel(path: String, threads: Int = Threads.available) throws -> any LanguageModel {
+    let file = try GGUFFile(path: path)
+    let arch = try file.string("general.architecture")
+    switch arch {
+    case "gemma3": return try Gemma3Model(file: file, threads: threads)
+    case "llama", "qwen2": return try LlamaModel(file: file, threads: threads)
+    default: throw EngineError.unsupportedArchitecture(arch)
+    }
+}
+
+/// A norm or bias vector read as fp32 whatever its stored type.
+func loadVector(_ file: GGUFFile, _ name: String, count: Int? = nil) throws -> [Float] {
+    let info = try file.require(name)
+    if let c = count, info.elementCount != c {
+        throw GGUFError.badTensorShape(tensor: name, reason: "\(info.elementCount) values, expected \(c)")
+    }
+    var out = [Float](repeating: 0, count: info.elementCount)
+    let k = QuantKernels.of(info.type)
+    out.withUnsafeMutableBufferPointer { k.dequantize(file.data(of: info).baseAddress!, $0.baseAddress!, info.elementCount) }
+    return out
+}
+
+func checkMatrix(_ w: WeightMatrix, rows: Int, columns: Int) throws {
+    guard w.rows == rows, w.columns == columns else {
+        throw GGUFError.badTensorShape(tensor: w.name, reason: "\(w.rows)×\(w.columns), expected \(rows)×\(columns)")
+    }
+}
+
+/// An fp32 buffer with manual lifetime, for activations.
+final class Buffer {
+    let p: UnsafeMutablePointer<Float>
+    let count: Int
+    init(_ n: Int) { count = max(n, 1); p = .allocate(capacity: count); p.initialize(repeating: 0, count: count) }
+    deinit { p.deallocate() }
+}

@@ -1,0 +1,38 @@
+import ArgumentParser
+import DamdaCore
+import DamdaModelIO
+import Foundation
+
+@main
+struct Damda: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "damda",
+        abstract: "Put your company's knowledge into a small LLM: exact CPU inference, retrieval, fine-tuning, serving.",
+        subcommands: [ModelCommand.self, TokenizeCommand.self, LogitsCommand.self])
+}
+
+/// Options every model-using command shares.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: "Path to a GGUF model (default: $DAMDA_MODEL, else the default model in the cache).")
+    var model: String?
+
+    @Option(name: .long, help: "Worker threads (default: all cores).")
+    var threads: Int = Threads.available
+
+    func resolvedModel() throws -> String {
+        try ModelCache.resolveModel(model)
+    }
+}
+
+/// Prints a DamdaError's message without Swift's error decoration and exits non-zero.
+func failing<T>(_ body: () async throws -> T) async throws -> T {
+    do { return try await body() } catch let e as DamdaError {
+        FileHandle.standardError.write("error: \(e.message)\n".data(using: .utf8)!)
+        throw ExitCode(1)
+    }
+}
+
+func printJSON(_ object: Any) {
+    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    print(String(decoding: data, as: UTF8.self))
+}
