@@ -7,7 +7,8 @@ import PackageDescription
 // Sendable ceremony, the rest of the package is checked in Swift 6 mode.
 let kernelFlags: [SwiftSetting] = [
     .swiftLanguageMode(.v5),
-    .unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release)),
+    .unsafeFlags(["-Ounchecked", "-target-cpu", "haswell", "-Xfrontend", "-sil-inline-threshold", "-Xfrontend", "400"],
+                 .when(platforms: [.linux], configuration: .release)),
     .unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .debug)),
 ]
 
@@ -47,7 +48,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "DamdaModelIOTests", dependencies: ["DamdaModelIO"]),
+        .testTarget(name: "DamdaModelIOTests", dependencies: [
+            "DamdaModelIO", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "DamdaTokenizerTests", dependencies: ["DamdaTokenizer", "DamdaModelIO"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DamdaEngineTests", dependencies: ["DamdaEngine", "DamdaModelIO", "DamdaTokenizer"],

@@ -5,7 +5,8 @@ import DamdaModelIO
 /// by rank from `tokenizer.ggml.merges`.
 public struct BytePairTokenizer: Tokenizer {
     let vocab: Vocabulary
-    let mergeRank: [String: Int]
+    /// Keyed by bytes for the same reason as the vocabulary.
+    let mergeRank: [[UInt8]: Int]
     let pattern: String
 
     public var vocabularySize: Int { vocab.tokens.count }
@@ -23,16 +24,16 @@ public struct BytePairTokenizer: Tokenizer {
     public init(_ file: GGUFFile) throws {
         vocab = try Vocabulary(file, defaultAddBOS: false)
         guard let merges = file.metadata["tokenizer.ggml.merges"]?.array else { throw TokenizerError.missing("tokenizer.ggml.merges") }
-        var ranks: [String: Int] = [:]
+        var ranks: [[UInt8]: Int] = [:]
         ranks.reserveCapacity(merges.count)
-        for (i, m) in merges.enumerated() { if let s = m.string, ranks[s] == nil { ranks[s] = i } }
+        for (i, m) in merges.enumerated() { if let s = m.string, ranks[Array(s.utf8)] == nil { ranks[Array(s.utf8)] = i } }
         mergeRank = ranks
         let pre = file.metadata["tokenizer.ggml.pre"]?.string ?? "gpt2"
         pattern = Self.patterns[pre] ?? Self.patterns[pre.hasPrefix("qwen") ? "qwen2" : pre.hasPrefix("llama") ? "llama3" : "gpt2"]!
     }
 
     public func tokenText(_ id: Int32) -> String { vocab.tokens[Int(id)] }
-    public func tokenID(_ text: String) -> Int32? { vocab.idOf[text] }
+    public func tokenID(_ text: String) -> Int32? { vocab.id(of: text) }
 
     /// GPT-2's bytes_to_unicode: printable bytes map to themselves, the rest to U+0100 onwards.
     static let byteToChar: [Character] = {
@@ -73,7 +74,7 @@ public struct BytePairTokenizer: Tokenizer {
             while true {
                 var best = Int.max, at = -1
                 for i in 0..<(parts.count - 1) {
-                    if let r = mergeRank[parts[i] + " " + parts[i + 1]], r < best { best = r; at = i }
+                    if let r = mergeRank[Array((parts[i] + " " + parts[i + 1]).utf8)], r < best { best = r; at = i }
                 }
                 if at < 0 { break }
                 parts[at] += parts[at + 1]
@@ -81,9 +82,9 @@ public struct BytePairTokenizer: Tokenizer {
             }
         }
         for p in parts {
-            if let id = vocab.idOf[p] { out.append(id) } else {
+            if let id = vocab.id(of: p) { out.append(id) } else {
                 // Unknown merged symbol: fall back to its single-byte symbols.
-                for ch in p { if let id = vocab.idOf[String(ch)] { out.append(id) } }
+                for ch in p { if let id = vocab.id(of: String(ch)) { out.append(id) } }
             }
         }
     }

@@ -24,7 +24,7 @@ public struct SentencePieceTokenizer: Tokenizer {
         var bytes: [Int32] = []
         for b in 0..<256 {
             let name = "<0x" + (b < 16 ? "0" : "") + String(b, radix: 16, uppercase: true) + ">"
-            guard let id = vocab.idOf[name] else { throw TokenizerError.inconsistent("no byte-fallback token \(name)") }
+            guard let id = vocab.id(of: name) else { throw TokenizerError.inconsistent("no byte-fallback token \(name)") }
             bytes.append(id)
         }
         byteIDs = bytes
@@ -32,7 +32,7 @@ public struct SentencePieceTokenizer: Tokenizer {
     }
 
     public func tokenText(_ id: Int32) -> String { vocab.tokens[Int(id)] }
-    public func tokenID(_ text: String) -> Int32? { vocab.idOf[text] }
+    public func tokenID(_ text: String) -> Int32? { vocab.id(of: text) }
 
     public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int32] {
         var ids: [Int32] = []
@@ -72,7 +72,7 @@ public struct SentencePieceTokenizer: Tokenizer {
     }
 
     private func lookup(_ bytes: ArraySlice<UInt8>) -> Int32? {
-        vocab.idOf[String(decoding: bytes, as: UTF8.self)]
+        vocab.idOf[Array(bytes)]
     }
 
     private func spm(_ text: [UInt8], into out: inout [Int32]) {

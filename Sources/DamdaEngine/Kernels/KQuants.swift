@@ -2,11 +2,12 @@
 /// Dot products dequantize one super-block at a time into an L1-resident buffer, then run an fp32 dot.
 enum KQuants {
     @inline(__always) static func scaleMin(_ j: Int, _ s: UnsafeRawPointer) -> (Float, Float) {
-        let q = { (i: Int) -> UInt8 in s.load(fromByteOffset: i, as: UInt8.self) }
-        if j < 4 { return (Float(q(j) & 63), Float(q(j + 4) & 63)) }
-        let sc = (q(j + 4) & 0xF) | ((q(j - 4) >> 6) << 4)
-        let m = (q(j + 4) >> 4) | ((q(j) >> 6) << 4)
-        return (Float(sc), Float(m))
+        if j < 4 {
+            return (Float(s.load(fromByteOffset: j, as: UInt8.self) & 63), Float(s.load(fromByteOffset: j + 4, as: UInt8.self) & 63))
+        }
+        let a = s.load(fromByteOffset: j + 4, as: UInt8.self)
+        let lo = s.load(fromByteOffset: j - 4, as: UInt8.self), hi = s.load(fromByteOffset: j, as: UInt8.self)
+        return (Float((a & 0xF) | ((lo >> 6) << 4)), Float((a >> 4) | ((hi >> 6) << 4)))
     }
 
     // MARK: Q4_K — d, dmin: f16; scales: 12 bytes of 6-bit (scale, min) pairs; qs: 128 bytes of nibbles
@@ -89,22 +90,83 @@ enum KQuants {
         for b in 0..<(n / 256) { q6KBlock(src + b * 210, dst + b * 256) }
     }
 
-    // MARK: dots through a per-block buffer
+    // MARK: fused dots: dequantize in registers, accumulate in fp32
 
-    @inline(__always) static func dotVia(_ block: (UnsafeRawPointer, UnsafeMutablePointer<Float>) -> Void, bytes: Int,
-                                         _ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    /// Q4_K: per 32-value sub-block, (d·sc)·Σq·x − (dmin·m)·Σx.
+    static func dotQ4_K(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var total = F8()
+        for b in 0..<(n / 256) {
+            let p = src + b * 144
+            let d = f16(p), dmin = f16(p, 2)
+            let scales = p + 4, qs = p + 16
+            let xb = x + b * 256
+            for chunk in 0..<4 {
+                let (sc1, m1) = scaleMin(2 * chunk, scales)
+                let (sc2, m2) = scaleMin(2 * chunk + 1, scales)
+                var a1 = F8(), a2 = F8(), s1 = F8(), s2 = F8()
+                let q = qs + chunk * 32
+                let x1 = xb + chunk * 64, x2 = x1 + 32
+                for g in 0..<4 {
+                    let v = SIMD8<Int32>(truncatingIfNeeded: q.loadUnaligned(fromByteOffset: 8 * g, as: SIMD8<UInt8>.self))
+                    let xa = loadF8(x1 + 8 * g), xc = loadF8(x2 + 8 * g)
+                    a1 = a1.addingProduct(F8(v & 0xF), xa)
+                    a2 = a2.addingProduct(F8(v &>> 4), xc)
+                    s1 += xa
+                    s2 += xc
+                }
+                total = total.addingProduct(a1, F8(repeating: d * sc1))
+                total = total.addingProduct(s1, F8(repeating: -(dmin * m1)))
+                total = total.addingProduct(a2, F8(repeating: d * sc2))
+                total = total.addingProduct(s2, F8(repeating: -(dmin * m2)))
+            }
+        }
+        return total.sum()
+    }
+
+    /// Q6_K: 16-value groups share an int8 scale; values are 6-bit (4 low + 2 high) minus 32.
+    static func dotQ6_K(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var total = F8()
+        let thirtyTwo = SIMD8<Int32>(repeating: 32)
+        for b in 0..<(n / 256) {
+            let p = src + b * 210
+            let d = f16(p, 208)
+            for half in 0..<2 {
+                let ql = p + half * 64, qh = p + 128 + half * 32, sc = p + 192 + half * 8
+                let xh = x + b * 256 + half * 128
+                for g in 0..<4 {
+                    let l = 8 * g
+                    let s = l / 16
+                    let a = SIMD8<Int32>(truncatingIfNeeded: ql.loadUnaligned(fromByteOffset: l, as: SIMD8<UInt8>.self))
+                    let c = SIMD8<Int32>(truncatingIfNeeded: ql.loadUnaligned(fromByteOffset: l + 32, as: SIMD8<UInt8>.self))
+                    let h = SIMD8<Int32>(truncatingIfNeeded: qh.loadUnaligned(fromByteOffset: l, as: SIMD8<UInt8>.self))
+                    let q1 = ((a & 0xF) | ((h & 3) &<< 4)) &- thirtyTwo
+                    let q2 = ((c & 0xF) | (((h &>> 2) & 3) &<< 4)) &- thirtyTwo
+                    let q3 = ((a &>> 4) | (((h &>> 4) & 3) &<< 4)) &- thirtyTwo
+                    let q4 = ((c &>> 4) | (((h &>> 6) & 3) &<< 4)) &- thirtyTwo
+                    let d1 = d * Float(sc.load(fromByteOffset: s, as: Int8.self))
+                    let d2 = d * Float(sc.load(fromByteOffset: s + 2, as: Int8.self))
+                    let d3 = d * Float(sc.load(fromByteOffset: s + 4, as: Int8.self))
+                    let d4 = d * Float(sc.load(fromByteOffset: s + 6, as: Int8.self))
+                    total = total.addingProduct(F8(q1) * loadF8(xh + l), F8(repeating: d1))
+                    total = total.addingProduct(F8(q2) * loadF8(xh + l + 32), F8(repeating: d2))
+                    total = total.addingProduct(F8(q3) * loadF8(xh + l + 64), F8(repeating: d3))
+                    total = total.addingProduct(F8(q4) * loadF8(xh + l + 96), F8(repeating: d4))
+                }
+            }
+        }
+        return total.sum()
+    }
+
+    /// Q5_K is not in the default model: dot through a per-block buffer.
+    static func dotQ5_K(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { buf in
             let y = buf.baseAddress!
             var s: Float = 0
             for b in 0..<(n / 256) {
-                block(src + b * bytes, y)
+                q5KBlock(src + b * 176, y)
                 s += dotF32(y, x + b * 256, 256)
             }
             return s
         }
     }
-
-    static func dotQ4_K(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float { dotVia(q4KBlock, bytes: 144, src, x, n) }
-    static func dotQ5_K(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float { dotVia(q5KBlock, bytes: 176, src, x, n) }
-    static func dotQ6_K(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float { dotVia(q6KBlock, bytes: 210, src, x, n) }
 }

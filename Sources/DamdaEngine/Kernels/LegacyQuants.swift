@@ -40,21 +40,29 @@ enum LegacyQuants {
 
     // MARK: Q5_0 — d: f16, qh: u32 (fifth bits), qs: u8[16] (low nibbles: values 0-15, high: 16-31); x = d * (q - 16)
 
-    static let shiftsLow = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7)
+    /// For each byte of `qh`, eight lanes of (fifth bit · 16 − 16): the high bits and the −16 offset
+    /// become one vector add (an 8 KB table that stays in L1).
+    static let q5HighTable: UnsafeMutablePointer<F8> = {
+        let t = UnsafeMutablePointer<F8>.allocate(capacity: 256)
+        for b in 0..<256 {
+            var v = F8()
+            for i in 0..<8 { v[i] = (b >> i) & 1 == 1 ? 0 : -16 }
+            t[b] = v
+        }
+        return t
+    }()
 
-    @inline(__always) static func q5Block(_ blk: UnsafeRawPointer, _ x: UnsafePointer<Float>) -> F8 {
-        let qh = SIMD8<UInt32>(repeating: blk.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
-        let sixteen = SIMD8<Int32>(repeating: 16)
-        let lo0 = SIMD8<UInt32>(truncatingIfNeeded: blk.loadUnaligned(fromByteOffset: 6, as: SIMD8<UInt8>.self))
-        let lo1 = SIMD8<UInt32>(truncatingIfNeeded: blk.loadUnaligned(fromByteOffset: 14, as: SIMD8<UInt8>.self))
-        let h0 = ((qh &>> shiftsLow) & 1) &<< 4
-        let h1 = ((qh &>> (shiftsLow &+ 8)) & 1) &<< 4
-        let h2 = ((qh &>> (shiftsLow &+ 16)) & 1) &<< 4
-        let h3 = ((qh &>> (shiftsLow &+ 24)) & 1) &<< 4
-        let v0 = F8(SIMD8<Int32>(truncatingIfNeeded: (lo0 & 0xF) | h0) &- sixteen)
-        let v1 = F8(SIMD8<Int32>(truncatingIfNeeded: (lo1 & 0xF) | h1) &- sixteen)
-        let v2 = F8(SIMD8<Int32>(truncatingIfNeeded: (lo0 &>> 4) | h2) &- sixteen)
-        let v3 = F8(SIMD8<Int32>(truncatingIfNeeded: (lo1 &>> 4) | h3) &- sixteen)
+    @inline(__always) static func q5Block(_ blk: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ table: UnsafeMutablePointer<F8>) -> F8 {
+        let h0 = table[Int(blk.load(fromByteOffset: 2, as: UInt8.self))]
+        let h1 = table[Int(blk.load(fromByteOffset: 3, as: UInt8.self))]
+        let h2 = table[Int(blk.load(fromByteOffset: 4, as: UInt8.self))]
+        let h3 = table[Int(blk.load(fromByteOffset: 5, as: UInt8.self))]
+        let lo0 = SIMD8<Int32>(truncatingIfNeeded: blk.loadUnaligned(fromByteOffset: 6, as: SIMD8<UInt8>.self))
+        let lo1 = SIMD8<Int32>(truncatingIfNeeded: blk.loadUnaligned(fromByteOffset: 14, as: SIMD8<UInt8>.self))
+        let v0 = F8(lo0 & 0xF) + h0
+        let v1 = F8(lo1 & 0xF) + h1
+        let v2 = F8(lo0 &>> 4) + h2
+        let v3 = F8(lo1 &>> 4) + h3
         let a = (v0 * loadF8(x)).addingProduct(v1, loadF8(x + 8))
         let b = (v2 * loadF8(x + 16)).addingProduct(v3, loadF8(x + 24))
         return a + b
@@ -78,14 +86,15 @@ enum LegacyQuants {
     static func dotQ5_0(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc0 = F8(), acc1 = F8()
         let nb = n / 32
+        let table = q5HighTable
         var b = 0
         while b + 2 <= nb {
             let p = src + b * 22
-            acc0 = acc0.addingProduct(q5Block(p, x + b * 32), F8(repeating: f16(p)))
-            acc1 = acc1.addingProduct(q5Block(p + 22, x + b * 32 + 32), F8(repeating: f16(p + 22)))
+            acc0 = acc0.addingProduct(q5Block(p, x + b * 32, table), F8(repeating: f16(p)))
+            acc1 = acc1.addingProduct(q5Block(p + 22, x + b * 32 + 32, table), F8(repeating: f16(p + 22)))
             b += 2
         }
-        if b < nb { acc0 = acc0.addingProduct(q5Block(src + b * 22, x + b * 32), F8(repeating: f16(src + b * 22))) }
+        if b < nb { acc0 = acc0.addingProduct(q5Block(src + b * 22, x + b * 32, table), F8(repeating: f16(src + b * 22))) }
         return (acc0 + acc1).sum()
     }
 

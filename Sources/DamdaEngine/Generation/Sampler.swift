@@ -1,0 +1,123 @@
+import Foundation
+
+/// How the next token is picked. `temperature == 0` is greedy (argmax, ties to the lowest id).
+public struct SamplingParameters: Sendable, Equatable {
+    public var temperature: Float = 0
+    public var topK: Int = 0
+    public var topP: Float = 1
+    public var minP: Float = 0
+    public var repetitionPenalty: Float = 1
+    /// How many recent tokens the repetition penalty looks at.
+    public var repetitionWindow: Int = 64
+    public var seed: UInt64 = 0
+
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, minP: Float = 0,
+                repetitionPenalty: Float = 1, repetitionWindow: Int = 64, seed: UInt64 = 0) {
+        self.temperature = temperature; self.topK = topK; self.topP = topP; self.minP = minP
+        self.repetitionPenalty = repetitionPenalty; self.repetitionWindow = repetitionWindow; self.seed = seed
+    }
+
+    public static let greedy = SamplingParameters()
+}
+
+/// xoshiro256** seeded by SplitMix64: reproducible across platforms for a given seed.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+    public init(seed: UInt64) {
+        var x = seed
+        func next() -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s = (next(), next(), next(), next())
+    }
+    public mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3; s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+}
+
+public struct Sampler: Sendable {
+    public let parameters: SamplingParameters
+    private var rng: SeededGenerator
+
+    public init(_ p: SamplingParameters) {
+        parameters = p
+        rng = SeededGenerator(seed: p.seed)
+    }
+
+    /// Picks the next token from `logits`, given the tokens so far (for the repetition penalty).
+    public mutating func sample(_ logits: [Float], history: [Int32]) -> Int32 {
+        let p = parameters
+        var l = logits
+        if p.repetitionPenalty != 1 {
+            // CTRL-style penalty as in llama.cpp: shrink positive logits, grow negative ones.
+            for t in Set(history.suffix(p.repetitionWindow)) where Int(t) < l.count {
+                let i = Int(t)
+                l[i] = l[i] > 0 ? l[i] / p.repetitionPenalty : l[i] * p.repetitionPenalty
+            }
+        }
+        if p.temperature <= 0 {
+            var best = 0
+            for i in 1..<l.count where l[i] > l[best] { best = i }
+            return Int32(best)
+        }
+        // Candidates: top-k first (bounded sort), then temperature, softmax, min-p and top-p.
+        let k = p.topK > 0 ? min(p.topK, l.count) : min(l.count, 1024)
+        var idx = Array(0..<l.count)
+        if k < l.count {
+            idx = Array(idx.partialSorted(k) { l[$0] > l[$1] })
+        } else {
+            idx.sort { l[$0] > l[$1] }
+        }
+        let maxL = l[idx[0]]
+        var probs = idx.map { expf((l[$0] - maxL) / p.temperature) }
+        var sum = probs.reduce(0, +)
+        for i in probs.indices { probs[i] /= sum }
+        var n = probs.count
+        if p.minP > 0 {
+            let cut = probs[0] * p.minP
+            n = max(1, probs.prefix(n).firstIndex(where: { $0 < cut }) ?? n)
+        }
+        if p.topP < 1 {
+            var c: Float = 0
+            for i in 0..<n {
+                c += probs[i]
+                if c >= p.topP { n = i + 1; break }
+            }
+        }
+        sum = probs.prefix(n).reduce(0, +)
+        var r = Float(Double(rng.next() >> 11) / Double(1 << 53)) * sum
+        for i in 0..<n {
+            r -= probs[i]
+            if r <= 0 { return Int32(idx[i]) }
+        }
+        return Int32(idx[n - 1])
+    }
+}
+
+extension Array {
+    /// The first `k` elements in `by` order (a partial selection then a sort of those k).
+    func partialSorted(_ k: Int, by less: (Element, Element) -> Bool) -> ArraySlice<Element> {
+        var heap: [Element] = []
+        heap.reserveCapacity(k + 1)
+        // Keep the k best in a small array; k is small (top-k sampling), so insertion is cheap.
+        for x in self {
+            if heap.count < k {
+                let pos = heap.firstIndex(where: { less(x, $0) }) ?? heap.count
+                heap.insert(x, at: pos)
+            } else if less(x, heap[k - 1]) {
+                heap.removeLast()
+                let pos = heap.firstIndex(where: { less(x, $0) }) ?? heap.count
+                heap.insert(x, at: pos)
+            }
+        }
+        return heap[...]
+    }
+}

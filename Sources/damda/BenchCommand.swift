@@ -1,0 +1,62 @@
+import ArgumentParser
+import DamdaCore
+import DamdaEngine
+import Foundation
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks that print JSON.",
+                                                    subcommands: [Generate.self])
+
+    struct Generate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Prefill (512-token prompt) and decode (128 tokens) speed, like llama-bench -p 512 -n 128.")
+        @OptionGroup var options: ModelOptions
+        @Option(help: "Prompt length for the prefill test.") var prompt = 512
+        @Option(help: "Tokens for the decode test.") var decode = 128
+        @Option(help: "Repetitions; the median is reported.") var repetitions = 3
+        @Flag(help: "Print JSON (the only output format; kept for symmetry with other benches).") var json = false
+
+        func run() async throws {
+            try await failing {
+                let path = try options.resolvedModel()
+                let model = try loadModel(path: path, threads: options.threads)
+                // A deterministic Korean/English prompt, cut to exactly `prompt` tokens after BOS.
+                let seed = "대한민국의 보험 약관은 피보험자의 권리와 의무를 정합니다. The insured must report changes within 30 days. "
+                var ids = model.tokenizer.encode(String(repeating: seed, count: prompt / 10 + 8))
+                ids = Array(ids.prefix(prompt))
+                var prefill: [Double] = [], decodeRates: [Double] = []
+                let clock = ContinuousClock()
+                for _ in 0..<max(repetitions, 1) {
+                    let cache = model.makeCache(capacity: prompt + decode + 1)
+                    let t0 = clock.now
+                    var logits = try model.forward(ids, cache: cache, logits: .last)
+                    prefill.append(Double(prompt) / (clock.now - t0).seconds)
+                    // Decode from a short prompt, as llama-bench's tg test does.
+                    let dcache = model.makeCache(capacity: decode + 2)
+                    logits = try model.forward([ids[0]], cache: dcache, logits: .last)
+                    var next = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
+                    let t1 = clock.now
+                    for _ in 0..<decode {
+                        logits = try model.forward([next], cache: dcache, logits: .last)
+                        next = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
+                    }
+                    decodeRates.append(Double(decode) / (clock.now - t1).seconds)
+                }
+                func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+                printJSON([
+                    "model": path, "threads": options.threads,
+                    "prompt_tokens": prompt, "decode_tokens": decode, "repetitions": repetitions,
+                    "prefill_tokens_per_s": (median(prefill) * 10).rounded() / 10,
+                    "decode_tokens_per_s": (median(decodeRates) * 10).rounded() / 10,
+                    "prefill_runs": prefill.map { ($0 * 10).rounded() / 10 },
+                    "decode_runs": decodeRates.map { ($0 * 10).rounded() / 10 },
+                    "peak_rss_bytes": peakResidentBytes(),
+                ])
+            }
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

@@ -1,0 +1,108 @@
+import DamdaEngine
+import DamdaModelIO
+import DamdaTokenizer
+import Foundation
+import XCTest
+
+/// A tiny random Gemma 3 (every tensor type, window 4 so the sliding mask matters) against the
+/// independent NumPy reference `shared/tools/gemma3_ref.py` run on the same file.
+final class TinyGemma3Tests: XCTestCase {
+    static let path = NSTemporaryDirectory() + "damda-tiny-gemma3-\(getpid()).gguf"
+
+    override class func setUp() {
+        try! TinyModels.writeGemma3(to: path)
+    }
+
+    override class func tearDown() { try? FileManager.default.removeItem(atPath: path) }
+
+    let text = "the 안녕하세요 보험금을 zebra\n\n<start_of_turn>is"
+
+    func testTokenIDsMatchReference() throws {
+        let model = try loadModel(path: Self.path, threads: 2)
+        let ours = model.tokenizer.encode(text)
+        let out = try TinyModels.python([TinyModels.sharedTools.appendingPathComponent("gemma3_ref.py").path,
+                                         "--model", Self.path, "--prompt", text, "--tokenize-only"])
+        let line = out.split(separator: "\n").first { $0.hasPrefix("ids:") }!
+        let ref = line.dropFirst(4).split(separator: ",").map { Int32($0.trimmingCharacters(in: .whitespaces))! }
+        XCTAssertEqual(ours, ref)
+    }
+
+    func testAllPositionLogitsMatchReference() throws {
+        let model = try loadModel(path: Self.path, threads: 2)
+        let ids = model.tokenizer.encode(text)
+        XCTAssertGreaterThan(ids.count, 8, "long enough to cross the 4-token window")
+        let npy = URL(fileURLWithPath: NSTemporaryDirectory() + "damda-ref-\(getpid()).npy")
+        defer { try? FileManager.default.removeItem(at: npy) }
+        _ = try TinyModels.python([TinyModels.sharedTools.appendingPathComponent("gemma3_ref.py").path,
+                                   "--model", Self.path, "--ids", ids.map(String.init).joined(separator: ","),
+                                   "--logits-out", npy.path, "--all-logits"])
+        let ref = try TinyModels.readNPY(npy)
+        let ours = try model.forward(ids, cache: model.makeCache(capacity: 64), logits: .all)
+        XCTAssertEqual(ours.count, ref.count)
+        var maxDiff: Float = 0, maxMag: Float = 0
+        for i in ours.indices { maxDiff = max(maxDiff, abs(ours[i] - ref[i])); maxMag = max(maxMag, abs(ref[i])) }
+        XCTAssertLessThan(maxDiff, 1e-4 * max(maxMag, 1), "max |Δ| \(maxDiff) over logits up to \(maxMag)")
+    }
+
+    /// Decode with the KV cache one token at a time equals the batched prefill (sgemm path).
+    func testIncrementalDecodeEqualsBatchedPrefill() throws {
+        let model = try loadModel(path: Self.path, threads: 2)
+        let ids = model.tokenizer.encode(text)
+        let full = try model.forward(ids, cache: model.makeCache(capacity: 64), logits: .all)
+        let cache = model.makeCache(capacity: 64)
+        var inc = try model.forward(Array(ids.prefix(5)), cache: cache, logits: .all)
+        for t in ids.dropFirst(5) { inc += try model.forward([t], cache: cache, logits: .all) }
+        var maxDiff: Float = 0
+        for i in full.indices { maxDiff = max(maxDiff, abs(full[i] - inc[i])) }
+        XCTAssertLessThan(maxDiff, 1e-3)
+    }
+
+    func testContextOverflowAndBadTokensAreErrors() throws {
+        let model = try loadModel(path: Self.path, threads: 1)
+        let cache = model.makeCache(capacity: 4)
+        XCTAssertThrowsError(try model.forward([2, 300, 301, 302, 303], cache: cache, logits: .last)) { e in
+            guard case EngineError.contextOverflow = e else { return XCTFail("\(e)") }
+        }
+        XCTAssertThrowsError(try model.forward([2, 99_999], cache: model.makeCache(capacity: 8), logits: .last))
+        XCTAssertThrowsError(try model.forward([], cache: model.makeCache(capacity: 8), logits: .last))
+    }
+
+    func testGreedyGenerationIsDeterministicAndStops() throws {
+        let model = try loadModel(path: Self.path, threads: 2)
+        let gen = Generator(model: model)
+        var req = GenerationRequest(prompt: model.tokenizer.encode("the"), maxTokens: 12)
+        req.stopAtEndOfGeneration = false
+        let a = try gen.generate(req), b = try gen.generate(req)
+        XCTAssertEqual(a.tokens, b.tokens)
+        XCTAssertEqual(a.tokens.count, 12)
+        XCTAssertEqual(a.finishReason, .length)
+        // The same text with a stop string cut at its first occurrence.
+        if let stopAt = a.text.dropFirst(3).first.map(String.init), !stopAt.isEmpty {
+            var r2 = req
+            r2.stop = [stopAt]
+            let c = try gen.generate(r2)
+            XCTAssertEqual(c.finishReason, .stop)
+            XCTAssertFalse(c.text.contains(stopAt))
+            XCTAssertTrue(a.text.hasPrefix(c.text))
+        }
+        // Sampling with a seed is reproducible.
+        var r3 = req
+        r3.sampling = SamplingParameters(temperature: 0.9, topK: 20, topP: 0.9, minP: 0.01, repetitionPenalty: 1.1, seed: 7)
+        XCTAssertEqual(try gen.generate(r3).tokens, try gen.generate(r3).tokens)
+    }
+
+    func testStreamingYieldsTheSameText() async throws {
+        let model = try loadModel(path: Self.path, threads: 2)
+        var req = GenerationRequest(prompt: model.tokenizer.encode("안녕"), maxTokens: 10)
+        req.stopAtEndOfGeneration = false
+        var pieces = ""
+        var summary: GenerationSummary?
+        for try await e in Generator(model: model).stream(req) {
+            switch e {
+            case let .text(t): pieces += t
+            case let .done(s): summary = s
+            }
+        }
+        XCTAssertEqual(pieces, summary?.text)
+    }
+}

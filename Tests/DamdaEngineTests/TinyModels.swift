@@ -1,0 +1,136 @@
+import DamdaEngine
+import DamdaModelIO
+import Foundation
+import XCTest
+
+/// Tiny random-weight GGUF models the tests write themselves, with a small SentencePiece vocabulary.
+enum TinyModels {
+    static let normalTokens = ["▁", "▁t", "he", "▁the", "in", "▁a", "▁is", "an", "안", "녕", "안녕", "하", "세", "요",
+                               "하세요", "▁안녕", "보험", "금", "보험금", "을", "▁보험금", "니다", "습니다", "0", "1", "2"]
+        + (UInt8(ascii: "a")...UInt8(ascii: "z")).map { String(UnicodeScalar($0)) }
+
+    static func vocabulary() -> (tokens: [String], scores: [Float], types: [Int32]) {
+        var tokens = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>", "\n", "\n\n"]
+        var types: [Int32] = [3, 3, 3, 2, 3, 3, 4, 4]
+        for b in 0..<256 { tokens.append(String(format: "<0x%02X>", b)); types.append(6) }
+        var scores = [Float](repeating: 0, count: tokens.count)
+        for (i, t) in normalTokens.enumerated() {
+            tokens.append(t); types.append(1)
+            scores.append(Float(t.count) - Float(i) * 0.01)
+        }
+        return (tokens, scores, types)
+    }
+
+    static func setTokenizer(_ w: inout GGUFWriter, model: String = "llama") {
+        let v = vocabulary()
+        w.set("tokenizer.ggml.model", .string(model))
+        w.set("tokenizer.ggml.tokens", .array(.string, v.tokens.map { .string($0) }))
+        w.set("tokenizer.ggml.scores", .array(.float32, v.scores.map { .float32($0) }))
+        w.set("tokenizer.ggml.token_type", .array(.int32, v.types.map { .int32($0) }))
+        w.set("tokenizer.ggml.bos_token_id", .uint32(2))
+        w.set("tokenizer.ggml.eos_token_id", .uint32(1))
+        w.set("tokenizer.ggml.unknown_token_id", .uint32(3))
+        w.set("tokenizer.ggml.add_bos_token", .bool(true))
+        w.set("tokenizer.ggml.add_space_prefix", .bool(false))
+    }
+
+    /// Random blocks of `type` for a rows×cols matrix, scales kept modest so activations stay sane.
+    static func randomMatrix(_ type: TensorType, rows: Int, cols: Int, rng: inout SeededGenerator) -> [UInt8] {
+        var bytes = (0..<(rows * type.rowBytes(cols)!)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        sanitizeScales(&bytes, type: type, values: rows * cols, rng: &rng)
+        return bytes
+    }
+
+    struct GemmaShape {
+        var embedding = 256, layers = 6, feedForward = 512, heads = 2, kvHeads = 1, headDim = 128, window = 4
+    }
+
+    /// A Gemma 3 with every tensor type the engine supports somewhere in it.
+    static func writeGemma3(to path: String, shape s: GemmaShape = GemmaShape(), seed: UInt64 = 1) throws {
+        var rng = SeededGenerator(seed: seed)
+        var w = GGUFWriter()
+        w.set("general.architecture", .string("gemma3"))
+        w.set("general.name", .string("tiny-gemma3"))
+        w.set("gemma3.context_length", .uint32(256))
+        w.set("gemma3.embedding_length", .uint32(UInt32(s.embedding)))
+        w.set("gemma3.block_count", .uint32(UInt32(s.layers)))
+        w.set("gemma3.feed_forward_length", .uint32(UInt32(s.feedForward)))
+        w.set("gemma3.attention.head_count", .uint32(UInt32(s.heads)))
+        w.set("gemma3.attention.head_count_kv", .uint32(UInt32(s.kvHeads)))
+        w.set("gemma3.attention.key_length", .uint32(UInt32(s.headDim)))
+        w.set("gemma3.attention.value_length", .uint32(UInt32(s.headDim)))
+        w.set("gemma3.attention.layer_norm_rms_epsilon", .float32(1e-6))
+        w.set("gemma3.rope.freq_base", .float32(1_000_000))
+        w.set("gemma3.attention.sliding_window", .uint32(UInt32(s.window)))
+        setTokenizer(&w)
+        let vocab = vocabulary().tokens.count
+        func norm(_ n: Int) -> [Float] { (0..<n).map { _ in Float.random(in: 0.5...1.5, using: &rng) } }
+        w.addTensor("token_embd.weight", dims: [s.embedding, vocab], type: .q8_0,
+                    bytes: randomMatrix(.q8_0, rows: vocab, cols: s.embedding, rng: &rng))
+        w.addTensor("output_norm.weight", dims: [s.embedding], floats: norm(s.embedding))
+        let qkvTypes: [TensorType] = [.q5_0, .q8_0, .q4_0, .f16, .bf16, .q5_0]
+        let ffTypes: [TensorType] = [.q5_0, .q4_K, .q5_K, .q8_0, .f32, .q4_0]
+        let downTypes: [TensorType] = [.q6_K, .q4_K, .q5_K, .q8_0, .f16, .q6_K]
+        for il in 0..<s.layers {
+            let b = "blk.\(il)."
+            let t = qkvTypes[il % qkvTypes.count], f = ffTypes[il % ffTypes.count], d = downTypes[il % downTypes.count]
+            func mat(_ name: String, _ type: TensorType, _ rows: Int, _ cols: Int) {
+                w.addTensor(b + name, dims: [cols, rows], type: type, bytes: randomMatrix(type, rows: rows, cols: cols, rng: &rng))
+            }
+            w.addTensor(b + "attn_norm.weight", dims: [s.embedding], floats: norm(s.embedding))
+            mat("attn_q.weight", t, s.heads * s.headDim, s.embedding)
+            mat("attn_k.weight", t, s.kvHeads * s.headDim, s.embedding)
+            mat("attn_v.weight", .q8_0, s.kvHeads * s.headDim, s.embedding)
+            w.addTensor(b + "attn_q_norm.weight", dims: [s.headDim], floats: norm(s.headDim))
+            w.addTensor(b + "attn_k_norm.weight", dims: [s.headDim], floats: norm(s.headDim))
+            mat("attn_output.weight", .q4_K, s.embedding, s.heads * s.headDim)
+            w.addTensor(b + "post_attention_norm.weight", dims: [s.embedding], floats: norm(s.embedding))
+            w.addTensor(b + "ffn_norm.weight", dims: [s.embedding], floats: norm(s.embedding))
+            mat("ffn_gate.weight", f, s.feedForward, s.embedding)
+            mat("ffn_up.weight", f, s.feedForward, s.embedding)
+            mat("ffn_down.weight", d, s.embedding, s.feedForward)
+            w.addTensor(b + "post_ffw_norm.weight", dims: [s.embedding], floats: norm(s.embedding))
+        }
+        try w.write(to: path)
+    }
+
+    static var sharedTools: URL {
+        if let s = ProcessInfo.processInfo.environment["DAMDA_SHARED"] { return URL(fileURLWithPath: s).appendingPathComponent("tools") }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/tools")
+    }
+
+    /// Runs a Python tool and returns its standard output; fails the test with its stderr otherwise.
+    static func python(_ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3"] + args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw NSError(domain: "python", code: Int(p.terminationStatus),
+                          userInfo: [NSLocalizedDescriptionKey: "python3 \(args.joined(separator: " ")) failed: \(String(decoding: e, as: UTF8.self).suffix(1500)) (the tests need numpy and gguf: pip install numpy gguf)"])
+        }
+        return String(decoding: o, as: UTF8.self)
+    }
+
+    /// Float32 data of a .npy file written by numpy.save.
+    static func readNPY(_ url: URL) throws -> [Float] {
+        let d = try Data(contentsOf: url)
+        let major = d[6]
+        let headerLen = major == 1 ? Int(d[8]) | Int(d[9]) << 8 : Int(d[8]) | Int(d[9]) << 8 | Int(d[10]) << 16 | Int(d[11]) << 24
+        let start = (major == 1 ? 10 : 12) + headerLen
+        return d.subdata(in: start..<d.count).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+}
+
+/// The default model, or a skip when it was not fetched (CI fetches it first, and fails instead).
+func defaultModelPath() throws -> String {
+    if let p = try? ModelCache.resolveModel(nil), FileManager.default.fileExists(atPath: p) { return p }
+    if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("CI must fetch the default model first (damda model fetch)") }
+    throw XCTSkip("default model not fetched: run `damda model fetch`")
+}

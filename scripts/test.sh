@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every test: installs what they need, builds, fetches the default model (the reference-
+# comparison tests use it), then `swift test` in release mode (the kernels are too slow unoptimized).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+log=$(mktemp)
+swift build -c release >"$log" 2>&1 || { tail -60 "$log"; echo "build failed" >&2; exit 1; }
+.build/release/damda model fetch
+swift test -c release 2>&1 | tee /tmp/damda-test.log | grep -vE "^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)"
+exit "${PIPESTATUS[0]}"
