@@ -134,3 +134,49 @@ func defaultModelPath() throws -> String {
     if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("CI must fetch the default model first (damda model fetch)") }
     throw XCTSkip("default model not fetched: run `damda model fetch`")
 }
+
+extension TinyModels {
+    /// A tiny Llama (adjacent-pair RoPE, separate output matrix) or Qwen 2 (NEOX RoPE, Q/K/V biases, tied output).
+    static func writeLlama(to path: String, architecture: String, seed: UInt64 = 5) throws {
+        var rng = SeededGenerator(seed: seed)
+        let E = 256, L = 2, F = 512, H = 4, KV = 2, D = 64
+        var w = GGUFWriter()
+        let p = architecture + "."
+        w.set("general.architecture", .string(architecture))
+        w.set(p + "context_length", .uint32(128))
+        w.set(p + "embedding_length", .uint32(UInt32(E)))
+        w.set(p + "block_count", .uint32(UInt32(L)))
+        w.set(p + "feed_forward_length", .uint32(UInt32(F)))
+        w.set(p + "attention.head_count", .uint32(UInt32(H)))
+        w.set(p + "attention.head_count_kv", .uint32(UInt32(KV)))
+        w.set(p + "attention.layer_norm_rms_epsilon", .float32(1e-5))
+        w.set(p + "rope.freq_base", .float32(10_000))
+        setTokenizer(&w)
+        let vocab = vocabulary().tokens.count
+        func norm(_ n: Int) -> [Float] { (0..<n).map { _ in Float.random(in: 0.5...1.5, using: &rng) } }
+        func mat(_ name: String, _ type: TensorType, _ rows: Int, _ cols: Int) {
+            w.addTensor(name, dims: [cols, rows], type: type, bytes: randomMatrix(type, rows: rows, cols: cols, rng: &rng))
+        }
+        mat("token_embd.weight", .q8_0, vocab, E)
+        if architecture == "llama" { mat("output.weight", .q6_K, vocab, E) }
+        w.addTensor("output_norm.weight", dims: [E], floats: norm(E))
+        for il in 0..<L {
+            let b = "blk.\(il)."
+            w.addTensor(b + "attn_norm.weight", dims: [E], floats: norm(E))
+            mat(b + "attn_q.weight", .q4_K, H * D, E)
+            mat(b + "attn_k.weight", .q5_0, KV * D, E)
+            mat(b + "attn_v.weight", .q8_0, KV * D, E)
+            if architecture == "qwen2" {
+                w.addTensor(b + "attn_q.bias", dims: [H * D], floats: (0..<(H * D)).map { _ in Float.random(in: -0.5...0.5, using: &rng) })
+                w.addTensor(b + "attn_k.bias", dims: [KV * D], floats: (0..<(KV * D)).map { _ in Float.random(in: -0.5...0.5, using: &rng) })
+                w.addTensor(b + "attn_v.bias", dims: [KV * D], floats: (0..<(KV * D)).map { _ in Float.random(in: -0.5...0.5, using: &rng) })
+            }
+            mat(b + "attn_output.weight", .q4_0, E, H * D)
+            w.addTensor(b + "ffn_norm.weight", dims: [E], floats: norm(E))
+            mat(b + "ffn_gate.weight", .q5_K, F, E)
+            mat(b + "ffn_up.weight", .f16, F, E)
+            mat(b + "ffn_down.weight", .q6_K, E, F)
+        }
+        try w.write(to: path)
+    }
+}
