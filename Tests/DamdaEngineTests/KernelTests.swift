@@ -94,8 +94,14 @@ func sanitizeScales(_ bytes: inout [UInt8], type: TensorType, values: Int, rng: 
         }
         return
     }
+    // K-quants multiply a super-block scale by 6- or 8-bit sub-block scales: keep the product of
+    // realistic size (random int8 sub-scales alone would give weights of ±200).
+    let range: ClosedRange<Float> = type.blockSize == 256 ? 0.0005...0.003 : 0.001...0.05
     for b in 0..<(values / type.blockSize) {
-        for o in offsets { put(Float16(Float.random(in: 0.001...0.05, using: &rng)), &bytes, b * type.blockBytes + o) }
+        for o in offsets { put(Float16(Float.random(in: range, using: &rng)), &bytes, b * type.blockBytes + o) }
+        if type == .q6_K {
+            for i in 192..<208 { bytes[b * type.blockBytes + i] = UInt8(bitPattern: Int8.random(in: -16...16, using: &rng)) }
+        }
     }
 }
 

@@ -11,7 +11,7 @@ enum FloatKernels {
         var i = 0
         while i + 8 <= n {
             let h = src.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<Float16>.self)
-            storeF8(F8(h), dst + i)
+            storeF8(toFloat(h), dst + i)
             i += 8
         }
         while i < n { dst[i] = f16(src, 2 * i); i += 1 }
@@ -20,8 +20,8 @@ enum FloatKernels {
         var s0 = F8(), s1 = F8()
         var i = 0
         while i + 16 <= n {
-            s0 = s0.addingProduct(F8(src.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<Float16>.self)), loadF8(x + i))
-            s1 = s1.addingProduct(F8(src.loadUnaligned(fromByteOffset: 2 * i + 16, as: SIMD8<Float16>.self)), loadF8(x + i + 8))
+            s0 = s0.addingProduct(toFloat(src.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<Float16>.self)), loadF8(x + i))
+            s1 = s1.addingProduct(toFloat(src.loadUnaligned(fromByteOffset: 2 * i + 16, as: SIMD8<Float16>.self)), loadF8(x + i + 8))
             i += 16
         }
         var s = (s0 + s1).sum()
@@ -32,7 +32,7 @@ enum FloatKernels {
     static func dequantizeBF16(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
         while i + 8 <= n {
-            let h = SIMD8<UInt32>(truncatingIfNeeded: src.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self)) &<< 16
+            let h = widen(src.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self)) &<< 16
             storeF8(unsafeBitCast(h, to: F8.self), dst + i)
             i += 8
         }
@@ -42,7 +42,7 @@ enum FloatKernels {
         var s0 = F8()
         var i = 0
         while i + 8 <= n {
-            let h = SIMD8<UInt32>(truncatingIfNeeded: src.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self)) &<< 16
+            let h = widen(src.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self)) &<< 16
             s0 = s0.addingProduct(unsafeBitCast(h, to: F8.self), loadF8(x + i))
             i += 8
         }

@@ -30,3 +30,38 @@ typealias F8 = SIMD8<Float>
     while i < n { s += a[i] * b[i]; i += 1 }
     return s
 }
+
+// Lane conversions written as explicit build-vectors. LLVM folds them into single vector
+// instructions (vpmovsxbd, vpmovzxbd, vcvtdq2ps, vcvtph2ps) every time, whereas the standard
+// library's generic SIMD conversion initializers are sometimes left un-inlined as scalar loops,
+// which made decode 3× slower depending on unrelated code elsewhere in the module.
+
+@inline(__always) func toFloat(_ v: SIMD8<Int8>) -> F8 {
+    F8(Float(v[0]), Float(v[1]), Float(v[2]), Float(v[3]), Float(v[4]), Float(v[5]), Float(v[6]), Float(v[7]))
+}
+
+@inline(__always) func toFloat(_ v: SIMD8<Int32>) -> F8 {
+    F8(Float(v[0]), Float(v[1]), Float(v[2]), Float(v[3]), Float(v[4]), Float(v[5]), Float(v[6]), Float(v[7]))
+}
+
+@inline(__always) func toFloat(_ v: SIMD8<Float16>) -> F8 {
+    F8(Float(v[0]), Float(v[1]), Float(v[2]), Float(v[3]), Float(v[4]), Float(v[5]), Float(v[6]), Float(v[7]))
+}
+
+@inline(__always) func widen(_ v: SIMD8<UInt8>) -> SIMD8<Int32> {
+    SIMD8<Int32>(Int32(v[0]), Int32(v[1]), Int32(v[2]), Int32(v[3]), Int32(v[4]), Int32(v[5]), Int32(v[6]), Int32(v[7]))
+}
+
+@inline(__always) func widen(_ v: SIMD8<UInt16>) -> SIMD8<UInt32> {
+    SIMD8<UInt32>(UInt32(v[0]), UInt32(v[1]), UInt32(v[2]), UInt32(v[3]), UInt32(v[4]), UInt32(v[5]), UInt32(v[6]), UInt32(v[7]))
+}
+
+typealias F4 = SIMD4<Float>
+
+@inline(__always) func loadF4(_ p: UnsafePointer<Float>) -> F4 { UnsafeRawPointer(p).loadUnaligned(as: F4.self) }
+
+@inline(__always) func toFloat(_ v: SIMD4<Int8>) -> F4 { F4(Float(v[0]), Float(v[1]), Float(v[2]), Float(v[3])) }
+
+@inline(__always) func toFloat(_ v: SIMD4<Int32>) -> F4 { F4(Float(v[0]), Float(v[1]), Float(v[2]), Float(v[3])) }
+
+@inline(__always) func widen(_ v: SIMD4<UInt8>) -> SIMD4<Int32> { SIMD4<Int32>(Int32(v[0]), Int32(v[1]), Int32(v[2]), Int32(v[3])) }

@@ -23,9 +23,9 @@ enum KQuants {
             let d2 = F8(repeating: d * sc2), mm2 = F8(repeating: dmin * m2)
             let q = qs + chunk * 32
             for g in 0..<4 {
-                let b = SIMD8<Int32>(truncatingIfNeeded: q.loadUnaligned(fromByteOffset: 8 * g, as: SIMD8<UInt8>.self))
-                storeF8(d1 * F8(b & 0xF) - mm1, y + chunk * 64 + 8 * g)
-                storeF8(d2 * F8(b &>> 4) - mm2, y + chunk * 64 + 32 + 8 * g)
+                let b = widen(q.loadUnaligned(fromByteOffset: 8 * g, as: SIMD8<UInt8>.self))
+                storeF8(d1 * toFloat(b & 0xF) - mm1, y + chunk * 64 + 8 * g)
+                storeF8(d2 * toFloat(b &>> 4) - mm2, y + chunk * 64 + 32 + 8 * g)
             }
         }
     }
@@ -107,10 +107,10 @@ enum KQuants {
                 let q = qs + chunk * 32
                 let x1 = xb + chunk * 64, x2 = x1 + 32
                 for g in 0..<4 {
-                    let v = SIMD8<Int32>(truncatingIfNeeded: q.loadUnaligned(fromByteOffset: 8 * g, as: SIMD8<UInt8>.self))
+                    let v = widen(q.loadUnaligned(fromByteOffset: 8 * g, as: SIMD8<UInt8>.self))
                     let xa = loadF8(x1 + 8 * g), xc = loadF8(x2 + 8 * g)
-                    a1 = a1.addingProduct(F8(v & 0xF), xa)
-                    a2 = a2.addingProduct(F8(v &>> 4), xc)
+                    a1 = a1.addingProduct(toFloat(v & 0xF), xa)
+                    a2 = a2.addingProduct(toFloat(v &>> 4), xc)
                     s1 += xa
                     s2 += xc
                 }
@@ -136,9 +136,9 @@ enum KQuants {
                 for g in 0..<4 {
                     let l = 8 * g
                     let s = l / 16
-                    let a = SIMD8<Int32>(truncatingIfNeeded: ql.loadUnaligned(fromByteOffset: l, as: SIMD8<UInt8>.self))
-                    let c = SIMD8<Int32>(truncatingIfNeeded: ql.loadUnaligned(fromByteOffset: l + 32, as: SIMD8<UInt8>.self))
-                    let h = SIMD8<Int32>(truncatingIfNeeded: qh.loadUnaligned(fromByteOffset: l, as: SIMD8<UInt8>.self))
+                    let a = widen(ql.loadUnaligned(fromByteOffset: l, as: SIMD8<UInt8>.self))
+                    let c = widen(ql.loadUnaligned(fromByteOffset: l + 32, as: SIMD8<UInt8>.self))
+                    let h = widen(qh.loadUnaligned(fromByteOffset: l, as: SIMD8<UInt8>.self))
                     let q1 = ((a & 0xF) | ((h & 3) &<< 4)) &- thirtyTwo
                     let q2 = ((c & 0xF) | (((h &>> 2) & 3) &<< 4)) &- thirtyTwo
                     let q3 = ((a &>> 4) | (((h &>> 4) & 3) &<< 4)) &- thirtyTwo
@@ -147,10 +147,10 @@ enum KQuants {
                     let d2 = d * Float(sc.load(fromByteOffset: s + 2, as: Int8.self))
                     let d3 = d * Float(sc.load(fromByteOffset: s + 4, as: Int8.self))
                     let d4 = d * Float(sc.load(fromByteOffset: s + 6, as: Int8.self))
-                    total = total.addingProduct(F8(q1) * loadF8(xh + l), F8(repeating: d1))
-                    total = total.addingProduct(F8(q2) * loadF8(xh + l + 32), F8(repeating: d2))
-                    total = total.addingProduct(F8(q3) * loadF8(xh + l + 64), F8(repeating: d3))
-                    total = total.addingProduct(F8(q4) * loadF8(xh + l + 96), F8(repeating: d4))
+                    total = total.addingProduct(toFloat(q1) * loadF8(xh + l), F8(repeating: d1))
+                    total = total.addingProduct(toFloat(q2) * loadF8(xh + l + 32), F8(repeating: d2))
+                    total = total.addingProduct(toFloat(q3) * loadF8(xh + l + 64), F8(repeating: d3))
+                    total = total.addingProduct(toFloat(q4) * loadF8(xh + l + 96), F8(repeating: d4))
                 }
             }
         }

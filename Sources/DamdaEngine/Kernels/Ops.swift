@@ -17,22 +17,29 @@ public enum Ops {
     }
 
     /// NEOX-style rotary embedding over `heads` heads of `dim` values per token: pairs (i, i + nRot/2).
-    public static func rope(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, dim: Int, nRot: Int,
-                            positions: Range<Int>, base: Double, freqScale: Double) {
-        let half = nRot / 2
-        var cosT = [Float](repeating: 0, count: half), sinT = [Float](repeating: 0, count: half)
-        for t in 0..<tokens {
-            let pos = Double(positions.lowerBound + t) * freqScale
-            for i in 0..<half {
-                let a = pos * pow(base, -2.0 * Double(i) / Double(nRot))
-                cosT[i] = Float(cos(a)); sinT[i] = Float(sin(a))
-            }
-            for h in 0..<heads {
-                let p = x + (t * heads + h) * dim
-                for i in 0..<half {
-                    let x0 = p[i], x1 = p[i + half]
-                    p[i] = x0 * cosT[i] - x1 * sinT[i]
-                    p[i + half] = x0 * sinT[i] + x1 * cosT[i]
+    public static func rope(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, dim: Int, table: RopeTable) {
+        let half = table.half
+        table.cos.withUnsafeBufferPointer { cp in
+            table.sin.withUnsafeBufferPointer { sp in
+                for t in 0..<tokens {
+                    let c = cp.baseAddress! + t * half, s = sp.baseAddress! + t * half
+                    for h in 0..<heads {
+                        let p = x + (t * heads + h) * dim
+                        var i = 0
+                        while i + 8 <= half {
+                            let x0 = loadF8(p + i), x1 = loadF8(p + i + half)
+                            let cv = loadF8(c + i), sv = loadF8(s + i)
+                            storeF8(x0 * cv - x1 * sv, p + i)
+                            storeF8(x0 * sv + x1 * cv, p + i + half)
+                            i += 8
+                        }
+                        while i < half {
+                            let x0 = p[i], x1 = p[i + half]
+                            p[i] = x0 * c[i] - x1 * s[i]
+                            p[i + half] = x0 * s[i] + x1 * c[i]
+                            i += 1
+                        }
+                    }
                 }
             }
         }
@@ -86,14 +93,11 @@ public enum Ops {
 
 extension Ops {
     /// Original (GPT-J / llama "NORM") rotary embedding: adjacent pairs (2i, 2i+1).
-    public static func ropeInterleaved(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, dim: Int, nRot: Int,
-                                       positions: Range<Int>, base: Double, freqScale: Double) {
-        let half = nRot / 2
+    public static func ropeInterleaved(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, dim: Int, table: RopeTable) {
+        let half = table.half
         for t in 0..<tokens {
-            let pos = Double(positions.lowerBound + t) * freqScale
             for i in 0..<half {
-                let a = pos * pow(base, -2.0 * Double(i) / Double(nRot))
-                let cs = Float(cos(a)), sn = Float(sin(a))
+                let cs = table.cos[t * half + i], sn = table.sin[t * half + i]
                 for h in 0..<heads {
                     let p = x + (t * heads + h) * dim + 2 * i
                     let x0 = p[0], x1 = p[1]
@@ -108,5 +112,28 @@ extension Ops {
     public static func addBias(_ x: UnsafeMutablePointer<Float>, _ b: [Float], rows: Int) {
         let n = b.count
         b.withUnsafeBufferPointer { bp in for r in 0..<rows { add(x + r * n, bp.baseAddress!, n) } }
+    }
+}
+
+/// cos/sin of every (position, frequency) pair for one forward pass, computed once in float64
+/// and shared by all layers with the same base.
+public struct RopeTable {
+    public let half: Int
+    public let cos: [Float]
+    public let sin: [Float]
+
+    public init(positions: Range<Int>, nRot: Int, base: Double, freqScale: Double) {
+        half = nRot / 2
+        let inv = (0..<half).map { Foundation.pow(base, -2.0 * Double($0) / Double(nRot)) }
+        var c = [Float](repeating: 0, count: positions.count * half), s = c
+        for (t, pos) in positions.enumerated() {
+            let p = Double(pos) * freqScale
+            for i in 0..<half {
+                c[t * half + i] = Float(Foundation.cos(p * inv[i]))
+                s[t * half + i] = Float(Foundation.sin(p * inv[i]))
+            }
+        }
+        cos = c
+        sin = s
     }
 }

@@ -34,7 +34,7 @@ func attention(q: UnsafePointer<Float>, cache: KVCache, layer: Int, start: Int, 
                         row[j] = tanhf(row[j] / softcap) * softcap
                     }
                 }
-                Ops.softmaxRows(row, rows: 1, cols: span)
+                Ops.softmaxVector(row, span)
             }
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tokens), Int32(valueDim), Int32(span),

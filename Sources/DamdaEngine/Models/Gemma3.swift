@@ -145,6 +145,9 @@ public final class Gemma3Model: LanguageModel, @unchecked Sendable {
         let q = Buffer(T * H * D), k = Buffer(T * kDim), v = Buffer(T * vDim), att = Buffer(T * H * Dv)
         let gate = Buffer(T * c.feedForward), up = Buffer(T * c.feedForward)
 
+        let positions = start..<(start + T)
+        let ropeLocal = RopeTable(positions: positions, nRot: c.ropeDims, base: c.ropeBaseLocal, freqScale: 1)
+        let ropeGlobal = RopeTable(positions: positions, nRot: c.ropeDims, base: c.ropeBaseGlobal, freqScale: c.ropeScaleGlobal)
         for (t, id) in tokens.enumerated() {
             embeddings.dequantizeRow(Int(id), into: h.p + t * E)
             Ops.scale(h.p + t * E, c.embeddingScale, E)
@@ -157,10 +160,9 @@ public final class Gemma3Model: LanguageModel, @unchecked Sendable {
             Ops.rmsNorm(q.p, L.qNorm, q.p, rows: T * H, n: D, eps: c.eps)
             Ops.rmsNorm(k.p, L.kNorm, k.p, rows: T * c.kvHeads, n: D, eps: c.eps)
             let sliding = c.isSliding[il]
-            let base = sliding ? c.ropeBaseLocal : c.ropeBaseGlobal
-            let fscale = sliding ? 1 : c.ropeScaleGlobal
-            Ops.rope(q.p, tokens: T, heads: H, dim: D, nRot: c.ropeDims, positions: start..<(start + T), base: base, freqScale: fscale)
-            Ops.rope(k.p, tokens: T, heads: c.kvHeads, dim: D, nRot: c.ropeDims, positions: start..<(start + T), base: base, freqScale: fscale)
+            let rope = sliding ? ropeLocal : ropeGlobal
+            Ops.rope(q.p, tokens: T, heads: H, dim: D, table: rope)
+            Ops.rope(k.p, tokens: T, heads: c.kvHeads, dim: D, table: rope)
             Ops.scale(q.p, c.attentionScale, T * H * D)
             (cache.keys[il] + start * kDim).update(from: k.p, count: T * kDim)
             (cache.values[il] + start * vDim).update(from: v.p, count: T * vDim)
@@ -174,7 +176,7 @@ public final class Gemma3Model: LanguageModel, @unchecked Sendable {
             Ops.rmsNorm(h.p, L.ffnNorm, x.p, rows: T, n: E, eps: c.eps)
             matmul(L.gate, x.p, tokens: T, gate.p, threads: threads, scratch: scratch)
             matmul(L.up, x.p, tokens: T, up.p, threads: threads, scratch: scratch)
-            Ops.geluGate(gate.p, up.p, T * c.feedForward)
+            Ops.geluGateVector(gate.p, up.p, T * c.feedForward)
             matmul(L.down, gate.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
             Ops.rmsNorm(tmp.p, L.postFFNNorm, tmp.p, rows: T, n: E, eps: c.eps)
             Ops.add(h.p, tmp.p, T * E)

@@ -118,6 +118,7 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
         let gate = Buffer(T * c.feedForward), up = Buffer(T * c.feedForward)
         for (t, id) in tokens.enumerated() { embeddings.dequantizeRow(Int(id), into: h.p + t * E) }
         let positions = start..<(start + T)
+        let rope = RopeTable(positions: positions, nRot: c.ropeDims, base: c.ropeBase, freqScale: c.ropeScale)
         for (il, L) in layers.enumerated() {
             Ops.rmsNorm(h.p, L.attnNorm, x.p, rows: T, n: E, eps: c.eps)
             matmul(L.q, x.p, tokens: T, q.p, threads: threads, scratch: scratch)
@@ -127,11 +128,11 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
             if let b = L.kBias { Ops.addBias(k.p, b, rows: T) }
             if let b = L.vBias { Ops.addBias(v.p, b, rows: T) }
             if c.neoxRope {
-                Ops.rope(q.p, tokens: T, heads: H, dim: D, nRot: c.ropeDims, positions: positions, base: c.ropeBase, freqScale: c.ropeScale)
-                Ops.rope(k.p, tokens: T, heads: c.kvHeads, dim: D, nRot: c.ropeDims, positions: positions, base: c.ropeBase, freqScale: c.ropeScale)
+                Ops.rope(q.p, tokens: T, heads: H, dim: D, table: rope)
+                Ops.rope(k.p, tokens: T, heads: c.kvHeads, dim: D, table: rope)
             } else {
-                Ops.ropeInterleaved(q.p, tokens: T, heads: H, dim: D, nRot: c.ropeDims, positions: positions, base: c.ropeBase, freqScale: c.ropeScale)
-                Ops.ropeInterleaved(k.p, tokens: T, heads: c.kvHeads, dim: D, nRot: c.ropeDims, positions: positions, base: c.ropeBase, freqScale: c.ropeScale)
+                Ops.ropeInterleaved(q.p, tokens: T, heads: H, dim: D, table: rope)
+                Ops.ropeInterleaved(k.p, tokens: T, heads: c.kvHeads, dim: D, table: rope)
             }
             Ops.scale(q.p, 1 / Float(D).squareRoot(), T * H * D)
             (cache.keys[il] + start * kDim).update(from: k.p, count: T * kDim)
