@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Shared plumbing: progress bars, error protocol, thread pool. Knows nothing of models.
@@ -43,8 +44,14 @@ let package = Package(
         // Kernels, architectures (Gemma 3, Llama/Qwen 2), KV cache, sampling, generation.
         .target(name: "DamdaEngine", dependencies: ["DamdaCore", "DamdaModelIO", "DamdaTokenizer", "COpenBLAS"],
                 swiftSettings: kernelFlags),
+        // Ingest, Korean-aware analysis, chunking, BM25, the SQLite store, search.
+        .target(name: "DamdaRetrieval", dependencies: [
+            "DamdaCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .executableTarget(name: "damda", dependencies: [
-            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine",
+            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -54,6 +61,7 @@ let package = Package(
         ]),
         .testTarget(name: "DamdaTokenizerTests", dependencies: ["DamdaTokenizer", "DamdaModelIO"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "DamdaRetrievalTests", dependencies: ["DamdaRetrieval"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DamdaEngineTests", dependencies: ["DamdaEngine", "DamdaModelIO", "DamdaTokenizer"],
                     resources: [.copy("Fixtures")]),
     ]

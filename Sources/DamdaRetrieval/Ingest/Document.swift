@@ -1,0 +1,57 @@
+import Crypto
+import Foundation
+
+/// A source document as parsed: sections keep their heading path and page.
+public struct Document: Sendable {
+    public struct Section: Sendable {
+        public var text: String
+        public var headingPath: [String]
+        public var page: Int?
+        public init(text: String, headingPath: [String] = [], page: Int? = nil) {
+            self.text = text; self.headingPath = headingPath; self.page = page
+        }
+    }
+
+    /// Stable id: the given id (JSONL/CSV) or the source path.
+    public var id: String
+    public var title: String
+    public var source: String
+    public var sections: [Section]
+    public var tags: [String] = []
+
+    public init(id: String, title: String, source: String, sections: [Section], tags: [String] = []) {
+        self.id = id; self.title = title; self.source = source; self.sections = sections; self.tags = tags
+    }
+
+    /// Content hash: re-ingesting an unchanged document is skipped.
+    public var contentHash: String {
+        var h = SHA256()
+        h.update(data: Data(title.utf8))
+        for s in sections {
+            h.update(data: Data(s.headingPath.joined(separator: "\u{1F}").utf8))
+            h.update(data: Data("\u{1E}\(s.page ?? 0)\u{1E}".utf8))
+            h.update(data: Data(s.text.utf8))
+        }
+        return h.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+public enum IngestError: Error, CustomStringConvertible, Sendable {
+    case unreadable(String, reason: String)
+    case binary(String)
+    case empty(String)
+    case unsupported(String)
+    case toolMissing(String, tool: String)
+    case badLine(String, line: Int, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .unreadable(p, r): "\(p): cannot read (\(r))"
+        case let .binary(p): "\(p): binary content, not text: skipped"
+        case let .empty(p): "\(p): empty document: skipped"
+        case let .unsupported(p): "\(p): unsupported file type (txt, md, html, pdf, jsonl, csv are): skipped"
+        case let .toolMissing(p, tool): "\(p): needs `\(tool)` (apt-get install poppler-utils): skipped"
+        case let .badLine(p, line, r): "\(p):\(line): \(r): line skipped"
+        }
+    }
+}

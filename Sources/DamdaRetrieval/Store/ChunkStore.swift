@@ -1,0 +1,28 @@
+/// A chunk as stored, with its analyzed term frequencies (the BM25 postings' source).
+public struct StoredChunk: Sendable {
+    public var rowID: Int64
+    public var chunk: Chunk
+    public var tags: [String]
+    public var termFrequencies: [String: Int]
+}
+
+public struct StoredDocument: Sendable, Equatable {
+    public var id: String
+    public var title: String
+    public var source: String
+    public var hash: String
+    public var chunks: Int
+}
+
+/// Where documents, chunks and their index data live. SQLite (GRDB) is the embedded default;
+/// a PostgreSQL + pgvector store is the planned second implementation.
+public protocol ChunkStore: Sendable {
+    func documentHashes() throws -> [String: String]
+    /// Replaces each document's chunks atomically: all of a batch or none of it is written.
+    func replace(_ batch: [(document: Document, hash: String, chunks: [Chunk], terms: [[String: Int]])]) throws
+    func remove(documentIDs: [String]) throws
+    func documents() throws -> [StoredDocument]
+    func allChunks() throws -> [StoredChunk]
+    func setMeta(_ key: String, _ value: String) throws
+    func meta(_ key: String) throws -> String?
+}

@@ -1,0 +1,73 @@
+import ArgumentParser
+import DamdaRetrieval
+import Foundation
+
+struct IndexOptions: ParsableArguments {
+    @Option(help: "Index directory (created if missing).") var index: String
+}
+
+struct IngestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest", abstract: "Add files and folders (txt, md, html, pdf, jsonl, csv) to an index.")
+    @OptionGroup var indexOptions: IndexOptions
+    @Argument(help: "Files or folders (searched recursively).") var paths: [String]
+    @Flag(help: "Remove indexed documents that are no longer among PATHS.") var prune = false
+    @Option(help: "Analyzer for a new index: bigram (default), particle, whitespace.") var analyzer: String?
+    @Option(help: "JSONL/CSV field holding the text.") var textField = "text"
+    @Option(help: "JSONL/CSV field holding the title.") var titleField = "title"
+    @Option(help: "JSONL/CSV field holding the document id.") var idField = "id"
+    @Option(help: "Chunk budget in (approximate) model tokens.") var chunkTokens = 256
+    @Flag(help: "Print the summary as JSON.") var json = false
+
+    func run() async throws {
+        try await failing {
+            let idx = try SearchIndex(directory: indexOptions.index, analyzer: analyzer,
+                                      chunker: Chunker(maxTokens: chunkTokens, overlapTokens: chunkTokens / 5))
+            let loaded = DocumentLoader(fields: RecordFields(text: textField, title: titleField, id: idField)).load(paths)
+            for p in loaded.problems { FileHandle.standardError.write("warning: \(p)\n".data(using: .utf8)!) }
+            let s = try idx.ingest(loaded, prune: prune)
+            if json {
+                printJSON(["added": s.added, "updated": s.updated, "skipped": s.skipped, "removed": s.removed,
+                           "chunks": s.chunks, "problems": s.problems, "seconds": s.seconds, "index_chunks": idx.chunkCount])
+            } else {
+                print(String(format: "documents: %d added, %d updated, %d skipped, %d removed; %d chunks written (%d in index); %d problems; %.2f s",
+                             s.added, s.updated, s.skipped, s.removed, s.chunks, idx.chunkCount, s.problems, s.seconds))
+            }
+        }
+    }
+}
+
+struct SearchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "search", abstract: "Rank an index's chunks for a question.")
+    @OptionGroup var indexOptions: IndexOptions
+    @Argument(help: "The question.") var query: String
+    @Option(help: "How many chunks.") var k = 5
+    @Option(help: "Retrieval mode (bm25; vector and hybrid arrive with the embedding model).") var mode = "bm25"
+    @Option(help: "Only chunks whose source starts with this (repeatable).") var source: [String] = []
+    @Option(help: "Only chunks of documents with this tag (repeatable).") var tag: [String] = []
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await failing {
+            guard mode == "bm25" else { throw ValidationError("mode '\(mode)' is not available yet: only bm25 (embeddings are not built)") }
+            let idx = try SearchIndex(directory: indexOptions.index)
+            let hits = idx.search(query, k: k, filter: SearchFilter(sources: source, tags: tag))
+            if json {
+                printJSON(["query": query, "mode": mode, "hits": hits.map { h in
+                    ["rank": h.rank, "score": Double(h.score), "chunk_id": h.chunk.id, "document_id": h.chunk.documentID,
+                     "title": h.chunk.title, "source": h.chunk.source, "heading": h.chunk.headingPath,
+                     "page": h.chunk.page as Any, "text": h.chunk.text] as [String: Any]
+                }])
+            } else {
+                for h in hits {
+                    var loc = h.chunk.source
+                    if let p = h.chunk.page { loc += " p.\(p)" }
+                    if !h.chunk.headingPath.isEmpty { loc += " › " + h.chunk.headingPath.joined(separator: " › ") }
+                    print(String(format: "%d. [%.3f] %@ — %@", h.rank, h.score, h.chunk.title, loc))
+                    print("   " + h.chunk.text.prefix(200).replacingOccurrences(of: "\n", with: " "))
+                }
+                if hits.isEmpty { print("no matching chunks") }
+            }
+        }
+    }
+}
