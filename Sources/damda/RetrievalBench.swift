@@ -1,5 +1,6 @@
 import ArgumentParser
 import DamdaCore
+import DamdaModelIO
 import DamdaRetrieval
 import Foundation
 
@@ -12,6 +13,9 @@ struct RetrievalBench: AsyncParsableCommand {
     @Option(help: "Analyzers to compare (comma-separated).") var analyzers = "bigram,particle,whitespace"
     @Option(help: "Chunk budget in approximate tokens.") var chunkTokens = 256
     @Option(help: "Only the first N questions (0: all).") var limit = 0
+    @Option(help: "Embedding model file (default: the fetched multilingual-e5-small).") var embeddingModel: String?
+    @Option(help: "Worker threads.") var threads: Int = Threads.available
+    @Option(help: "Weighted-fusion BM25 weight (vector gets 1 − w).") var bm25Weight: Float = 0.5
     @Flag(help: "Print JSON (the only format).") var json = false
 
     func run() async throws {
@@ -27,19 +31,35 @@ struct RetrievalBench: AsyncParsableCommand {
             if limit > 0 { questions = Array(questions.prefix(limit)) }
             let loaded = DocumentLoader().load([docs])
             var results: [String: Any] = [:]
-            for name in analyzers.split(separator: ",").map(String.init) {
+            let e5Path = embeddingModel ?? ModelCache.directory().appendingPathComponent(ModelSpec.e5Small.fileName).path
+            let embedder: E5Embedder? = FileManager.default.fileExists(atPath: e5Path) ? try E5Embedder(path: e5Path, threads: threads) : nil
+            let analyzerNames = analyzers.split(separator: ",").map(String.init)
+            for name in analyzerNames {
+                let withVectors = embedder != nil && name == analyzerNames.first
                 let dir = FileManager.default.temporaryDirectory.appendingPathComponent("damda-bench-\(getpid())-\(name)")
                 try? FileManager.default.removeItem(at: dir)
                 defer { try? FileManager.default.removeItem(at: dir) }
                 let idx = try SearchIndex(directory: dir.path, analyzer: name,
-                                          chunker: Chunker(maxTokens: chunkTokens, overlapTokens: chunkTokens / 5))
-                let s = try idx.ingest(loaded, progress: false)
+                                          chunker: Chunker(maxTokens: chunkTokens, overlapTokens: chunkTokens / 5),
+                                          embedder: withVectors ? embedder : nil)
+                let s = try idx.ingest(loaded, progress: withVectors)
+                var modes: [(String, SearchMode, Fusion)] = [("bm25_" + name, .bm25, .default)]
+                if withVectors {
+                    modes += [("vector", .vector, .default), ("hybrid", .hybrid, .weighted(bm25: bm25Weight, vector: 1 - bm25Weight)),
+                              ("hybrid_rrf", .hybrid, .reciprocalRank(k: 60))]
+                    let chunkTexts = try idx.store.allChunks().map { "passage: " + $0.chunk.text }
+                    let tokens = chunkTexts.reduce(0) { $0 + embedder!.encoder.windows($1).reduce(0) { $0 + $1.count } }
+                    results["embedding"] = ["model": embedder!.name, "tokens": tokens, "ingest_seconds": (s.seconds * 100).rounded() / 100,
+                                            "embed_tokens_per_s": (Double(tokens) / s.seconds).rounded(), "threads": threads]
+                }
+                for (label, mode, fusion) in modes {
+                idx.fusion = fusion
                 var hitsAt = [Int: Int](), rr = 0.0
                 var latencies: [Double] = []
                 let clock = ContinuousClock()
                 for (q, d) in questions {
                     let t0 = clock.now
-                    let hits = idx.search(q, k: maxK)
+                    let hits = try idx.search(q, k: maxK, mode: mode)
                     let dt = clock.now - t0
                     latencies.append(Double(dt.components.attoseconds) * 1e-15 + Double(dt.components.seconds) * 1000)
                     if let r = hits.firstIndex(where: { $0.chunk.documentID == d }) {
@@ -55,7 +75,8 @@ struct RetrievalBench: AsyncParsableCommand {
                                             "latency_ms_p50": latencies.isEmpty ? 0 : (latencies[latencies.count / 2] * 100).rounded() / 100,
                                             "latency_ms_p99": latencies.isEmpty ? 0 : (latencies[min(latencies.count - 1, latencies.count * 99 / 100)] * 100).rounded() / 100]
                 for kk in ks { entry["recall@\(kk)"] = (Double(hitsAt[kk] ?? 0) / n * 1000).rounded() / 1000 }
-                results["bm25_" + name] = entry
+                results[label] = entry
+                }
             }
             printJSON(["questions": questions.count, "documents": loaded.documents.count, "chunk_tokens": chunkTokens, "modes": results])
         }

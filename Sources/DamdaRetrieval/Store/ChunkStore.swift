@@ -4,6 +4,8 @@ public struct StoredChunk: Sendable {
     public var chunk: Chunk
     public var tags: [String]
     public var termFrequencies: [String: Int]
+    /// Unit vector from the index's embedder, empty when the index has none.
+    public var embedding: [Float]
 }
 
 public struct StoredDocument: Sendable, Equatable {
@@ -19,10 +21,19 @@ public struct StoredDocument: Sendable, Equatable {
 public protocol ChunkStore: Sendable {
     func documentHashes() throws -> [String: String]
     /// Replaces each document's chunks atomically: all of a batch or none of it is written.
-    func replace(_ batch: [(document: Document, hash: String, chunks: [Chunk], terms: [[String: Int]])]) throws
+    func replace(_ batch: [IngestBatchItem]) throws
     func remove(documentIDs: [String]) throws
     func documents() throws -> [StoredDocument]
     func allChunks() throws -> [StoredChunk]
     func setMeta(_ key: String, _ value: String) throws
     func meta(_ key: String) throws -> String?
+}
+
+/// One document's replacement: its chunks with their terms and (optionally) embeddings.
+public struct IngestBatchItem: Sendable {
+    public var document: Document
+    public var hash: String
+    public var chunks: [Chunk]
+    public var terms: [[String: Int]]
+    public var embeddings: [[Float]]
 }

@@ -31,6 +31,9 @@ public final class SQLiteStore: ChunkStore, @unchecked Sendable {
                 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 """)
         }
+        m.registerMigration("v2-embeddings") { db in
+            try db.execute(sql: "ALTER TABLE chunks ADD COLUMN embedding BLOB")
+        }
         return m
     }
 
@@ -56,7 +59,7 @@ public final class SQLiteStore: ChunkStore, @unchecked Sendable {
         return out
     }
 
-    public func replace(_ batch: [(document: Document, hash: String, chunks: [Chunk], terms: [[String: Int]])]) throws {
+    public func replace(_ batch: [IngestBatchItem]) throws {
         let now = Date().timeIntervalSince1970
         try db.write { db in
             for item in batch {
@@ -64,11 +67,12 @@ public final class SQLiteStore: ChunkStore, @unchecked Sendable {
                 try db.execute(sql: "DELETE FROM documents WHERE id = ?", arguments: [d.id])
                 try db.execute(sql: "INSERT INTO documents (id, title, source, hash, tags, ingested_at) VALUES (?, ?, ?, ?, ?, ?)",
                                arguments: [d.id, d.title, d.source, item.hash, d.tags.joined(separator: ","), now])
-                for (c, t) in zip(item.chunks, item.terms) {
+                for (i, (c, t)) in zip(item.chunks, item.terms).enumerated() {
+                    let vector: Data? = i < item.embeddings.count ? item.embeddings[i].withUnsafeBytes { Data($0) } : nil
                     try db.execute(sql: """
-                        INSERT INTO chunks (document_id, ordinal, text, title, source, heading, page, terms)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                        """, arguments: [d.id, c.ordinal, c.text, c.title, c.source, c.headingPath.joined(separator: "\u{1F}"), c.page, Self.encode(t)])
+                        INSERT INTO chunks (document_id, ordinal, text, title, source, heading, page, terms, embedding)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """, arguments: [d.id, c.ordinal, c.text, c.title, c.source, c.headingPath.joined(separator: "\u{1F}"), c.page, Self.encode(t), vector])
                 }
             }
         }
@@ -92,18 +96,20 @@ public final class SQLiteStore: ChunkStore, @unchecked Sendable {
     public func allChunks() throws -> [StoredChunk] {
         try db.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT c.id, c.document_id, c.ordinal, c.text, c.title, c.source, c.heading, c.page, c.terms, d.tags
+                SELECT c.id, c.document_id, c.ordinal, c.text, c.title, c.source, c.heading, c.page, c.terms, c.embedding, d.tags
                 FROM chunks c JOIN documents d ON d.id = c.document_id ORDER BY c.id
                 """).map { row in
                 let heading: String = row["heading"]
                 let tags: String = row["tags"]
+                let blob: Data? = row["embedding"]
+                let embedding: [Float] = blob.map { b in b.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) } } ?? []
                 return StoredChunk(
                     rowID: row["id"],
                     chunk: Chunk(documentID: row["document_id"], ordinal: row["ordinal"], text: row["text"], title: row["title"],
                                  source: row["source"], headingPath: heading.isEmpty ? [] : heading.components(separatedBy: "\u{1F}"),
                                  page: row["page"]),
                     tags: tags.isEmpty ? [] : tags.components(separatedBy: ","),
-                    termFrequencies: Self.decode(row["terms"]))
+                    termFrequencies: Self.decode(row["terms"]), embedding: embedding)
             }
         }
     }

