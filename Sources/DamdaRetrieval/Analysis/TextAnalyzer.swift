@@ -41,6 +41,18 @@ enum Normalizer {
         flush()
         return out
     }
+
+    /// Terms of every run: non-Hangul runs stay whole, Hangul runs go through `hangul`.
+    static func terms(_ text: String, hangul: (String) -> [String]) -> [String] {
+        var out: [String] = []
+        for run in runs(text) {
+            switch run {
+            case let .other(s): out.append(s)
+            case let .hangul(s): out += hangul(s)
+            }
+        }
+        return out
+    }
 }
 
 /// Baseline: whitespace tokens after normalization (보험금을 and 보험금 do not match).
@@ -59,17 +71,11 @@ public struct HangulBigramAnalyzer: TextAnalyzer {
     public let name = "bigram"
     public init() {}
     public func terms(_ text: String) -> [String] {
-        var out: [String] = []
-        for run in Normalizer.runs(text) {
-            switch run {
-            case let .other(s): out.append(s)
-            case let .hangul(s):
-                let chars = Array(s)
-                if chars.count == 1 { out.append(s); continue }
-                for i in 0..<(chars.count - 1) { out.append(String(chars[i]) + String(chars[i + 1])) }
-            }
+        Normalizer.terms(text) { s in
+            let chars = Array(s)
+            if chars.count == 1 { return [s] }
+            return (0..<(chars.count - 1)).map { String(chars[$0]) + String(chars[$0 + 1]) }
         }
-        return out
     }
 }
 
@@ -86,16 +92,9 @@ public struct ParticleStrippingAnalyzer: TextAnalyzer {
     public init() {}
 
     public func terms(_ text: String) -> [String] {
-        var out: [String] = []
-        for run in Normalizer.runs(text) {
-            switch run {
-            case let .other(s): out.append(s)
-            case let .hangul(s):
-                var w = s
-                if let suf = Self.suffixes.first(where: { w.hasSuffix($0) && w.count > $0.count }) { w.removeLast(suf.count) }
-                out.append(w)
-            }
+        Normalizer.terms(text) { w in
+            guard let suf = Self.suffixes.first(where: { w.hasSuffix($0) && w.count > $0.count }) else { return [w] }
+            return [String(w.dropLast(suf.count))]
         }
-        return out
     }
 }
