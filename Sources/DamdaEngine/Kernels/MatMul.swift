@@ -75,9 +75,15 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ 
         for t in 0..<tokens { matvec(w, x + t * w.columns, y + t * w.rows, threads: threads) }
         return
     }
-    let wf = scratch.reserve(w.rows * w.columns)
-    parallelRanges(w.rows, threads: threads, granule: 32) { range in
-        w.dequantizeRows(range, into: wf + range.lowerBound * w.columns)
+    let wf: UnsafePointer<Float>
+    if w.type == .f32 {
+        wf = w.data.assumingMemoryBound(to: Float.self)
+    } else {
+        let buf = scratch.reserve(w.rows * w.columns)
+        parallelRanges(w.rows, threads: threads, granule: 32) { range in
+            w.dequantizeRows(range, into: buf + range.lowerBound * w.columns)
+        }
+        wf = UnsafePointer(buf)
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(w.rows), Int32(w.columns),
                 1, x, Int32(w.columns), wf, Int32(w.columns), 0, y, Int32(w.rows))

@@ -45,20 +45,34 @@ public final class E5Encoder: @unchecked Sendable {
             guard t.count == rows * cols else { throw E5FileError.bad(f.path, reason: "\(n): expected \(rows)×\(cols)") }
             return WeightMatrix(name: n, type: t.type, rows: rows, columns: cols, data: f.baseAddress + t.offset)
         }
+        // Layer matrices are dequantized to fp32 once (85 MB): every batch then goes straight to
+        // sgemm instead of re-dequantizing 21 M weights per call (queries are tiny batches).
+        var owned: [UnsafeMutablePointer<Float>] = []
+        func dense(_ n: String, _ rows: Int, _ cols: Int) throws -> WeightMatrix {
+            let q = try mat(n, rows, cols)
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: rows * cols)
+            q.dequantizeRows(0..<rows, into: p)
+            owned.append(p)
+            return WeightMatrix(name: n, type: .f32, rows: rows, columns: cols, data: UnsafeRawPointer(p))
+        }
         word = try mat("emb.word", f.vocabularyRows, H)
         positions = try vec("emb.pos", f.maxPositions * H)
         tokenType = Array(try vec("emb.type", f.typeVocabulary * H).prefix(H))
         embLNW = try vec("emb.ln.w", H); embLNB = try vec("emb.ln.b", H)
         layers = try (0..<f.layers).map { l in
             let p = "l\(l)."
-            return Layer(q: try mat(p + "q.w", H, H), k: try mat(p + "k.w", H, H), v: try mat(p + "v.w", H, H),
-                         ao: try mat(p + "ao.w", H, H), fi: try mat(p + "fi.w", FF, H), fo: try mat(p + "fo.w", H, FF),
+            return Layer(q: try dense(p + "q.w", H, H), k: try dense(p + "k.w", H, H), v: try dense(p + "v.w", H, H),
+                         ao: try dense(p + "ao.w", H, H), fi: try dense(p + "fi.w", FF, H), fo: try dense(p + "fo.w", H, FF),
                          qb: try vec(p + "q.b", H), kb: try vec(p + "k.b", H), vb: try vec(p + "v.b", H), aob: try vec(p + "ao.b", H),
                          fib: try vec(p + "fi.b", FF), fob: try vec(p + "fo.b", H),
                          alnW: try vec(p + "aln.w", H), alnB: try vec(p + "aln.b", H),
                          olnW: try vec(p + "oln.w", H), olnB: try vec(p + "oln.b", H))
         }
+        ownedWeights = owned
     }
+
+    private var ownedWeights: [UnsafeMutablePointer<Float>] = []
+    deinit { ownedWeights.forEach { $0.deallocate() } }
 
     /// `<s>` + content + `</s>` for each window of a text.
     public func windows(_ text: String) -> [[Int32]] {
@@ -84,6 +98,7 @@ public final class E5Encoder: @unchecked Sendable {
         var acc = 0
         for l in lengths { starts.append(acc); acc += l }
         let x = Buffer(T * H), tmp = Buffer(T * max(H, FF)), q = Buffer(T * H), k = Buffer(T * H), v = Buffer(T * H), ctx = Buffer(T * H)
+        let mid = Buffer(T * FF)
         for (s, seg) in segments.enumerated() {
             for (p, id) in seg.enumerated() {
                 let row = x.p + (starts[s] + p) * H
@@ -99,7 +114,6 @@ public final class E5Encoder: @unchecked Sendable {
             attention(q.p, k.p, v.p, ctx.p, starts: starts, lengths: lengths)
             linear(L.ao, L.aob, ctx.p, T, tmp.p)
             layerNorm(x.p, residual: tmp.p, L.alnW, L.alnB, rows: T)
-            let mid = Buffer(T * FF)
             linear(L.fi, L.fib, x.p, T, mid.p)
             for i in 0..<(T * FF) { let z = mid.p[i]; mid.p[i] = 0.5 * z * (1 + erff(z * 0.70710678118654752)) }
             linear(L.fo, L.fob, mid.p, T, tmp.p)
