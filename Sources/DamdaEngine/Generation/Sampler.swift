@@ -72,7 +72,7 @@ public struct Sampler: Sendable {
         let k = p.topK > 0 ? min(p.topK, l.count) : min(l.count, 1024)
         var idx = Array(0..<l.count)
         if k < l.count {
-            idx = Array(idx.partialSorted(k) { l[$0] > l[$1] })
+            idx = idx.partialTop(k) { l[$0] > l[$1] }
         } else {
             idx.sort { l[$0] > l[$1] }
         }
@@ -103,21 +103,18 @@ public struct Sampler: Sendable {
 }
 
 extension Array {
-    /// The first `k` elements in `by` order (a partial selection then a sort of those k).
-    func partialSorted(_ k: Int, by less: (Element, Element) -> Bool) -> ArraySlice<Element> {
-        var heap: [Element] = []
-        heap.reserveCapacity(k + 1)
-        // Keep the k best in a small array; k is small (top-k sampling), so insertion is cheap.
+    /// The first `k` elements in `by` order, without sorting everything (top-k sampling,
+    /// vector search).
+    public func partialTop(_ k: Int, by less: (Element, Element) -> Bool) -> [Element] {
+        var best: [Element] = []
+        best.reserveCapacity(k + 1)
         for x in self {
-            if heap.count < k {
-                let pos = heap.firstIndex(where: { less(x, $0) }) ?? heap.count
-                heap.insert(x, at: pos)
-            } else if less(x, heap[k - 1]) {
-                heap.removeLast()
-                let pos = heap.firstIndex(where: { less(x, $0) }) ?? heap.count
-                heap.insert(x, at: pos)
+            if best.count < k || less(x, best[best.count - 1]) {
+                let pos = best.firstIndex(where: { less(x, $0) }) ?? best.count
+                best.insert(x, at: pos)
+                if best.count > k { best.removeLast() }
             }
         }
-        return heap[...]
+        return best
     }
 }

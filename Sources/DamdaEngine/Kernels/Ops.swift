@@ -72,23 +72,6 @@ public enum Ops {
         for i in 0..<n { a[i] *= s }
     }
 
-    /// Softmax of each row of `scores` over its first `valid(row)` entries; later entries become 0.
-    /// Rows with a validity mask use -infinity for masked entries before calling.
-    public static func softmaxRows(_ s: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-        for r in 0..<rows {
-            let p = s + r * cols
-            var m = -Float.infinity
-            for j in 0..<cols where p[j] > m { m = p[j] }
-            var sum: Float = 0
-            for j in 0..<cols {
-                let e = p[j] == -.infinity ? 0 : expf(p[j] - m)
-                p[j] = e
-                sum += e
-            }
-            let inv = 1 / sum
-            for j in 0..<cols { p[j] *= inv }
-        }
-    }
 }
 
 extension Ops {

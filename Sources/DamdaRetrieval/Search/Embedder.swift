@@ -45,22 +45,6 @@ public struct ExactVectorIndex: Sendable {
     }
 }
 
-extension Array {
-    /// The `k` first elements in `by` order without sorting everything.
-    func partialTop(_ k: Int, by less: (Element, Element) -> Bool) -> [Element] {
-        var best: [Element] = []
-        best.reserveCapacity(k + 1)
-        for x in self {
-            if best.count < k || less(x, best[best.count - 1]) {
-                let pos = best.firstIndex(where: { less(x, $0) }) ?? best.count
-                best.insert(x, at: pos)
-                if best.count > k { best.removeLast() }
-            }
-        }
-        return best
-    }
-}
-
 /// How BM25 and vector rankings are combined.
 public enum Fusion: Sendable, Equatable {
     /// Min-max normalize each list's scores to [0, 1], then weight (the measured best on KorQuAD).
