@@ -25,6 +25,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
     ],
     targets: [
         // Shared plumbing: progress bars, error protocol, thread pool. Knows nothing of models.
@@ -50,19 +53,33 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Retrieve → prompt within a token budget → generate → clean → cite; KorQuAD answer metrics.
+        .target(name: "DamdaAssistant", dependencies: ["DamdaCore", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval"]),
+        // Hummingbird 2 server: OpenAI routes, RAG, documents, feedback, metrics, the web page (embedded).
+        .target(name: "DamdaServer", dependencies: [
+            "DamdaEngine", "DamdaRetrieval", "DamdaAssistant",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "MultipartKit", package: "multipart-kit"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], resources: [.embedInCode("Web/index.html")]),
         .executableTarget(name: "damda", dependencies: [
-            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval",
+            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaAssistant", "DamdaServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Helpers shared by the test targets (the default model's path, temporary folders).
+        .target(name: "DamdaTestSupport", dependencies: ["DamdaModelIO"], path: "Tests/DamdaTestSupport"),
         .testTarget(name: "DamdaModelIOTests", dependencies: [
             "DamdaModelIO", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .testTarget(name: "DamdaTokenizerTests", dependencies: ["DamdaTokenizer", "DamdaModelIO"],
+        .testTarget(name: "DamdaTokenizerTests", dependencies: ["DamdaTokenizer", "DamdaModelIO", "DamdaTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DamdaRetrievalTests", dependencies: ["DamdaRetrieval", "DamdaEngine", "DamdaModelIO", "DamdaTokenizer"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DamdaEngineTests", dependencies: ["DamdaEngine", "DamdaModelIO", "DamdaTokenizer"],
+        .testTarget(name: "DamdaEngineTests", dependencies: ["DamdaEngine", "DamdaModelIO", "DamdaTokenizer", "DamdaTestSupport"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "DamdaAssistantTests", dependencies: ["DamdaAssistant", "DamdaRetrieval", "DamdaEngine", "DamdaTestSupport"]),
+        .testTarget(name: "DamdaServerTests", dependencies: ["DamdaServer", "DamdaAssistant", "DamdaRetrieval", "DamdaEngine", "DamdaTestSupport"]),
     ]
 )

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what they need, builds, fetches the default model (the reference-
-# comparison tests use it), then `swift test` in release mode (the kernels are too slow unoptimized).
+# comparison tests use it), runs `swift test` in release mode (the kernels are too slow
+# unoptimized), then the HTTP server's integration tests (official `openai` client, plain HTTP,
+# the web page in headless Chromium) against a real `damda serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -8,5 +10,8 @@ log=$(mktemp)
 swift build -c release >"$log" 2>&1 || { tail -60 "$log"; echo "build failed" >&2; exit 1; }
 .build/release/damda model fetch
 .build/release/damda model fetch --embedding
-swift test -c release --disable-swift-testing 2>&1 | tee /tmp/damda-test.log | grep -vE "^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)"
-exit "${PIPESTATUS[0]}"
+status=0
+swift test -c release --disable-swift-testing 2>&1 | tee /tmp/damda-test.log | grep -vE "^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)" || true
+status=${PIPESTATUS[0]}
+bash scripts/server-tests.sh || status=$?
+exit "$status"

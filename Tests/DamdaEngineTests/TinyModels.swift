@@ -1,3 +1,4 @@
+import DamdaTestSupport
 import DamdaEngine
 import DamdaModelIO
 import Foundation
@@ -128,9 +129,6 @@ enum TinyModels {
     }
 }
 
-/// The default model, or a skip when it was not fetched (CI fetches it first, and fails instead).
-func defaultModelPath() throws -> String {
-    if let p = try? ModelCache.resolveModel(nil), FileManager.default.fileExists(atPath: p) { return p }
     if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("CI must fetch the default model first (damda model fetch)") }
     throw XCTSkip("default model not fetched: run `damda model fetch`")
 }

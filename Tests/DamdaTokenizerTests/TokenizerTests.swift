@@ -1,11 +1,10 @@
+import DamdaTestSupport
 import DamdaModelIO
 import DamdaTokenizer
 import Foundation
 import XCTest
 
 /// The default model, or a skip when it was not fetched (CI fetches it first, and fails instead).
-func defaultModelPath() throws -> String {
-    if let p = try? ModelCache.resolveModel(nil), FileManager.default.fileExists(atPath: p) { return p }
     if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("CI must fetch the default model first (damda model fetch)") }
     throw XCTSkip("default model not fetched: run `damda model fetch`")
 }

@@ -9,6 +9,9 @@ public struct GenerationRequest: Sendable {
     public var stop: [String] = []
     /// Whether end-of-generation tokens (EOS, `<end_of_turn>`) end generation.
     public var stopAtEndOfGeneration = true
+    /// A stop string at the very start (after whitespace) does not stop: a model
+    /// that opens with a section marker (`[답변]`) and then answers keeps going until the next one.
+    public var stopsSkipLeading = false
 
     public init(prompt: [Int32], maxTokens: Int = 256, sampling: SamplingParameters = .greedy, stop: [String] = []) {
         self.prompt = prompt; self.maxTokens = maxTokens; self.sampling = sampling; self.stop = stop
@@ -34,69 +37,150 @@ public struct GenerationSummary: Sendable {
     public var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(max(tokens.count - 1, 0)) / decodeSeconds : 0 }
 }
 
-/// Runs prefill then token-by-token decode, streaming text pieces. One generator drives one
-/// sequence at a time over its own KV cache.
-public final class Generator: @unchecked Sendable {
+/// Anything that turns a request into a stream of text pieces: the single-sequence `Generator`
+/// (CLI) or the server's scheduler that interleaves many sequences on one model.
+public protocol TextGenerating: Sendable {
+    var model: any LanguageModel { get }
+    func stream(_ req: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error>
+}
+
+extension TextGenerating {
+    /// Runs a request to completion and returns its summary.
+    public func complete(_ req: GenerationRequest) async throws -> GenerationSummary {
+        for try await event in stream(req) { if case let .done(s) = event { return s } }
+        throw CancellationError()
+    }
+}
+
+/// One sequence's generation as a state machine: each `step()` runs one prefill slice or one
+/// decode token, so a scheduler can interleave many sessions on one model.
+public final class GenerationSession: @unchecked Sendable {
+    public let request: GenerationRequest
+    let model: any LanguageModel
+    let cache: KVCache
+    var sampler: Sampler
+    var history: [Int32]
+    var prefilled = 0
+    var logits: [Float] = []
+    var out: [Int32] = []
+    var decoder = StreamingDecoder()
+    var text = ""          // everything generated so far
+    var emitted = 0        // characters of `text` already handed out
+    let holdBack: Int
+    var prefillTime: Duration = .zero
+    var decodeTime: Duration = .zero
+    public private(set) var finishReason: FinishReason?
+    /// Prompt tokens run per step; bounds how long one session holds the model.
+    public var prefillSlice = 128
+
+    public init(model: any LanguageModel, request req: GenerationRequest) throws {
+        guard !req.prompt.isEmpty else { throw EngineError.emptyPrompt }
+        guard req.prompt.count < model.contextLength else {
+            throw EngineError.contextOverflow(needed: req.prompt.count + 1, capacity: model.contextLength)
+        }
+        for t in req.prompt where t < 0 || Int(t) >= model.vocabularySize {
+            throw EngineError.badToken(t, vocabulary: model.vocabularySize)
+        }
+        self.model = model
+        request = req
+        cache = model.makeCache(capacity: min(req.prompt.count + max(req.maxTokens, 0), model.contextLength))
+        sampler = Sampler(req.sampling)
+        history = req.prompt
+        holdBack = req.stop.map(\.count).max().map { max($0 - 1, 0) } ?? 0
+    }
+
+    public var isFinished: Bool { finishReason != nil }
+    public var promptTokens: Int { request.prompt.count }
+    public var generatedTokens: Int { out.count }
+
+    /// Advances by one prefill slice or one token; returns newly safe text (possibly empty).
+    public func step() throws -> String {
+        guard finishReason == nil else { return "" }
+        let clock = ContinuousClock()
+        if prefilled < request.prompt.count {
+            let t0 = clock.now
+            let end = min(prefilled + prefillSlice, request.prompt.count)
+            logits = try model.forward(Array(request.prompt[prefilled..<end]), cache: cache, logits: end == request.prompt.count ? .last : .none)
+            prefilled = end
+            prefillTime += clock.now - t0
+            if request.maxTokens <= 0 { finishReason = .length }
+            return ""
+        }
+        let t0 = clock.now
+        defer { decodeTime += clock.now - t0 }
+        let next = sampler.sample(logits, history: history)
+        if request.stopAtEndOfGeneration && model.tokenizer.endOfGeneration.contains(next) { return finish(.stop) }
+        out.append(next)
+        history.append(next)
+        text += decoder.push(next, tokenizer: model.tokenizer)
+        if let cut = firstStop(in: text) {
+            text = String(text[..<cut])
+            finishReason = .stop
+            return drain()
+        }
+        if out.count >= request.maxTokens || cache.count >= cache.capacity { return finish(.length) }
+        logits = try model.forward([next], cache: cache, logits: .last)
+        // Hold back a tail that might still become a stop string.
+        let safe = max(emitted, text.count - holdBack)
+        guard safe > emitted else { return "" }
+        let piece = String(text.dropFirst(emitted).prefix(safe - emitted))
+        emitted = safe
+        return piece
+    }
+
+    /// Stops the session early (client gone, server shutting down).
+    public func cancel() { if finishReason == nil { finishReason = .cancelled } }
+
+    func finish(_ reason: FinishReason) -> String {
+        finishReason = reason
+        text += decoder.flush()
+        if let cut = firstStop(in: text) { text = String(text[..<cut]); finishReason = .stop }
+        return drain()
+    }
+
+    func drain() -> String {
+        guard text.count > emitted else { return "" }
+        let piece = String(text.dropFirst(emitted))
+        emitted = text.count
+        return piece
+    }
+
+    public var summary: GenerationSummary {
+        GenerationSummary(text: text, tokens: out, promptTokens: request.prompt.count, finishReason: finishReason ?? .length,
+                          prefillSeconds: prefillTime.seconds, decodeSeconds: decodeTime.seconds)
+    }
+
+    func firstStop(in text: String) -> String.Index? {
+        let stops = request.stop.filter { !$0.isEmpty }
+        var from = text.startIndex
+        if request.stopsSkipLeading {
+            // Skip whitespace and one whole stop string at the start; a stop string that is still
+            // being written at the start is not a stop yet either.
+            func skipSpace() { while from < text.endIndex, text[from].isWhitespace { from = text.index(after: from) } }
+            skipSpace()
+            if stops.contains(where: { $0.hasPrefix(text[from...]) }) { return nil }
+            if let s = stops.first(where: { text[from...].hasPrefix($0) }) { from = text.index(from, offsetBy: s.count); skipSpace() }
+            if stops.contains(where: { $0.hasPrefix(text[from...]) }) { return nil }
+        }
+        return stops.compactMap { text.range(of: $0, range: from..<text.endIndex)?.lowerBound }.min()
+    }
+}
+
+/// Runs one sequence at a time: prefill then token-by-token decode, streaming text pieces.
+public final class Generator: TextGenerating, @unchecked Sendable {
     public let model: any LanguageModel
 
     public init(model: any LanguageModel) { self.model = model }
 
     /// Synchronous core: calls `onText` for each complete piece; returning false cancels.
     public func generate(_ req: GenerationRequest, onText: (String) -> Bool = { _ in true }) throws -> GenerationSummary {
-        let tok = model.tokenizer
-        guard !req.prompt.isEmpty else { throw EngineError.emptyPrompt }
-        let needed = req.prompt.count + max(req.maxTokens, 0)
-        guard req.prompt.count < model.contextLength else {
-            throw EngineError.contextOverflow(needed: req.prompt.count + 1, capacity: model.contextLength)
+        let session = try GenerationSession(model: model, request: req)
+        session.prefillSlice = Int.max
+        while !session.isFinished {
+            let piece = try session.step()
+            if !piece.isEmpty && !onText(piece) { session.cancel() }
         }
-        let cache = model.makeCache(capacity: min(needed, model.contextLength))
-        var sampler = Sampler(req.sampling)
-        let clock = ContinuousClock()
-        let t0 = clock.now
-        var logits = try model.forward(req.prompt, cache: cache, logits: .last)
-        let prefill = clock.now - t0
-        var history = req.prompt
-        var out: [Int32] = []
-        var decoder = StreamingDecoder()
-        var text = ""        // everything generated so far
-        var emitted = 0      // characters of `text` already handed to onText
-        var reason = FinishReason.length
-        let holdBack = req.stop.map(\.count).max().map { max($0 - 1, 0) } ?? 0
-        let t1 = clock.now
-        loop: while out.count < req.maxTokens {
-            let next = sampler.sample(logits, history: history)
-            if req.stopAtEndOfGeneration && tok.endOfGeneration.contains(next) { reason = .stop; break }
-            out.append(next)
-            history.append(next)
-            text += decoder.push(next, tokenizer: tok)
-            if let cut = Self.firstStop(in: text, stops: req.stop) {
-                text = String(text[..<cut])
-                reason = .stop
-                break loop
-            }
-            // Hold back a tail that might still become a stop string.
-            let safe = max(emitted, text.count - holdBack)
-            if safe > emitted {
-                let piece = String(text.dropFirst(emitted).prefix(safe - emitted))
-                emitted = safe
-                if !onText(piece) { reason = .cancelled; break }
-            }
-            if out.count >= req.maxTokens { break }
-            if cache.count >= cache.capacity { reason = .length; break }
-            logits = try model.forward([next], cache: cache, logits: .last)
-        }
-        if reason != .stop || Self.firstStop(in: text, stops: req.stop) == nil {
-            text += decoder.flush()
-            if let cut = Self.firstStop(in: text, stops: req.stop) { text = String(text[..<cut]); reason = .stop }
-        }
-        if reason != .cancelled && text.count > emitted { _ = onText(String(text.dropFirst(emitted))) }
-        let decode = clock.now - t1
-        return GenerationSummary(text: text, tokens: out, promptTokens: req.prompt.count, finishReason: reason,
-                                 prefillSeconds: prefill.seconds, decodeSeconds: decode.seconds)
-    }
-
-    static func firstStop(in text: String, stops: [String]) -> String.Index? {
-        stops.filter { !$0.isEmpty }.compactMap { text.range(of: $0)?.lowerBound }.min()
+        return session.summary
     }
 
     /// Streaming: text pieces as they are decoded, then a summary. Cancelling the consuming task
@@ -124,11 +208,12 @@ public final class Generator: @unchecked Sendable {
     }
 }
 
-final class CancelFlag: @unchecked Sendable {
+public final class CancelFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
+    public init() {}
+    public func set() { lock.withLock { value = true } }
+    public var isSet: Bool { lock.withLock { value } }
 }
 
 extension Duration {

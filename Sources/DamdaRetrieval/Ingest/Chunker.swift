@@ -9,6 +9,11 @@ public struct Chunk: Sendable, Codable, Equatable {
     public var page: Int?
 
     public var id: String { "\(documentID)#\(ordinal)" }
+
+    public init(documentID: String, ordinal: Int, text: String, title: String, source: String, headingPath: [String] = [], page: Int? = nil) {
+        self.documentID = documentID; self.ordinal = ordinal; self.text = text; self.title = title
+        self.source = source; self.headingPath = headingPath; self.page = page
+    }
 }
 
 /// Packs whole sentences into chunks of at most `maxTokens` (as counted by `count`), carrying

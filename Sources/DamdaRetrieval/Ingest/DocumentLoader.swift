@@ -14,6 +14,9 @@ public struct LoadResult: Sendable {
     public var problems: [IngestError] = []
     /// Every source path seen (for pruning documents whose files disappeared).
     public var sources: Set<String> = []
+    public init(documents: [Document] = [], problems: [IngestError] = []) {
+        self.documents = documents; self.problems = problems; sources = Set(documents.map(\.source))
+    }
 }
 
 /// Reads files and folders (recursively) into documents; a bad file is reported and skipped.

@@ -27,6 +27,12 @@ public struct BM25Index: Sendable {
 
     public var count: Int { lengths.count }
 
+    /// Inverse document frequency; a term no chunk holds gets the rarest-term weight.
+    public func idf(_ term: String) -> Float {
+        let n = Float(lengths.count), df = Float(postings[term]?.count ?? 0)
+        return log(1 + (n - df + 0.5) / (df + 0.5))
+    }
+
     /// Scores of every document with at least one query term, highest first, at most `k`.
     public func search(_ queryTerms: [String], k: Int, allowed: ((Int) -> Bool)? = nil) -> [(index: Int, score: Float)] {
         let n = Float(lengths.count)

@@ -6,13 +6,24 @@ public struct SearchHit: Sendable {
     public var score: Float
     public var rank: Int
     public var tags: [String]
+    /// Absolute relevance in [0, 1]: the IDF-weighted share of the query's terms found in the
+    /// chunk. Fused scores are relative to the other hits, so refusal thresholds use this.
+    public var relevance: Float
+
+    public init(chunk: Chunk, score: Float, rank: Int, tags: [String] = [], relevance: Float) {
+        self.chunk = chunk; self.score = score; self.rank = rank; self.tags = tags; self.relevance = relevance
+    }
 }
 
 public struct SearchFilter: Sendable {
     public var sources: [String] = []
     public var tags: [String] = []
-    public init(sources: [String] = [], tags: [String] = []) { self.sources = sources; self.tags = tags }
-    var isEmpty: Bool { sources.isEmpty && tags.isEmpty }
+    /// Documents left out (evaluation: a question with its own article hidden is unanswerable).
+    public var excludedDocuments: Set<String> = []
+    public init(sources: [String] = [], tags: [String] = [], excludedDocuments: Set<String> = []) {
+        self.sources = sources; self.tags = tags; self.excludedDocuments = excludedDocuments
+    }
+    var isEmpty: Bool { sources.isEmpty && tags.isEmpty && excludedDocuments.isEmpty }
 }
 
 public struct IngestSummary: Sendable, Codable {
@@ -135,6 +146,7 @@ public final class SearchIndex: @unchecked Sendable {
             let c = chunks[i]
             return (filter.sources.isEmpty || filter.sources.contains { c.chunk.source.hasPrefix($0) })
                 && (filter.tags.isEmpty || !Set(filter.tags).isDisjoint(with: c.tags))
+                && !filter.excludedDocuments.contains(c.chunk.documentID)
         }
         let ranked: [(index: Int, score: Float)]
         switch mode {
@@ -145,8 +157,39 @@ public final class SearchIndex: @unchecked Sendable {
             let dense = vectors.search(e.embed(query: query), k: mode == .vector ? k : max(k, 50), allowed: allowed)
             ranked = mode == .vector ? dense : fusion.fuse(bm25.search(analyzer.terms(query), k: max(k, 50), allowed: allowed), dense, k: k)
         }
+        let weights = queryTermWeights(query)
         return ranked.enumerated().map { r, hit in
-            SearchHit(chunk: chunks[hit.index].chunk, score: hit.score, rank: r + 1, tags: chunks[hit.index].tags)
+            SearchHit(chunk: chunks[hit.index].chunk, score: hit.score, rank: r + 1, tags: chunks[hit.index].tags,
+                      relevance: Self.coverage(weights, chunks[hit.index].termFrequencies))
         }
+    }
+
+    /// The query's words, each as its leading analyzed term (a Hangul word's stem bigram, not its
+    /// particle) weighted by IDF. Ending bigrams such as 하면/나요 are rare in documents, so scoring
+    /// every term would make even a good match look irrelevant.
+    /// Question words and light verbs carry no topic ("얼마 받나요", "어떻게 되나요").
+    public func queryTermWeights(_ query: String) -> [String: Float] {
+        var w: [String: Float] = [:]
+        for word in query.split(whereSeparator: { $0.isWhitespace }) {
+            guard let t = analyzer.terms(String(word)).first, !Self.questionWords.contains(where: { t.hasPrefix($0) }) else { continue }
+            w[t] = bm25.idf(t)
+        }
+        return w
+    }
+
+    static let questionWords = ["얼마", "어떻", "어떤", "어느", "무엇", "무슨", "뭐", "뭔", "언제", "어디", "누구", "누가", "왜", "몇",
+                                "있나", "있는", "있을", "있습", "없나", "되나", "되는", "하나", "하는", "할까", "합니", "받나", "받을",
+                                "인가", "입니", "알려", "해주", "주세", "나요", "가요", "그럼", "그러", "그리"]
+
+    /// IDF-weighted share of `weights`' terms that occur in `terms`.
+    public static func coverage(_ weights: [String: Float], _ terms: [String: Int]) -> Float {
+        let total = weights.values.reduce(0, +)
+        guard total > 0 else { return 0 }
+        return weights.reduce(0) { $0 + (terms[$1.key] != nil ? $1.value : 0) } / total
+    }
+
+    /// Coverage of the query's terms in an arbitrary text (a sentence, an answer).
+    public func coverage(of query: String, in text: String) -> Float {
+        Self.coverage(queryTermWeights(query), termFrequencies(text))
     }
 }

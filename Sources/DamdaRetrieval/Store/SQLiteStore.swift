@@ -34,6 +34,19 @@ public final class SQLiteStore: ChunkStore, @unchecked Sendable {
         m.registerMigration("v2-embeddings") { db in
             try db.execute(sql: "ALTER TABLE chunks ADD COLUMN embedding BLOB")
         }
+        m.registerMigration("v3-answers-feedback") { db in
+            try db.execute(sql: """
+                CREATE TABLE answers (
+                    id TEXT PRIMARY KEY, question TEXT NOT NULL, answer TEXT NOT NULL, citations TEXT NOT NULL,
+                    model TEXT NOT NULL, adapter TEXT, created_at REAL NOT NULL);
+                CREATE TABLE feedback (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    answer_id TEXT NOT NULL REFERENCES answers(id),
+                    rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT NOT NULL DEFAULT '',
+                    created_at REAL NOT NULL);
+                CREATE INDEX feedback_answer ON feedback(answer_id);
+                """)
+        }
         return m
     }
 

@@ -1,0 +1,244 @@
+import DamdaEngine
+import DamdaRetrieval
+import DamdaTokenizer
+import Foundation
+
+public struct AssistantConfig: Sendable {
+    public var k = 5
+    /// nil: hybrid when the index has embeddings, else BM25.
+    public var mode: SearchMode?
+    public var filter = SearchFilter()
+    public var template = PromptTemplate.korean
+    /// The whole prompt (instruction, question, chunks) stays within this many model tokens.
+    public var budgetTokens = 512
+    public var maxAnswerTokens = 128
+    public var sampling = SamplingParameters.greedy
+    /// Refuse without calling the model when no retrieved chunk's relevance reaches this.
+    public var minRelevance: Float = 0.3
+    public var rewrite = RewriteMode.model
+    /// Wrap the RAG prompt in this chat template as a user turn; nil: raw completion.
+    public var chatTemplate: ChatTemplate?
+    public init() {}
+}
+
+public struct ContextReport: Sendable, Codable {
+    public var budgetTokens: Int
+    public var promptTokens: Int
+    public var chunksUsed: Int
+    public var truncated: Bool
+    enum CodingKeys: String, CodingKey {
+        case budgetTokens = "budget_tokens", promptTokens = "prompt_tokens", chunksUsed = "chunks_used", truncated
+    }
+}
+
+public struct Usage: Sendable, Codable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var totalTokens: Int { promptTokens + completionTokens }
+    enum CodingKeys: String, CodingKey { case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", totalTokens = "total_tokens" }
+    public init(promptTokens: Int, completionTokens: Int) { self.promptTokens = promptTokens; self.completionTokens = completionTokens }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(promptTokens, forKey: .promptTokens)
+        try c.encode(completionTokens, forKey: .completionTokens)
+        try c.encode(totalTokens, forKey: .totalTokens)
+    }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        promptTokens = try c.decode(Int.self, forKey: .promptTokens)
+        completionTokens = try c.decode(Int.self, forKey: .completionTokens)
+    }
+}
+
+public struct Timings: Sendable, Codable {
+    public var retrievalMs: Double
+    public var generationMs: Double
+    public var totalMs: Double
+    enum CodingKeys: String, CodingKey { case retrievalMs = "retrieval_ms", generationMs = "generation_ms", totalMs = "total_ms" }
+}
+
+/// A cited answer, as the CLI prints it and the server returns it.
+public struct AssistantAnswer: Sendable, Codable {
+    public var id: String
+    public var question: String
+    public var standaloneQuestion: String
+    public var rewrite: String
+    public var answer: String
+    /// The model's text before cleaning (empty when it was not called).
+    public var rawAnswer: String
+    public var refused: Bool
+    /// "no_relevant_chunks" (model not called) or "model" (the model said it cannot answer).
+    public var refusalReason: String?
+    /// The model wrote only template text (`[질문]` …): the sources carry the answer.
+    public var echoOnly: Bool
+    public var citations: [Citation]
+    public var context: ContextReport
+    public var usage: Usage
+    public var timings: Timings
+    public var model: String
+    public var adapter: String?
+    public var finishReason: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, question, rewrite, answer, refused, citations, context, usage, timings, model, adapter
+        case standaloneQuestion = "standalone_question", rawAnswer = "raw_answer", refusalReason = "refusal_reason"
+        case echoOnly = "echo_only", finishReason = "finish_reason"
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id); try c.encode(question, forKey: .question)
+        try c.encode(standaloneQuestion, forKey: .standaloneQuestion); try c.encode(rewrite, forKey: .rewrite)
+        try c.encode(answer, forKey: .answer); try c.encode(rawAnswer, forKey: .rawAnswer)
+        try c.encode(refused, forKey: .refused); try c.encode(refusalReason, forKey: .refusalReason)   // null, not absent
+        try c.encode(echoOnly, forKey: .echoOnly); try c.encode(citations, forKey: .citations)
+        try c.encode(context, forKey: .context); try c.encode(usage, forKey: .usage); try c.encode(timings, forKey: .timings)
+        try c.encode(model, forKey: .model); try c.encode(adapter, forKey: .adapter); try c.encode(finishReason, forKey: .finishReason)
+    }
+}
+
+public enum AssistantEvent: Sendable {
+    /// The chunks the model is given, before it starts writing.
+    case sources([Citation])
+    case text(String)
+    case done(AssistantAnswer)
+}
+
+/// Retrieve → build the prompt within the budget → generate → clean → cite.
+public final class Assistant: @unchecked Sendable {
+    public let index: SearchIndex
+    public let generator: any TextGenerating
+    public var config: AssistantConfig
+    public let modelName: String
+    public let adapterName: String?
+    /// Serializes index reads against writes (the server ingests while answering).
+    public let indexLock: NSLock
+
+    public init(index: SearchIndex, generator: any TextGenerating, config: AssistantConfig = AssistantConfig(),
+                modelName: String, adapterName: String? = nil, indexLock: NSLock = NSLock()) {
+        self.index = index; self.generator = generator; self.config = config
+        self.modelName = modelName; self.adapterName = adapterName; self.indexLock = indexLock
+    }
+
+    public static func newAnswerID() -> String {
+        "ans_" + (0..<12).map { _ in String("0123456789abcdef".randomElement()!) }.joined()
+    }
+
+    var tokenizer: any Tokenizer { generator.model.tokenizer }
+
+    /// Prompt text → ids. Document and user text never become control tokens; in chat mode
+    /// their control-token spellings are removed before the template adds real ones.
+    func encodePrompt(_ ragPrompt: String) -> [Int32] {
+        guard let chat = config.chatTemplate else { return tokenizer.encode(ragPrompt, addSpecial: true, parseSpecial: false) }
+        var content = ragPrompt
+        for s in ["<start_of_turn>", "<end_of_turn>", "<|im_start|>", "<|im_end|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<bos>", "<eos>"] {
+            content = content.replacingOccurrences(of: s, with: "")
+        }
+        return tokenizer.encode(chat.render([ChatMessage(role: "user", content: content)]), addSpecial: true, parseSpecial: true)
+    }
+
+    public func ask(_ question: String, history: [ChatMessage] = [], config override: AssistantConfig? = nil) -> AsyncThrowingStream<AssistantEvent, Error> {
+        let cfg = override ?? config
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    let answer = try await self.answer(question, history: history, config: cfg) { continuation.yield($0) }
+                    continuation.yield(.done(answer))
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// The whole answer; `emit` sees sources and text pieces as they come.
+    public func answer(_ question: String, history: [ChatMessage] = [], config override: AssistantConfig? = nil,
+                       emit: (AssistantEvent) -> Void = { _ in }) async throws -> AssistantAnswer {
+        let cfg = override ?? config
+        let q = question.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !q.isEmpty else { throw AssistantError.emptyQuestion }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let rewrite = try await QueryRewriter(mode: cfg.rewrite).rewrite(q, history: history, generator: generator)
+        let retrievalStart = clock.now
+        let (hits, mode): ([SearchHit], SearchMode) = try indexLock.withLock {
+            let mode = cfg.mode ?? (index.hasEmbeddings && index.embedder != nil ? .hybrid : .bm25)
+            return (try index.search(rewrite.question, k: cfg.k, mode: mode, filter: cfg.filter), mode)
+        }
+        _ = mode
+        let relevant = hits.filter { $0.relevance >= cfg.minRelevance }
+        let builder = ContextBuilder(template: cfg.template, budgetTokens: cfg.budgetTokens)
+        let sentencesOf: (SearchHit) -> [String] = { SentenceSplitter.split($0.chunk.text) }
+        let (prompt, entries) = builder.build(
+            question: q, hits: relevant, count: { self.encodePrompt($0).count },
+            bestSentence: { Grounding.bestSentence(sentencesOf($0), question: rewrite.question, index: self.index) })
+        let retrievalMs = (clock.now - retrievalStart).milliseconds
+        var citations = entries.map { e -> Citation in
+            let sentences = sentencesOf(e.hit)
+            let best = sentences.isEmpty ? "" : sentences[Grounding.bestSentence(sentences, question: rewrite.question, index: index)]
+            return Citation(n: e.number, chunkID: e.hit.chunk.id, documentID: e.hit.chunk.documentID, title: e.hit.chunk.title,
+                            source: e.hit.chunk.source, page: e.hit.chunk.page, heading: e.hit.chunk.headingPath,
+                            score: e.hit.score, relevance: e.hit.relevance, text: e.text, bestSentence: best, used: false)
+        }
+        let ids = encodePrompt(prompt)
+        let context = ContextReport(budgetTokens: cfg.budgetTokens, promptTokens: entries.isEmpty ? 0 : ids.count,
+                                    chunksUsed: entries.count, truncated: entries.contains { $0.truncated })
+        var result = AssistantAnswer(
+            id: Self.newAnswerID(), question: q, standaloneQuestion: rewrite.question, rewrite: rewrite.method,
+            answer: PromptTemplate.refusal, rawAnswer: "", refused: true, refusalReason: "no_relevant_chunks", echoOnly: false,
+            citations: citations, context: context, usage: Usage(promptTokens: 0, completionTokens: 0),
+            timings: Timings(retrievalMs: retrievalMs, generationMs: 0, totalMs: 0), model: modelName, adapter: adapterName, finishReason: nil)
+        guard !entries.isEmpty else {
+            emit(.text(PromptTemplate.refusal))
+            result.timings.totalMs = (clock.now - start).milliseconds
+            return result
+        }
+        emit(.sources(citations))
+        let stops = cfg.template.markers + (cfg.chatTemplate == nil ? [] : ["<end_of_turn>"])
+        var req = GenerationRequest(prompt: ids, maxTokens: cfg.maxAnswerTokens, sampling: cfg.sampling, stop: stops)
+        req.stopsSkipLeading = true
+        let genStart = clock.now
+        var summary: GenerationSummary?
+        // Stream the cleaned answer, not the raw text: a template echo never reaches the reader.
+        let cleaner = AnswerCleaner(markers: cfg.template.markers, question: q)
+        var raw = "", sent = ""
+        for try await event in generator.stream(req) {
+            try Task.checkCancellation()
+            switch event {
+            case let .text(piece):
+                raw += piece
+                var c = cleaner.clean(raw)
+                // Hold back what may be the start of a marker ("[내").
+                if let open = c.lastIndex(of: "["), c.distance(from: open, to: c.endIndex) <= 12 { c = String(c[..<open]) }
+                if c.count > sent.count, c.hasPrefix(sent) { emit(.text(String(c.dropFirst(sent.count)))); sent = c }
+            case let .done(s): summary = s
+            }
+        }
+        guard let s = summary else { throw CancellationError() }
+        let cleaned = cleaner.clean(s.text)
+        if cleaned.count > sent.count, cleaned.hasPrefix(sent) { emit(.text(String(cleaned.dropFirst(sent.count)))) }
+        let modelRefused = AnswerCleaner.isRefusal(cleaned)
+        result.rawAnswer = s.text
+        result.answer = modelRefused ? PromptTemplate.refusal : cleaned
+        result.refused = modelRefused
+        result.refusalReason = modelRefused ? "model" : nil
+        result.echoOnly = cleaned.isEmpty
+        result.finishReason = s.finishReason.rawValue
+        if !modelRefused && !cleaned.isEmpty {
+            for i in citations.indices {
+                citations[i].used = Grounding.isUsed(answer: cleaned, number: citations[i].n, chunkText: citations[i].text, index: index)
+            }
+        }
+        result.citations = citations
+        result.usage = Usage(promptTokens: s.promptTokens, completionTokens: s.tokens.count)
+        result.timings.generationMs = (clock.now - genStart).milliseconds
+        result.timings.totalMs = (clock.now - start).milliseconds
+        return result
+    }
+}
+
+extension Duration {
+    var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) * 1e-15 }
+}

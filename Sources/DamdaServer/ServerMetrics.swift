@@ -1,0 +1,54 @@
+import Foundation
+import Hummingbird
+import Prometheus
+
+/// Prometheus metrics for `/metrics`: requests, tokens, latencies, queue depth.
+public final class ServerMetrics: @unchecked Sendable {
+    let registry = PrometheusCollectorRegistry()
+    let generatedTokens: Counter
+    let promptTokens: Counter
+    let generations: Counter
+    let cancelledGenerations: Counter
+    let queueDepth: Gauge
+    let activeGenerations: Gauge
+    static let buckets: [Duration] = [.milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+                                      .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60)]
+
+    init() {
+        generatedTokens = registry.makeCounter(name: "damda_generated_tokens_total", help: "Tokens generated.")
+        promptTokens = registry.makeCounter(name: "damda_prompt_tokens_total", help: "Prompt tokens processed.")
+        generations = registry.makeCounter(name: "damda_generations_total", help: "Generations finished.")
+        cancelledGenerations = registry.makeCounter(name: "damda_cancelled_generations_total", help: "Generations stopped because the client went away.")
+        queueDepth = registry.makeGauge(name: "damda_queue_depth", help: "Generation requests waiting for a slot.")
+        activeGenerations = registry.makeGauge(name: "damda_active_generations", help: "Generations being interleaved now.")
+    }
+
+    func request(route: String, status: Int, duration: Duration) {
+        registry.makeCounter(name: "damda_http_requests_total", labels: [("route", route), ("status", String(status))],
+                             help: "HTTP requests by route and status.").increment()
+        registry.makeDurationHistogram(name: "damda_request_duration_seconds", labels: [("route", route)], buckets: Self.buckets,
+                                       help: "Request latency (streams: until the last byte).").record(duration)
+    }
+
+    func text(scheduler: DecodeScheduler) -> String {
+        queueDepth.set(Double(scheduler.queueDepth))
+        activeGenerations.set(Double(scheduler.activeCount))
+        return registry.emitToString()
+    }
+}
+
+/// Counts every request by matched route and final status.
+struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServerMetrics
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        do {
+            let response = try await next(request, context)
+            metrics.request(route: context.endpointPath ?? "unmatched", status: response.status.code, duration: ContinuousClock.now - start)
+            return response
+        } catch {
+            metrics.request(route: context.endpointPath ?? "unmatched", status: APIError.from(error).status.code, duration: ContinuousClock.now - start)
+            throw error
+        }
+    }
+}

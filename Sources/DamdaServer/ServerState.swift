@@ -1,0 +1,68 @@
+import DamdaAssistant
+import DamdaEngine
+import DamdaRetrieval
+import Foundation
+
+/// What every route shares: the model behind its scheduler, the index and its lock, the assistant.
+public final class ServerState: @unchecked Sendable {
+    public let model: any LanguageModel
+    public let modelName: String
+    public let scheduler: DecodeScheduler
+    public let assistant: Assistant
+    public let index: SearchIndex
+    public let chatTemplate: ChatTemplate
+    public let metrics = ServerMetrics()
+    public let maxBodyBytes: Int
+    let started = Int(Date().timeIntervalSince1970)
+    var embedder: (any Embedder)? { index.embedder }
+
+    public init(model: any LanguageModel, modelName: String, index: SearchIndex, config: AssistantConfig, chatTemplate: ChatTemplate,
+                maxBodyBytes: Int, maxActive: Int, maxQueue: Int) {
+        self.model = model
+        self.modelName = modelName
+        self.index = index
+        self.chatTemplate = chatTemplate
+        self.maxBodyBytes = maxBodyBytes
+        scheduler = DecodeScheduler(model: model, maxActive: maxActive, maxQueue: maxQueue)
+        assistant = Assistant(index: index, generator: scheduler, config: config, modelName: modelName)
+        let metrics = self.metrics
+        scheduler.onFinish = { summary, cancelled in
+            metrics.promptTokens.increment(by: Int64(summary.promptTokens))
+            metrics.generatedTokens.increment(by: Int64(summary.tokens.count))
+            metrics.generations.increment()
+            if cancelled { metrics.cancelledGenerations.increment() }
+        }
+    }
+
+    /// Enqueues a generation, turning engine and queue errors into API errors before the response starts.
+    func startGeneration(_ req: GenerationRequest) async throws -> AsyncThrowingStream<GenerationEvent, Error> {
+        do { return try scheduler.submit(req) } catch { throw APIError.from(error) }
+    }
+
+    /// Embeds off the event loop; the index lock keeps e5 runs and ingests from overlapping.
+    func embed(_ texts: [String], with e: E5Embedder) async throws -> [[Float]] {
+        try await withCheckedThrowingContinuation { cont in
+            Thread.detachNewThread { [self] in
+                let v = assistant.indexLock.withLock { e.encoder.embed(texts) }
+                cont.resume(returning: v)
+            }
+        }
+    }
+
+    /// Runs index work (ingest, delete, search) on a thread of its own under the index lock.
+    func withIndex<T: Sendable>(_ body: @escaping @Sendable (SearchIndex) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { cont in
+            Thread.detachNewThread { [self] in
+                cont.resume(with: Result { try assistant.indexLock.withLock { try body(index) } })
+            }
+        }
+    }
+
+    static func withoutControlTokens(_ s: String) -> String {
+        var out = s
+        for t in ["<start_of_turn>", "<end_of_turn>", "<|im_start|>", "<|im_end|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<bos>", "<eos>"] {
+            out = out.replacingOccurrences(of: t, with: "")
+        }
+        return out
+    }
+}

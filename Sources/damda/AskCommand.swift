@@ -1,0 +1,144 @@
+import ArgumentParser
+import DamdaAssistant
+import DamdaCore
+import DamdaEngine
+import DamdaModelIO
+import DamdaRetrieval
+import Foundation
+
+/// Flags shared by ask, chat, serve and bench answers.
+struct AssistantOptions: ParsableArguments {
+    @Option(help: "Chunks to retrieve.") var k = 5
+    @Option(help: "Retrieval mode: bm25, vector or hybrid (default: hybrid when the index has embeddings).") var mode: String?
+    @Option(help: "Token budget for the whole prompt (Gemma 3 attends within 512 tokens on most layers).") var budgetTokens = 512
+    @Option(help: "Maximum answer tokens.") var maxTokens = 128
+    @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0
+    @Option(help: "Nucleus sampling cutoff.") var topP: Float = 1
+    @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
+    @Option(help: "Refuse without calling the model when no chunk's relevance (IDF-weighted share of question terms, 0–1) reaches this.")
+    var minRelevance: Float = 0.3
+    @Option(help: "Prompt template file with {question} and {context} (default: the Korean RAG format).") var template: String?
+    @Flag(help: "Wrap the prompt in the model's chat template (default: raw completion, the RAG training format).") var chat = false
+    @Option(help: "Follow-up rewriting before retrieval: model, concatenate or off.") var rewrite = "model"
+    @Option(help: "Only chunks whose source starts with this (repeatable).") var source: [String] = []
+    @Option(help: "Only chunks of documents with this tag (repeatable).") var tag: [String] = []
+
+    func config(modelPath: String) throws -> AssistantConfig {
+        var c = AssistantConfig()
+        c.k = k
+        if let m = mode {
+            guard let v = SearchMode(rawValue: m) else { throw ValidationError("mode must be bm25, vector or hybrid") }
+            c.mode = v
+        }
+        c.budgetTokens = budgetTokens
+        c.maxAnswerTokens = maxTokens
+        c.sampling = SamplingParameters(temperature: temperature, topP: topP, seed: seed)
+        c.minRelevance = minRelevance
+        if let t = template { c.template = try PromptTemplate(file: t) }
+        if chat {
+            let arch = (try? GGUFFile(path: modelPath).string("general.architecture")) ?? "gemma3"
+            c.chatTemplate = ChatTemplate.forArchitecture(arch)
+        }
+        guard let r = RewriteMode(rawValue: rewrite) else { throw ValidationError("rewrite must be model, concatenate or off") }
+        c.rewrite = r
+        c.filter = SearchFilter(sources: source, tags: tag)
+        return c
+    }
+}
+
+/// Loads the index, the model and the assistant the way every assistant command does.
+func makeAssistant(indexOptions: IndexOptions, modelOptions: ModelOptions, options: AssistantOptions) throws -> Assistant {
+    let path = try modelOptions.resolvedModel()
+    let idx = try SearchIndex(directory: indexOptions.index, embedder: try indexOptions.embedder())
+    if idx.chunkCount == 0 {
+        FileHandle.standardError.write("note: the index at \(indexOptions.index) is empty: ingest documents first (`damda ingest PATH --index \(indexOptions.index)`)\n".data(using: .utf8)!)
+    }
+    let model = try loadModel(path: path, threads: modelOptions.threads)
+    let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+    return Assistant(index: idx, generator: Generator(model: model), config: try options.config(modelPath: path), modelName: name)
+}
+
+func jsonString<T: Encodable>(_ value: T) -> String {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: try! enc.encode(value), as: UTF8.self)
+}
+
+/// Streams one answer to stdout, then its sources.
+func printAnswer(_ stream: AsyncThrowingStream<AssistantEvent, Error>, json: Bool) async throws -> AssistantAnswer? {
+    var streamed = ""
+    for try await event in stream {
+        switch event {
+        case .sources: break
+        case let .text(piece):
+            streamed += piece
+            if !json { print(piece, terminator: ""); fflush(nil) }
+        case let .done(a):
+            if json { print(jsonString(a)); return a }
+            print()
+            if a.refused, a.refusalReason == "no_relevant_chunks" {
+                print("(관련 문서를 찾지 못했습니다: 가장 관련 있는 조각도 최소 관련도 기준에 미치지 못했습니다. 모델은 호출하지 않았습니다.)")
+            } else if a.echoOnly {
+                print("(모델이 답변 대신 템플릿을 반복했습니다. 아래 출처의 문장이 답입니다.)")
+            } else if a.answer != streamed.trimmingCharacters(in: .whitespacesAndNewlines) {
+                print("정리된 답변: \(a.answer)")
+            }
+            if !a.citations.isEmpty { print("\n출처:") }
+            for c in a.citations {
+                print(String(format: "[%d] %@  (점수 %.3f, 관련도 %.2f)%@", c.n, c.location, c.score, c.relevance, c.used ? "  ✓ 답변 근거" : ""))
+                print("    » " + c.bestSentence)
+            }
+            let s = a.timings
+            fflush(nil)
+            FileHandle.standardError.write(String(format: "[%d chunks, %d/%d prompt tokens, %d answer tokens; retrieval %.0f ms, generation %.0f ms]\n",
+                                                  a.context.chunksUsed, a.context.promptTokens, a.context.budgetTokens,
+                                                  a.usage.completionTokens, s.retrievalMs, s.generationMs).data(using: .utf8)!)
+            return a
+        }
+    }
+    return nil
+}
+
+struct AskCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ask", abstract: "Answer a question from an index, with cited sources.")
+    @OptionGroup var indexOptions: IndexOptions
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var options: AssistantOptions
+    @Argument(help: "The question.") var question: String
+    @Flag(help: "Print the answer as one JSON object.") var json = false
+
+    func run() async throws {
+        try await failing {
+            let assistant = try makeAssistant(indexOptions: indexOptions, modelOptions: modelOptions, options: options)
+            _ = try await printAnswer(assistant.ask(question), json: json)
+        }
+    }
+}
+
+struct ChatCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chat", abstract: "Interactive questions over an index; follow-ups are rewritten to stand alone (/reset, /quit).")
+    @OptionGroup var indexOptions: IndexOptions
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var options: AssistantOptions
+    @Flag(help: "Print each answer as one JSON object.") var json = false
+
+    func run() async throws {
+        try await failing {
+            let assistant = try makeAssistant(indexOptions: indexOptions, modelOptions: modelOptions, options: options)
+            var history: [ChatMessage] = []
+            let interactive = isatty(STDIN_FILENO) != 0
+            while true {
+                if interactive { FileHandle.standardOutput.write("\n질문> ".data(using: .utf8)!) }
+                guard let line = readLine() else { break }
+                let q = line.trimmingCharacters(in: .whitespaces)
+                if q.isEmpty { continue }
+                if q == "/quit" || q == "/exit" { break }
+                if q == "/reset" { history = []; print("(대화를 지웠습니다)"); continue }
+                guard let a = try await printAnswer(assistant.ask(q, history: history), json: json) else { continue }
+                if !json && a.rewrite != "none" { FileHandle.standardError.write("[검색 질문: \(a.standaloneQuestion) (\(a.rewrite))]\n".data(using: .utf8)!) }
+                history += [ChatMessage(role: "user", content: q), ChatMessage(role: "assistant", content: a.answer)]
+            }
+        }
+    }
+}

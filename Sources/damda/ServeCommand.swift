@@ -1,0 +1,42 @@
+import ArgumentParser
+import DamdaAssistant
+import DamdaCore
+import DamdaEngine
+import DamdaModelIO
+import DamdaRetrieval
+import DamdaServer
+import Foundation
+import Logging
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "HTTP server: OpenAI-compatible API, RAG endpoint, documents, feedback, metrics and the evaluator web page.")
+    @OptionGroup var indexOptions: IndexOptions
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var options: AssistantOptions
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0: any free port).") var port = 8080
+    @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on /v1 routes (repeatable).") var apiKeys: [String] = []
+    @Option(help: "Largest request body in bytes.") var maxBodyBytes = 8 << 20
+    @Option(help: "Generations interleaved at once.") var maxActive = 4
+    @Option(help: "Generation requests that may wait for a slot before 429.") var maxQueue = 16
+
+    func run() async throws {
+        try await failing {
+            let path = try modelOptions.resolvedModel()
+            let idx = try SearchIndex(directory: indexOptions.index, embedder: try indexOptions.embedder())
+            let model = try loadModel(path: path, threads: modelOptions.threads)
+            let arch = (try? GGUFFile(path: path).string("general.architecture")) ?? "gemma3"
+            let state = ServerState(model: model, modelName: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
+                                    index: idx, config: try options.config(modelPath: path), chatTemplate: ChatTemplate.forArchitecture(arch),
+                                    maxBodyBytes: maxBodyBytes, maxActive: maxActive, maxQueue: maxQueue)
+            var server = ServerOptions()
+            server.host = host
+            server.port = port
+            server.apiKeys = Set(apiKeys)
+            var logger = Logger(label: "damda")
+            logger.logLevel = .info
+            try await DamdaServer.run(state, options: server, logger: logger)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import DamdaAssistant
+import DamdaEngine
+import DamdaRetrieval
+import DamdaTestSupport
+import XCTest
+
+/// The assistant end to end on the default model over the sample insurance corpus (BM25 index).
+final class AssistantModelTests: XCTestCase {
+    nonisolated(unsafe) static var shared: (Assistant, URL)?
+
+    func assistant() throws -> Assistant {
+        if let (a, _) = Self.shared { return a }
+        let model = try loadModel(path: try defaultModelPath(), threads: 2)
+        let dir = try temporaryDirectory("assistant")
+        let index = try SearchIndex(directory: dir.path, embedder: nil)
+        let loaded = DocumentLoader().load([repositoryRoot.appendingPathComponent("samples/insurance").path])
+        XCTAssertEqual(loaded.documents.count, 3)
+        _ = try index.ingest(loaded, progress: false)
+        var config = AssistantConfig()
+        config.maxAnswerTokens = 24
+        let a = Assistant(index: index, generator: Generator(model: model), config: config, modelName: "gemma-3-270m")
+        Self.shared = (a, dir)
+        return a
+    }
+
+    override class func tearDown() {
+        if let (_, dir) = shared { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    func testOffTopicQuestionIsRefusedWithoutCallingTheModel() async throws {
+        let a = try assistant()
+        let answer = try await a.answer("화성 탐사 로버의 바퀴는 몇 개인가?")
+        XCTAssertTrue(answer.refused)
+        XCTAssertEqual(answer.refusalReason, "no_relevant_chunks")
+        XCTAssertEqual(answer.answer, "답변을 찾을 수 없습니다.")
+        XCTAssertEqual(answer.usage.completionTokens, 0)
+        XCTAssertEqual(answer.timings.generationMs, 0)
+        XCTAssertTrue(answer.citations.isEmpty)
+    }
+
+    func testAnswerCitesTheClauseWithinTheTokenBudget() async throws {
+        let a = try assistant()
+        var pieces: [String] = []
+        var sourcesFirst = false
+        let answer = try await a.answer("입원하면 하루에 보험금을 얼마 받나요?") { event in
+            switch event {
+            case .sources: sourcesFirst = pieces.isEmpty
+            case let .text(t): pieces.append(t)
+            case .done: break
+            }
+        }
+        XCTAssertTrue(sourcesFirst, "sources are known before the model writes")
+        XCTAssertFalse(answer.refused)
+        XCTAssertFalse(answer.citations.isEmpty)
+        XCTAssertTrue(answer.citations.contains { $0.text.contains("입원 1일당 5만원") }, "\(answer.citations.map(\.text))")
+        XCTAssertLessThanOrEqual(answer.context.promptTokens, 512)
+        XCTAssertEqual(answer.context.promptTokens, answer.usage.promptTokens)
+        XCTAssertEqual(answer.context.chunksUsed, answer.citations.count)
+        XCTAssertGreaterThan(answer.usage.completionTokens, 0)
+        for c in answer.citations {
+            XCTAssertFalse(c.bestSentence.isEmpty)
+            XCTAssertTrue(c.text.contains(c.bestSentence))
+            XCTAssertGreaterThanOrEqual(c.relevance, a.config.minRelevance)
+            XCTAssertTrue(c.chunkID.hasPrefix(c.documentID + "#"))
+        }
+        XCTAssertTrue(answer.citations.first { $0.text.contains("5만원") }!.bestSentence.contains("입원"))
+        // What streamed is the cleaned answer.
+        XCTAssertEqual(pieces.joined().trimmingCharacters(in: .whitespacesAndNewlines), answer.answer)
+        // A smaller budget gives fewer prompt tokens, still within it.
+        var tight = a.config
+        tight.budgetTokens = 160
+        let small = try await a.answer("입원하면 하루에 보험금을 얼마 받나요?", config: tight)
+        XCTAssertLessThanOrEqual(small.context.promptTokens, 160)
+        XCTAssertFalse(small.citations.isEmpty)
+    }
+
+    func testFollowUpIsRewrittenBeforeRetrieval() async throws {
+        let a = try assistant()
+        var config = a.config
+        config.rewrite = .concatenate
+        let history = [ChatMessage(role: "user", content: "보험금 청구에 필요한 서류는?"), ChatMessage(role: "assistant", content: "진단서입니다.")]
+        let answer = try await a.answer("앱으로도 되나요?", history: history, config: config)
+        XCTAssertEqual(answer.rewrite, "concatenate")
+        XCTAssertEqual(answer.standaloneQuestion, "보험금 청구에 필요한 서류는? 앱으로도 되나요?")
+        XCTAssertTrue(answer.citations.contains { $0.text.contains("앱") }, "\(answer.citations.map(\.text))")
+        // The model rewrite runs the model and either keeps its rewrite or falls back.
+        config.rewrite = .model
+        let viaModel = try await a.answer("앱으로도 되나요?", history: history, config: config)
+        XCTAssertTrue(["model", "fallback"].contains(viaModel.rewrite))
+    }
+}

@@ -1,0 +1,66 @@
+import DamdaEngine
+import DamdaServer
+import DamdaTestSupport
+import XCTest
+
+/// The scheduler interleaves sessions on one model without changing what each one generates.
+final class DecodeSchedulerTests: XCTestCase {
+    func testInterleavedStreamsMatchSequentialGenerationAndAllProgress() async throws {
+        let model = try loadModel(path: try defaultModelPath(), threads: 2)
+        let prompts = ["대한민국의 수도는", "The capital of France is", "보험금 청구 서류는"]
+        let requests = prompts.map { GenerationRequest(prompt: model.tokenizer.encode($0), maxTokens: 12) }
+        let sequential = try requests.map { try Generator(model: model).generate($0).text }
+
+        let scheduler = DecodeScheduler(model: model, maxActive: 4, maxQueue: 4)
+        let log = EventLog()
+        try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            for (i, r) in requests.enumerated() {
+                let stream = try scheduler.submit(r)
+                group.addTask {
+                    var text = ""
+                    for try await e in stream {
+                        switch e {
+                        case let .text(t): if text.isEmpty { log.add("first\(i)") }; text += t
+                        case let .done(s): log.add("done\(i)"); XCTAssertEqual(s.text, text)
+                        }
+                    }
+                    return (i, text)
+                }
+            }
+            for try await (i, text) in group { XCTAssertEqual(text, sequential[i], "stream \(i)") }
+        }
+        let events = log.events
+        let lastFirst = events.lastIndex { $0.hasPrefix("first") }!
+        let firstDone = events.firstIndex { $0.hasPrefix("done") }!
+        XCTAssertLessThan(lastFirst, firstDone, "every stream produced text before any finished: \(events)")
+    }
+
+    func testQueueBoundAndValidation() throws {
+        let model = try loadModel(path: try defaultModelPath(), threads: 2)
+        let scheduler = DecodeScheduler(model: model, maxActive: 1, maxQueue: 1)
+        let long = GenerationRequest(prompt: model.tokenizer.encode("안녕하세요"), maxTokens: 200)
+        var streams = [try scheduler.submit(long)]
+        // The worker takes the first into its active slot; one more may wait; the next is refused.
+        let deadline = Date().addingTimeInterval(10)
+        while scheduler.activeCount < 1 && Date() < deadline { usleep(1000) }
+        streams.append(try scheduler.submit(long))
+        XCTAssertThrowsError(try scheduler.submit(long)) { error in
+            guard case SchedulerError.queueFull = error else { return XCTFail("\(error)") }
+        }
+        XCTAssertThrowsError(try scheduler.submit(GenerationRequest(prompt: [], maxTokens: 1)))
+        XCTAssertThrowsError(try scheduler.submit(GenerationRequest(prompt: [Int32](repeating: 2, count: model.contextLength + 1), maxTokens: 1))) { error in
+            guard case EngineError.contextOverflow = error else { return XCTFail("\(error)") }
+        }
+        streams.removeAll()   // dropping the streams cancels their generations
+        let freed = Date().addingTimeInterval(30)
+        while (scheduler.activeCount > 0 || scheduler.queueDepth > 0) && Date() < freed { usleep(10_000) }
+        XCTAssertEqual(scheduler.activeCount + scheduler.queueDepth, 0, "cancelled sessions leave the scheduler")
+    }
+}
+
+final class EventLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func add(_ s: String) { lock.withLock { list.append(s) } }
+    var events: [String] { lock.withLock { list } }
+}

@@ -1,0 +1,163 @@
+"""Drives the evaluator web page (`GET /`) of a running `damda serve` in headless Chromium.
+
+Environment:
+  DAMDA_URL        base URL of the server, e.g. http://127.0.0.1:18080
+  DAMDA_API_KEY    the key the server was started with
+  DAMDA_ARTIFACTS  directory for screenshots (default .build/artifacts)
+
+Needs `selenium` (PyPI) and Debian's `chromium` + `chromium-driver`.
+Run: python3 -m unittest -v Tests/server/test_web.py
+"""
+
+import json
+import os
+import unittest
+import urllib.error
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+DAMDA_URL = os.environ.get("DAMDA_URL", "http://127.0.0.1:8080").rstrip("/")
+API_KEY = os.environ.get("DAMDA_API_KEY", "")
+ARTIFACTS = os.environ.get("DAMDA_ARTIFACTS", ".build/artifacts")
+CHROMIUM = os.environ.get("DAMDA_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("DAMDA_CHROMEDRIVER", "/usr/bin/chromedriver")
+KEY_NAME = "damda.apiKey"  # the page's localStorage key
+
+QUESTION = "입원하면 하루에 보험금을 얼마 받나요?"
+ANSWER_TIMEOUT = 120
+
+
+def make_driver():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1600",
+                "--lang=ko-KR"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # An explicit driver path: Selenium Manager never tries to download one (no internet here).
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+
+
+def export_rows():
+    req = urllib.request.Request(DAMDA_URL + "/v1/feedback/export?format=jsonl",
+                                 headers={"Authorization": f"Bearer {API_KEY}"} if API_KEY else {})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        text = resp.read().decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+class TestWebPage(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        cls.driver = make_driver()
+        cls.driver.set_page_load_timeout(60)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.driver.quit()
+
+    def tearDown(self):
+        logs = self.browser_logs()
+        if logs:
+            print("\nbrowser console:")
+            for entry in logs:
+                print(f"  [{entry.get('level')}] {entry.get('message')}")
+        script_errors = [e for e in logs if e.get("level") == "SEVERE"
+                         and ("Uncaught" in e.get("message", "") or "SyntaxError" in e.get("message", ""))]
+        self.assertFalse(script_errors, script_errors)
+
+    def browser_logs(self):
+        try:
+            return self.driver.get_log("browser")
+        except Exception:  # noqa: BLE001 - logs are diagnostics only
+            return []
+
+    def open_page(self, key):
+        d = self.driver
+        d.get(DAMDA_URL + "/")
+        if key:
+            d.execute_script("localStorage.setItem(arguments[0], arguments[1]);", KEY_NAME, key)
+        else:
+            d.execute_script("localStorage.removeItem(arguments[0]);", KEY_NAME)
+        d.refresh()
+        WebDriverWait(d, 30).until(lambda d: d.find_element(By.ID, "question").is_displayed())
+        self.assertIn("담다", d.title)
+
+    def ask(self, question):
+        d = self.driver
+        box = d.find_element(By.ID, "question")
+        box.clear()
+        box.send_keys(question)
+        d.find_element(By.ID, "ask").click()
+
+    def wait_for_answer(self, name):
+        d = self.driver
+        try:
+            WebDriverWait(d, ANSWER_TIMEOUT, poll_frequency=0.5).until(
+                lambda d: d.execute_script("return document.body.dataset.state") in ("answered", "error"))
+        except TimeoutException:
+            d.save_screenshot(os.path.join(ARTIFACTS, name + "-timeout.png"))
+            self.fail(f"no answer within {ANSWER_TIMEOUT} s; #answer = {d.find_element(By.ID, 'answer').text!r}")
+        state = d.execute_script("return document.body.dataset.state")
+        if state != "answered":
+            d.save_screenshot(os.path.join(ARTIFACTS, name + "-error.png"))
+            self.fail(f"page shows an error: {d.find_element(By.ID, 'error').text!r}")
+
+    def test_a_ask_and_feedback(self):
+        d = self.driver
+        self.open_page(API_KEY)
+        self.ask(QUESTION)
+        self.wait_for_answer("web-answer")
+
+        sources = d.find_elements(By.CSS_SELECTOR, "#sources .source")
+        self.assertGreaterEqual(len(sources), 1)
+        best = d.find_elements(By.CSS_SELECTOR, "#sources .source .best-sentence")
+        self.assertGreaterEqual(len(best), 1)
+        self.assertTrue(best[0].text.strip(), "empty best sentence")
+        self.assertFalse(d.find_element(By.ID, "error").is_displayed())
+        self.assertTrue(d.find_element(By.ID, "thumbs-up").is_displayed())
+
+        # Expanding a source shows the whole chunk with the best sentence highlighted.
+        sources[0].find_element(By.TAG_NAME, "summary").click()
+        marks = sources[0].find_elements(By.TAG_NAME, "mark")
+        if marks:
+            self.assertEqual(marks[0].text.strip(), best[0].text.strip())
+        d.save_screenshot(os.path.join(ARTIFACTS, "web-answer.png"))
+
+        d.find_element(By.ID, "thumbs-up").click()
+        WebDriverWait(d, 30).until(lambda d: d.execute_script("return document.body.dataset.feedback") == "saved")
+        status = d.find_element(By.ID, "feedback-status").text
+        self.assertIn("평가가 저장되었습니다", status)
+        d.save_screenshot(os.path.join(ARTIFACTS, "web-page.png"))
+
+        rows = export_rows()
+        self.assertTrue(any(r.get("rating") == "up" and r.get("question") == QUESTION for r in rows),
+                        rows[-5:])
+        fid = status.split("#")[-1].rstrip(")").strip()
+        if fid.isdigit():
+            self.assertIn(int(fid), [r.get("id") for r in rows])
+
+    def test_b_api_key_prompt(self):
+        if not API_KEY:
+            self.skipTest("server runs without an API key")
+        d = self.driver
+        self.open_page(None)
+        self.ask(QUESTION)
+        WebDriverWait(d, 30).until(lambda d: d.find_element(By.ID, "api-key").is_displayed())
+        self.assertTrue(d.find_element(By.ID, "error").is_displayed())
+        d.find_element(By.ID, "api-key").send_keys(API_KEY)
+        d.find_element(By.ID, "save-api-key").click()
+        self.assertEqual(d.execute_script("return localStorage.getItem(arguments[0])", KEY_NAME), API_KEY)
+        self.wait_for_answer("web-api-key")  # the question is retried with the key
+        self.assertGreaterEqual(len(d.find_elements(By.CSS_SELECTOR, "#sources .source")), 1)
+        d.save_screenshot(os.path.join(ARTIFACTS, "web-api-key.png"))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# HTTP server integration tests: ingests the sample corpus into a fresh index, starts
+# `damda serve` on a free port with an API key and a 1 MiB body limit, then runs
+# Tests/server/test_server.py (OpenAI client + raw HTTP) and Tests/server/test_web.py
+# (the web page in headless Chromium). Assumes `swift build -c release` has been run and the
+# models are fetched (`damda model fetch` and `damda model fetch --embedding`).
+# Screenshots go to $DAMDA_ARTIFACTS (default .build/artifacts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DAMDA=.build/release/damda
+[[ -x $DAMDA ]] || { echo "$DAMDA not found: run swift build -c release first" >&2; exit 1; }
+
+SUDO=""
+[[ $(id -u) -eq 0 ]] || SUDO="sudo"
+
+if ! python3 -c "import openai, selenium" >/dev/null 2>&1; then
+  echo "== pip install openai selenium"
+  python3 -m pip install --quiet --disable-pip-version-check openai selenium
+fi
+if [[ ! -x /usr/bin/chromedriver ]]; then
+  echo "== apt-get install chromium chromium-driver"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver
+fi
+# A Korean font, so that the screenshots are legible (the page itself needs none).
+if command -v fc-list >/dev/null 2>&1 && [[ -z $(fc-list :lang=ko family 2>/dev/null) ]]; then
+  echo "== apt-get install fonts-nanum"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends fonts-nanum
+fi
+
+IDX=$(mktemp -d -t damda-server-index.XXXXXX)
+LOG=$(mktemp -t damda-server-log.XXXXXX)
+SERVER_PID=""
+cleanup() {
+  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$IDX"
+}
+trap cleanup EXIT
+server_log() { echo "---- server log (last 80 lines of $LOG)" >&2; tail -n 80 "$LOG" >&2; echo "----" >&2; }
+
+echo "== damda ingest samples/insurance --index $IDX"
+$DAMDA ingest samples/insurance --index "$IDX"
+
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+export DAMDA_URL="http://127.0.0.1:$PORT"
+export DAMDA_API_KEY="test-key-123"
+export DAMDA_ARTIFACTS="${DAMDA_ARTIFACTS:-.build/artifacts}"
+mkdir -p "$DAMDA_ARTIFACTS"
+
+echo "== damda serve --index $IDX --port $PORT (log: $LOG)"
+$DAMDA serve --index "$IDX" --port "$PORT" --api-key "$DAMDA_API_KEY" --max-body-bytes 1048576 >"$LOG" 2>&1 &
+SERVER_PID=$!
+
+ready=0
+for _ in $(seq 240); do
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "server exited before it became healthy" >&2
+    server_log
+    exit 1
+  fi
+  if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/health", timeout=2).read()' \
+      "$DAMDA_URL" >/dev/null 2>&1; then
+    ready=1
+    break
+  fi
+  sleep 0.5
+done
+if ((ready == 0)); then
+  echo "server not healthy after 120 s" >&2
+  server_log
+  exit 1
+fi
+echo "== server healthy at $DAMDA_URL"
+
+status=0
+python3 -m unittest -v Tests/server/test_server.py Tests/server/test_web.py || status=$?
+if ((status != 0)); then
+  server_log
+fi
+echo "== screenshots in $DAMDA_ARTIFACTS"
+exit "$status"
