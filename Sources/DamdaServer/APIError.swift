@@ -3,6 +3,7 @@ import DamdaEngine
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 /// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
 public struct APIError: Error, HTTPResponseError, Sendable {
@@ -51,6 +52,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
             case .methodNotAllowed: return APIError(.methodNotAllowed, "method not allowed on this route", code: "method_not_allowed")
             default: return APIError(e.status, e.body ?? e.status.reasonPhrase, code: "http_\(e.status.code)")
             }
+        case is NIOTooManyBytesError:
+            return APIError(.contentTooLarge, "the request body is over the size limit", code: "request_too_large")
         case let e as DamdaError: return APIError(.badRequest, e.message, code: "invalid_value")
         default: return APIError(.internalServerError, "internal error: \(error)", code: "internal_error")
         }

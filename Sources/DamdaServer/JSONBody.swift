@@ -21,6 +21,10 @@ struct JSONBody {
         object = o
     }
 
+    /// JSON true/false parse to a boolean NSNumber subclass, which `is Bool` cannot tell from 0 and 1 on Linux.
+    static let booleanType: Any.Type = type(of: (try! JSONSerialization.jsonObject(with: Data("[true]".utf8)) as! [Any])[0])
+    static func isBoolean(_ v: Any?) -> Bool { v.map { type(of: $0) == booleanType } ?? false }
+
     func has(_ key: String) -> Bool { object[key] != nil && !(object[key] is NSNull) }
 
     func string(_ key: String) throws -> String? {
@@ -35,7 +39,7 @@ struct JSONBody {
     }
     func int(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
         guard has(key) else { return nil }
-        guard let n = object[key] as? NSNumber, !(object[key] is Bool), n.doubleValue == n.doubleValue.rounded() else {
+        guard let n = object[key] as? NSNumber, !Self.isBoolean(object[key]), n.doubleValue == n.doubleValue.rounded() else {
             throw APIError.invalid(key, "must be an integer")
         }
         guard range.contains(n.intValue) else { throw APIError.invalid(key, "must be in \(range.lowerBound)...\(range.upperBound)") }
@@ -43,13 +47,13 @@ struct JSONBody {
     }
     func double(_ key: String, in range: ClosedRange<Double>) throws -> Double? {
         guard has(key) else { return nil }
-        guard let n = object[key] as? NSNumber, !(object[key] is Bool) else { throw APIError.invalid(key, "must be a number") }
+        guard let n = object[key] as? NSNumber, !Self.isBoolean(object[key]) else { throw APIError.invalid(key, "must be a number") }
         guard range.contains(n.doubleValue) else { throw APIError.invalid(key, "must be in \(range.lowerBound)...\(range.upperBound)") }
         return n.doubleValue
     }
     func bool(_ key: String) throws -> Bool? {
         guard has(key) else { return nil }
-        guard let b = object[key] as? Bool else { throw APIError.invalid(key, "must be true or false") }
+        guard Self.isBoolean(object[key]), let b = object[key] as? Bool else { throw APIError.invalid(key, "must be true or false") }
         return b
     }
     /// A string or an array of strings (OpenAI's `stop`, `input`).

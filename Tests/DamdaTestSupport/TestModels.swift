@@ -1,3 +1,4 @@
+import DamdaTestSupport
 import DamdaModelIO
 import Foundation
 import XCTest

@@ -11,7 +11,7 @@ public protocol Embedder: Sendable {
 /// multilingual-e5-small through the engine; e5 expects "query: " / "passage: " prefixes.
 public struct E5Embedder: Embedder, @unchecked Sendable {
     public let encoder: E5Encoder
-    public let name = "multilingual-e5-small-q4"
+    public let name = "multilingual-e5-small"
     public var dimension: Int { encoder.dimension }
     public init(path: String, threads: Int) throws { encoder = try E5Encoder(path: path, threads: threads) }
     public func embed(passages: [String]) -> [[Float]] { encoder.embed(passages.map { "passage: " + $0 }) }
