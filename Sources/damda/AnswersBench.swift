@@ -96,7 +96,7 @@ struct AnswersBench: AsyncParsableCommand {
                 "unanswerable_questions": unanswerable,
                 "refused_unanswerable_pct": unanswerable > 0 ? r(Double(refusedUnanswerable) / Double(unanswerable) * 100) : NSNull(),
                 "mean_prompt_tokens": r(Double(promptTokens) / n), "mean_answer_tokens": r(Double(answerTokens) / n),
-                "seconds_per_question": r(generationSeconds / n * 10) / 10, "threads": modelOptions.threads,
+                "seconds_per_question": (generationSeconds / n * 100).rounded() / 100, "threads": modelOptions.threads,
                 "adapter": NSNull(),
             ])
         }

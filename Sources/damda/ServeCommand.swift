@@ -18,7 +18,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on (0: any free port).") var port = 8080
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on /v1 routes (repeatable).") var apiKeys: [String] = []
     @Option(help: "Largest request body in bytes.") var maxBodyBytes = 8 << 20
-    @Option(help: "Generations interleaved at once.") var maxActive = 4
+    @Option(help: "Generations interleaved at once.") var maxActive = 8
     @Option(help: "Generation requests that may wait for a slot before 429.") var maxQueue = 16
 
     func run() async throws {

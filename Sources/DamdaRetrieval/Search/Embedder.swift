@@ -18,8 +18,21 @@ public struct E5Embedder: Embedder, @unchecked Sendable {
     public func embed(query: String) -> [Float] { encoder.embed(["query: " + query])[0] }
 }
 
+/// Nearest-neighbour search over unit vectors by inner product.
+public protocol VectorIndex: Sendable {
+    var dimension: Int { get }
+    var count: Int { get }
+    func search(_ q: [Float], k: Int, allowed: ((Int) -> Bool)?) -> [(index: Int, score: Float)]
+}
+
+extension HNSWIndex: VectorIndex {
+    public func search(_ q: [Float], k: Int, allowed: ((Int) -> Bool)?) -> [(index: Int, score: Float)] {
+        search(q, k: k, efSearch: nil, allowed: allowed)
+    }
+}
+
 /// Exact inner-product search over a contiguous [count × dimension] matrix of unit vectors.
-public struct ExactVectorIndex: Sendable {
+public struct ExactVectorIndex: VectorIndex {
     public let dimension: Int
     var vectors: [Float] = []
     public var count: Int { dimension == 0 ? 0 : vectors.count / dimension }
@@ -29,6 +42,11 @@ public struct ExactVectorIndex: Sendable {
         vectors.reserveCapacity(rows.count * dimension)
         for r in rows { vectors += r.count == dimension ? r : [Float](repeating: 0, count: dimension) }
     }
+
+    public init(dimension: Int, flat: [Float]) { self.dimension = dimension; vectors = flat }
+
+    /// The rows as one [count × dimension] array (what HNSW is built over).
+    public var flat: [Float] { vectors }
 
     public func search(_ q: [Float], k: Int, allowed: ((Int) -> Bool)? = nil) -> [(index: Int, score: Float)] {
         guard q.count == dimension, count > 0 else { return [] }
@@ -54,7 +72,7 @@ public enum Fusion: Sendable, Equatable {
 
     public static let `default` = Fusion.weighted(bm25: 0.5, vector: 0.5)
 
-    func fuse(_ a: [(index: Int, score: Float)], _ b: [(index: Int, score: Float)], k: Int) -> [(index: Int, score: Float)] {
+    public func fuse(_ a: [(index: Int, score: Float)], _ b: [(index: Int, score: Float)], k: Int) -> [(index: Int, score: Float)] {
         var total: [Int: Float] = [:]
         switch self {
         case let .weighted(wa, wb):

@@ -1,3 +1,4 @@
+import Crypto
 import DamdaCore
 import Foundation
 
@@ -54,13 +55,20 @@ public final class SearchIndex: @unchecked Sendable {
     public var chunker: Chunker
     public let embedder: (any Embedder)?
     public var fusion: Fusion = .default
+    /// Collections of at least this many chunks search vectors with HNSW instead of exactly.
+    public var hnswThreshold: Int
+    public var hnswParameters = HNSWIndex.Parameters(efConstruction: 100)
     private var chunks: [StoredChunk] = []
     private var bm25 = BM25Index(termFrequencies: [])
-    private var vectors = ExactVectorIndex(dimension: 0, rows: [])
+    private var vectors: any VectorIndex = ExactVectorIndex(dimension: 0, rows: [])
+    /// "exact" or "hnsw", for reports.
+    public var vectorIndexKind: String { vectors is HNSWIndex ? "hnsw" : "exact" }
 
     /// Opens (or creates) the index at `directory`. The analyzer is fixed when the index is created.
-    public init(directory: String, analyzer requested: String? = nil, chunker: Chunker = Chunker(), embedder: (any Embedder)? = nil) throws {
+    public init(directory: String, analyzer requested: String? = nil, chunker: Chunker = Chunker(), embedder: (any Embedder)? = nil,
+                hnswThreshold: Int = 20_000) throws {
         self.embedder = embedder
+        self.hnswThreshold = hnswThreshold
         self.directory = URL(fileURLWithPath: directory)
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         let store = try SQLiteStore(path: self.directory.appendingPathComponent("index.sqlite").path)
@@ -79,7 +87,32 @@ public final class SearchIndex: @unchecked Sendable {
         chunks = try store.allChunks()
         bm25 = BM25Index(termFrequencies: chunks.map(\.termFrequencies))
         let dim = chunks.first(where: { !$0.embedding.isEmpty })?.embedding.count ?? 0
-        vectors = ExactVectorIndex(dimension: dim, rows: chunks.map(\.embedding))
+        let exact = ExactVectorIndex(dimension: dim, rows: chunks.map(\.embedding))
+        vectors = exact.count >= hnswThreshold && dim > 0 ? try loadOrBuildHNSW(exact) : exact
+    }
+
+    /// The graph is saved beside the store, keyed by the chunk rows and parameters it was built
+    /// from; any ingest that changes the rows rebuilds it.
+    func loadOrBuildHNSW(_ exact: ExactVectorIndex) throws -> HNSWIndex {
+        var h = SHA256()
+        for c in chunks { withUnsafeBytes(of: c.rowID) { h.update(bufferPointer: $0) } }
+        h.update(data: Data("\(hnswParameters.m)/\(hnswParameters.efConstruction)/\(hnswParameters.seed)/\(exact.dimension)".utf8))
+        let fingerprint = h.finalize().map { String(format: "%02x", $0) }.joined()
+        let file = directory.appendingPathComponent("hnsw.bin")
+        if try store.meta("hnsw_fingerprint") == fingerprint, let data = try? Data(contentsOf: file),
+           let g = HNSWIndex(serialized: data, dimension: exact.dimension, vectors: exact.flat) {
+            g.parameters.efSearch = hnswParameters.efSearch
+            return g
+        }
+        let bar = ProgressBar(total: Int64(exact.count), label: "hnsw", unit: "vectors")
+        let g = HNSWIndex(dimension: exact.dimension, vectors: exact.flat, parameters: hnswParameters) { bar.update(to: Int64($0)) }
+        bar.finish()
+        // Written to a temporary name and renamed: a kill mid-write leaves the old graph or none.
+        let tmp = directory.appendingPathComponent("hnsw.bin.tmp")
+        try g.serialized().write(to: tmp)
+        guard rename(tmp.path, file.path) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        try store.setMeta("hnsw_fingerprint", fingerprint)
+        return g
     }
 
     /// Whether every chunk has an embedding (vector and hybrid search need them).
