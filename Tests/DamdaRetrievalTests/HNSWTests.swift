@@ -5,16 +5,23 @@ import Foundation
 import XCTest
 
 final class HNSWTests: XCTestCase {
-    /// Clustered unit vectors, like embeddings: 40 centres, points scattered around them.
+    /// Clustered unit vectors with a low intrinsic dimension, like text embeddings: 40 centres,
+    /// each with its own 6 directions of variation, plus a little isotropic noise.
     static func clustered(count: Int, dimension: Int, seed: UInt64) -> [Float] {
-        var g = SystemRandomNumberGenerator.seeded(seed)
+        var g = SeededRNG(state: 99)   // the same clusters for data and queries
         let centres = (0..<40).map { _ in (0..<dimension).map { _ in Float.random(in: -1...1, using: &g) } }
+        let bases = (0..<40).map { _ in (0..<6).map { _ in (0..<dimension).map { _ in Float.random(in: -0.5...0.5, using: &g) } } }
+        var r = SeededRNG(state: seed)
         var out: [Float] = []
         for i in 0..<count {
-            var v = centres[i % centres.count].map { $0 + Float.random(in: -0.35...0.35, using: &g) }
+            let c = i % centres.count
+            var v = centres[c].map { $0 + Float.random(in: -0.02...0.02, using: &r) }
+            for b in bases[c] {
+                let a = Float.random(in: -1...1, using: &r)
+                for d in 0..<dimension { v[d] += a * b[d] }
+            }
             let n = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            v = v.map { $0 / n }
-            out += v
+            out += v.map { $0 / n }
         }
         return out
     }
@@ -93,10 +100,6 @@ final class HNSWTests: XCTestCase {
         let repaired = try SearchIndex(directory: dir.path, embedder: embedder, hnswThreshold: 1)
         XCTAssertEqual(try repaired.search("보험금 청구 서류", k: 5, mode: .vector).map(\.chunk.id), expected)
     }
-}
-
-extension SystemRandomNumberGenerator {
-    static func seeded(_ seed: UInt64) -> SeededRNG { SeededRNG(state: seed) }
 }
 
 struct SeededRNG: RandomNumberGenerator {

@@ -65,13 +65,20 @@ public final class SearchIndex: @unchecked Sendable {
     public var vectorIndexKind: String { vectors is HNSWIndex ? "hnsw" : "exact" }
 
     /// Opens (or creates) the index at `directory`. The analyzer is fixed when the index is created.
-    public init(directory: String, analyzer requested: String? = nil, chunker: Chunker = Chunker(), embedder: (any Embedder)? = nil,
-                hnswThreshold: Int = 20_000) throws {
+    public convenience init(directory: String, analyzer requested: String? = nil, chunker: Chunker = Chunker(), embedder: (any Embedder)? = nil,
+                            hnswThreshold: Int = 20_000) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let store = try SQLiteStore(path: URL(fileURLWithPath: directory).appendingPathComponent("index.sqlite").path)
+        try self.init(directory: directory, store: store, analyzer: requested, chunker: chunker, embedder: embedder, hnswThreshold: hnswThreshold)
+    }
+
+    /// An index over any store (SQLite, PostgreSQL); `directory` holds derived files (the HNSW graph).
+    public init(directory: String, store: any ChunkStore, analyzer requested: String? = nil, chunker: Chunker = Chunker(),
+                embedder: (any Embedder)? = nil, hnswThreshold: Int = 20_000) throws {
         self.embedder = embedder
         self.hnswThreshold = hnswThreshold
         self.directory = URL(fileURLWithPath: directory)
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
-        let store = try SQLiteStore(path: self.directory.appendingPathComponent("index.sqlite").path)
         self.store = store
         let existing = try store.meta("analyzer")
         let name = existing ?? requested ?? Analyzers.default.name

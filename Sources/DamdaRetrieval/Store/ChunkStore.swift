@@ -6,6 +6,10 @@ public struct StoredChunk: Sendable {
     public var termFrequencies: [String: Int]
     /// Unit vector from the index's embedder, empty when the index has none.
     public var embedding: [Float]
+
+    public init(rowID: Int64, chunk: Chunk, tags: [String], termFrequencies: [String: Int], embedding: [Float]) {
+        self.rowID = rowID; self.chunk = chunk; self.tags = tags; self.termFrequencies = termFrequencies; self.embedding = embedding
+    }
 }
 
 public struct StoredDocument: Sendable, Equatable {
@@ -14,6 +18,10 @@ public struct StoredDocument: Sendable, Equatable {
     public var source: String
     public var hash: String
     public var chunks: Int
+
+    public init(id: String, title: String, source: String, hash: String, chunks: Int) {
+        self.id = id; self.title = title; self.source = source; self.hash = hash; self.chunks = chunks
+    }
 }
 
 /// Where documents, chunks and their index data live. SQLite (GRDB) is the embedded default;
@@ -36,4 +44,8 @@ public struct IngestBatchItem: Sendable {
     public var chunks: [Chunk]
     public var terms: [[String: Int]]
     public var embeddings: [[Float]]
+
+    public init(document: Document, hash: String, chunks: [Chunk], terms: [[String: Int]], embeddings: [[Float]]) {
+        self.document = document; self.hash = hash; self.chunks = chunks; self.terms = terms; self.embeddings = embeddings
+    }
 }

