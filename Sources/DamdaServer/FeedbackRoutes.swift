@@ -11,14 +11,7 @@ struct FeedbackRoutes {
         v1.get("feedback/export") { req, _ in try await self.export(req) }
     }
 
-    var log: any FeedbackLog {
-        get throws {
-            guard let l = server.index.store as? FeedbackLog else {
-                throw APIError(.internalServerError, "this store keeps no feedback", code: "internal_error")
-            }
-            return l
-        }
-    }
+    var log: any FeedbackLog { server.feedback }
 
     func add(_ request: Request) async throws -> Response {
         let body = try await JSONBody(request, limit: server.maxBodyBytes)
@@ -27,7 +20,7 @@ struct FeedbackRoutes {
         guard let rating = Rating(rawValue: ratingText) else { throw APIError.invalid("rating", "must be \"up\" or \"down\"") }
         let comment = try body.string("comment") ?? ""
         guard comment.count <= 10_000 else { throw APIError.invalid("comment", "is longer than 10,000 characters") }
-        let log = try self.log
+        let log = self.log
         guard let id = try log.addFeedback(answerID: answerID, rating: rating, comment: comment) else {
             throw APIError.notFound("no answer with id '\(answerID)'")
         }

@@ -69,7 +69,7 @@ struct RAGRoutes {
 
     /// Every served answer is kept so feedback can refer to it.
     func log(_ a: AssistantAnswer) throws {
-        guard let store = server.index.store as? FeedbackLog else { return }
+        let store = server.feedback
         let enc = JSONEncoder()
         enc.outputFormatting = [.withoutEscapingSlashes]
         try store.record(AnswerRecord(id: a.id, question: a.question, answer: a.answer,

@@ -13,11 +13,15 @@ public final class ServerState: @unchecked Sendable {
     public let chatTemplate: ChatTemplate
     public let metrics = ServerMetrics()
     public let maxBodyBytes: Int
+    /// Answers served and their ratings: in the index's own store when it keeps feedback (SQLite),
+    /// else in `feedback.sqlite` beside the index (a PostgreSQL-backed index).
+    public let feedback: any FeedbackLog
     let started = Int(Date().timeIntervalSince1970)
     var embedder: (any Embedder)? { index.embedder }
 
     public init(model: any LanguageModel, modelName: String, index: SearchIndex, config: AssistantConfig, chatTemplate: ChatTemplate,
-                maxBodyBytes: Int, maxActive: Int, maxQueue: Int) {
+                maxBodyBytes: Int, maxActive: Int, maxQueue: Int) throws {
+        feedback = try (index.store as? FeedbackLog) ?? SQLiteStore(path: index.directory.appendingPathComponent("feedback.sqlite").path)
         self.model = model
         self.modelName = modelName
         self.index = index

@@ -27,7 +27,7 @@ struct ServeCommand: AsyncParsableCommand {
             let idx = try indexOptions.open(embedder: try indexOptions.embedder())
             let model = try loadModel(path: path, threads: modelOptions.threads)
             let arch = (try? GGUFFile(path: path).string("general.architecture")) ?? "gemma3"
-            let state = ServerState(model: model, modelName: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
+            let state = try ServerState(model: model, modelName: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
                                     index: idx, config: try options.config(modelPath: path), chatTemplate: ChatTemplate.forArchitecture(arch),
                                     maxBodyBytes: maxBodyBytes, maxActive: maxActive, maxQueue: maxQueue)
             var server = ServerOptions()
