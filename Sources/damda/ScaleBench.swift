@@ -19,6 +19,8 @@ struct ScaleBench: AsyncParsableCommand {
     @Option(help: "HNSW efConstruction.") var efConstruction = 100
     @Option(help: "HNSW efSearch values to report (comma-separated).") var efSearch = "32,64,128"
     @Option(help: "Noise of synthetic vectors (per-dimension standard deviation before renormalizing).") var noise: Float = 0.03
+    @Option(help: "Synthetic vectors: 'noise' (a real vector plus isotropic noise: many near-copies, the hardest case for graphs) or 'mix' (a random blend of two real vectors plus a little noise).")
+    var synthetic = "noise"
     @Option(help: "Worker threads.") var threads: Int = Threads.available
     @Option(help: "Embedding model file (default: the fetched multilingual-e5-small).") var embeddingModel: String?
     @Flag(help: "Print JSON (the only format).") var json = false
@@ -40,7 +42,8 @@ struct ScaleBench: AsyncParsableCommand {
             for c in real { vectors += c.embedding; terms.append(c.termFrequencies); docIDs.append(c.chunk.documentID) }
             while terms.count < scale {
                 let a = real[Int(rng.next() % UInt64(real.count))], b = real[Int(rng.next() % UInt64(real.count))]
-                var v = a.embedding.map { $0 + noise * rng.gaussian() }
+                let alpha = synthetic == "mix" ? 0.5 + 0.5 * rng.unit() : 1
+                var v = zip(a.embedding, b.embedding).map { alpha * $0 + (1 - alpha) * $1 + (synthetic == "mix" ? noise / 3 : noise) * rng.gaussian() }
                 let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 v = v.map { $0 / norm }
                 vectors += v
@@ -108,7 +111,7 @@ struct ScaleBench: AsyncParsableCommand {
                               "hybrid_query_ms_p50": pct(totalMs[key] ?? [], 0.5), "hybrid_query_ms_p99": pct(totalMs[key] ?? [], 0.99)]
             }
             printJSON([
-                "chunks": terms.count, "real_chunks": real.count, "questions": questions.count, "dimension": dim, "threads": threads,
+                "chunks": terms.count, "real_chunks": real.count, "synthetic": synthetic, "questions": questions.count, "dimension": dim, "threads": threads,
                 "hnsw": ["m": m, "ef_construction": efConstruction, "build_seconds": (buildSeconds * 10).rounded() / 10, "by_ef_search": perEf],
                 "query_embedding_ms_p50": pct(embedMs, 0.5), "bm25_ms_p50": pct(bm25Ms, 0.5), "bm25_ms_p99": pct(bm25Ms, 0.99),
                 "exact_vector_ms_p50": pct(exactMs, 0.5), "exact_vector_ms_p99": pct(exactMs, 0.99),
