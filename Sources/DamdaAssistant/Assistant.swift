@@ -130,11 +130,17 @@ public final class Assistant: @unchecked Sendable {
     /// their control-token spellings are removed before the template adds real ones.
     func encodePrompt(_ ragPrompt: String) -> [Int32] {
         guard let chat = config.chatTemplate else { return tokenizer.encode(ragPrompt, addSpecial: true, parseSpecial: false) }
-        var content = ragPrompt
-        for s in ["<start_of_turn>", "<end_of_turn>", "<|im_start|>", "<|im_end|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<bos>", "<eos>"] {
-            content = content.replacingOccurrences(of: s, with: "")
+        return tokenizer.encode(chat.render([ChatMessage(role: "user", content: Self.withoutControlTokens(ragPrompt))]),
+                                addSpecial: true, parseSpecial: true)
+    }
+
+    /// User or document text with chat-template control spellings removed, so it cannot open or close turns.
+    public static func withoutControlTokens(_ s: String) -> String {
+        var out = s
+        for t in ["<start_of_turn>", "<end_of_turn>", "<|im_start|>", "<|im_end|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<bos>", "<eos>"] {
+            out = out.replacingOccurrences(of: t, with: "")
         }
-        return tokenizer.encode(chat.render([ChatMessage(role: "user", content: content)]), addSpecial: true, parseSpecial: true)
+        return out
     }
 
     public func ask(_ question: String, history: [ChatMessage] = [], config override: AssistantConfig? = nil) -> AsyncThrowingStream<AssistantEvent, Error> {
@@ -163,21 +169,25 @@ public final class Assistant: @unchecked Sendable {
         let start = clock.now
         let rewrite = try await QueryRewriter(mode: cfg.rewrite).rewrite(q, history: history, generator: generator)
         let retrievalStart = clock.now
-        let (hits, mode): ([SearchHit], SearchMode) = try indexLock.withLock {
-            let mode = cfg.mode ?? (index.hasEmbeddings && index.embedder != nil ? .hybrid : .bm25)
-            return (try index.search(rewrite.question, k: cfg.k, mode: mode, filter: cfg.filter), mode)
+        let hits = try indexLock.withLock {
+            try index.search(rewrite.question, k: cfg.k, mode: cfg.mode ?? (index.hasEmbeddings && index.embedder != nil ? .hybrid : .bm25),
+                             filter: cfg.filter)
         }
-        _ = mode
         let relevant = hits.filter { $0.relevance >= cfg.minRelevance }
         let builder = ContextBuilder(template: cfg.template, budgetTokens: cfg.budgetTokens)
-        let sentencesOf: (SearchHit) -> [String] = { SentenceSplitter.split($0.chunk.text) }
+        // Each chunk's sentences and best sentence, found once: the budget trim and the citation both use them.
+        var grounding: [String: (sentences: [String], best: Int)] = [:]
+        for hit in relevant {
+            let sentences = SentenceSplitter.split(hit.chunk.text)
+            grounding[hit.chunk.id] = (sentences, Grounding.bestSentence(sentences, question: rewrite.question, index: index))
+        }
         let (prompt, entries) = builder.build(
             question: q, hits: relevant, count: { self.encodePrompt($0).count },
-            bestSentence: { Grounding.bestSentence(sentencesOf($0), question: rewrite.question, index: self.index) })
+            bestSentence: { grounding[$0.chunk.id]?.best ?? 0 })
         let retrievalMs = (clock.now - retrievalStart).milliseconds
         var citations = entries.map { e -> Citation in
-            let sentences = sentencesOf(e.hit)
-            let best = sentences.isEmpty ? "" : sentences[Grounding.bestSentence(sentences, question: rewrite.question, index: index)]
+            let g = grounding[e.hit.chunk.id]
+            let best = g.map { $0.sentences.isEmpty ? "" : $0.sentences[$0.best] } ?? ""
             return Citation(n: e.number, chunkID: e.hit.chunk.id, documentID: e.hit.chunk.documentID, title: e.hit.chunk.title,
                             source: e.hit.chunk.source, page: e.hit.chunk.page, heading: e.hit.chunk.headingPath,
                             score: e.hit.score, relevance: e.hit.relevance, text: e.text, bestSentence: best, used: false)

@@ -61,12 +61,4 @@ public final class ServerState: @unchecked Sendable {
             }
         }
     }
-
-    static func withoutControlTokens(_ s: String) -> String {
-        var out = s
-        for t in ["<start_of_turn>", "<end_of_turn>", "<|im_start|>", "<|im_end|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<bos>", "<eos>"] {
-            out = out.replacingOccurrences(of: t, with: "")
-        }
-        return out
-    }
 }

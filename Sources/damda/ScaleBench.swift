@@ -42,7 +42,7 @@ struct ScaleBench: AsyncParsableCommand {
             for c in real { vectors += c.embedding; terms.append(c.termFrequencies); docIDs.append(c.chunk.documentID) }
             while terms.count < scale {
                 let a = real[Int(rng.next() % UInt64(real.count))], b = real[Int(rng.next() % UInt64(real.count))]
-                let alpha = synthetic == "mix" ? 0.5 + 0.5 * rng.unit() : 1
+                let alpha = synthetic == "mix" ? Float(0.5 + 0.5 * rng.nextUnit()) : 1
                 var v = zip(a.embedding, b.embedding).map { alpha * $0 + (1 - alpha) * $1 + (synthetic == "mix" ? noise / 3 : noise) * rng.gaussian() }
                 let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 v = v.map { $0 / norm }
@@ -121,20 +121,4 @@ struct ScaleBench: AsyncParsableCommand {
             ])
         }
     }
-}
-
-/// Seeded randomness for the synthetic chunks (reproducible runs).
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func unit() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    /// Box–Muller.
-    mutating func gaussian() -> Float { (-2 * log(max(unit(), 1e-7))).squareRoot() * cos(2 * .pi * unit()) }
 }

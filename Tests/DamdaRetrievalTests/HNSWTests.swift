@@ -8,10 +8,10 @@ final class HNSWTests: XCTestCase {
     /// Clustered unit vectors with a low intrinsic dimension, like text embeddings: 40 centres,
     /// each with its own 6 directions of variation, plus a little isotropic noise.
     static func clustered(count: Int, dimension: Int, seed: UInt64) -> [Float] {
-        var g = SeededRNG(state: 99)   // the same clusters for data and queries
+        var g = SplitMix64(seed: 99)   // the same clusters for data and queries
         let centres = (0..<40).map { _ in (0..<dimension).map { _ in Float.random(in: -1...1, using: &g) } }
         let bases = (0..<40).map { _ in (0..<6).map { _ in (0..<dimension).map { _ in Float.random(in: -0.5...0.5, using: &g) } } }
-        var r = SeededRNG(state: seed)
+        var r = SplitMix64(seed: seed)
         var out: [Float] = []
         for i in 0..<count {
             let c = i % centres.count
@@ -99,16 +99,5 @@ final class HNSWTests: XCTestCase {
         try Data("garbage".utf8).write(to: file)
         let repaired = try SearchIndex(directory: dir.path, embedder: embedder, hnswThreshold: 1)
         XCTAssertEqual(try repaired.search("보험금 청구 서류", k: 5, mode: .vector).map(\.chunk.id), expected)
-    }
-}
-
-struct SeededRNG: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -32,7 +32,7 @@ public final class HNSWIndex: @unchecked Sendable {
         self.dimension = dimension
         self.vectors = vectors
         self.parameters = parameters
-        var rng = SplitMix(seed: parameters.seed)
+        var rng = SplitMix64(seed: parameters.seed)
         let mL = 1 / log(Double(max(parameters.m, 2)))
         levels = (0..<count).map { _ in Int8(min(Int(-log(max(rng.nextUnit(), 1e-12)) * mL), 15)) }
         let top = Int(levels.max() ?? -1)
@@ -111,7 +111,7 @@ public final class HNSWIndex: @unchecked Sendable {
                 let candidates = searchLayer(q, entries: entries, ef: parameters.efConstruction, level: l, visited: &visited)
                 let chosen = selectNeighbours(candidates, max: parameters.m)
                 neighbours[l][Int(node)] = chosen.map(\.0)
-                for (other, sim) in chosen { link(other, to: node, similarity: sim, level: l) }
+                for (other, _) in chosen { link(other, to: node, level: l) }
                 entries = candidates
             }
         }
@@ -119,7 +119,7 @@ public final class HNSWIndex: @unchecked Sendable {
     }
 
     /// Adds `node` to `other`'s list, re-selecting when the list is over capacity.
-    private func link(_ other: Int32, to node: Int32, similarity sim: Float, level: Int) {
+    private func link(_ other: Int32, to node: Int32, level: Int) {
         var list = neighbours[level][Int(other)]
         list.append(node)
         if list.count > capacity(level) {
@@ -128,7 +128,6 @@ public final class HNSWIndex: @unchecked Sendable {
             list = selectNeighbours(scored, max: capacity(level)).map(\.0)
         }
         neighbours[level][Int(other)] = list
-        _ = sim
     }
 
     /// Algorithm 4: keep a candidate only if it is closer to the base than to every kept one;
@@ -261,18 +260,23 @@ struct Heap<S: Comparable> {
     }
 }
 
-/// SplitMix64: the graph's levels are reproducible for a seed.
-struct SplitMix {
+/// SplitMix64: seeded, reproducible randomness (HNSW levels, synthetic benchmark data, tests).
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    /// Uniform in [0, 1).
+    public mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    /// Standard normal (Box–Muller).
+    public mutating func gaussian() -> Float {
+        Float((-2 * log(max(nextUnit(), 1e-12))).squareRoot() * cos(2 * .pi * nextUnit()))
+    }
 }
 
 /// Little-endian reads that return nil past the end (a truncated file is not a crash).
