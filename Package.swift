@@ -62,6 +62,10 @@ let package = Package(
         ]),
         // Retrieve → prompt within a token budget → generate → clean → cite; KorQuAD answer metrics.
         .target(name: "DamdaAssistant", dependencies: ["DamdaCore", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval"]),
+        // LoRA/QLoRA fine-tuning: backward pass, AdamW, data formats, checkpoints, PEFT adapters.
+        .target(name: "DamdaTraining", dependencies: [
+            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaAssistant", "COpenBLAS",
+        ], swiftSettings: kernelFlags),
         // Hummingbird 2 server: OpenAI routes, RAG, documents, feedback, metrics, the web page (embedded).
         .target(name: "DamdaServer", dependencies: [
             "DamdaEngine", "DamdaRetrieval", "DamdaAssistant",
@@ -71,22 +75,23 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ], resources: [.embedInCode("Web/index.html")]),
         .executableTarget(name: "damda", dependencies: [
-            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaPostgres", "DamdaAssistant", "DamdaServer",
+            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaPostgres", "DamdaAssistant", "DamdaTraining", "DamdaServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Helpers shared by the test targets (the default model's path, temporary folders).
-        .target(name: "DamdaTestSupport", dependencies: ["DamdaModelIO"], path: "Tests/DamdaTestSupport"),
+        .target(name: "DamdaTestSupport", dependencies: ["DamdaModelIO", "DamdaEngine"], path: "Tests/DamdaTestSupport"),
         .testTarget(name: "DamdaModelIOTests", dependencies: [
             "DamdaModelIO", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "DamdaTokenizerTests", dependencies: ["DamdaTokenizer", "DamdaModelIO", "DamdaTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "DamdaRetrievalTests", dependencies: ["DamdaRetrieval", "DamdaEngine", "DamdaModelIO", "DamdaTokenizer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DamdaRetrievalTests", dependencies: ["DamdaCore", "DamdaRetrieval", "DamdaEngine", "DamdaModelIO", "DamdaTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DamdaEngineTests", dependencies: ["DamdaEngine", "DamdaModelIO", "DamdaTokenizer", "DamdaTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DamdaAssistantTests", dependencies: ["DamdaAssistant", "DamdaRetrieval", "DamdaEngine", "DamdaTestSupport"]),
+        .testTarget(name: "DamdaTrainingTests", dependencies: ["DamdaTraining", "DamdaEngine", "DamdaModelIO", "DamdaCore", "DamdaTestSupport"]),
         .testTarget(name: "DamdaPostgresTests", dependencies: ["DamdaPostgres", "DamdaRetrieval", "DamdaTestSupport"]),
         .testTarget(name: "DamdaServerTests", dependencies: ["DamdaServer", "DamdaAssistant", "DamdaRetrieval", "DamdaEngine", "DamdaTestSupport"]),
     ]

@@ -19,6 +19,13 @@ public final class ProgressBar: @unchecked Sendable {
         self.enabled = force || isatty(STDERR_FILENO) != 0
     }
 
+    /// Extra text after the ETA (e.g. the current loss).
+    public var detail: String {
+        get { lock.withLock { _detail } }
+        set { lock.withLock { _detail = newValue } }
+    }
+    private var _detail = ""
+
     public func advance(by n: Int64) { update(to: lock.withLock { done + n }) }
 
     public func update(to value: Int64) {
@@ -48,7 +55,7 @@ public final class ProgressBar: @unchecked Sendable {
         let rate = Double(done) / elapsed
         let eta = rate > 0 ? Double(total - done) / rate : 0
         let line = String(format: "\r%@ %@ %5.1f%% %@ %@/s ETA %@ ", label, bar, fraction * 100,
-                          Self.human(Double(done), unit), Self.human(rate, unit), Self.clock(eta))
+                          Self.human(Double(done), unit), Self.human(rate, unit), Self.clock(eta)) + _detail
         FileHandle.standardError.write(line.data(using: .utf8)!)
     }
 

@@ -1,3 +1,4 @@
+import DamdaTestSupport
 import DamdaEngine
 import DamdaModelIO
 import Foundation
@@ -70,41 +71,4 @@ final class KernelTests: XCTestCase {
             for i in batched.indices { XCTAssertEqual(batched[i], single[i], accuracy: 1e-3 * (1 + abs(single[i])), "\(type)") }
         }
     }
-}
-
-/// Overwrites the f16 scale fields of random blocks with modest finite values.
-func sanitizeScales(_ bytes: inout [UInt8], type: TensorType, values: Int, rng: inout SeededGenerator) {
-    let offsets: [Int]
-    switch type {
-    case .q8_0, .q5_0, .q4_0: offsets = [0]
-    case .q4_K, .q5_K: offsets = [0, 2]
-    case .q6_K: offsets = [208]
-    case .f16:
-        for i in stride(from: 0, to: bytes.count, by: 2) { put(Float16(Float.random(in: -1...1, using: &rng)), &bytes, i) }
-        return
-    case .bf16:
-        for i in stride(from: 0, to: bytes.count, by: 2) {
-            let bits = Float.random(in: -1...1, using: &rng).bitPattern >> 16
-            bytes[i] = UInt8(bits & 0xFF); bytes[i + 1] = UInt8(bits >> 8)
-        }
-        return
-    case .f32:
-        for i in stride(from: 0, to: bytes.count, by: 4) {
-            withUnsafeBytes(of: Float.random(in: -1...1, using: &rng)) { for j in 0..<4 { bytes[i + j] = $0[j] } }
-        }
-        return
-    }
-    // K-quants multiply a super-block scale by 6- or 8-bit sub-block scales: keep the product of
-    // realistic size (random int8 sub-scales alone would give weights of ±200).
-    let range: ClosedRange<Float> = type.blockSize == 256 ? 0.0005...0.003 : 0.001...0.05
-    for b in 0..<(values / type.blockSize) {
-        for o in offsets { put(Float16(Float.random(in: range, using: &rng)), &bytes, b * type.blockBytes + o) }
-        if type == .q6_K {
-            for i in 192..<208 { bytes[b * type.blockBytes + i] = UInt8(bitPattern: Int8.random(in: -16...16, using: &rng)) }
-        }
-    }
-}
-
-func put(_ h: Float16, _ bytes: inout [UInt8], _ at: Int) {
-    bytes[at] = UInt8(h.bitPattern & 0xFF); bytes[at + 1] = UInt8(h.bitPattern >> 8)
 }

@@ -1,3 +1,4 @@
+import DamdaTestSupport
 import DamdaEngine
 import DamdaModelIO
 import DamdaTokenizer

@@ -1,3 +1,4 @@
+import DamdaTestSupport
 import DamdaEngine
 import Foundation
 import XCTest

@@ -1,3 +1,4 @@
+import DamdaCore
 import DamdaEngine
 import DamdaModelIO
 import DamdaRetrieval

@@ -73,3 +73,12 @@ extension Ops {
         while j < n { p[j] *= 1 / sum; j += 1 }
     }
 }
+
+extension Ops {
+    /// out = tanh(x), 8 lanes at a time (the forward pass's own tanh, for training's saved activations).
+    public static func tanhVector(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        while i + 8 <= n { storeF8(VectorMath.tanh(loadF8(x + i)), out + i); i += 8 }
+        while i < n { out[i] = tanhf(x[i]); i += 1 }
+    }
+}

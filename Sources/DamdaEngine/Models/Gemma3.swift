@@ -67,20 +67,46 @@ public struct Gemma3Config: Sendable {
 /// Gemma 3: embeddings scaled by sqrt(n_embd), pre- and post-norms around attention and FFN,
 /// per-head Q/K RMSNorm, NEOX RoPE (1e6 global, 1e4 sliding), GELU(tanh)-gated FFN, tied output.
 public final class Gemma3Model: LanguageModel, @unchecked Sendable {
-    struct Layer {
-        let attnNorm, qNorm, kNorm, postAttnNorm, ffnNorm, postFFNNorm: [Float]
-        let q, k, v, o, gate, up, down: WeightMatrix
+    package struct Layer {
+        package let attnNorm, qNorm, kNorm, postAttnNorm, ffnNorm, postFFNNorm: [Float]
+        package let q, k, v, o, gate, up, down: WeightMatrix
+
+        package func matrix(_ t: LoRATarget) -> WeightMatrix {
+            switch t {
+            case .q: q
+            case .k: k
+            case .v: v
+            case .o: o
+            case .gate: gate
+            case .up: up
+            case .down: down
+            }
+        }
     }
 
     public let config: Gemma3Config
     public let file: GGUFFile
     public let tokenizer: any Tokenizer
     public var threads: Int { didSet { setBLASThreads(threads) } }
-    let embeddings: WeightMatrix
-    let output: WeightMatrix
-    let outputNorm: [Float]
-    let layers: [Layer]
-    let scratch = Scratch()
+    package let embeddings: WeightMatrix
+    package let output: WeightMatrix
+    package let outputNorm: [Float]
+    package let layers: [Layer]
+    package let scratch = Scratch()
+    /// LoRA adapters added to the projections at every forward pass (nil: the base model).
+    public var adapter: LoRAAdapter? {
+        willSet { precondition(newValue.map { $0.geometry == loraGeometry } ?? true, "adapter geometry does not match the model") }
+    }
+
+    /// Input and output widths of the seven adaptable projections.
+    public var loraGeometry: LoRAGeometry {
+        let c = config
+        return LoRAGeometry(layers: c.layers, dims: [
+            .q: (c.embedding, c.heads * c.headDim), .k: (c.embedding, c.kvHeads * c.headDim),
+            .v: (c.embedding, c.kvHeads * c.valueDim), .o: (c.heads * c.valueDim, c.embedding),
+            .gate: (c.embedding, c.feedForward), .up: (c.embedding, c.feedForward), .down: (c.feedForward, c.embedding),
+        ])
+    }
 
     public var vocabularySize: Int { embeddings.rows }
     public var contextLength: Int { config.contextLength }
@@ -157,6 +183,11 @@ public final class Gemma3Model: LanguageModel, @unchecked Sendable {
             matmul(L.q, x.p, tokens: T, q.p, threads: threads, scratch: scratch)
             matmul(L.k, x.p, tokens: T, k.p, threads: threads, scratch: scratch)
             matmul(L.v, x.p, tokens: T, v.p, threads: threads, scratch: scratch)
+            if let a = adapter {
+                a.apply(layer: il, .q, x: x.p, tokens: T, y: q.p)
+                a.apply(layer: il, .k, x: x.p, tokens: T, y: k.p)
+                a.apply(layer: il, .v, x: x.p, tokens: T, y: v.p)
+            }
             Ops.rmsNorm(q.p, L.qNorm, q.p, rows: T * H, n: D, eps: c.eps)
             Ops.rmsNorm(k.p, L.kNorm, k.p, rows: T * c.kvHeads, n: D, eps: c.eps)
             let sliding = c.isSliding[il]
@@ -170,14 +201,20 @@ public final class Gemma3Model: LanguageModel, @unchecked Sendable {
                       headDim: D, valueDim: Dv, window: sliding && c.slidingWindow > 0 ? c.slidingWindow : nil,
                       softcap: c.attentionSoftcap, out: att.p, threads: threads)
             matmul(L.o, att.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
+            adapter?.apply(layer: il, .o, x: att.p, tokens: T, y: tmp.p)
             Ops.rmsNorm(tmp.p, L.postAttnNorm, tmp.p, rows: T, n: E, eps: c.eps)
             Ops.add(h.p, tmp.p, T * E)
 
             Ops.rmsNorm(h.p, L.ffnNorm, x.p, rows: T, n: E, eps: c.eps)
             matmul(L.gate, x.p, tokens: T, gate.p, threads: threads, scratch: scratch)
             matmul(L.up, x.p, tokens: T, up.p, threads: threads, scratch: scratch)
+            if let a = adapter {
+                a.apply(layer: il, .gate, x: x.p, tokens: T, y: gate.p)
+                a.apply(layer: il, .up, x: x.p, tokens: T, y: up.p)
+            }
             Ops.geluGateVector(gate.p, up.p, T * c.feedForward)
             matmul(L.down, gate.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
+            adapter?.apply(layer: il, .down, x: gate.p, tokens: T, y: tmp.p)
             Ops.rmsNorm(tmp.p, L.postFFNNorm, tmp.p, rows: T, n: E, eps: c.eps)
             Ops.add(h.p, tmp.p, T * E)
         }

@@ -64,9 +64,9 @@ func checkMatrix(_ w: WeightMatrix, rows: Int, columns: Int) throws {
 }
 
 /// An fp32 buffer with manual lifetime, for activations.
-final class Buffer {
-    let p: UnsafeMutablePointer<Float>
-    let count: Int
-    init(_ n: Int) { count = max(n, 1); p = .allocate(capacity: count); p.initialize(repeating: 0, count: count) }
+package final class Buffer {
+    package let p: UnsafeMutablePointer<Float>
+    package let count: Int
+    package init(_ n: Int) { count = max(n, 1); p = .allocate(capacity: count); p.initialize(repeating: 0, count: count) }
     deinit { p.deallocate() }
 }

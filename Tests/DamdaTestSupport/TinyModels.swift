@@ -1,16 +1,15 @@
-import DamdaTestSupport
 import DamdaEngine
 import DamdaModelIO
 import Foundation
 import XCTest
 
 /// Tiny random-weight GGUF models the tests write themselves, with a small SentencePiece vocabulary.
-enum TinyModels {
-    static let normalTokens = ["▁", "▁t", "he", "▁the", "in", "▁a", "▁is", "an", "안", "녕", "안녕", "하", "세", "요",
+public enum TinyModels {
+    public static let normalTokens = ["▁", "▁t", "he", "▁the", "in", "▁a", "▁is", "an", "안", "녕", "안녕", "하", "세", "요",
                                "하세요", "▁안녕", "보험", "금", "보험금", "을", "▁보험금", "니다", "습니다", "0", "1", "2"]
         + (UInt8(ascii: "a")...UInt8(ascii: "z")).map { String(UnicodeScalar($0)) }
 
-    static func vocabulary() -> (tokens: [String], scores: [Float], types: [Int32]) {
+    public static func vocabulary() -> (tokens: [String], scores: [Float], types: [Int32]) {
         var tokens = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>", "\n", "\n\n"]
         var types: [Int32] = [3, 3, 3, 2, 3, 3, 4, 4]
         for b in 0..<256 { tokens.append(String(format: "<0x%02X>", b)); types.append(6) }
@@ -22,7 +21,7 @@ enum TinyModels {
         return (tokens, scores, types)
     }
 
-    static func setTokenizer(_ w: inout GGUFWriter, model: String = "llama") {
+    public static func setTokenizer(_ w: inout GGUFWriter, model: String = "llama") {
         let v = vocabulary()
         w.set("tokenizer.ggml.model", .string(model))
         w.set("tokenizer.ggml.tokens", .array(.string, v.tokens.map { .string($0) }))
@@ -36,18 +35,19 @@ enum TinyModels {
     }
 
     /// Random blocks of `type` for a rows×cols matrix, scales kept modest so activations stay sane.
-    static func randomMatrix(_ type: TensorType, rows: Int, cols: Int, rng: inout SeededGenerator) -> [UInt8] {
+    public static func randomMatrix(_ type: TensorType, rows: Int, cols: Int, rng: inout SeededGenerator) -> [UInt8] {
         var bytes = (0..<(rows * type.rowBytes(cols)!)).map { _ in UInt8.random(in: 0...255, using: &rng) }
         sanitizeScales(&bytes, type: type, values: rows * cols, rng: &rng)
         return bytes
     }
 
-    struct GemmaShape {
-        var embedding = 256, layers = 6, feedForward = 512, heads = 2, kvHeads = 1, headDim = 128, window = 4
+    public struct GemmaShape {
+        public var embedding = 256, layers = 6, feedForward = 512, heads = 2, kvHeads = 1, headDim = 128, window = 4
+        public init() {}
     }
 
     /// A Gemma 3 with every tensor type the engine supports somewhere in it.
-    static func writeGemma3(to path: String, shape s: GemmaShape = GemmaShape(), seed: UInt64 = 1) throws {
+    public static func writeGemma3(to path: String, shape s: GemmaShape = GemmaShape(), seed: UInt64 = 1) throws {
         var rng = SeededGenerator(seed: seed)
         var w = GGUFWriter()
         w.set("general.architecture", .string("gemma3"))
@@ -95,14 +95,14 @@ enum TinyModels {
         try w.write(to: path)
     }
 
-    static var sharedTools: URL {
+    public static var sharedTools: URL {
         if let s = ProcessInfo.processInfo.environment["DAMDA_SHARED"] { return URL(fileURLWithPath: s).appendingPathComponent("tools") }
         return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/tools")
     }
 
     /// Runs a Python tool and returns its standard output; fails the test with its stderr otherwise.
-    static func python(_ args: [String]) throws -> String {
+    public static func python(_ args: [String]) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3"] + args
@@ -120,7 +120,7 @@ enum TinyModels {
     }
 
     /// Float32 data of a .npy file written by numpy.save.
-    static func readNPY(_ url: URL) throws -> [Float] {
+    public static func readNPY(_ url: URL) throws -> [Float] {
         let d = try Data(contentsOf: url)
         let major = d[6]
         let headerLen = major == 1 ? Int(d[8]) | Int(d[9]) << 8 : Int(d[8]) | Int(d[9]) << 8 | Int(d[10]) << 16 | Int(d[11]) << 24
@@ -132,7 +132,7 @@ enum TinyModels {
 
 extension TinyModels {
     /// A tiny Llama (adjacent-pair RoPE, separate output matrix) or Qwen 2 (NEOX RoPE, Q/K/V biases, tied output).
-    static func writeLlama(to path: String, architecture: String, seed: UInt64 = 5) throws {
+    public static func writeLlama(to path: String, architecture: String, seed: UInt64 = 5) throws {
         var rng = SeededGenerator(seed: seed)
         let E = 256, L = 2, F = 512, H = 4, KV = 2, D = 64
         var w = GGUFWriter()
@@ -174,4 +174,41 @@ extension TinyModels {
         }
         try w.write(to: path)
     }
+}
+
+/// Overwrites the f16 scale fields of random blocks with modest finite values.
+public func sanitizeScales(_ bytes: inout [UInt8], type: TensorType, values: Int, rng: inout SeededGenerator) {
+    let offsets: [Int]
+    switch type {
+    case .q8_0, .q5_0, .q4_0: offsets = [0]
+    case .q4_K, .q5_K: offsets = [0, 2]
+    case .q6_K: offsets = [208]
+    case .f16:
+        for i in stride(from: 0, to: bytes.count, by: 2) { put(Float16(Float.random(in: -1...1, using: &rng)), &bytes, i) }
+        return
+    case .bf16:
+        for i in stride(from: 0, to: bytes.count, by: 2) {
+            let bits = Float.random(in: -1...1, using: &rng).bitPattern >> 16
+            bytes[i] = UInt8(bits & 0xFF); bytes[i + 1] = UInt8(bits >> 8)
+        }
+        return
+    case .f32:
+        for i in stride(from: 0, to: bytes.count, by: 4) {
+            withUnsafeBytes(of: Float.random(in: -1...1, using: &rng)) { for j in 0..<4 { bytes[i + j] = $0[j] } }
+        }
+        return
+    }
+    // K-quants multiply a super-block scale by 6- or 8-bit sub-block scales: keep the product of
+    // realistic size (random int8 sub-scales alone would give weights of ±200).
+    let range: ClosedRange<Float> = type.blockSize == 256 ? 0.0005...0.003 : 0.001...0.05
+    for b in 0..<(values / type.blockSize) {
+        for o in offsets { put(Float16(Float.random(in: range, using: &rng)), &bytes, b * type.blockBytes + o) }
+        if type == .q6_K {
+            for i in 192..<208 { bytes[b * type.blockBytes + i] = UInt8(bitPattern: Int8.random(in: -16...16, using: &rng)) }
+        }
+    }
+}
+
+public func put(_ h: Float16, _ bytes: inout [UInt8], _ at: Int) {
+    bytes[at] = UInt8(h.bitPattern & 0xFF); bytes[at + 1] = UInt8(h.bitPattern >> 8)
 }

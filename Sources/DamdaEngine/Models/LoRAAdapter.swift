@@ -1,0 +1,159 @@
+import COpenBLAS
+import DamdaCore
+import Foundation
+
+/// A projection LoRA can adapt, named as in Hugging Face PEFT's `target_modules`.
+public enum LoRATarget: String, CaseIterable, Sendable, Codable {
+    case q, k, v, o, gate, up, down
+
+    /// The Hugging Face module name (`q_proj` …), as PEFT writes it in `target_modules`.
+    public var moduleName: String {
+        switch self {
+        case .q: "q_proj"
+        case .k: "k_proj"
+        case .v: "v_proj"
+        case .o: "o_proj"
+        case .gate: "gate_proj"
+        case .up: "up_proj"
+        case .down: "down_proj"
+        }
+    }
+
+    /// The module's path inside a decoder layer (`self_attn.q_proj`, `mlp.gate_proj`).
+    public var modulePath: String {
+        switch self {
+        case .q, .k, .v, .o: "self_attn." + moduleName
+        case .gate, .up, .down: "mlp." + moduleName
+        }
+    }
+
+    public init?(moduleName: String) {
+        guard let t = Self.allCases.first(where: { $0.moduleName == moduleName || $0.rawValue == moduleName }) else { return nil }
+        self = t
+    }
+
+    /// Parses "q,k,v,o,gate,up,down" (short names or PEFT module names; "all" for every one).
+    public static func parseList(_ s: String) throws -> [LoRATarget] {
+        if s == "all" { return allCases }
+        var out: [LoRATarget] = []
+        for part in s.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
+            guard let t = LoRATarget(moduleName: part) else { throw LoRAError.unknownTarget(part) }
+            if !out.contains(t) { out.append(t) }
+        }
+        guard !out.isEmpty else { throw LoRAError.unknownTarget(s) }
+        return allCases.filter(out.contains)
+    }
+}
+
+public enum LoRAError: DamdaError {
+    case unknownTarget(String)
+    case badAdapter(String)
+    case mismatch(String)
+
+    public var message: String {
+        switch self {
+        case let .unknownTarget(t): "unknown LoRA target '\(t)' (use q, k, v, o, gate, up, down or their PEFT names q_proj …)"
+        case let .badAdapter(why): "adapter: \(why)"
+        case let .mismatch(why): "the adapter does not fit this model: \(why)"
+        }
+    }
+}
+
+/// Input and output widths of every adaptable projection of a model, per layer.
+public struct LoRAGeometry: Sendable, Equatable {
+    public var layers: Int
+    public var dims: [LoRATarget: (input: Int, output: Int)]
+
+    public init(layers: Int, dims: [LoRATarget: (input: Int, output: Int)]) { self.layers = layers; self.dims = dims }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.layers == b.layers && LoRATarget.allCases.allSatisfy { a.dims[$0]?.input == b.dims[$0]?.input && a.dims[$0]?.output == b.dims[$0]?.output }
+    }
+}
+
+/// Low-rank adapters: for each layer and target, A [rank × input] and B [output × rank]; the
+/// adapted projection is y = W x + (alpha / rank) · B (A x). Every A and B lives in one flat fp32
+/// array so the optimizer, gradient clipping and checkpoints treat them as one vector.
+public final class LoRAAdapter: @unchecked Sendable {
+    public struct Slot: Sendable {
+        public let a: Int, b: Int
+        public let input: Int, output: Int
+    }
+
+    public let rank: Int
+    public let alpha: Float
+    public let targets: [LoRATarget]
+    public let geometry: LoRAGeometry
+    /// slots[layer][target]: offsets of A and B in `parameters`.
+    public let slots: [[LoRATarget: Slot]]
+    public let count: Int
+    public let parameters: UnsafeMutablePointer<Float>
+
+    public var scale: Float { alpha / Float(rank) }
+
+    /// Zero-filled adapters (callers initialize A; B stays zero so training starts at the base model).
+    public init(geometry: LoRAGeometry, rank: Int, alpha: Float, targets: [LoRATarget]) {
+        self.rank = rank; self.alpha = alpha; self.geometry = geometry
+        self.targets = LoRATarget.allCases.filter(targets.contains)
+        var offset = 0
+        var slots: [[LoRATarget: Slot]] = []
+        for _ in 0..<geometry.layers {
+            var layer: [LoRATarget: Slot] = [:]
+            for t in self.targets {
+                let d = geometry.dims[t]!
+                layer[t] = Slot(a: offset, b: offset + rank * d.input, input: d.input, output: d.output)
+                offset += rank * (d.input + d.output)
+            }
+            slots.append(layer)
+        }
+        self.slots = slots
+        count = offset
+        parameters = .allocate(capacity: max(count, 1))
+        parameters.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    deinit { parameters.deallocate() }
+
+    /// PEFT's default init: A ~ Kaiming-uniform(a = √5) over the input width, B = 0.
+    public func initialize(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        for layer in slots {
+            for t in targets {
+                let s = layer[t]!
+                let bound = 1 / Float(s.input).squareRoot()
+                for i in 0..<(rank * s.input) { parameters[s.a + i] = (Float(rng.nextUnit()) * 2 - 1) * bound }
+                (parameters + s.b).update(repeating: 0, count: s.output * rank)
+            }
+        }
+    }
+
+    public func a(_ layer: Int, _ t: LoRATarget) -> UnsafeMutablePointer<Float>? { slots[layer][t].map { parameters + $0.a } }
+    public func b(_ layer: Int, _ t: LoRATarget) -> UnsafeMutablePointer<Float>? { slots[layer][t].map { parameters + $0.b } }
+
+    /// y[tokens × output] += scale · (x Aᵀ) Bᵀ for one layer's projection (no-op when not adapted).
+    public func apply(layer: Int, _ t: LoRATarget, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
+        guard let s = slots[layer][t] else { return }
+        let z = UnsafeMutablePointer<Float>.allocate(capacity: tokens * rank)
+        defer { z.deallocate() }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(rank), Int32(s.input),
+                    1, x, Int32(s.input), parameters + s.a, Int32(s.input), 0, z, Int32(rank))
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(s.output), Int32(rank),
+                    scale, z, Int32(rank), parameters + s.b, Int32(rank), 1, y, Int32(s.output))
+    }
+
+    /// ΔW = scale · B A for one projection, row-major [output × input].
+    public func delta(layer: Int, _ t: LoRATarget) -> [Float]? {
+        guard let s = slots[layer][t] else { return nil }
+        var d = [Float](repeating: 0, count: s.output * s.input)
+        d.withUnsafeMutableBufferPointer { dp in
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s.output), Int32(s.input), Int32(rank),
+                        scale, parameters + s.b, Int32(rank), parameters + s.a, Int32(s.input), 0, dp.baseAddress!, Int32(s.input))
+        }
+        return d
+    }
+
+    public func copy(from other: LoRAAdapter) {
+        precondition(other.count == count)
+        parameters.update(from: other.parameters, count: count)
+    }
+}
