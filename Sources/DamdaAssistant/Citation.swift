@@ -31,9 +31,9 @@ public struct Citation: Sendable, Codable, Equatable {
     }
 }
 
-enum Grounding {
+public enum Grounding {
     /// Index of the sentence of `sentences` with the highest question-term coverage (first on ties).
-    static func bestSentence(_ sentences: [String], question: String, index: SearchIndex) -> Int {
+    public static func bestSentence(_ sentences: [String], question: String, index: SearchIndex) -> Int {
         let weights = index.queryTermWeights(question)
         var best = 0
         var bestScore: Float = -1

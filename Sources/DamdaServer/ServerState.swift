@@ -19,7 +19,7 @@ public final class ServerState: @unchecked Sendable {
     let started = Int(Date().timeIntervalSince1970)
     var embedder: (any Embedder)? { index.embedder }
 
-    public init(model: any LanguageModel, modelName: String, index: SearchIndex, config: AssistantConfig, chatTemplate: ChatTemplate,
+    public init(model: any LanguageModel, modelName: String, adapterName: String? = nil, index: SearchIndex, config: AssistantConfig, chatTemplate: ChatTemplate,
                 maxBodyBytes: Int, maxActive: Int, maxQueue: Int) throws {
         feedback = try (index.store as? FeedbackLog) ?? SQLiteStore(path: index.directory.appendingPathComponent("feedback.sqlite").path)
         self.model = model
@@ -28,7 +28,7 @@ public final class ServerState: @unchecked Sendable {
         self.chatTemplate = chatTemplate
         self.maxBodyBytes = maxBodyBytes
         scheduler = DecodeScheduler(model: model, maxActive: maxActive, maxQueue: maxQueue)
-        assistant = Assistant(index: index, generator: scheduler, config: config, modelName: modelName)
+        assistant = Assistant(index: index, generator: scheduler, config: config, modelName: modelName, adapterName: adapterName)
         let metrics = self.metrics
         scheduler.onFinish = { summary, cancelled in
             metrics.promptTokens.increment(by: Int64(summary.promptTokens))

@@ -37,13 +37,13 @@ struct AnswersBench: AsyncParsableCommand {
             let path = try modelOptions.resolvedModel()
             let dir = index ?? FileManager.default.temporaryDirectory.appendingPathComponent("damda-answers-\(getpid())").path
             defer { if index == nil { try? FileManager.default.removeItem(atPath: dir) } }
-            let idx = try SearchIndex(directory: dir, embedder: nil)
+            let idx = try SearchIndex(directory: dir, embedder: index == nil ? nil : try embedderIfIndexed(dir, threads: modelOptions.threads))
             if index == nil { _ = try idx.ingest(DocumentLoader().load([docs]), progress: false) }
-            let model = try loadModel(path: path, threads: modelOptions.threads)
+            let (model, _, _, adapterName) = try modelOptions.load()
             var config = try options.config(modelPath: path)
-            if options.mode == nil { config.mode = idx.hasEmbeddings ? .hybrid : .bm25 }
+            if options.mode == nil { config.mode = idx.hasEmbeddings && idx.embedder != nil ? .hybrid : .bm25 }
             let assistant = Assistant(index: idx, generator: Generator(model: model), config: config,
-                                      modelName: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent)
+                                      modelName: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent, adapterName: adapterName)
             let log = out.map { FileManager.default.createFile(atPath: $0, contents: nil); return FileHandle(forWritingAtPath: $0)! }
             var em = 0, refusedAnswerable = 0, echo = 0, goldGiven = 0, promptTokens = 0, answerTokens = 0
             var f1 = 0.0, bestSentenceF1 = 0.0, generationSeconds = 0.0
@@ -97,7 +97,7 @@ struct AnswersBench: AsyncParsableCommand {
                 "refused_unanswerable_pct": unanswerable > 0 ? r(Double(refusedUnanswerable) / Double(unanswerable) * 100) : NSNull(),
                 "mean_prompt_tokens": r(Double(promptTokens) / n), "mean_answer_tokens": r(Double(answerTokens) / n),
                 "seconds_per_question": (generationSeconds / n * 100).rounded() / 100, "threads": modelOptions.threads,
-                "adapter": NSNull(),
+                "adapter": modelOptions.adapter ?? NSNull() as Any,
             ])
         }
     }

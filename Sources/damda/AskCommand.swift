@@ -48,14 +48,13 @@ struct AssistantOptions: ParsableArguments {
 
 /// Loads the index, the model and the assistant the way every assistant command does.
 func makeAssistant(indexOptions: IndexOptions, modelOptions: ModelOptions, options: AssistantOptions) throws -> Assistant {
-    let path = try modelOptions.resolvedModel()
+    let (model, path, name, adapterName) = try modelOptions.load()
     let idx = try indexOptions.open(embedder: try indexOptions.embedder())
     if idx.chunkCount == 0 {
         FileHandle.standardError.write("note: the index at \(indexOptions.index) is empty: ingest documents first (`damda ingest PATH --index \(indexOptions.index)`)\n".data(using: .utf8)!)
     }
-    let model = try loadModel(path: path, threads: modelOptions.threads)
-    let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-    return Assistant(index: idx, generator: Generator(model: model), config: try options.config(modelPath: path), modelName: name)
+    return Assistant(index: idx, generator: Generator(model: model), config: try options.config(modelPath: path), modelName: name,
+                     adapterName: adapterName)
 }
 
 func jsonString<T: Encodable>(_ value: T) -> String {

@@ -5,7 +5,7 @@ import Foundation
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks that print JSON.",
-                                                    subcommands: [Generate.self, RetrievalBench.self, AnswersBench.self, ScaleBench.self])
+                                                    subcommands: [Generate.self, RetrievalBench.self, AnswersBench.self, ScaleBench.self, TrainBench.self])
 
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

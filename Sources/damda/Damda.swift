@@ -1,5 +1,6 @@
 import ArgumentParser
 import DamdaCore
+import DamdaEngine
 import DamdaModelIO
 import Foundation
 
@@ -8,7 +9,7 @@ struct Damda: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "damda",
         abstract: "Put your company's knowledge into a small LLM: exact CPU inference, retrieval, fine-tuning, serving.",
-        subcommands: [ModelCommand.self, TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self, IngestCommand.self, SearchCommand.self, AskCommand.self, ChatCommand.self, ServeCommand.self, BenchCommand.self])
+        subcommands: [ModelCommand.self, TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self, IngestCommand.self, SearchCommand.self, AskCommand.self, ChatCommand.self, ServeCommand.self, TrainCommand.self, AdapterCommand.self, BenchCommand.self])
 }
 
 /// Options every model-using command shares.
@@ -19,8 +20,22 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Worker threads (default: all cores).")
     var threads: Int = Threads.available
 
+    @Option(name: .long, help: "A LoRA adapter folder (Hugging Face PEFT format, e.g. from `damda train`) applied to the model.")
+    var adapter: String?
+
     func resolvedModel() throws -> String {
         try ModelCache.resolveModel(model)
+    }
+
+    /// The model with --adapter applied (Gemma 3 only: Llama GGUFs store Q/K permuted).
+    func load() throws -> (model: any LanguageModel, path: String, name: String, adapterName: String?) {
+        let path = try resolvedModel()
+        let model = try loadModel(path: path, threads: threads)
+        let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        guard let dir = adapter else { return (model, path, name, nil) }
+        guard let gemma = model as? Gemma3Model else { throw LoRAError.badAdapter("adapters are supported on Gemma 3 models") }
+        gemma.adapter = try LoRAAdapter.load(directory: dir, geometry: gemma.loraGeometry).adapter
+        return (model, path, name, URL(fileURLWithPath: dir).standardizedFileURL.lastPathComponent)
     }
 }
 

@@ -30,8 +30,7 @@ struct GenerateCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await failing {
-            let path = try options.resolvedModel()
-            let model = try loadModel(path: path, threads: options.threads)
+            let (model, path, _, _) = try options.load()
             let arch = (try? GGUFFile(path: path).string("general.architecture")) ?? "gemma3"
             let text = chat ? ChatTemplate.forArchitecture(arch).render([ChatMessage(role: "user", content: prompt)]) : prompt
             let req = GenerationRequest(prompt: model.tokenizer.encode(text), maxTokens: sampling.maxTokens,

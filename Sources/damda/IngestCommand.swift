@@ -32,6 +32,14 @@ struct IndexOptions: ParsableArguments {
     }
 }
 
+/// The e5 embedder when the index at `dir` holds embeddings and the model is cached, so queries
+/// are searched the way the index was built (hybrid); nil otherwise.
+func embedderIfIndexed(_ dir: String, threads: Int) throws -> (any Embedder)? {
+    let path = ModelCache.directory().appendingPathComponent(ModelSpec.e5Small.fileName).path
+    guard FileManager.default.fileExists(atPath: path) else { return nil }
+    return try SearchIndex(directory: dir, embedder: nil).hasEmbeddings ? try E5Embedder(path: path, threads: threads) : nil
+}
+
 struct IngestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingest", abstract: "Add files and folders (txt, md, html, pdf, jsonl, csv) to an index.")

@@ -12,7 +12,7 @@ struct LogitsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await failing {
-            let model = try loadModel(path: try options.resolvedModel(), threads: options.threads)
+            let model = try options.load().model
             let ids = model.tokenizer.encode(prompt)
             let cache = model.makeCache(capacity: ids.count)
             let logits = try model.forward(ids, cache: cache, logits: .last)

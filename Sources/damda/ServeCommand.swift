@@ -23,11 +23,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await failing {
-            let path = try modelOptions.resolvedModel()
+            let (model, path, name, adapterName) = try modelOptions.load()
             let idx = try indexOptions.open(embedder: try indexOptions.embedder())
-            let model = try loadModel(path: path, threads: modelOptions.threads)
             let arch = (try? GGUFFile(path: path).string("general.architecture")) ?? "gemma3"
-            let state = try ServerState(model: model, modelName: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
+            let state = try ServerState(model: model, modelName: name, adapterName: adapterName,
                                     index: idx, config: try options.config(modelPath: path), chatTemplate: ChatTemplate.forArchitecture(arch),
                                     maxBodyBytes: maxBodyBytes, maxActive: maxActive, maxQueue: maxQueue)
             var server = ServerOptions()

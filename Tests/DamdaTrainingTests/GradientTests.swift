@@ -73,8 +73,9 @@ final class OpGradientTests: XCTestCase {
 
     /// Grouped-query attention over two packed sequences, causal and sliding-window masks.
     func testAttention() {
-        for window in [nil, 2] as [Int?] {
-            let att = TrainingAttention(heads: 4, kvHeads: 2, headDim: 8, valueDim: 6, window: window)
+        for (window, block) in [(nil, 64), (2, 64), (nil, 2), (3, 2)] as [(Int?, Int)] {
+            var att = TrainingAttention(heads: 4, kvHeads: 2, headDim: 8, valueDim: 6, window: window)
+            att.block = block  // 2: several query blocks, each skipping keys past its last row
             let segments = [0..<5, 5..<9]
             let T = 9
             let q = random(T * 4 * 8, scale: 0.7), k = random(T * 2 * 8, scale: 0.7), v = random(T * 2 * 6), r = random(T * 4 * 6)

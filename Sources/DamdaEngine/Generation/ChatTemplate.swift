@@ -23,6 +23,15 @@ public enum ChatTemplate: Sendable {
         }
     }
 
+    /// The text that closes a turn (what a fine-tuned reply ends with).
+    public var endOfTurn: String {
+        switch self {
+        case .gemma: "<end_of_turn>"
+        case .chatML: "<|im_end|>"
+        case .llama3: "<|eot_id|>"
+        }
+    }
+
     /// The prompt text, ending where the model's reply begins. BOS is added by the tokenizer.
     public func render(_ messages: [ChatMessage]) -> String {
         switch self {

@@ -128,6 +128,9 @@ public final class SearchIndex: @unchecked Sendable {
 
     public var chunkCount: Int { chunks.count }
 
+    /// A document's chunks in order (empty for an unknown id).
+    public func chunks(ofDocument id: String) -> [Chunk] { chunks.lazy.map(\.chunk).filter { $0.documentID == id } }
+
     func termFrequencies(_ text: String) -> [String: Int] {
         var tf: [String: Int] = [:]
         for t in analyzer.terms(text) { tf[t, default: 0] += 1 }

@@ -16,7 +16,15 @@ public struct TrainingAttention {
     /// Floats of saved probabilities for these segments.
     public func probabilityCount(_ segments: [Range<Int>]) -> Int { heads * segments.reduce(0) { $0 + $1.count * $1.count } }
 
-    /// out[T × heads·valueDim]; probs receives each segment's heads × n × n softmax rows.
+    /// Query rows per block: a block attends only to keys up to its last row (and back to the
+    /// window), so the masked upper triangle is never multiplied (~44% fewer FLOPs at 512 tokens).
+    public var block = 64
+
+    /// Keys block [i0, i1) can see.
+    func keyRange(_ i0: Int, _ i1: Int) -> Range<Int> { (window.map { max(0, i0 - $0 + 1) } ?? 0)..<i1 }
+
+    /// out[T × heads·valueDim]; probs receives each segment's heads × n × n softmax rows
+    /// (only the visible part of each row is written and read).
     public func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, segments: [Range<Int>],
                         probs: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let qDim = heads * headDim, kDim = kvHeads * headDim, vDim = kvHeads * valueDim, oDim = heads * valueDim
@@ -28,13 +36,19 @@ public struct TrainingAttention {
                 let kv = h / group
                 let P = probs + pOffset
                 pOffset += n * n
-                gemm(false, true, n, n, headDim, 1, q + s0 * qDim + h * headDim, qDim, k + s0 * kDim + kv * headDim, kDim, 0, P, n)
-                for i in 0..<n {
-                    let row = P + i * n
-                    for j in 0..<n where j > i || (window.map { i - j >= $0 } ?? false) { row[j] = -.infinity }
-                    Ops.softmaxVector(row, n)
+                for i0 in stride(from: 0, to: n, by: block) {
+                    let i1 = min(i0 + block, n), keys = keyRange(i0, i1), m = i1 - i0, w = keys.count
+                    let Pb = P + i0 * n + keys.lowerBound
+                    gemm(false, true, m, w, headDim, 1, q + (s0 + i0) * qDim + h * headDim, qDim,
+                         k + (s0 + keys.lowerBound) * kDim + kv * headDim, kDim, 0, Pb, n)
+                    for i in i0..<i1 {
+                        let row = P + i * n
+                        for j in keys where j > i || (window.map { i - j >= $0 } ?? false) { row[j] = -.infinity }
+                        Ops.softmaxVector(row + keys.lowerBound, w)
+                    }
+                    gemm(false, false, m, valueDim, w, 1, Pb, n, v + (s0 + keys.lowerBound) * vDim + kv * valueDim, vDim,
+                         0, out + (s0 + i0) * oDim + h * valueDim, oDim)
                 }
-                gemm(false, false, n, valueDim, n, 1, P, n, v + s0 * vDim + kv * valueDim, vDim, 0, out + s0 * oDim + h * valueDim, oDim)
             }
         }
     }
@@ -46,7 +60,7 @@ public struct TrainingAttention {
         let qDim = heads * headDim, kDim = kvHeads * headDim, vDim = kvHeads * valueDim, oDim = heads * valueDim
         let group = heads / kvHeads
         let longest = segments.map(\.count).max() ?? 0
-        let dP = UnsafeMutablePointer<Float>.allocate(capacity: max(longest * longest, 1))
+        let dP = UnsafeMutablePointer<Float>.allocate(capacity: max(block * longest, 1))
         defer { dP.deallocate() }
         var pOffset = 0
         for seg in segments {
@@ -55,18 +69,21 @@ public struct TrainingAttention {
                 let kv = h / group
                 let P = probs + pOffset
                 pOffset += n * n
-                let dO = dOut + s0 * oDim + h * valueDim
-                // dP = dO Vᵀ; dV += Pᵀ dO
-                gemm(false, true, n, n, valueDim, 1, dO, oDim, v + s0 * vDim + kv * valueDim, vDim, 0, dP, n)
-                gemm(true, false, n, valueDim, n, 1, P, n, dO, oDim, 1, dv + s0 * vDim + kv * valueDim, vDim)
-                // Row i sees keys 0...i; later keys are masked, so their dS is zero.
-                for i in 0..<n {
-                    OpsBackward.softmax(p: P + i * n, dp: dP + i * n, i + 1)
-                    if i + 1 < n { (dP + i * n + i + 1).update(repeating: 0, count: n - i - 1) }
+                for i0 in stride(from: 0, to: n, by: block) {
+                    let i1 = min(i0 + block, n), keys = keyRange(i0, i1), m = i1 - i0, w = keys.count
+                    let Pb = P + i0 * n + keys.lowerBound
+                    let dO = dOut + (s0 + i0) * oDim + h * valueDim
+                    let kB = k + (s0 + keys.lowerBound) * kDim + kv * headDim, vB = v + (s0 + keys.lowerBound) * vDim + kv * valueDim
+                    // dP = dO Vᵀ; dV += Pᵀ dO
+                    gemm(false, true, m, w, valueDim, 1, dO, oDim, vB, vDim, 0, dP, w)
+                    gemm(true, false, w, valueDim, m, 1, Pb, n, dO, oDim, 1, dv + (s0 + keys.lowerBound) * vDim + kv * valueDim, vDim)
+                    // Softmax backward over each row's visible keys; masked keys have P = 0 and so dS = 0.
+                    for r in 0..<m { OpsBackward.softmax(p: Pb + r * n, dp: dP + r * w, w) }
+                    // dQ = dS K; dK += dSᵀ Q
+                    gemm(false, false, m, headDim, w, 1, dP, w, kB, kDim, 0, dq + (s0 + i0) * qDim + h * headDim, qDim)
+                    gemm(true, false, w, headDim, m, 1, dP, w, q + (s0 + i0) * qDim + h * headDim, qDim, 1,
+                         dk + (s0 + keys.lowerBound) * kDim + kv * headDim, kDim)
                 }
-                // dQ = dS K; dK += dSᵀ Q
-                gemm(false, false, n, headDim, n, 1, dP, n, k + s0 * kDim + kv * headDim, kDim, 0, dq + s0 * qDim + h * headDim, qDim)
-                gemm(true, false, n, headDim, n, 1, dP, n, q + s0 * qDim + h * headDim, qDim, 1, dk + s0 * kDim + kv * headDim, kDim)
             }
         }
     }

@@ -27,13 +27,17 @@ public struct PackedBatch: Sendable {
 
     public init() {}
 
-    /// Appends one sequence: loss on predicting ids[i + 1] where `lossFrom <= i + 1`.
-    public mutating func append(ids: [Int32], lossFrom: Int) {
-        guard ids.count >= 2 else { return }
+    /// Appends one sequence: position i predicts ids[i + 1], with a loss where that token is an answer token.
+    public mutating func append(_ s: TrainingSequence) {
+        guard s.ids.count >= 2 else { return }
         let start = tokens.count
-        tokens += ids.dropLast()
-        targets += (1..<ids.count).map { $0 >= lossFrom ? ids[$0] : -1 }
+        tokens += s.ids.dropLast()
+        targets += (1..<s.ids.count).map { s.isAnswer[$0] ? s.ids[$0] : -1 }
         segments.append(start..<tokens.count)
+    }
+
+    public mutating func append(ids: [Int32], lossFrom: Int) {
+        append(TrainingSequence(ids: ids, isAnswer: ids.indices.map { $0 >= lossFrom }))
     }
 
     public var lossTokens: Int { targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }
@@ -100,6 +104,16 @@ public final class Gemma3Backprop: @unchecked Sendable {
     /// Runs forward and backward on one packed batch: adds ∂(lossScale · Σ CE)/∂θ to `gradients`
     /// and returns the unscaled sum of cross-entropies and the number of target tokens.
     public func accumulate(_ batch: PackedBatch, lossScale: Float, dropoutSeed: UInt64) throws -> (lossSum: Double, tokens: Int) {
+        try run(batch, lossScale: lossScale, dropoutSeed: dropoutSeed, backward: true)
+    }
+
+    /// The summed cross-entropy and target count without gradients (validation).
+    public func loss(_ batch: PackedBatch) throws -> (lossSum: Double, tokens: Int) {
+        try run(batch, lossScale: 0, dropoutSeed: 0, backward: false)
+    }
+
+    func run(_ batch: PackedBatch, lossScale: Float, dropoutSeed: UInt64, backward: Bool) throws -> (lossSum: Double, tokens: Int) {
+        let keepOnlyInputs = recompute || !backward
         let c = model.config
         let T = batch.tokens.count, E = c.embedding
         guard T > 0 else { return (0, 0) }
@@ -122,9 +136,9 @@ public final class Gemma3Backprop: @unchecked Sendable {
         }
         var saved: [LayerActivations] = []
         for il in 0..<c.layers {
-            let acts = LayerActivations(T: T, c: c, probCount: probCount, rank: adapter.rank, targets: adapter.targets, inputOnly: recompute)
+            let acts = LayerActivations(T: T, c: c, probCount: probCount, rank: adapter.rank, targets: adapter.targets, inputOnly: keepOnlyInputs)
             acts.h0.p.update(from: h.p, count: T * E)
-            if recompute {
+            if keepOnlyInputs {
                 let full = LayerActivations(T: T, c: c, probCount: probCount, rank: adapter.rank, targets: adapter.targets, inputOnly: false)
                 full.h0.p.update(from: h.p, count: T * E)
                 layerForward(il, full, pass, out: h.p)
@@ -150,6 +164,7 @@ public final class Gemma3Backprop: @unchecked Sendable {
             }
             for (i, t) in positions.enumerated() { (dh.p + t * E).update(from: dhs.p + i * E, count: E) }
         }
+        guard backward else { return (lossSum, positions.count) }
 
         // Backward, last layer first; dh carries ∂L/∂(layer output) down the residual stream.
         for il in stride(from: c.layers - 1, through: 0, by: -1) {

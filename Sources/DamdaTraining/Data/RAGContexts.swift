@@ -1,0 +1,58 @@
+import DamdaAssistant
+import DamdaCore
+import DamdaRetrieval
+import Foundation
+
+/// Builds training contexts the way the assistant builds serving contexts: retrieved chunks,
+/// numbered with their titles, packed into the same token budget. An answerable example gets its
+/// gold chunk among retrieved distractors (shuffled); an unanswerable one gets distractors only and
+/// learns to say "답변을 찾을 수 없습니다."
+public struct RAGContextSampler {
+    public let index: SearchIndex
+    public var builder: ContextBuilder
+    public var mode: SearchMode
+    /// Retrieved chunks that join the gold one (before the budget trims the list).
+    public var distractors = 3
+    /// Counts a RAG prompt's tokens as the assistant does.
+    public let count: (String) -> Int
+
+    public init(index: SearchIndex, builder: ContextBuilder, mode: SearchMode, count: @escaping (String) -> Int) {
+        self.index = index; self.builder = builder; self.mode = mode; self.count = count
+    }
+
+    /// The context text, or nil when no gold chunk holding the answer fits (or, for an
+    /// unanswerable example, no distractor is free of it).
+    public func context(question: String, answer: String, documentID: String?, unanswerable: Bool,
+                        budget: Int, rng: inout SplitMix64) throws -> String? {
+        let hits = try index.search(question, k: distractors + 6, mode: mode)
+        let gold: Chunk? = documentID.flatMap { id in
+            let own = index.chunks(ofDocument: id)
+            return own.first { $0.text.contains(answer) } ?? own.first
+        } ?? hits.first { $0.chunk.text.contains(answer) }?.chunk
+        let others = hits.filter { $0.chunk.documentID != (gold?.documentID ?? "") && !$0.chunk.text.contains(answer) }
+        var chosen = Array(others.prefix(unanswerable ? distractors : distractors - 1))
+        if !unanswerable {
+            guard let gold else { return nil }
+            chosen.append(SearchHit(chunk: gold, score: 0, rank: 0, relevance: 1))
+        }
+        guard !chosen.isEmpty else { return nil }
+        chosen.shuffle(using: &rng)
+        var b = builder
+        b.budgetTokens = budget
+        func build(_ hits: [SearchHit]) -> String {
+            let (_, entries) = b.build(question: question, hits: hits, count: count) { hit in
+                let sentences = SentenceSplitter.split(hit.chunk.text)
+                return sentences.firstIndex { $0.contains(answer) } ?? Grounding.bestSentence(sentences, question: question, index: index)
+            }
+            return ContextBuilder.render(entries)
+        }
+        var context = build(chosen)
+        if unanswerable { return context.isEmpty ? nil : context }
+        if !context.contains(answer), let g = chosen.firstIndex(where: { $0.chunk.id == gold!.id }) {
+            // The gold chunk fell past the budget: put it first, as a top-ranked hit would be.
+            chosen.insert(chosen.remove(at: g), at: 0)
+            context = build(chosen)
+        }
+        return context.contains(answer) ? context : nil
+    }
+}

@@ -1,0 +1,35 @@
+import ArgumentParser
+import DamdaCore
+import DamdaEngine
+import DamdaModelIO
+import DamdaTraining
+import Foundation
+
+struct AdapterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "adapter", abstract: "Work with LoRA adapters.",
+                                                    subcommands: [Merge.self])
+
+    struct Merge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fold an adapter into the base weights and write a GGUF (loadable by Damda and llama.cpp).")
+        @OptionGroup var modelOptions: ModelOptions
+        @Option(help: "Output GGUF path.") var out: String
+        @Option(help: "Type of the merged matrices: f16, f32 or q8_0.") var type = "f16"
+
+        func run() async throws {
+            try await failing {
+                guard modelOptions.adapter != nil else { throw ValidationError("give --adapter DIR") }
+                guard let t = TensorType(name: type), [.f16, .f32, .q8_0].contains(t) else {
+                    throw ValidationError("--type must be f16, f32 or q8_0")
+                }
+                let (model, _, _, _) = try modelOptions.load()
+                guard let gemma = model as? Gemma3Model, let adapter = gemma.adapter else { throw LoRAError.badAdapter("adapters are supported on Gemma 3 models") }
+                let bar = ProgressBar(total: Int64(gemma.file.tensors.count), label: "merge", unit: "tensors")
+                try AdapterMerge.merge(model: gemma, adapter: adapter, type: t, to: out) { done, _ in bar.update(to: Int64(done)) }
+                bar.finish()
+                let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
+                printJSON(["out": out, "type": t.name, "bytes": size, "merged_matrices": adapter.targets.count * gemma.config.layers])
+            }
+        }
+    }
+}

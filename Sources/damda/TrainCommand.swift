@@ -1,0 +1,179 @@
+import ArgumentParser
+import DamdaAssistant
+import DamdaCore
+import DamdaEngine
+import DamdaModelIO
+import DamdaRetrieval
+import DamdaTraining
+import Foundation
+
+struct TrainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Fine-tune a LoRA adapter on the quantized model (QLoRA, CPU); writes a Hugging Face PEFT adapter.",
+        discussion: """
+            Running the same command again after a kill resumes from the last checkpoint in --out and ends with the \
+            same adapter as an uninterrupted run. Formats: alpaca (instruction, input, output), chat (messages), \
+            rag (question, context, answer) rendered with the assistant's prompt template. With --rag --index, each \
+            example's context is retrieved like the assistant's: the gold chunk among retrieved distractors, shuffled, \
+            within the prompt budget; --unanswerable adds distractor-only examples answered "답변을 찾을 수 없습니다."
+            """)
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Training data (JSONL).") var data: String
+    @Option(help: "alpaca, chat or rag (default: guessed from the first line).") var format: String?
+    @Flag(help: "Build RAG contexts by retrieval over --index (gold chunk + retrieved distractors).") var rag = false
+    @Option(help: "Index for --rag (built from the same documents the assistant serves).") var index: String?
+    @Option(help: "Share of RAG examples turned unanswerable (distractors only, refusal answer).") var unanswerable = 0.15
+    @Option(help: "Prompt token budget for RAG contexts (the assistant's --budget-tokens).") var budgetTokens = 512
+    @Option(help: "Prompt template file (default: the Korean RAG format the assistant uses).") var template: String?
+    @Flag(help: "Render RAG prompts inside the chat template (train for `ask --chat`).") var chat = false
+    @Option(help: "Output folder: adapter_config.json, adapter_model.safetensors, checkpoint.bin, train_log.jsonl.") var out: String
+    @Option(help: "LoRA rank.") var rank = 16
+    @Option(help: "LoRA alpha (scale = alpha / rank).") var alpha: Float = 32
+    @Option(help: "Dropout on the LoRA input.") var dropout: Float = 0.05
+    @Option(help: "Adapted projections: q,k,v,o,gate,up,down (or all).") var targets = "q,k,v,o,gate,up,down"
+    @Option(help: "Peak learning rate.") var lr: Float = 2e-4
+    @Option(help: "Passes over the training data.") var epochs = 3
+    @Option(help: "Sequences per micro-batch.") var batch = 8
+    @Option(help: "Micro-batches per update.") var gradAccum = 1
+    @Option(help: "Longest sequence in tokens.") var maxLen = 512
+    @Option(help: "What to do with longer examples: drop, or prompt (cut the oldest prompt tokens).") var truncation = "drop"
+    @Option(help: "Share of examples held out for validation loss.") var valFraction = 0.05
+    @Option(help: "Seed for initialization, data order, dropout and the validation split.") var seed: UInt64 = 0
+    @Option(help: "Warmup as a share of all updates (then cosine decay).") var warmup = 0.03
+    @Option(help: "AdamW weight decay.") var weightDecay: Float = 0
+    @Option(help: "Clip the global gradient norm to this (0: off).") var maxGradNorm: Float = 1
+    @Option(help: "Pack sequences into passes of at most this many tokens (bounds activation memory).") var maxPassTokens = 1024
+    @Flag(help: "Recompute activations layer by layer in backward (less memory, more time).") var recompute = false
+    @Option(help: "Validation loss every N updates.") var evalEvery = 50
+    @Option(help: "Checkpoint every N updates.") var saveEvery = 10
+    @Option(help: "Stop after N updates (0: all epochs).") var maxSteps = 0
+    @Option(help: "Also write the adapter to OUT/step-N every N updates (for learning curves).") var saveAdapterEvery = 0
+    @Option(help: "Use only the first N examples (0: all).") var limit = 0
+    @Flag(help: "Require a checkpoint in --out to resume from (resuming is automatic when one matches).") var resume = false
+    @Flag(help: "Delete the checkpoint in --out and start over.") var fresh = false
+
+    func run() async throws {
+        try await failing {
+            let fmt = try format.map { f -> TrainingFormat in
+                guard let v = TrainingFormat(rawValue: f) else { throw ValidationError("--format must be alpaca, chat or rag") }
+                return v
+            } ?? guessFormat()
+            guard let policy = TruncationPolicy(rawValue: truncation) else { throw ValidationError("--truncation must be drop or prompt") }
+            if rag && (fmt != .rag || index == nil) { throw ValidationError("--rag needs --format rag data and --index DIR") }
+            var (records, report) = try TrainingDataReader.read(data, format: fmt)
+            if limit > 0 { records = Array(records.prefix(limit)) }
+            for p in report.problems { FileHandle.standardError.write("skipped \(p)\n".data(using: .utf8)!) }
+
+            let (loaded, path, name, _) = try modelOptions.load()
+            guard let model = loaded as? Gemma3Model else { throw TrainingError.unsupported("training supports Gemma 3 models (this is not one)") }
+            let arch = (try? GGUFFile(path: path).string("general.architecture")) ?? "gemma3"
+            let promptTemplate = try template.map { try PromptTemplate(file: $0) } ?? .korean
+            let renderer = ExampleRenderer(tokenizer: model.tokenizer, template: promptTemplate,
+                                           ragChat: chat ? ChatTemplate.forArchitecture(arch) : nil,
+                                           conversation: ChatTemplate.forArchitecture(arch))
+            var sequences: [TrainingSequence] = []
+            var noContext = 0, tooLong = 0, refusals = 0
+            if rag, let dir = index {
+                let idx = try SearchIndex(directory: dir, embedder: try embedderIfIndexed(dir, threads: modelOptions.threads))
+                let sampler = RAGContextSampler(
+                    index: idx, builder: ContextBuilder(template: promptTemplate, budgetTokens: budgetTokens),
+                    mode: idx.hasEmbeddings && idx.embedder != nil ? .hybrid : .bm25,
+                    count: { renderer.promptTokens($0) })
+                var rng = SplitMix64(seed: seed ^ 0xC0_47E7)
+                let bar = ProgressBar(total: Int64(records.count), label: "contexts", unit: "ex")
+                for (i, r) in records.enumerated() {
+                    guard case let .rag(question, _, answer, documentID) = r else { continue }
+                    let refuse = rng.nextUnit() < unanswerable
+                    let target = refuse ? PromptTemplate.refusal : answer
+                    let answerTokens = model.tokenizer.encode(target, addSpecial: false, parseSpecial: false).count + 2
+                    let budget = min(budgetTokens, maxLen - answerTokens)
+                    guard let context = try sampler.context(question: question, answer: answer, documentID: documentID,
+                                                            unanswerable: refuse, budget: budget, rng: &rng) else { noContext += 1; continue }
+                    sequences.append(renderer.rag(question: question, context: context, answer: target))
+                    refusals += refuse ? 1 : 0
+                    bar.update(to: Int64(i + 1))
+                }
+                bar.finish()
+            } else {
+                for r in records {
+                    guard let s = renderer.render(r) else { noContext += 1; continue }
+                    sequences.append(s)
+                }
+            }
+            sequences = sequences.compactMap { s in
+                guard let t = s.truncated(to: maxLen, policy: policy) else { tooLong += 1; return nil }
+                return t
+            }
+            if noContext > 0 {
+                FileHandle.standardError.write("skipped \(noContext) examples without a usable context\(rag ? " (no gold chunk holding the answer fits the budget)" : " (give \"context\", or use --rag --index)")\n".data(using: .utf8)!)
+            }
+            if tooLong > 0 { FileHandle.standardError.write("skipped \(tooLong) examples longer than --max-len \(maxLen)\n".data(using: .utf8)!) }
+            guard !sequences.isEmpty else { throw TrainingError.badData("no examples left to train on") }
+
+            var options = TrainingOptions()
+            options.rank = rank; options.alpha = alpha; options.dropout = dropout
+            options.targets = try LoRATarget.parseList(targets)
+            options.learningRate = lr; options.epochs = epochs; options.batch = batch; options.gradientAccumulation = gradAccum
+            options.maxLength = maxLen; options.validationFraction = valFraction; options.seed = seed; options.warmupFraction = warmup
+            options.weightDecay = weightDecay; options.maxGradientNorm = maxGradNorm; options.maxPassTokens = maxPassTokens
+            options.recompute = recompute; options.evaluateEvery = evalEvery; options.checkpointEvery = saveEvery; options.maxSteps = maxSteps
+            guard rank > 0, batch > 0, gradAccum > 0, epochs > 0, maxLen > 8, (0..<1).contains(dropout) else {
+                throw ValidationError("--rank, --batch, --grad-accum, --epochs must be positive, --max-len > 8, 0 ≤ --dropout < 1")
+            }
+
+            let adapter = LoRAAdapter(geometry: model.loraGeometry, rank: rank, alpha: alpha, targets: options.targets)
+            adapter.initialize(seed: seed)
+            let backprop = try Gemma3Backprop(model: model, adapter: adapter, dropout: dropout, recompute: recompute, threads: modelOptions.threads)
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            let trainer = try Trainer(backprop: backprop, options: options, sequences: sequences, outputDirectory: out,
+                                      modelIdentity: "\(name):\(size)")
+            if fresh { try? FileManager.default.removeItem(atPath: trainer.checkpointPath) }
+            if resume && !FileManager.default.fileExists(atPath: trainer.checkpointPath) {
+                throw TrainingError.badCheckpoint("--resume: no checkpoint in \(out)")
+            }
+            let answerTokens = sequences.reduce(0) { $0 + $1.answerTokens }
+            FileHandle.standardError.write(("training \(adapter.count) LoRA parameters (r \(rank), targets \(options.targets.map(\.rawValue).joined(separator: ","))) on " +
+                "\(trainer.train.count) examples (\(trainer.validation.count) held out, \(refusals) unanswerable), " +
+                "\(answerTokens) answer tokens, \(trainer.totalSteps) updates\n").data(using: .utf8)!)
+            if saveAdapterEvery > 0 {
+                trainer.afterStep = { step in
+                    if step % saveAdapterEvery == 0 { try adapter.save(to: out + "/step-\(step)", baseModel: name, dropout: dropout) }
+                }
+            }
+            let entries = try trainer.run()
+            try adapter.save(to: out, baseModel: name, dropout: dropout)
+            var summary: [String: Any] = [:]
+            summary["adapter"] = out
+            summary["steps"] = trainer.totalSteps
+            summary["examples"] = trainer.train.count
+            summary["validation_examples"] = trainer.validation.count
+            summary["skipped_lines"] = report.skipped
+            summary["skipped_examples"] = noContext + tooLong
+            summary["unanswerable_examples"] = refusals
+            summary["trainable_parameters"] = adapter.count
+            summary["first_loss"] = entries.first { $0.step > 0 }?.loss ?? 0
+            summary["final_loss"] = entries.last?.loss ?? 0
+            let validations = entries.compactMap(\.validationLoss)
+            summary["first_val_loss"] = validations.first ?? 0
+            summary["final_val_loss"] = validations.last ?? 0
+            summary["seconds"] = entries.last?.elapsedSeconds ?? 0
+            let rates = entries.map(\.tokensPerSecond)
+            summary["tokens_per_s"] = rates.isEmpty ? 0 : rates.reduce(0, +) / Double(rates.count)
+            summary["peak_rss_bytes"] = peakResidentBytes()
+            printJSON(summary)
+        }
+    }
+
+    func guessFormat() throws -> TrainingFormat {
+        guard let text = try? String(contentsOfFile: data, encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }),
+              let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw TrainingError.badData("\(data): cannot read a JSON object on its first line; give --format")
+        }
+        if o["messages"] != nil { return .chat }
+        if o["instruction"] != nil { return .alpaca }
+        if o["question"] != nil { return .rag }
+        throw TrainingError.badData("\(data): first line has none of instruction, messages, question; give --format")
+    }
+}

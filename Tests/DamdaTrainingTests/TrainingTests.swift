@@ -1,0 +1,219 @@
+import DamdaAssistant
+import DamdaCore
+import DamdaEngine
+import DamdaModelIO
+import DamdaTestSupport
+import DamdaTraining
+import Foundation
+import XCTest
+
+/// A tiny Gemma 3 written once for these tests.
+enum TinyTrainingModel {
+    static let path: String = {
+        let dir = try! temporaryDirectory("train-model")
+        let path = dir.appendingPathComponent("tiny-gemma3.gguf").path
+        var shape = TinyModels.GemmaShape()
+        shape.layers = 2; shape.embedding = 256; shape.feedForward = 256; shape.window = 4
+        try! TinyModels.writeGemma3(to: path, shape: shape, seed: 9)
+        return path
+    }()
+
+    /// Alpaca lines in the tiny vocabulary (its pieces are Korean syllables, "the", "is", digits).
+    static func alpacaLines(_ n: Int) -> String {
+        let outputs = ["안녕하세요", "보험금을", "the 12", "is 0", "안녕 안녕", "보험금 21"]
+        return (0..<n).map { i in
+            "{\"instruction\": \"보험 \(i % 7)\", \"input\": \"\(i % 3 == 0 ? "하세요" : "")\", \"output\": \"\(outputs[i % outputs.count])\"}"
+        }.joined(separator: "\n") + "\n"
+    }
+}
+
+final class TrainingDataTests: XCTestCase {
+    func testMalformedLinesAreSkippedWithLineNumbers() throws {
+        let dir = try temporaryDirectory("train-data")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("data.jsonl").path
+        try """
+            {"instruction": "a", "output": "b"}
+            not json
+            {"instruction": "", "output": "b"}
+
+            {"instruction": "a"}
+            {"instruction": "c", "input": "d", "output": "e"}
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let (records, report) = try TrainingDataReader.read(file, format: .alpaca)
+        XCTAssertEqual(records.count, 2)
+        XCTAssertEqual(report.lines, 5)
+        XCTAssertEqual(report.skipped, 3)
+        XCTAssertTrue(report.problems[0].hasSuffix("data.jsonl:2: not a JSON object"), report.problems[0])
+        XCTAssertTrue(report.problems[1].contains(":3: missing or empty \"instruction\""))
+        XCTAssertTrue(report.problems[2].contains(":5: missing or empty \"output\""))
+
+        try "{\"messages\": [{\"role\": \"user\"}]}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try TrainingDataReader.read(file, format: .chat)) { e in
+            XCTAssertTrue((e as! DamdaError).message.contains("no usable chat examples"))
+        }
+        try "{\"question\": \"q\", \"answers\": [\"a\"], \"doc_id\": \"d-1\"}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        guard case let .rag(q, context, answer, doc)? = try TrainingDataReader.read(file, format: .rag).records.first else { return XCTFail() }
+        XCTAssertEqual([q, answer, doc], ["q", "a", "d-1"])
+        XCTAssertNil(context)
+    }
+
+    func testRenderingMasksPromptAndMatchesTheAssistantPrompt() throws {
+        let model = try Gemma3Model(path: TinyTrainingModel.path, threads: 1)
+        let tok = model.tokenizer
+        let r = ExampleRenderer(tokenizer: tok, conversation: .gemma)
+        let rag = r.rag(question: "보험금", context: "[1] 안녕\n보험금을", answer: "안녕하세요")
+        let prompt = tok.encode(PromptTemplate.korean.render(question: "보험금", context: "[1] 안녕\n보험금을"), addSpecial: true, parseSpecial: false)
+        XCTAssertEqual(Array(rag.ids.prefix(prompt.count)), prompt, "training prompt = the assistant's prompt")
+        XCTAssertEqual(rag.isAnswer.firstIndex(of: true), prompt.count)
+        XCTAssertEqual(rag.ids.last, tok.eosID)
+        XCTAssertEqual(tok.decode(Array(rag.ids[prompt.count...].dropLast())), "안녕하세요")
+
+        // Two assistant turns: both learned, user turns not; message text never becomes a control token.
+        let chat = r.render(.conversation([
+            ChatMessage(role: "user", content: "안녕<end_of_turn>"), ChatMessage(role: "assistant", content: "하세요"),
+            ChatMessage(role: "user", content: "보험"), ChatMessage(role: "assistant", content: "보험금"),
+        ]))!
+        let whole = tok.encode(ChatTemplate.gemma.render([ChatMessage(role: "user", content: "안녕"), ChatMessage(role: "assistant", content: "하세요"),
+                                                          ChatMessage(role: "user", content: "보험")]) + "보험금<end_of_turn>")
+        XCTAssertEqual(chat.ids, whole)
+        let learned = zip(chat.ids, chat.isAnswer).filter(\.1).map(\.0)
+        let eot = tok.tokenID("<end_of_turn>")!
+        XCTAssertEqual(learned, tok.encode("하세요", addSpecial: false, parseSpecial: false) + [eot] + tok.encode("보험금", addSpecial: false, parseSpecial: false) + [eot])
+
+        // Truncation: drop, or cut the oldest prompt tokens and keep the answer.
+        let long = TrainingSequence(ids: Array(0..<20), isAnswer: Array(repeating: false, count: 16) + Array(repeating: true, count: 4))
+        XCTAssertNil(long.truncated(to: 10, policy: .drop))
+        let cut = long.truncated(to: 12, policy: .prompt)!
+        XCTAssertEqual(cut.ids, [0] + Array(9..<20))
+        XCTAssertEqual(cut.answerTokens, 4)
+        XCTAssertNil(long.truncated(to: 6, policy: .prompt), "no room left for the prompt")
+    }
+}
+
+final class TrainingLoopTests: XCTestCase {
+    func sequences(_ model: Gemma3Model, count: Int) -> [TrainingSequence] {
+        let r = ExampleRenderer(tokenizer: model.tokenizer, conversation: .gemma)
+        return TinyTrainingModel.alpacaLines(count).split(separator: "\n").map { line in
+            let o = try! JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: String]
+            return r.render(.instruction(instruction: o["instruction"]!, input: o["input"]!, output: o["output"]!))!
+        }
+    }
+
+    func makeTrainer(_ dir: URL, options: TrainingOptions) throws -> (Trainer, LoRAAdapter) {
+        let model = try Gemma3Model(path: TinyTrainingModel.path, threads: 1)
+        let adapter = LoRAAdapter(geometry: model.loraGeometry, rank: options.rank, alpha: options.alpha, targets: options.targets)
+        adapter.initialize(seed: options.seed)
+        let bp = try Gemma3Backprop(model: model, adapter: adapter, dropout: options.dropout, threads: 1)
+        let trainer = try Trainer(backprop: bp, options: options, sequences: sequences(model, count: 24), outputDirectory: dir.path, modelIdentity: "tiny")
+        trainer.log = { _ in }
+        return (trainer, adapter)
+    }
+
+    func testLossFallsAndValidationIsTracked() throws {
+        let dir = try temporaryDirectory("train-loop")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var o = TrainingOptions()
+        o.rank = 4; o.alpha = 8; o.learningRate = 5e-2; o.epochs = 8; o.batch = 4; o.validationFraction = 0.2; o.evaluateEvery = 5
+        o.maxGradientNorm = 0  // the random model's logits are huge: clipping would make every step tiny
+        let (trainer, _) = try makeTrainer(dir, options: o)
+        XCTAssertEqual(trainer.validation.count, 5)
+        let all = try trainer.run(progress: false)
+        XCTAssertEqual(all.first?.step, 0, "step 0 logs the base model's validation loss")
+        let log = all.filter { $0.step > 0 }
+        XCTAssertEqual(log.count, trainer.totalSteps)
+        let first = log.prefix(3).map(\.loss).reduce(0, +) / 3, last = log.suffix(3).map(\.loss).reduce(0, +) / 3
+        XCTAssertLessThan(last, 0.95 * first, "training loss should fall (the random model starts near 520 nats): \(first) → \(last)")
+        let vals = all.compactMap(\.validationLoss)
+        XCTAssertGreaterThanOrEqual(vals.count, 2)
+        XCTAssertLessThan(vals.last!, vals.first!)
+        // Warmup then cosine decay to ~0 at the end.
+        XCTAssertLessThan(log.last!.learningRate, 0.1 * o.learningRate)
+        let lines = try String(contentsOfFile: trainer.logPath, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, all.count)
+    }
+
+    /// Stopping after a checkpoint and running again ends with the same adapter, bit for bit.
+    func testResumeReachesTheSameAdapter() throws {
+        let dirA = try temporaryDirectory("train-a"), dirB = try temporaryDirectory("train-b")
+        defer { try? FileManager.default.removeItem(at: dirA); try? FileManager.default.removeItem(at: dirB) }
+        var o = TrainingOptions()
+        o.rank = 4; o.alpha = 8; o.learningRate = 3e-3; o.epochs = 2; o.batch = 3; o.dropout = 0.1; o.checkpointEvery = 3; o.validationFraction = 0.1
+        let (straight, adapterA) = try makeTrainer(dirA, options: o)
+        try straight.run(progress: false)
+
+        struct Stop: Error {}
+        let (interrupted, _) = try makeTrainer(dirB, options: o)
+        interrupted.afterStep = { if $0 == 7 { throw Stop() } }
+        XCTAssertThrowsError(try interrupted.run(progress: false))
+        XCTAssertEqual(try Checkpoint.load(interrupted.checkpointPath)?.step, 6)
+        let (resumed, adapterB) = try makeTrainer(dirB, options: o)
+        let log = try resumed.run(progress: false)
+        XCTAssertEqual(log.count, straight.totalSteps + 1)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: adapterB.parameters, count: adapterB.count)),
+                       Array(UnsafeBufferPointer(start: adapterA.parameters, count: adapterA.count)))
+
+        // A checkpoint of another run (different options) is refused, not silently resumed.
+        var other = o
+        other.learningRate = 1e-3
+        let (mismatched, _) = try makeTrainer(dirB, options: other)
+        XCTAssertThrowsError(try mismatched.run(progress: false)) { e in
+            XCTAssertTrue((e as! DamdaError).message.contains("belongs to another run"))
+        }
+        // A damaged checkpoint is an error too.
+        try Data("DAMDA-LORA-CKPT1garbage".utf8).write(to: URL(fileURLWithPath: resumed.checkpointPath))
+        XCTAssertThrowsError(try Checkpoint.load(resumed.checkpointPath))
+    }
+
+    /// The real thing: `damda train` killed with SIGKILL mid-run, then the same command again.
+    func testKilledTrainingResumesToTheSameAdapter() throws {
+        let damda = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("damda").path
+        let candidates = [damda, repositoryRoot.appendingPathComponent(".build/release/damda").path]
+        guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw XCTSkip("damda binary not built")
+        }
+        let dir = try temporaryDirectory("train-kill")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("data.jsonl").path
+        try TinyTrainingModel.alpacaLines(64).write(toFile: data, atomically: true, encoding: .utf8)
+        func command(_ out: String) -> [String] {
+            ["train", "--model", TinyTrainingModel.path, "--data", data, "--out", dir.appendingPathComponent(out).path, "--threads", "1",
+             "--rank", "4", "--alpha", "8", "--epochs", "8", "--batch", "2", "--save-every", "4", "--lr", "2e-3", "--seed", "3"]
+        }
+        func launch(_ out: String) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = command(out)
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        let straight = try launch("straight")
+        straight.waitUntilExit()
+        XCTAssertEqual(straight.terminationStatus, 0)
+
+        let killed = try launch("killed")
+        let log = dir.appendingPathComponent("killed/train_log.jsonl").path
+        // Kill once a checkpoint exists and a few more steps have run past it.
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            let steps = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").count ?? 0
+            if steps >= 6 { break }
+            usleep(2000)
+        }
+        kill(killed.processIdentifier, SIGKILL)
+        killed.waitUntilExit()
+        XCTAssertEqual(killed.terminationReason, .uncaughtSignal, "the run finished before it could be killed")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("killed/adapter_model.safetensors").path))
+        let resumed = try launch("killed")
+        resumed.waitUntilExit()
+        XCTAssertEqual(resumed.terminationStatus, 0)
+        let a = try Data(contentsOf: dir.appendingPathComponent("straight/adapter_model.safetensors"))
+        let b = try Data(contentsOf: dir.appendingPathComponent("killed/adapter_model.safetensors"))
+        XCTAssertEqual(a, b, "resumed adapter differs from the uninterrupted one")
+        let steps = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").count
+        let straightSteps = try String(contentsOfFile: dir.appendingPathComponent("straight/train_log.jsonl").path, encoding: .utf8).split(separator: "\n").count
+        XCTAssertEqual(steps, straightSteps)
+    }
+}
