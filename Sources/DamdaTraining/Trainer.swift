@@ -52,7 +52,7 @@ public struct TrainingLogEntry: Codable, Sendable {
 /// The LoRA training loop: packed micro-batches, gradient accumulation, clipping, AdamW with
 /// warmup + cosine, validation loss, checkpoints that resume to the same final adapter.
 public final class Trainer {
-    public let backprop: Gemma3Backprop
+    public let backprop: DecoderBackprop
     public let options: TrainingOptions
     public let train: [TrainingSequence]
     public let validation: [TrainingSequence]
@@ -75,7 +75,7 @@ public final class Trainer {
     public var checkpointPath: String { outputDirectory + "/checkpoint.bin" }
     public var logPath: String { outputDirectory + "/train_log.jsonl" }
 
-    public init(backprop: Gemma3Backprop, options: TrainingOptions, sequences: [TrainingSequence], outputDirectory: String, modelIdentity: String) throws {
+    public init(backprop: DecoderBackprop, options: TrainingOptions, sequences: [TrainingSequence], outputDirectory: String, modelIdentity: String) throws {
         guard !sequences.isEmpty else { throw TrainingError.badData("no training examples") }
         self.backprop = backprop; self.options = options; self.outputDirectory = outputDirectory
         // A fixed, seeded validation split.

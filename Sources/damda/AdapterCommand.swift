@@ -23,12 +23,12 @@ struct AdapterCommand: AsyncParsableCommand {
                     throw ValidationError("--type must be f16, f32 or q8_0")
                 }
                 let (model, _, _, _) = try modelOptions.load()
-                guard let gemma = model as? Gemma3Model, let adapter = gemma.adapter else { throw LoRAError.badAdapter("adapters are supported on Gemma 3 models") }
-                let bar = ProgressBar(total: Int64(gemma.file.tensors.count), label: "merge", unit: "tensors")
-                try AdapterMerge.merge(model: gemma, adapter: adapter, type: t, to: out) { done, _ in bar.update(to: Int64(done)) }
+                guard let adaptable = model as? any AdaptableModel, let adapter = adaptable.adapter else { throw LoRAError.badAdapter("this model cannot take adapters") }
+                let bar = ProgressBar(total: Int64(adaptable.file.tensors.count), label: "merge", unit: "tensors")
+                try AdapterMerge.merge(model: adaptable, adapter: adapter, type: t, to: out) { done, _ in bar.update(to: Int64(done)) }
                 bar.finish()
                 let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
-                printJSON(["out": out, "type": t.name, "bytes": size, "merged_matrices": adapter.targets.count * gemma.config.layers])
+                printJSON(["out": out, "type": t.name, "bytes": size, "merged_matrices": adapter.targets.count * adaptable.loraGeometry.layers])
             }
         }
     }

@@ -33,8 +33,8 @@ struct ModelOptions: ParsableArguments {
         let model = try loadModel(path: path, threads: threads)
         let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         guard let dir = adapter else { return (model, path, name, nil) }
-        guard let gemma = model as? Gemma3Model else { throw LoRAError.badAdapter("adapters are supported on Gemma 3 models") }
-        gemma.adapter = try LoRAAdapter.load(directory: dir, geometry: gemma.loraGeometry).adapter
+        guard let adaptable = model as? any AdaptableModel else { throw LoRAError.badAdapter("this model cannot take adapters") }
+        adaptable.adapter = try LoRAAdapter.load(directory: dir, geometry: adaptable.loraGeometry, rowOrder: adaptable.huggingFaceRowOrder).adapter
         return (model, path, name, URL(fileURLWithPath: dir).standardizedFileURL.lastPathComponent)
     }
 }

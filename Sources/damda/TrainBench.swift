@@ -23,13 +23,13 @@ struct TrainBench: AsyncParsableCommand {
     func run() async throws {
         try await failing {
             let (loaded, path, _, _) = try modelOptions.load()
-            guard let model = loaded as? Gemma3Model else { throw TrainingError.unsupported("bench train needs a Gemma 3 model") }
+            guard let model = loaded as? any AdaptableModel else { throw TrainingError.unsupported("this model cannot be trained") }
             let adapter = LoRAAdapter(geometry: model.loraGeometry, rank: rank, alpha: Float(2 * rank), targets: try LoRATarget.parseList(targets))
             adapter.initialize(seed: 0)
             // B = 0 would make every step identical to the base model; small values exercise all paths.
             var rng = SplitMix64(seed: 1)
             for layer in adapter.slots { for (_, s) in layer { for i in 0..<(s.output * rank) { adapter.parameters[s.b + i] = rng.gaussian() * 1e-3 } } }
-            let bp = try Gemma3Backprop(model: model, adapter: adapter, dropout: 0.05, recompute: recompute, threads: modelOptions.threads)
+            let bp = try DecoderBackprop.make(model: model, adapter: adapter, dropout: 0.05, recompute: recompute, threads: modelOptions.threads)
             let optimizer = AdamW(count: adapter.count)
             // Real Korean text (tokenized, repeated to length) rather than random ids.
             let text = "보험계약자는 보험기간 중 계약 내용을 변경할 수 있으며, 보험회사는 약관에서 정한 바에 따라 보험금을 지급합니다. "

@@ -66,7 +66,7 @@ struct TrainCommand: AsyncParsableCommand {
             for p in report.problems { FileHandle.standardError.write("skipped \(p)\n".data(using: .utf8)!) }
 
             let (loaded, path, name, _) = try modelOptions.load()
-            guard let model = loaded as? Gemma3Model else { throw TrainingError.unsupported("training supports Gemma 3 models (this is not one)") }
+            guard let model = loaded as? any AdaptableModel else { throw TrainingError.unsupported("this model cannot be trained") }
             let arch = (try? GGUFFile(path: path).string("general.architecture")) ?? "gemma3"
             let promptTemplate = try template.map { try PromptTemplate(file: $0) } ?? .korean
             let renderer = ExampleRenderer(tokenizer: model.tokenizer, template: promptTemplate,
@@ -124,7 +124,7 @@ struct TrainCommand: AsyncParsableCommand {
 
             let adapter = LoRAAdapter(geometry: model.loraGeometry, rank: rank, alpha: alpha, targets: options.targets)
             adapter.initialize(seed: seed)
-            let backprop = try Gemma3Backprop(model: model, adapter: adapter, dropout: dropout, recompute: recompute, threads: modelOptions.threads)
+            let backprop = try DecoderBackprop.make(model: model, adapter: adapter, dropout: dropout, recompute: recompute, threads: modelOptions.threads)
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
             let trainer = try Trainer(backprop: backprop, options: options, sequences: sequences, outputDirectory: out,
                                       modelIdentity: "\(name):\(size)")
@@ -138,11 +138,11 @@ struct TrainCommand: AsyncParsableCommand {
                 "\(answerTokens) answer tokens, \(trainer.totalSteps) updates\n").data(using: .utf8)!)
             if saveAdapterEvery > 0 {
                 trainer.afterStep = { step in
-                    if step % saveAdapterEvery == 0 { try adapter.save(to: out + "/step-\(step)", baseModel: name, dropout: dropout) }
+                    if step % saveAdapterEvery == 0 { try adapter.save(to: out + "/step-\(step)", baseModel: name, dropout: dropout, rowOrder: model.huggingFaceRowOrder) }
                 }
             }
             let entries = try trainer.run()
-            try adapter.save(to: out, baseModel: name, dropout: dropout)
+            try adapter.save(to: out, baseModel: name, dropout: dropout, rowOrder: model.huggingFaceRowOrder)
             var summary: [String: Any] = [:]
             summary["adapter"] = out
             summary["steps"] = trainer.totalSteps

@@ -72,6 +72,32 @@ final class AdapterFormatTests: XCTestCase {
         XCTAssertThrowsError(try LoRAAdapter.load(directory: back.path, geometry: model.loraGeometry))
     }
 
+    /// Llama GGUFs permute Q/K rows: the file holds B in Hugging Face order and loads back to GGUF order.
+    func testLlamaAdapterRowsFollowHuggingFaceOrder() throws {
+        let dir = try temporaryDirectory("llama-peft")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("tiny.gguf").path
+        try TinyModels.writeLlama(to: path, architecture: "llama")
+        let model = try LlamaModel(file: try GGUFFile(path: path), threads: 1)
+        let order = model.huggingFaceRowOrder
+        XCTAssertEqual(order[.q]?.count, model.config.heads * model.config.headDim)
+        let half = model.config.headDim / 2
+        let firstRows: [Int] = Array(order[.q]!.prefix(4))
+        XCTAssertEqual(firstRows, [0, half, 1, half + 1])
+        let adapter = LoRAAdapter(geometry: model.loraGeometry, rank: 2, alpha: 4, targets: [.q, .k, .v])
+        var rng = SplitMix64(seed: 1)
+        for i in 0..<adapter.count { adapter.parameters[i] = rng.gaussian() }
+        try adapter.save(to: dir.appendingPathComponent("a").path, baseModel: "tiny", dropout: 0, rowOrder: order)
+        let (file, _) = try Safetensors.read(dir.appendingPathComponent("a/adapter_model.safetensors").path)
+        let s = adapter.slots[0][.q]!
+        let hfB = file["base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight"]!.floats
+        // GGUF row 1 (pair partner of row 0) is Hugging Face row headDim/2.
+        XCTAssertEqual(Array(hfB[(model.config.headDim / 2 * 2)..<(model.config.headDim / 2 * 2 + 2)]),
+                       Array(UnsafeBufferPointer(start: adapter.parameters + s.b + 2, count: 2)))
+        let (back, _) = try LoRAAdapter.load(directory: dir.appendingPathComponent("a").path, geometry: model.loraGeometry, rowOrder: order)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: back.parameters, count: back.count)), Array(UnsafeBufferPointer(start: adapter.parameters, count: adapter.count)))
+    }
+
     /// Merging into F32 weights gives the same logits as applying the adapter at run time;
     /// F16 and Q8_0 merges load and stay close.
     func testMergedModelMatchesAdapterAtRunTime() throws {

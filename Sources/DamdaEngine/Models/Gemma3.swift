@@ -66,7 +66,7 @@ public struct Gemma3Config: Sendable {
 
 /// Gemma 3: embeddings scaled by sqrt(n_embd), pre- and post-norms around attention and FFN,
 /// per-head Q/K RMSNorm, NEOX RoPE (1e6 global, 1e4 sliding), GELU(tanh)-gated FFN, tied output.
-public final class Gemma3Model: LanguageModel, @unchecked Sendable {
+public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
     package struct Layer {
         package let attnNorm, qNorm, kNorm, postAttnNorm, ffnNorm, postFFNNorm: [Float]
         package let q, k, v, o, gate, up, down: WeightMatrix
@@ -97,6 +97,8 @@ public final class Gemma3Model: LanguageModel, @unchecked Sendable {
     public var adapter: LoRAAdapter? {
         willSet { precondition(newValue.map { $0.geometry == loraGeometry } ?? true, "adapter geometry does not match the model") }
     }
+
+    public func matrix(layer: Int, _ t: LoRATarget) -> WeightMatrix { layers[layer].matrix(t) }
 
     /// Input and output widths of the seven adaptable projections.
     public var loraGeometry: LoRAGeometry {

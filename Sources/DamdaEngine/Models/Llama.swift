@@ -44,22 +44,55 @@ public struct LlamaConfig: Sendable {
 
 /// Llama family (Llama 2/3, Qwen 2): pre-norm blocks, RoPE, grouped-query attention, SiLU-gated FFN,
 /// optional Q/K/V biases (Qwen 2), separate or tied output matrix.
-public final class LlamaModel: LanguageModel, @unchecked Sendable {
-    struct Layer {
-        let attnNorm, ffnNorm: [Float]
-        let qBias, kBias, vBias: [Float]?
-        let q, k, v, o, gate, up, down: WeightMatrix
+public final class LlamaModel: AdaptableModel, @unchecked Sendable {
+    package struct Layer {
+        package let attnNorm, ffnNorm: [Float]
+        package let qBias, kBias, vBias: [Float]?
+        package let q, k, v, o, gate, up, down: WeightMatrix
     }
 
     public let config: LlamaConfig
     public let file: GGUFFile
     public let tokenizer: any Tokenizer
     public var threads: Int { didSet { setBLASThreads(threads) } }
-    let embeddings: WeightMatrix
-    let output: WeightMatrix
-    let outputNorm: [Float]
-    let layers: [Layer]
+    package let embeddings: WeightMatrix
+    package let output: WeightMatrix
+    package let outputNorm: [Float]
+    package let layers: [Layer]
     let scratch = Scratch()
+    /// LoRA adapters added to the projections at every forward pass (nil: the base model).
+    public var adapter: LoRAAdapter? {
+        willSet { precondition(newValue.map { $0.geometry == loraGeometry } ?? true, "adapter geometry does not match the model") }
+    }
+
+    public var loraGeometry: LoRAGeometry {
+        let c = config
+        return LoRAGeometry(layers: c.layers, dims: [
+            .q: (c.embedding, c.heads * c.headDim), .k: (c.embedding, c.kvHeads * c.headDim),
+            .v: (c.embedding, c.kvHeads * c.headDim), .o: (c.heads * c.headDim, c.embedding),
+            .gate: (c.embedding, c.feedForward), .up: (c.embedding, c.feedForward), .down: (c.feedForward, c.embedding),
+        ])
+    }
+
+    public func matrix(layer: Int, _ t: LoRATarget) -> WeightMatrix {
+        let L = layers[layer]
+        switch t {
+        case .q: return L.q
+        case .k: return L.k
+        case .v: return L.v
+        case .o: return L.o
+        case .gate: return L.gate
+        case .up: return L.up
+        case .down: return L.down
+        }
+    }
+
+    /// Llama GGUFs store Q and K rows permuted for adjacent-pair RoPE; Qwen 2 keeps Hugging Face's order.
+    public var huggingFaceRowOrder: [LoRATarget: [Int]] {
+        guard !config.neoxRope else { return [:] }
+        return [.q: adjacentPairRowOrder(heads: config.heads, headDim: config.headDim),
+                .k: adjacentPairRowOrder(heads: config.kvHeads, headDim: config.headDim)]
+    }
 
     public var vocabularySize: Int { output.rows }
     public var contextLength: Int { config.contextLength }
@@ -124,6 +157,11 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
             matmul(L.q, x.p, tokens: T, q.p, threads: threads, scratch: scratch)
             matmul(L.k, x.p, tokens: T, k.p, threads: threads, scratch: scratch)
             matmul(L.v, x.p, tokens: T, v.p, threads: threads, scratch: scratch)
+            if let a = adapter {
+                a.apply(layer: il, .q, x: x.p, tokens: T, y: q.p)
+                a.apply(layer: il, .k, x: x.p, tokens: T, y: k.p)
+                a.apply(layer: il, .v, x: x.p, tokens: T, y: v.p)
+            }
             if let b = L.qBias { Ops.addBias(q.p, b, rows: T) }
             if let b = L.kBias { Ops.addBias(k.p, b, rows: T) }
             if let b = L.vBias { Ops.addBias(v.p, b, rows: T) }
@@ -140,12 +178,18 @@ public final class LlamaModel: LanguageModel, @unchecked Sendable {
             attention(q: q.p, cache: cache, layer: il, start: start, tokens: T, heads: H, kvHeads: c.kvHeads,
                       headDim: D, valueDim: D, window: nil, softcap: 0, out: att.p, threads: threads)
             matmul(L.o, att.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
+            adapter?.apply(layer: il, .o, x: att.p, tokens: T, y: tmp.p)
             Ops.add(h.p, tmp.p, T * E)
             Ops.rmsNorm(h.p, L.ffnNorm, x.p, rows: T, n: E, eps: c.eps)
             matmul(L.gate, x.p, tokens: T, gate.p, threads: threads, scratch: scratch)
             matmul(L.up, x.p, tokens: T, up.p, threads: threads, scratch: scratch)
+            if let a = adapter {
+                a.apply(layer: il, .gate, x: x.p, tokens: T, y: gate.p)
+                a.apply(layer: il, .up, x: x.p, tokens: T, y: up.p)
+            }
             Ops.siluGate(gate.p, up.p, T * c.feedForward)
             matmul(L.down, gate.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
+            adapter?.apply(layer: il, .down, x: gate.p, tokens: T, y: tmp.p)
             Ops.add(h.p, tmp.p, T * E)
         }
         cache.count = start + T

@@ -1,4 +1,5 @@
 import COpenBLAS
+import DamdaModelIO
 import DamdaCore
 import Foundation
 
@@ -156,4 +157,27 @@ public final class LoRAAdapter: @unchecked Sendable {
         precondition(other.count == count)
         parameters.update(from: other.parameters, count: count)
     }
+}
+
+/// A model whose projections LoRA adapters can change (Gemma 3, Llama, Qwen 2).
+public protocol AdaptableModel: LanguageModel {
+    var adapter: LoRAAdapter? { get set }
+    var loraGeometry: LoRAGeometry { get }
+    var file: GGUFFile { get }
+    /// The frozen weight of one layer's projection.
+    func matrix(layer: Int, _ t: LoRATarget) -> WeightMatrix
+    /// For projections whose GGUF rows are permuted relative to Hugging Face's (Llama's Q and K,
+    /// stored for adjacent-pair RoPE): the Hugging Face row of each GGUF row.
+    var huggingFaceRowOrder: [LoRATarget: [Int]] { get }
+}
+
+extension AdaptableModel {
+    public var huggingFaceRowOrder: [LoRATarget: [Int]] { [:] }
+}
+
+/// llama.cpp's Q/K permutation for adjacent-pair RoPE: GGUF row h·D + 2i + s is Hugging Face row h·D + s·D/2 + i.
+public func adjacentPairRowOrder(heads: Int, headDim: Int) -> [Int] {
+    var order = [Int](repeating: 0, count: heads * headDim)
+    for h in 0..<heads { for i in 0..<(headDim / 2) { for s in 0..<2 { order[h * headDim + 2 * i + s] = h * headDim + s * headDim / 2 + i } } }
+    return order
 }

@@ -62,14 +62,22 @@ extension LoRAAdapter {
     }
 
     /// Writes `adapter_config.json` and `adapter_model.safetensors` into `directory` (created if needed).
-    public func save(to directory: String, baseModel: String, dropout: Float) throws {
+    /// `rowOrder` maps GGUF rows to Hugging Face rows where a model permutes them (Llama's Q/K), so
+    /// the file holds B in Hugging Face's order.
+    public func save(to directory: String, baseModel: String, dropout: Float, rowOrder: [LoRATarget: [Int]] = [:]) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var tensors: [String: Safetensors.Tensor] = [:]
         for (layer, slots) in slots.enumerated() {
             for t in targets {
                 let s = slots[t]!
                 tensors[Self.tensorName(layer: layer, t, "A")] = .init(shape: [rank, s.input], floats: Array(UnsafeBufferPointer(start: parameters + s.a, count: rank * s.input)))
-                tensors[Self.tensorName(layer: layer, t, "B")] = .init(shape: [s.output, rank], floats: Array(UnsafeBufferPointer(start: parameters + s.b, count: s.output * rank)))
+                var b = Array(UnsafeBufferPointer(start: parameters + s.b, count: s.output * rank))
+                if let order = rowOrder[t] {
+                    var hf = b
+                    for g in 0..<s.output { for j in 0..<rank { hf[order[g] * rank + j] = b[g * rank + j] } }
+                    b = hf
+                }
+                tensors[Self.tensorName(layer: layer, t, "B")] = .init(shape: [s.output, rank], floats: b)
             }
         }
         try Safetensors.write(tensors, to: directory + "/" + Self.weightsFile)
@@ -81,7 +89,7 @@ extension LoRAAdapter {
     }
 
     /// Reads a PEFT LoRA adapter directory for a model with `geometry`.
-    public static func load(directory: String, geometry: LoRAGeometry) throws -> (adapter: LoRAAdapter, config: PEFTAdapterConfig) {
+    public static func load(directory: String, geometry: LoRAGeometry, rowOrder: [LoRATarget: [Int]] = [:]) throws -> (adapter: LoRAAdapter, config: PEFTAdapterConfig) {
         let configPath = directory + "/" + configFile
         guard let data = FileManager.default.contents(atPath: configPath) else {
             throw LoRAError.badAdapter("\(configPath) not found: an adapter is a folder with adapter_config.json and adapter_model.safetensors")
@@ -109,7 +117,11 @@ extension LoRAAdapter {
                     let key = "layers.\(layer).\(t.modulePath).lora_\(matrix).weight"
                     guard let tensor = bySuffix[key] else { throw LoRAError.mismatch("tensor \(key) is missing") }
                     guard tensor.shape == shape else { throw LoRAError.mismatch("\(key) has shape \(tensor.shape), the model needs \(shape)") }
-                    (adapter.parameters + offset).update(from: tensor.floats, count: tensor.floats.count)
+                    var values = tensor.floats
+                    if matrix == "B", let order = rowOrder[t] {
+                        for g in 0..<s.output { for j in 0..<config.r { values[g * config.r + j] = tensor.floats[order[g] * config.r + j] } }
+                    }
+                    (adapter.parameters + offset).update(from: values, count: values.count)
                 }
             }
         }

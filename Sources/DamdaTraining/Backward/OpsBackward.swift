@@ -43,6 +43,32 @@ public enum OpsBackward {
         }
     }
 
+    /// The transpose of adjacent-pair (Llama "NORM") RoPE, in place.
+    public static func ropeInterleaved(_ dx: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, dim: Int, table: RopeTable) {
+        let half = table.half
+        for t in 0..<tokens {
+            for i in 0..<half {
+                let c = table.cos[t * half + i], s = table.sin[t * half + i]
+                for h in 0..<heads {
+                    let p = dx + (t * heads + h) * dim + 2 * i
+                    let g0 = p[0], g1 = p[1]
+                    p[0] = g0 * c + g1 * s
+                    p[1] = -g0 * s + g1 * c
+                }
+            }
+        }
+    }
+
+    /// a = silu(g) · u: dg = da · u · σ(g)(1 + g(1 − σ(g))), du = da · silu(g). `da` becomes dg.
+    public static func siluGate(g: UnsafePointer<Float>, u: UnsafePointer<Float>, da: UnsafeMutablePointer<Float>,
+                                du: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n {
+            let x = g[i], sig = 1 / (1 + expf(-x)), d = da[i]
+            du[i] = d * x * sig
+            da[i] = d * u[i] * sig * (1 + x * (1 - sig))
+        }
+    }
+
     /// a = gelu_tanh(g) · u with t = tanh(√(2/π)(g + 0.044715 g³)) saved from the forward pass:
     /// dg = da · u · gelu′(g), du = da · gelu(g). `da` is overwritten by dg, `du` written.
     public static func geluGate(g: UnsafePointer<Float>, u: UnsafePointer<Float>, tanh t: UnsafePointer<Float>,

@@ -11,12 +11,12 @@ public enum AdapterMerge {
         .q: "attn_q", .k: "attn_k", .v: "attn_v", .o: "attn_output", .gate: "ffn_gate", .up: "ffn_up", .down: "ffn_down",
     ]
 
-    public static func merge(model: Gemma3Model, adapter: LoRAAdapter, type: TensorType, to path: String,
+    public static func merge(model: any AdaptableModel, adapter: LoRAAdapter, type: TensorType, to path: String,
                              progress: ((Int, Int) -> Void)? = nil) throws {
         guard [.f16, .f32, .q8_0].contains(type) else { throw LoRAError.badAdapter("merged weights can be f16, f32 or q8_0") }
         let file = model.file
         var merged: [String: (LoRATarget, Int)] = [:]
-        for layer in 0..<model.config.layers { for t in adapter.targets { merged["blk.\(layer).\(ggufNames[t]!).weight"] = (t, layer) } }
+        for layer in 0..<model.loraGeometry.layers { for t in adapter.targets { merged["blk.\(layer).\(ggufNames[t]!).weight"] = (t, layer) } }
         var w = GGUFWriter()
         w.alignment = file.alignment
         for key in file.metadataKeys { w.set(key, file.metadata[key]!) }
