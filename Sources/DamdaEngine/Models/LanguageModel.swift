@@ -68,5 +68,7 @@ package final class Buffer {
     package let p: UnsafeMutablePointer<Float>
     package let count: Int
     package init(_ n: Int) { count = max(n, 1); p = .allocate(capacity: count); p.initialize(repeating: 0, count: count) }
+    /// Uninitialized: for buffers the caller overwrites completely before reading.
+    package init(uninitialized n: Int) { count = max(n, 1); p = .allocate(capacity: count) }
     deinit { p.deallocate() }
 }

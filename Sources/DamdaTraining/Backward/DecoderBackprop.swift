@@ -32,6 +32,12 @@ public class DecoderBackprop: @unchecked Sendable {
         self.model = model; self.adapter = adapter; self.output = output; self.outputNorm = outputNorm; self.eps = eps
         self.finalSoftcap = finalSoftcap; self.dropout = dropout; self.recompute = recompute; self.threads = threads
         layerCount = model.loraGeometry.layers
+        #if canImport(Glibc)
+        // Every step allocates and frees the same activation sizes: keep them on the heap instead of
+        // mmap/munmap, which would have the kernel zero fresh pages each time (~4% of a step).
+        _ = glibcMallopt(-3, 32 << 20)  // M_MMAP_THRESHOLD
+        _ = glibcMallopt(-1, 1 << 30)   // M_TRIM_THRESHOLD
+        #endif
         gradients = .allocate(capacity: max(adapter.count, 1))
         gradients.initialize(repeating: 0, count: max(adapter.count, 1))
         weightBuffer = .allocate(capacity: 1)
@@ -64,7 +70,7 @@ public class DecoderBackprop: @unchecked Sendable {
         let h0: Buffer
         var saved: [String: Buffer] = [:]
         var z: [LoRATarget: Buffer] = [:]
-        init(T: Int, width: Int) { h0 = Buffer(T * width) }
+        init(T: Int, width: Int) { h0 = Buffer(uninitialized: T * width) }
         subscript(_ name: String) -> Buffer { saved[name]! }
     }
 
@@ -158,7 +164,7 @@ public class DecoderBackprop: @unchecked Sendable {
         gemm(false, true, T, w.rows, w.columns, 1, x, w.columns, dequantized(w), w.columns, 0, y, w.rows)
         guard let s = adapter.slots[il][t] else { return }
         let r = adapter.rank
-        let z = Buffer(T * r)
+        let z = Buffer(uninitialized: T * r)
         a.z[t] = z
         withDropped(x, count: T * s.input, layer: il, t) { xd in
             gemm(false, true, T, r, s.input, 1, xd, s.input, adapter.parameters + s.a, s.input, 0, z.p, r)
@@ -174,13 +180,13 @@ public class DecoderBackprop: @unchecked Sendable {
         guard let s = adapter.slots[il][t], let z = a.z[t] else { return }
         let r = adapter.rank
         gemm(true, false, s.output, r, T, adapter.scale, dy, s.output, z.p, r, 1, gradients + s.b, r)
-        let dz = Buffer(T * r)
+        let dz = Buffer(uninitialized: T * r)
         gemm(false, false, T, r, s.output, adapter.scale, dy, s.output, adapter.parameters + s.b, r, 0, dz.p, r)
         withDropped(x, count: T * s.input, layer: il, t) { xd in
             gemm(true, false, r, s.input, T, 1, dz.p, r, xd, s.input, 1, gradients + s.a, s.input)
         }
         if dropout > 0 {
-            let tmp = Buffer(T * s.input)
+            let tmp = Buffer(uninitialized: T * s.input)
             gemm(false, false, T, s.input, r, 1, dz.p, r, adapter.parameters + s.a, s.input, 0, tmp.p, s.input)
             applyDropout(tmp.p, count: T * s.input, layer: il, t)
             Ops.add(dx, tmp.p, T * s.input)
@@ -205,7 +211,7 @@ public class DecoderBackprop: @unchecked Sendable {
 
     func withDropped(_ x: UnsafePointer<Float>, count: Int, layer: Int, _ t: LoRATarget, _ body: (UnsafePointer<Float>) -> Void) {
         guard dropout > 0 else { body(x); return }
-        let xd = Buffer(count)
+        let xd = Buffer(uninitialized: count)
         xd.p.update(from: x, count: count)
         applyDropout(xd.p, count: count, layer: layer, t)
         body(xd.p)
@@ -237,7 +243,7 @@ public class DecoderBackprop: @unchecked Sendable {
         var targetLogit = [Float](repeating: 0, count: n), targetSlope = [Float](repeating: 1, count: n)
         let acc = Buffer(n * E)
         let tile = min(vocabularyTile, V)
-        let w = Buffer(tile * E), logits = Buffer(n * tile)
+        let w = Buffer(uninitialized: tile * E), logits = Buffer(uninitialized: n * tile)
         var start = 0
         while start < V {
             let rows = min(tile, V - start)
@@ -287,3 +293,8 @@ public class DecoderBackprop: @unchecked Sendable {
         return loss
     }
 }
+
+#if canImport(Glibc)
+/// glibc's mallopt (malloc.h is not in Swift's Glibc module).
+@_silgen_name("mallopt") private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif

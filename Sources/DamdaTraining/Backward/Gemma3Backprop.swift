@@ -46,9 +46,9 @@ public final class Gemma3Backprop: DecoderBackprop, @unchecked Sendable {
         for (name, width) in [("x1", E), ("q0", qDim), ("k0", kDim), ("q2", qDim), ("k2", kDim), ("v", c.kvHeads * c.valueDim),
                               ("att", c.heads * c.valueDim), ("o0", E), ("h1", E), ("x2", E), ("g", c.feedForward),
                               ("u", c.feedForward), ("tg", c.feedForward), ("d0", E)] {
-            a.saved[name] = Buffer(T * width)
+            a.saved[name] = Buffer(uninitialized: T * width)
         }
-        a.saved["probs"] = Buffer(probabilities)
+        a.saved["probs"] = Buffer(uninitialized: probabilities)  // only the visible part of each row is used
         return a
     }
 
@@ -77,7 +77,7 @@ public final class Gemma3Backprop: DecoderBackprop, @unchecked Sendable {
         let g = a["g"].p, u = a["u"].p, tg = a["tg"].p
         project(il, .gate, a["x2"].p, T, g, a)
         project(il, .up, a["x2"].p, T, u, a)
-        let gk = Buffer(T * F)
+        let gk = Buffer(uninitialized: T * F)
         for i in 0..<(T * F) { let x = g[i]; gk.p[i] = 0.7978845608028654 * (x + 0.044715 * x * x * x) }
         Ops.tanhVector(gk.p, tg, T * F)
         OpsBackward.geluGateForward(g: g, u: u, tanh: tg, out: gk.p, T * F)
@@ -91,28 +91,28 @@ public final class Gemma3Backprop: DecoderBackprop, @unchecked Sendable {
         let E = c.embedding, H = c.heads, D = c.headDim, F = c.feedForward
         let g = a["g"].p, u = a["u"].p, tg = a["tg"].p
         // h2 = h1 + norm(d0): dh1 = dh (+ the FFN branch below), dd0 = normᵀ(dh).
-        let dd0 = Buffer(T * E)
+        let dd0 = Buffer(uninitialized: T * E)
         L.postFFNNorm.withUnsafeBufferPointer {
             OpsBackward.rmsNorm(x: a["d0"].p, weight: $0.baseAddress!, dy: dh, dx: dd0.p, rows: T, n: E, eps: c.eps, accumulate: false)
         }
-        let act = Buffer(T * F), dAct = Buffer(T * F), du = Buffer(T * F)
+        let act = Buffer(uninitialized: T * F), dAct = Buffer(uninitialized: T * F), du = Buffer(uninitialized: T * F)
         OpsBackward.geluGateForward(g: g, u: u, tanh: tg, out: act.p, T * F)
         projectBackward(il, .down, input: act.p, T, dy: dd0.p, dx: dAct.p, accumulate: false, a)
         OpsBackward.geluGate(g: g, u: u, tanh: tg, da: dAct.p, du: du.p, T * F)
-        let dx2 = Buffer(T * E)
+        let dx2 = Buffer(uninitialized: T * E)
         projectBackward(il, .gate, input: a["x2"].p, T, dy: dAct.p, dx: dx2.p, accumulate: false, a)
         projectBackward(il, .up, input: a["x2"].p, T, dy: du.p, dx: dx2.p, accumulate: true, a)
         L.ffnNorm.withUnsafeBufferPointer {
             OpsBackward.rmsNorm(x: a["h1"].p, weight: $0.baseAddress!, dy: dx2.p, dx: dh, rows: T, n: E, eps: c.eps, accumulate: true)
         }
         // h1 = h0 + norm(o0).
-        let do0 = Buffer(T * E)
+        let do0 = Buffer(uninitialized: T * E)
         L.postAttnNorm.withUnsafeBufferPointer {
             OpsBackward.rmsNorm(x: a["o0"].p, weight: $0.baseAddress!, dy: dh, dx: do0.p, rows: T, n: E, eps: c.eps, accumulate: false)
         }
-        let dAtt = Buffer(T * H * c.valueDim)
+        let dAtt = Buffer(uninitialized: T * H * c.valueDim)
         projectBackward(il, .o, input: a["att"].p, T, dy: do0.p, dx: dAtt.p, accumulate: false, a)
-        let dq = Buffer(T * H * D), dk = Buffer(T * c.kvHeads * D), dv = Buffer(T * c.kvHeads * c.valueDim)
+        let dq = Buffer(uninitialized: T * H * D), dk = Buffer(T * c.kvHeads * D), dv = Buffer(T * c.kvHeads * c.valueDim)
         attentionShape(il).backward(q: a["q2"].p, k: a["k2"].p, v: a["v"].p, segments: pass.segments, probs: a["probs"].p,
                                     dOut: dAtt.p, dq: dq.p, dk: dk.p, dv: dv.p)
         Ops.scale(dq.p, c.attentionScale, T * H * D)
@@ -121,14 +121,14 @@ public final class Gemma3Backprop: DecoderBackprop, @unchecked Sendable {
             OpsBackward.rope(dq.p + seg.lowerBound * H * D, tokens: seg.count, heads: H, dim: D, table: rope)
             OpsBackward.rope(dk.p + seg.lowerBound * c.kvHeads * D, tokens: seg.count, heads: c.kvHeads, dim: D, table: rope)
         }
-        let dq0 = Buffer(T * H * D), dk0 = Buffer(T * c.kvHeads * D)
+        let dq0 = Buffer(uninitialized: T * H * D), dk0 = Buffer(uninitialized: T * c.kvHeads * D)
         L.qNorm.withUnsafeBufferPointer {
             OpsBackward.rmsNorm(x: a["q0"].p, weight: $0.baseAddress!, dy: dq.p, dx: dq0.p, rows: T * H, n: D, eps: c.eps, accumulate: false)
         }
         L.kNorm.withUnsafeBufferPointer {
             OpsBackward.rmsNorm(x: a["k0"].p, weight: $0.baseAddress!, dy: dk.p, dx: dk0.p, rows: T * c.kvHeads, n: D, eps: c.eps, accumulate: false)
         }
-        let dx1 = Buffer(T * E)
+        let dx1 = Buffer(uninitialized: T * E)
         projectBackward(il, .q, input: a["x1"].p, T, dy: dq0.p, dx: dx1.p, accumulate: false, a)
         projectBackward(il, .k, input: a["x1"].p, T, dy: dk0.p, dx: dx1.p, accumulate: true, a)
         projectBackward(il, .v, input: a["x1"].p, T, dy: dv.p, dx: dx1.p, accumulate: true, a)

@@ -37,9 +37,9 @@ public final class LlamaBackprop: DecoderBackprop, @unchecked Sendable {
         let qDim = c.heads * c.headDim, kDim = c.kvHeads * c.headDim
         for (name, width) in [("x1", E), ("q2", qDim), ("k2", kDim), ("v", kDim), ("att", qDim), ("h1", E), ("x2", E),
                               ("g", c.feedForward), ("u", c.feedForward)] {
-            a.saved[name] = Buffer(T * width)
+            a.saved[name] = Buffer(uninitialized: T * width)
         }
-        a.saved["probs"] = Buffer(probabilities)
+        a.saved["probs"] = Buffer(uninitialized: probabilities)
         return a
     }
 
