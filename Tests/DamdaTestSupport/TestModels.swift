@@ -1,4 +1,3 @@
-import DamdaTestSupport
 import DamdaModelIO
 import Foundation
 import XCTest
