@@ -58,7 +58,6 @@ public final class Trainer {
     public let validation: [TrainingSequence]
     public let outputDirectory: String
     public let optimizer: AdamW
-    public let schedule: LearningRateSchedule
     /// Identifies model + data + options; a checkpoint with another fingerprint is not resumed.
     public let fingerprint: String
     public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
@@ -70,6 +69,11 @@ public final class Trainer {
     public var totalSteps: Int {
         let all = stepsPerEpoch * options.epochs
         return options.maxSteps > 0 ? min(all, options.maxSteps) : all
+    }
+
+    public var schedule: LearningRateSchedule {
+        LearningRateSchedule(peak: options.learningRate, warmupSteps: Int((Double(totalSteps) * options.warmupFraction).rounded(.up)),
+                             totalSteps: totalSteps)
     }
 
     public var checkpointPath: String { outputDirectory + "/checkpoint.bin" }
@@ -93,11 +97,6 @@ public final class Trainer {
         hasher.add(String(decoding: try encoder.encode(options), as: UTF8.self))
         for s in sequences { s.ids.withUnsafeBytes { hasher.add($0) }; hasher.add(s.isAnswer.map { $0 ? "1" : "0" }.joined()) }
         fingerprint = String(format: "%016llx", hasher.value)
-        let steps = { () -> Int in
-            let perEpoch = max(1, (order.count - nVal + options.batch * options.gradientAccumulation - 1) / (options.batch * options.gradientAccumulation))
-            return options.maxSteps > 0 ? min(perEpoch * options.epochs, options.maxSteps) : perEpoch * options.epochs
-        }()
-        schedule = LearningRateSchedule(peak: options.learningRate, warmupSteps: Int((Double(steps) * options.warmupFraction).rounded(.up)), totalSteps: steps)
     }
 
     /// The sequences of update `step`: each epoch walks a seeded shuffle of the training set.
@@ -158,8 +157,9 @@ public final class Trainer {
                                         answerTokens: 0, examplesSeen: 0, elapsedSeconds: 0, validationLoss: v)]
         }
         writeLog(entries)
-        let bar = ProgressBar(total: Int64(totalSteps), label: "train", unit: "step")
-        bar.update(to: Int64(start))
+        let bar = progress ? ProgressBar(total: Int64(totalSteps), label: "train", unit: "step") : nil
+        bar?.update(to: Int64(start))
+        let schedule = self.schedule
         let clock = ContinuousClock()
         let began = clock.now
         let elapsedBefore = entries.last?.elapsedSeconds ?? 0
@@ -188,14 +188,14 @@ public final class Trainer {
             if (step + 1) % options.evaluateEvery == 0 || step + 1 == totalSteps { entry.validationLoss = try validationLoss() }
             entries.append(entry)
             appendLog(entry)
-            bar.detail = String(format: " loss %.3f%@ %.0f tok/s", entry.loss, entry.validationLoss.map { String(format: " val %.3f", $0) } ?? "", entry.tokensPerSecond)
-            bar.update(to: Int64(step + 1))
+            bar?.detail = String(format: " loss %.3f%@ %.0f tok/s", entry.loss, entry.validationLoss.map { String(format: " val %.3f", $0) } ?? "", entry.tokensPerSecond)
+            bar?.update(to: Int64(step + 1))
             if (step + 1) % options.checkpointEvery == 0 || step + 1 == totalSteps {
                 try Checkpoint(step: step + 1, fingerprint: fingerprint, adapter: backprop.adapter, optimizer: optimizer).save(checkpointPath)
             }
             try afterStep?(step + 1)
         }
-        bar.finish()
+        bar?.finish()
         return entries
     }
 
@@ -269,9 +269,7 @@ public struct Checkpoint {
         func floats(_ i: Int) -> [Float] {
             d.subdata(in: (hStart + n + i * count * 4)..<(hStart + n + (i + 1) * count * 4)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         }
-        var c = Checkpoint(step: step, fingerprint: fp, parameters: floats(0), m: floats(1), v: floats(2), adamStep: adamStep)
-        c.step = step
-        return c
+        return Checkpoint(step: step, fingerprint: fp, parameters: floats(0), m: floats(1), v: floats(2), adamStep: adamStep)
     }
 
     init(step: Int, fingerprint: String, parameters: [Float], m: [Float], v: [Float], adamStep: Int) {

@@ -22,6 +22,31 @@ func checkGradient(_ x: [Float], gradient: [Float], h: Float = 1e-2, tolerance: 
     }
 }
 
+/// The summed cross-entropy of `batch` as a function of the adapter's parameters (gradients left in `bp`).
+func lossFunction(_ bp: DecoderBackprop, _ batch: PackedBatch, seed: UInt64) -> ([Float]) -> Double {
+    { p in
+        p.withUnsafeBufferPointer { bp.adapter.parameters.update(from: $0.baseAddress!, count: p.count) }
+        bp.zeroGradients()
+        return try! bp.accumulate(batch, lossScale: 1, dropoutSeed: seed).lossSum
+    }
+}
+
+/// Σ cross-entropy over `batch`'s targets from the inference engine's own logits, one segment at a time.
+func engineCrossEntropy(_ model: any AdaptableModel, _ batch: PackedBatch) throws -> (sum: Double, count: Int) {
+    var sum = 0.0, count = 0
+    let V = model.vocabularySize
+    for seg in batch.segments {
+        let logits = try model.forward(Array(batch.tokens[seg]), cache: model.makeCache(capacity: 64), logits: .all)
+        for (i, t) in seg.enumerated() where batch.targets[t] >= 0 {
+            let row = logits[(i * V)..<((i + 1) * V)]
+            let m = row.max()!
+            sum += Double(m) + log(row.reduce(0.0) { $0 + exp(Double($1 - m)) }) - Double(row[row.startIndex + Int(batch.targets[t])])
+            count += 1
+        }
+    }
+    return (sum, count)
+}
+
 /// Every backward op against central finite differences, then the whole model's LoRA gradient.
 final class OpGradientTests: XCTestCase {
     var rng = SplitMix64(seed: 7)
@@ -156,11 +181,7 @@ final class ModelGradientTests: XCTestCase {
             bp.vocabularyTile = 100  // several tiles of the online softmax
             let batch = makeBatch(vocabulary: model.vocabularySize)
             let theta = Array(UnsafeBufferPointer(start: adapter.parameters, count: adapter.count))
-            func loss(_ p: [Float]) -> Double {
-                p.withUnsafeBufferPointer { adapter.parameters.update(from: $0.baseAddress!, count: p.count) }
-                bp.zeroGradients()
-                return try! bp.accumulate(batch, lossScale: 1, dropoutSeed: 99).lossSum
-            }
+            let loss = lossFunction(bp, batch, seed: 99)
             _ = loss(theta)
             let grad = Array(UnsafeBufferPointer(start: bp.gradients, count: adapter.count))
             XCTAssertGreaterThan(grad.map(abs).max()!, 0)
@@ -195,11 +216,7 @@ final class ModelGradientTests: XCTestCase {
             bp.vocabularyTile = 128
             let batch = makeBatch(vocabulary: model.vocabularySize)
             let theta = Array(UnsafeBufferPointer(start: adapter.parameters, count: adapter.count))
-            func loss(_ p: [Float]) -> Double {
-                p.withUnsafeBufferPointer { adapter.parameters.update(from: $0.baseAddress!, count: p.count) }
-                bp.zeroGradients()
-                return try! bp.accumulate(batch, lossScale: 1, dropoutSeed: 4).lossSum
-            }
+            let loss = lossFunction(bp, batch, seed: 4)
             let lossSum = loss(theta)
             let grad = Array(UnsafeBufferPointer(start: bp.gradients, count: adapter.count))
             checkGradient(theta, gradient: grad, h: 2e-4, tolerance: 3e-2, seed: 2, loss)
@@ -209,16 +226,7 @@ final class ModelGradientTests: XCTestCase {
             bp.dropout = 0
             let clean = try bp.loss(batch).lossSum
             model.adapter = adapter
-            var expected = 0.0
-            for seg in batch.segments {
-                let logits = try model.forward(Array(batch.tokens[seg]), cache: model.makeCache(capacity: 64), logits: .all)
-                let V = model.vocabularySize
-                for (i, t) in seg.enumerated() where batch.targets[t] >= 0 {
-                    let row = logits[(i * V)..<((i + 1) * V)]
-                    let m = row.max()!
-                    expected += Double(m) + log(row.reduce(0.0) { $0 + exp(Double($1 - m)) }) - Double(row[row.startIndex + Int(batch.targets[t])])
-                }
-            }
+            let expected = try engineCrossEntropy(model, batch).sum
             model.adapter = nil
             XCTAssertEqual(clean, expected, accuracy: 1e-3 * abs(expected), arch)
             XCTAssertNotEqual(clean, lossSum, "dropout should change the loss")
@@ -238,18 +246,7 @@ final class ModelGradientTests: XCTestCase {
         let kept = Array(UnsafeBufferPointer(start: bp.gradients, count: adapter.count))
 
         model.adapter = adapter
-        var expected = 0.0, expectedCount = 0
-        for seg in batch.segments {
-            let logits = try model.forward(Array(batch.tokens[seg]), cache: model.makeCache(capacity: 64), logits: .all)
-            let V = model.vocabularySize
-            for (i, t) in seg.enumerated() where batch.targets[t] >= 0 {
-                let row = logits[(i * V)..<((i + 1) * V)]
-                let m = row.max()!
-                let lse = Double(m) + log(row.reduce(0.0) { $0 + exp(Double($1 - m)) })
-                expected += lse - Double(row[row.startIndex + Int(batch.targets[t])])
-                expectedCount += 1
-            }
-        }
+        let (expected, expectedCount) = try engineCrossEntropy(model, batch)
         model.adapter = nil
         XCTAssertEqual(count, expectedCount)
         XCTAssertEqual(lossSum, expected, accuracy: 1e-3 * expected)

@@ -71,17 +71,7 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
         package let attnNorm, qNorm, kNorm, postAttnNorm, ffnNorm, postFFNNorm: [Float]
         package let q, k, v, o, gate, up, down: WeightMatrix
 
-        package func matrix(_ t: LoRATarget) -> WeightMatrix {
-            switch t {
-            case .q: q
-            case .k: k
-            case .v: v
-            case .o: o
-            case .gate: gate
-            case .up: up
-            case .down: down
-            }
-        }
+        package func matrix(_ t: LoRATarget) -> WeightMatrix { t.pick(q: q, k: k, v: v, o: o, gate: gate, up: up, down: down) }
     }
 
     public let config: Gemma3Config
@@ -103,11 +93,8 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
     /// Input and output widths of the seven adaptable projections.
     public var loraGeometry: LoRAGeometry {
         let c = config
-        return LoRAGeometry(layers: c.layers, dims: [
-            .q: (c.embedding, c.heads * c.headDim), .k: (c.embedding, c.kvHeads * c.headDim),
-            .v: (c.embedding, c.kvHeads * c.valueDim), .o: (c.heads * c.valueDim, c.embedding),
-            .gate: (c.embedding, c.feedForward), .up: (c.embedding, c.feedForward), .down: (c.feedForward, c.embedding),
-        ])
+        return .decoder(layers: c.layers, embedding: c.embedding, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim,
+                        valueDim: c.valueDim, feedForward: c.feedForward)
     }
 
     public var vocabularySize: Int { embeddings.rows }

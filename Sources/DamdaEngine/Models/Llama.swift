@@ -67,24 +67,13 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
 
     public var loraGeometry: LoRAGeometry {
         let c = config
-        return LoRAGeometry(layers: c.layers, dims: [
-            .q: (c.embedding, c.heads * c.headDim), .k: (c.embedding, c.kvHeads * c.headDim),
-            .v: (c.embedding, c.kvHeads * c.headDim), .o: (c.heads * c.headDim, c.embedding),
-            .gate: (c.embedding, c.feedForward), .up: (c.embedding, c.feedForward), .down: (c.feedForward, c.embedding),
-        ])
+        return .decoder(layers: c.layers, embedding: c.embedding, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim,
+                        valueDim: c.headDim, feedForward: c.feedForward)
     }
 
     public func matrix(layer: Int, _ t: LoRATarget) -> WeightMatrix {
         let L = layers[layer]
-        switch t {
-        case .q: return L.q
-        case .k: return L.k
-        case .v: return L.v
-        case .o: return L.o
-        case .gate: return L.gate
-        case .up: return L.up
-        case .down: return L.down
-        }
+        return t.pick(q: L.q, k: L.k, v: L.v, o: L.o, gate: L.gate, up: L.up, down: L.down)
     }
 
     /// Llama GGUFs store Q and K rows permuted for adjacent-pair RoPE; Qwen 2 keeps Hugging Face's order.

@@ -28,6 +28,19 @@ public enum LoRATarget: String, CaseIterable, Sendable, Codable {
         }
     }
 
+    /// The one of seven per-projection values that belongs to this target.
+    public func pick<T>(q: T, k: T, v: T, o: T, gate: T, up: T, down: T) -> T {
+        switch self {
+        case .q: q
+        case .k: k
+        case .v: v
+        case .o: o
+        case .gate: gate
+        case .up: up
+        case .down: down
+        }
+    }
+
     public init?(moduleName: String) {
         guard let t = Self.allCases.first(where: { $0.moduleName == moduleName || $0.rawValue == moduleName }) else { return nil }
         self = t
@@ -66,6 +79,15 @@ public struct LoRAGeometry: Sendable, Equatable {
     public var dims: [LoRATarget: (input: Int, output: Int)]
 
     public init(layers: Int, dims: [LoRATarget: (input: Int, output: Int)]) { self.layers = layers; self.dims = dims }
+
+    /// A decoder's projections: attention (grouped-query) and a gated FFN.
+    public static func decoder(layers: Int, embedding E: Int, heads: Int, kvHeads: Int, headDim: Int, valueDim: Int,
+                               feedForward F: Int) -> LoRAGeometry {
+        LoRAGeometry(layers: layers, dims: [
+            .q: (E, heads * headDim), .k: (E, kvHeads * headDim), .v: (E, kvHeads * valueDim), .o: (heads * valueDim, E),
+            .gate: (E, F), .up: (E, F), .down: (F, E),
+        ])
+    }
 
     public static func == (a: Self, b: Self) -> Bool {
         a.layers == b.layers && LoRATarget.allCases.allSatisfy { a.dims[$0]?.input == b.dims[$0]?.input && a.dims[$0]?.output == b.dims[$0]?.output }
@@ -151,11 +173,6 @@ public final class LoRAAdapter: @unchecked Sendable {
                         scale, parameters + s.b, Int32(rank), parameters + s.a, Int32(s.input), 0, dp.baseAddress!, Int32(s.input))
         }
         return d
-    }
-
-    public func copy(from other: LoRAAdapter) {
-        precondition(other.count == count)
-        parameters.update(from: other.parameters, count: count)
     }
 }
 

@@ -28,7 +28,7 @@ public enum AdapterMerge {
                 values.withUnsafeMutableBufferPointer { W.dequantizeRows(0..<info.rows, into: $0.baseAddress!) }
                 let delta = adapter.delta(layer: layer, t)!
                 for j in values.indices { values[j] += delta[j] }
-                w.addTensor(info.name, dims: info.dims, type: type, bytes: encode(values, as: type, columns: info.columns))
+                w.addTensor(info.name, dims: info.dims, type: type, bytes: encode(values, as: type))
             } else {
                 w.addTensor(info.name, dims: info.dims, type: info.type, bytes: Array(file.data(of: info)))
             }
@@ -37,7 +37,7 @@ public enum AdapterMerge {
         try w.write(to: path)
     }
 
-    static func encode(_ values: [Float], as type: TensorType, columns: Int) -> [UInt8] {
+    static func encode(_ values: [Float], as type: TensorType) -> [UInt8] {
         switch type {
         case .f32: return values.withUnsafeBytes { Array($0) }
         case .f16: return values.map { Float16($0) }.withUnsafeBytes { Array($0) }
