@@ -4,6 +4,9 @@ import Foundation
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     var state: UInt64
     public init(seed: UInt64) { state = seed }
+    /// The generator seeded with `seed` after `skipping` draws (the state advances by a constant),
+    /// so threads can each produce their own part of one stream.
+    public init(seed: UInt64, skipping: UInt64) { state = seed &+ skipping &* 0x9E37_79B9_7F4A_7C15 }
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

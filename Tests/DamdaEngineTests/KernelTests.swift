@@ -71,4 +71,45 @@ final class KernelTests: XCTestCase {
             for i in batched.indices { XCTAssertEqual(batched[i], single[i], accuracy: 1e-3 * (1 + abs(single[i])), "\(type)") }
         }
     }
+
+    /// The parallel product (split by rows or by columns, all four transposes) equals one
+    /// single-threaded OpenBLAS call on the same inputs.
+    func testParallelGemmEqualsSerial() {
+        var rng = SeededGenerator(seed: 5)
+        for (m, n, k) in [(300, 70, 64), (40, 500, 96), (129, 131, 33)] {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    let b = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    let c0 = (0..<(m * n)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    var serial = c0, parallel = c0
+                    let lda = transA ? m : k, ldb = transB ? k : n
+                    serial.withUnsafeMutableBufferPointer { BLAS.serial(transA, transB, m, n, k, 0.5, a, lda, b, ldb, 2, $0.baseAddress!, n) }
+                    parallel.withUnsafeMutableBufferPointer { BLAS.gemm(transA, transB, m, n, k, 0.5, a, lda, b, ldb, 2, $0.baseAddress!, n, threads: 2) }
+                    var reference = c0
+                    for i in 0..<m { for j in 0..<n {
+                        var sum: Double = 0
+                        for p in 0..<k { sum += Double(transA ? a[p * m + i] : a[i * k + p]) * Double(transB ? b[j * k + p] : b[p * n + j]) }
+                        reference[i * n + j] = Float(0.5 * sum + 2 * Double(c0[i * n + j]))
+                    } }
+                    for i in serial.indices {
+                        XCTAssertEqual(parallel[i], serial[i], accuracy: 1e-4, "\(m)×\(n)×\(k) \(transA) \(transB)")
+                        XCTAssertEqual(serial[i], reference[i], accuracy: 1e-4)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The vectorized exact GELU stays within a few fp32 ulps of libm's erff form.
+    func testGeluErfVectorMatchesLibm() {
+        var xs: [Float] = stride(from: -12, through: 12, by: 0.0137).map { Float($0) }
+        xs += [0, -0, 1e-8, -1e-8, 40, -40]
+        var out = xs
+        out.withUnsafeMutableBufferPointer { Ops.geluErfVector($0.baseAddress!, $0.count) }
+        for (x, y) in zip(xs, out) {
+            let expected = Double(x) / 2 * (1 + erf(Double(x) / 2.0.squareRoot()))
+            XCTAssertEqual(Double(y), expected, accuracy: 3e-7 * max(1, abs(expected)), "x = \(x)")
+        }
+    }
 }

@@ -125,6 +125,7 @@ final class OpGradientTests: XCTestCase {
         for (window, block) in [(nil, 64), (2, 64), (nil, 2), (3, 2)] as [(Int?, Int)] {
             var att = TrainingAttention(heads: 4, kvHeads: 2, headDim: 8, valueDim: 6, window: window)
             att.block = block  // 2: several query blocks, each skipping keys past its last row
+            att.threads = 2    // heads split across threads, which sum dK and dV privately
             let segments = [0..<5, 5..<9]
             let T = 9
             let q = random(T * 4 * 8, scale: 0.7), k = random(T * 2 * 8, scale: 0.7), v = random(T * 2 * 6), r = random(T * 4 * 6)
@@ -256,5 +257,30 @@ final class ModelGradientTests: XCTestCase {
         let (recomputedLoss, _) = try bp.accumulate(batch, lossScale: 1, dropoutSeed: 0)
         XCTAssertEqual(recomputedLoss, lossSum)
         XCTAssertEqual(Array(UnsafeBufferPointer(start: bp.gradients, count: adapter.count)), kept)
+    }
+
+    /// Splitting the work across threads (products, attention heads, dropout streams, the LM head's
+    /// rows) changes nothing but summation order.
+    func testThreadsGiveTheSameGradients() throws {
+        let model = try Gemma3Model(path: Self.modelPath, threads: 1)
+        let adapter = LoRAAdapter(geometry: model.loraGeometry, rank: 4, alpha: 8, targets: LoRATarget.allCases)
+        var rng = SplitMix64(seed: 9)
+        for i in 0..<adapter.count { adapter.parameters[i] = rng.gaussian() * 0.1 }
+        // Long enough that every parallel path engages (products, heads, elementwise ranges).
+        var batch = PackedBatch()
+        for length in [150, 90] {
+            batch.append(ids: (0..<length).map { _ in Int32(rng.next() % UInt64(model.vocabularySize)) }, lossFrom: length / 2)
+        }
+        var results: [(Double, [Float])] = []
+        for threads in [1, 2] {
+            let bp = try Gemma3Backprop(model: model, adapter: adapter, dropout: 0.2, threads: threads)
+            bp.vocabularyTile = 100
+            let (loss, _) = try bp.accumulate(batch, lossScale: 1, dropoutSeed: 3)
+            results.append((loss, Array(UnsafeBufferPointer(start: bp.gradients, count: adapter.count))))
+        }
+        XCTAssertEqual(results[0].0, results[1].0, accuracy: 1e-5 * abs(results[0].0))
+        let scale = results[0].1.map(abs).max()!
+        XCTAssertGreaterThan(scale, 0)
+        for (a, b) in zip(results[0].1, results[1].1) { XCTAssertEqual(a, b, accuracy: 1e-4 * scale) }
     }
 }

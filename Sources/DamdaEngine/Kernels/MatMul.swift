@@ -1,4 +1,3 @@
-import COpenBLAS
 import DamdaCore
 import DamdaModelIO
 
@@ -41,9 +40,6 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
-/// Sets how many threads OpenBLAS may use for its own matrix products.
-public func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
-
 /// y = W x for one token: each row is dequantized in registers and dotted with x in fp32.
 public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, threads: Int) {
     let dot = w.kernels.dot
@@ -85,6 +81,5 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ 
         }
         wf = UnsafePointer(buf)
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(w.rows), Int32(w.columns),
-                1, x, Int32(w.columns), wf, Int32(w.columns), 0, y, Int32(w.rows))
+    BLAS.gemm(false, true, tokens, w.rows, w.columns, 1, x, w.columns, wf, w.columns, 0, y, w.rows, threads: threads)
 }

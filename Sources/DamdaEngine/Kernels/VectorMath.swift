@@ -26,6 +26,17 @@ enum VectorMath {
         return result.replacing(with: 0, where: x .< -87.3)
     }
 
+    /// erfc(z) for z ≥ 0 (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7 everywhere).
+    @inline(__always) static func erfc(_ z: F8) -> F8 {
+        let one = F8(repeating: 1)
+        let t = one / (one + F8(repeating: 0.5) * z)
+        var p = F8(repeating: 0.17087277)
+        for c: Float in [-0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806, 0.09678418, 0.37409196, 1.00002368, -1.26551223] {
+            p = F8(repeating: c).addingProduct(p, t)
+        }
+        return t * exp(p - z * z)
+    }
+
     /// tanh via e^(2y): 1 − 2/(e^(2y)+1); exact enough away from 0 and symmetric near it.
     @inline(__always) static func tanh(_ y: F8) -> F8 {
         let e = exp(y * 2)
@@ -75,6 +86,28 @@ extension Ops {
 }
 
 extension Ops {
+    /// x = e^x in place, 8 lanes at a time.
+    public static func expVector(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        while i + 8 <= n { storeF8(VectorMath.exp(loadF8(x + i)), x + i); i += 8 }
+        while i < n { x[i] = expf(x[i]); i += 1 }
+    }
+
+    /// x = gelu(x) = x/2 · (1 + erf(x/√2)) in place (BERT's exact GELU), 8 lanes at a time.
+    public static func geluErfVector(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        let half = F8(repeating: 0.5), zero = F8(), invSqrt2 = F8(repeating: 0.70710678118654752)
+        var i = 0
+        while i + 8 <= n {
+            let v = loadF8(x + i)
+            let e = VectorMath.erfc((v * invSqrt2).replacing(with: zero, where: v .< zero) - (v * invSqrt2).replacing(with: zero, where: v .>= zero))
+            // x ≥ 0: x/2 · (2 − erfc(x/√2)); x < 0: x/2 · erfc(|x|/√2).
+            let factor = e.replacing(with: F8(repeating: 2) - e, where: v .>= zero)
+            storeF8(half * v * factor, x + i)
+            i += 8
+        }
+        while i < n { let z = x[i]; x[i] = 0.5 * z * (1 + erff(z * 0.70710678118654752)); i += 1 }
+    }
+
     /// out = tanh(x), 8 lanes at a time (the forward pass's own tanh, for training's saved activations).
     public static func tanhVector(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0

@@ -1,4 +1,3 @@
-import COpenBLAS
 import DamdaCore
 import Foundation
 
@@ -16,14 +15,14 @@ func attention(q: UnsafePointer<Float>, cache: KVCache, layer: Int, start: Int, 
     let kDim = kvHeads * headDim, vDim = kvHeads * valueDim
     let K = cache.keys[layer] + first * kDim
     let V = cache.values[layer] + first * vDim
-    let scores = UnsafeMutablePointer<Float>.allocate(capacity: tokens * span)
-    defer { scores.deallocate() }
-    for h in 0..<heads {
-        let kv = h / group
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(span), Int32(headDim),
-                    1, q + h * headDim, Int32(heads * headDim), K + kv * headDim, Int32(kDim), 0, scores, Int32(span))
-        parallelRanges(tokens, threads: tokens >= 16 ? threads : 1) { rows in
-            for t in rows {
+    // Heads run in parallel (each with its own scores); a single decode token is not worth a wake-up.
+    parallelRanges(heads, threads: tokens >= 16 ? threads : 1) { headRange in
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: tokens * span)
+        defer { scores.deallocate() }
+        for h in headRange {
+            let kv = h / group
+            BLAS.serial(false, true, tokens, span, headDim, 1, q + h * headDim, heads * headDim, K + kv * headDim, kDim, 0, scores, span)
+            for t in 0..<tokens {
                 let pos = start + t
                 let row = scores + t * span
                 for j in 0..<span {
@@ -36,8 +35,7 @@ func attention(q: UnsafePointer<Float>, cache: KVCache, layer: Int, start: Int, 
                 }
                 Ops.softmaxVector(row, span)
             }
+            BLAS.serial(false, false, tokens, valueDim, span, 1, scores, span, V + kv * valueDim, vDim, 0, out + h * valueDim, heads * valueDim)
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tokens), Int32(valueDim), Int32(span),
-                    1, scores, Int32(span), V + kv * valueDim, Int32(vDim), 0, out + h * valueDim, Int32(heads * valueDim))
     }
 }

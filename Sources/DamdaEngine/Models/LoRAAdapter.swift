@@ -1,4 +1,3 @@
-import COpenBLAS
 import DamdaModelIO
 import DamdaCore
 import Foundation
@@ -154,14 +153,12 @@ public final class LoRAAdapter: @unchecked Sendable {
     public func b(_ layer: Int, _ t: LoRATarget) -> UnsafeMutablePointer<Float>? { slots[layer][t].map { parameters + $0.b } }
 
     /// y[tokens × output] += scale · (x Aᵀ) Bᵀ for one layer's projection (no-op when not adapted).
-    public func apply(layer: Int, _ t: LoRATarget, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
+    public func apply(layer: Int, _ t: LoRATarget, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>, threads: Int = 1) {
         guard let s = slots[layer][t] else { return }
         let z = UnsafeMutablePointer<Float>.allocate(capacity: tokens * rank)
         defer { z.deallocate() }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(rank), Int32(s.input),
-                    1, x, Int32(s.input), parameters + s.a, Int32(s.input), 0, z, Int32(rank))
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(s.output), Int32(rank),
-                    scale, z, Int32(rank), parameters + s.b, Int32(rank), 1, y, Int32(s.output))
+        BLAS.gemm(false, true, tokens, rank, s.input, 1, x, s.input, parameters + s.a, s.input, 0, z, rank, threads: threads)
+        BLAS.gemm(false, true, tokens, s.output, rank, scale, z, rank, parameters + s.b, rank, 1, y, s.output, threads: threads)
     }
 
     /// ΔW = scale · B A for one projection, row-major [output × input].
@@ -169,8 +166,7 @@ public final class LoRAAdapter: @unchecked Sendable {
         guard let s = slots[layer][t] else { return nil }
         var d = [Float](repeating: 0, count: s.output * s.input)
         d.withUnsafeMutableBufferPointer { dp in
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s.output), Int32(s.input), Int32(rank),
-                        scale, parameters + s.b, Int32(rank), parameters + s.a, Int32(s.input), 0, dp.baseAddress!, Int32(s.input))
+            BLAS.serial(false, false, s.output, s.input, rank, scale, parameters + s.b, rank, parameters + s.a, s.input, 0, dp.baseAddress!, s.input)
         }
         return d
     }

@@ -23,67 +23,94 @@ public struct TrainingAttention {
     /// Keys block [i0, i1) can see.
     func keyRange(_ i0: Int, _ i1: Int) -> Range<Int> { (window.map { max(0, i0 - $0 + 1) } ?? 0)..<i1 }
 
+    /// Threads the heads are split across.
+    public var threads = 1
+
     /// out[T × heads·valueDim]; probs receives each segment's heads × n × n softmax rows
     /// (only the visible part of each row is written and read).
     public func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, segments: [Range<Int>],
                         probs: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let qDim = heads * headDim, kDim = kvHeads * headDim, vDim = kvHeads * valueDim, oDim = heads * valueDim
         let group = heads / kvHeads
-        var pOffset = 0
+        var segmentOffset = 0
         for seg in segments {
             let n = seg.count, s0 = seg.lowerBound
-            for h in 0..<heads {
-                let kv = h / group
-                let P = probs + pOffset
-                pOffset += n * n
-                for i0 in stride(from: 0, to: n, by: block) {
-                    let i1 = min(i0 + block, n), keys = keyRange(i0, i1), m = i1 - i0, w = keys.count
-                    let Pb = P + i0 * n + keys.lowerBound
-                    gemm(false, true, m, w, headDim, 1, q + (s0 + i0) * qDim + h * headDim, qDim,
-                         k + (s0 + keys.lowerBound) * kDim + kv * headDim, kDim, 0, Pb, n)
-                    for i in i0..<i1 {
-                        let row = P + i * n
-                        for j in keys where j > i || (window.map { i - j >= $0 } ?? false) { row[j] = -.infinity }
-                        Ops.softmaxVector(row + keys.lowerBound, w)
+            let base = probs + segmentOffset
+            segmentOffset += heads * n * n
+            parallelRanges(heads, threads: n >= block ? threads : 1) { headRange in
+                for h in headRange {
+                    let kv = h / group
+                    let P = base + h * n * n
+                    for i0 in stride(from: 0, to: n, by: block) {
+                        let i1 = min(i0 + block, n), keys = keyRange(i0, i1), m = i1 - i0, w = keys.count
+                        let Pb = P + i0 * n + keys.lowerBound
+                        BLAS.serial(false, true, m, w, headDim, 1, q + (s0 + i0) * qDim + h * headDim, qDim,
+                                    k + (s0 + keys.lowerBound) * kDim + kv * headDim, kDim, 0, Pb, n)
+                        for i in i0..<i1 {
+                            let row = P + i * n
+                            for j in keys where j > i || (window.map { i - j >= $0 } ?? false) { row[j] = -.infinity }
+                            Ops.softmaxVector(row + keys.lowerBound, w)
+                        }
+                        BLAS.serial(false, false, m, valueDim, w, 1, Pb, n, v + (s0 + keys.lowerBound) * vDim + kv * valueDim, vDim,
+                                    0, out + (s0 + i0) * oDim + h * valueDim, oDim)
                     }
-                    gemm(false, false, m, valueDim, w, 1, Pb, n, v + (s0 + keys.lowerBound) * vDim + kv * valueDim, vDim,
-                         0, out + (s0 + i0) * oDim + h * valueDim, oDim)
                 }
             }
         }
     }
 
-    /// From dOut, writes dq and accumulates into dk, dv (which the caller zeroes).
+    /// From dOut, writes dq and accumulates into dk, dv (which the caller zeroes). Heads that share
+    /// a key/value head run on different threads, so each thread sums its dK, dV privately first.
     public func backward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, segments: [Range<Int>],
                          probs: UnsafePointer<Float>, dOut: UnsafePointer<Float>,
                          dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>) {
         let qDim = heads * headDim, kDim = kvHeads * headDim, vDim = kvHeads * valueDim, oDim = heads * valueDim
         let group = heads / kvHeads
-        let longest = segments.map(\.count).max() ?? 0
-        let dP = UnsafeMutablePointer<Float>.allocate(capacity: max(block * longest, 1))
-        defer { dP.deallocate() }
-        var pOffset = 0
+        let partials = UnsafeMutablePointer<UnsafeMutablePointer<Float>?>.allocate(capacity: heads)
+        defer { partials.deallocate() }
+        var segmentOffset = 0
         for seg in segments {
             let n = seg.count, s0 = seg.lowerBound
-            for h in 0..<heads {
-                let kv = h / group
-                let P = probs + pOffset
-                pOffset += n * n
-                for i0 in stride(from: 0, to: n, by: block) {
-                    let i1 = min(i0 + block, n), keys = keyRange(i0, i1), m = i1 - i0, w = keys.count
-                    let Pb = P + i0 * n + keys.lowerBound
-                    let dO = dOut + (s0 + i0) * oDim + h * valueDim
-                    let kB = k + (s0 + keys.lowerBound) * kDim + kv * headDim, vB = v + (s0 + keys.lowerBound) * vDim + kv * valueDim
-                    // dP = dO Vᵀ; dV += Pᵀ dO
-                    gemm(false, true, m, w, valueDim, 1, dO, oDim, vB, vDim, 0, dP, w)
-                    gemm(true, false, w, valueDim, m, 1, Pb, n, dO, oDim, 1, dv + (s0 + keys.lowerBound) * vDim + kv * valueDim, vDim)
-                    // Softmax backward over each row's visible keys; masked keys have P = 0 and so dS = 0.
-                    for r in 0..<m { OpsBackward.softmax(p: Pb + r * n, dp: dP + r * w, w) }
-                    // dQ = dS K; dK += dSᵀ Q
-                    gemm(false, false, m, headDim, w, 1, dP, w, kB, kDim, 0, dq + (s0 + i0) * qDim + h * headDim, qDim)
-                    gemm(true, false, w, headDim, m, 1, dP, w, q + (s0 + i0) * qDim + h * headDim, qDim, 1,
-                         dk + (s0 + keys.lowerBound) * kDim + kv * headDim, kDim)
+            let base = probs + segmentOffset
+            segmentOffset += heads * n * n
+            partials.initialize(repeating: nil, count: heads)
+            let split = n >= block && threads > 1
+            parallelRanges(heads, threads: split ? threads : 1) { headRange in
+                let dP = UnsafeMutablePointer<Float>.allocate(capacity: block * n)
+                defer { dP.deallocate() }
+                // [n × kDim] then [n × vDim], this thread's sums for the segment.
+                var dkS = dk + s0 * kDim, dvS = dv + s0 * vDim
+                if split {
+                    let own = UnsafeMutablePointer<Float>.allocate(capacity: n * (kDim + vDim))
+                    own.initialize(repeating: 0, count: n * (kDim + vDim))
+                    partials[headRange.lowerBound] = own
+                    dkS = own; dvS = own + n * kDim
                 }
+                for h in headRange {
+                    let kv = h / group
+                    let P = base + h * n * n
+                    for i0 in stride(from: 0, to: n, by: block) {
+                        let i1 = min(i0 + block, n), keys = keyRange(i0, i1), m = i1 - i0, w = keys.count
+                        let Pb = P + i0 * n + keys.lowerBound
+                        let dO = dOut + (s0 + i0) * oDim + h * valueDim
+                        let kB = k + (s0 + keys.lowerBound) * kDim + kv * headDim, vB = v + (s0 + keys.lowerBound) * vDim + kv * valueDim
+                        // dP = dO Vᵀ; dV += Pᵀ dO
+                        BLAS.serial(false, true, m, w, valueDim, 1, dO, oDim, vB, vDim, 0, dP, w)
+                        BLAS.serial(true, false, w, valueDim, m, 1, Pb, n, dO, oDim, 1, dvS + keys.lowerBound * vDim + kv * valueDim, vDim)
+                        // Softmax backward over each row's visible keys; masked keys have P = 0 and so dS = 0.
+                        for r in 0..<m { OpsBackward.softmax(p: Pb + r * n, dp: dP + r * w, w) }
+                        // dQ = dS K; dK += dSᵀ Q
+                        BLAS.serial(false, false, m, headDim, w, 1, dP, w, kB, kDim, 0, dq + (s0 + i0) * qDim + h * headDim, qDim)
+                        BLAS.serial(true, false, w, headDim, m, 1, dP, w, q + (s0 + i0) * qDim + h * headDim, qDim, 1,
+                                    dkS + keys.lowerBound * kDim + kv * headDim, kDim)
+                    }
+                }
+            }
+            for h in 0..<heads {
+                guard let own = partials[h] else { continue }
+                Ops.add(dk + s0 * kDim, own, n * kDim)
+                Ops.add(dv + s0 * vDim, own + n * kDim, n * vDim)
+                own.deallocate()
             }
         }
     }

@@ -218,16 +218,52 @@ public class DecoderBackprop: @unchecked Sendable {
     }
 
     /// Multiplies by the (layer, target) dropout mask ÷ (1 − p): four 16-bit draws per random word.
+    /// Threads each jump to their own words of the one stream, so the mask does not depend on threads.
     func applyDropout(_ x: UnsafeMutablePointer<Float>, count: Int, layer: Int, _ t: LoRATarget) {
-        var rng = SplitMix64(seed: passSeed ^ (UInt64(layer * 8 + LoRATarget.allCases.firstIndex(of: t)! + 1) &* 0x9E37_79B9_7F4A_7C15))
+        let seed = passSeed ^ (UInt64(layer * 8 + LoRATarget.allCases.firstIndex(of: t)! + 1) &* 0x9E37_79B9_7F4A_7C15)
         let threshold = UInt64(dropout * 65536), keep = 1 / (1 - dropout)
-        var i = 0
-        while i < count {
-            let word = rng.next()
-            for lane in 0..<4 where i + lane < count {
-                x[i + lane] *= ((word >> (16 * UInt64(lane))) & 0xFFFF) < threshold ? 0 : keep
+        parallelRanges((count + 3) / 4, threads: threads, granule: 1024) { words in
+            var rng = SplitMix64(seed: seed, skipping: UInt64(words.lowerBound))
+            for w in words {
+                let word = rng.next(), i = 4 * w
+                for lane in 0..<4 where i + lane < count {
+                    x[i + lane] *= ((word >> (16 * UInt64(lane))) & 0xFFFF) < threshold ? 0 : keep
+                }
             }
-            i += 4
+        }
+    }
+
+    // MARK: Parallel building blocks
+
+    /// Row-major fp32 product on this pass's threads.
+    func gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+              _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+              _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        BLAS.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads: threads)
+    }
+
+    /// Elementwise work over `count` values, split across threads.
+    func elements(_ count: Int, _ body: (Range<Int>) -> Void) { parallelRanges(count, threads: threads, granule: 4096, body) }
+
+    /// out = RMSNorm(x) · w over `rows` rows of n, split across threads.
+    func norm(_ x: UnsafePointer<Float>, _ w: [Float], _ out: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+        w.withUnsafeBufferPointer { wp in
+            let wb = wp.baseAddress!, eps = eps
+            parallelRanges(rows, threads: threads, granule: 16) { r in
+                Ops.rmsNorm(x + r.lowerBound * n, wb, out + r.lowerBound * n, rows: r.count, n: n, eps: eps)
+            }
+        }
+    }
+
+    /// RMSNorm's backward over rows, split across threads.
+    func normBackward(x: UnsafePointer<Float>, _ w: [Float], dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+                      rows: Int, n: Int, accumulate: Bool) {
+        w.withUnsafeBufferPointer { wp in
+            let wb = wp.baseAddress!, eps = eps
+            parallelRanges(rows, threads: threads, granule: 16) { r in
+                let o = r.lowerBound * n
+                OpsBackward.rmsNorm(x: x + o, weight: wb, dy: dy + o, dx: dx + o, rows: r.count, n: n, eps: eps, accumulate: accumulate)
+            }
         }
     }
 
@@ -239,11 +275,14 @@ public class DecoderBackprop: @unchecked Sendable {
     func lossHead(_ xf: UnsafePointer<Float>, targets: [Int32], scale: Float, dx: UnsafeMutablePointer<Float>) -> Double {
         let out = output, E = out.columns, V = out.rows, n = targets.count
         let softcap = finalSoftcap
-        var m = [Float](repeating: -.infinity, count: n), z = [Float](repeating: 0, count: n)
-        var targetLogit = [Float](repeating: 0, count: n), targetSlope = [Float](repeating: 1, count: n)
+        // Running max, normalizer, target logit and the softcap's slope at the target, per row.
+        let state = Buffer(4 * n)
+        let m = state.p, z = state.p + n, targetLogit = state.p + 2 * n, targetSlope = state.p + 3 * n
+        for i in 0..<n { m[i] = -.infinity; z[i] = 0; targetLogit[i] = 0; targetSlope[i] = 1 }
         let acc = Buffer(n * E)
         let tile = min(vocabularyTile, V)
         let w = Buffer(uninitialized: tile * E), logits = Buffer(uninitialized: n * tile)
+        let slopes = softcap > 0 ? Buffer(uninitialized: n * tile) : nil
         var start = 0
         while start < V {
             let rows = min(tile, V - start)
@@ -256,27 +295,33 @@ public class DecoderBackprop: @unchecked Sendable {
                 }
             }
             gemm(false, true, n, rows, E, 1, xf, E, w.p, E, 0, logits.p, rows)
-            for i in 0..<n {
-                let l = logits.p + i * rows
-                var slope: [Float] = []
-                if softcap > 0 {
-                    slope = [Float](repeating: 0, count: rows)
-                    for j in 0..<rows { let t = tanhf(l[j] / softcap); l[j] = t * softcap; slope[j] = 1 - t * t }
+            let lp = logits.p, accp = acc.p, tileStart = start
+            parallelRanges(n, threads: threads) { rowRange in
+                for i in rowRange {
+                    let l = lp + i * rows
+                    let slope = slopes.map { $0.p + i * rows }
+                    if let slope {
+                        for j in 0..<rows { let t = tanhf(l[j] / softcap); l[j] = t * softcap; slope[j] = 1 - t * t }
+                    }
+                    let target = Int(targets[i])
+                    if target >= tileStart && target < tileStart + rows {
+                        targetLogit[i] = l[target - tileStart]
+                        targetSlope[i] = slope.map { $0[target - tileStart] } ?? 1
+                    }
+                    var tileMax = -Float.infinity
+                    for j in 0..<rows where l[j] > tileMax { tileMax = l[j] }
+                    let newMax = max(m[i], tileMax)
+                    let rescale = m[i] == -.infinity ? 0 : expf(m[i] - newMax)
+                    if rescale != 1 { Ops.scale(accp + i * E, rescale, E) }
+                    // exp(l − max), then × slope when soft-capped (the chain rule through tanh).
+                    for j in 0..<rows { l[j] -= newMax }
+                    Ops.expVector(l, rows)
+                    var sum: Float = 0
+                    for j in 0..<rows { sum += l[j] }
+                    if let slope { for j in 0..<rows { l[j] *= slope[j] } }
+                    z[i] = z[i] * rescale + sum
+                    m[i] = newMax
                 }
-                let target = Int(targets[i])
-                if target >= start && target < start + rows {
-                    targetLogit[i] = l[target - start]
-                    targetSlope[i] = softcap > 0 ? slope[target - start] : 1
-                }
-                var tileMax = -Float.infinity
-                for j in 0..<rows where l[j] > tileMax { tileMax = l[j] }
-                let newMax = max(m[i], tileMax)
-                let rescale = m[i] == -.infinity ? 0 : expf(m[i] - newMax)
-                if rescale != 1 { Ops.scale(acc.p + i * E, rescale, E) }
-                var sum: Float = 0
-                for j in 0..<rows { let e = expf(l[j] - newMax); sum += e; l[j] = softcap > 0 ? e * slope[j] : e }
-                z[i] = z[i] * rescale + sum
-                m[i] = newMax
             }
             gemm(false, false, n, E, rows, 1, logits.p, rows, w.p, E, 1, acc.p, E)
             start += rows

@@ -34,8 +34,10 @@ public final class Gemma3Backprop: DecoderBackprop, @unchecked Sendable {
 
     override func attentionShape(_ il: Int) -> TrainingAttention {
         let c = gemma.config
-        return TrainingAttention(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, valueDim: c.valueDim,
-                                 window: c.isSliding[il] && c.slidingWindow > 0 ? c.slidingWindow : nil)
+        var shape = TrainingAttention(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, valueDim: c.valueDim,
+                                      window: c.isSliding[il] && c.slidingWindow > 0 ? c.slidingWindow : nil)
+        shape.threads = threads
+        return shape
     }
 
     override func makeActivations(tokens T: Int, probabilities: Int, inputOnly: Bool) -> LayerActivations {
@@ -56,12 +58,12 @@ public final class Gemma3Backprop: DecoderBackprop, @unchecked Sendable {
         let c = gemma.config, L = gemma.layers[il], T = pass.T
         let E = c.embedding, H = c.heads, D = c.headDim, F = c.feedForward
         let x1 = a["x1"].p, q0 = a["q0"].p, k0 = a["k0"].p, q2 = a["q2"].p, k2 = a["k2"].p, v = a["v"].p
-        L.attnNorm.withUnsafeBufferPointer { Ops.rmsNorm(a.h0.p, $0.baseAddress!, x1, rows: T, n: E, eps: c.eps) }
+        norm(a.h0.p, L.attnNorm, x1, rows: T, n: E)
         project(il, .q, x1, T, q0, a)
         project(il, .k, x1, T, k0, a)
         project(il, .v, x1, T, v, a)
-        L.qNorm.withUnsafeBufferPointer { Ops.rmsNorm(q0, $0.baseAddress!, q2, rows: T * H, n: D, eps: c.eps) }
-        L.kNorm.withUnsafeBufferPointer { Ops.rmsNorm(k0, $0.baseAddress!, k2, rows: T * c.kvHeads, n: D, eps: c.eps) }
+        norm(q0, L.qNorm, q2, rows: T * H, n: D)
+        norm(k0, L.kNorm, k2, rows: T * c.kvHeads, n: D)
         let rope = pass.rope[c.isSliding[il] ? 0 : 1]
         for seg in pass.segments {
             Ops.rope(q2 + seg.lowerBound * H * D, tokens: seg.count, heads: H, dim: D, table: rope)
@@ -71,18 +73,21 @@ public final class Gemma3Backprop: DecoderBackprop, @unchecked Sendable {
         attentionShape(il).forward(q: q2, k: k2, v: v, segments: pass.segments, probs: a["probs"].p, out: a["att"].p)
         project(il, .o, a["att"].p, T, a["o0"].p, a)
         let h1 = a["h1"].p
-        L.postAttnNorm.withUnsafeBufferPointer { Ops.rmsNorm(a["o0"].p, $0.baseAddress!, h1, rows: T, n: E, eps: c.eps) }
+        norm(a["o0"].p, L.postAttnNorm, h1, rows: T, n: E)
         Ops.add(h1, a.h0.p, T * E)
-        L.ffnNorm.withUnsafeBufferPointer { Ops.rmsNorm(h1, $0.baseAddress!, a["x2"].p, rows: T, n: E, eps: c.eps) }
+        norm(h1, L.ffnNorm, a["x2"].p, rows: T, n: E)
         let g = a["g"].p, u = a["u"].p, tg = a["tg"].p
         project(il, .gate, a["x2"].p, T, g, a)
         project(il, .up, a["x2"].p, T, u, a)
-        let gk = Buffer(uninitialized: T * F)
-        for i in 0..<(T * F) { let x = g[i]; gk.p[i] = 0.7978845608028654 * (x + 0.044715 * x * x * x) }
-        Ops.tanhVector(gk.p, tg, T * F)
-        OpsBackward.geluGateForward(g: g, u: u, tanh: tg, out: gk.p, T * F)
+        let gk = Buffer(uninitialized: T * F), gkp = gk.p
+        elements(T * F) { r in
+            for i in r { let x = g[i]; gkp[i] = 0.7978845608028654 * (x + 0.044715 * x * x * x) }
+            let o = r.lowerBound
+            Ops.tanhVector(gkp + o, tg + o, r.count)
+            OpsBackward.geluGateForward(g: g + o, u: u + o, tanh: tg + o, out: gkp + o, r.count)
+        }
         project(il, .down, gk.p, T, a["d0"].p, a)
-        L.postFFNNorm.withUnsafeBufferPointer { Ops.rmsNorm(a["d0"].p, $0.baseAddress!, out, rows: T, n: E, eps: c.eps) }
+        norm(a["d0"].p, L.postFFNNorm, out, rows: T, n: E)
         Ops.add(out, h1, T * E)
     }
 
@@ -92,24 +97,25 @@ public final class Gemma3Backprop: DecoderBackprop, @unchecked Sendable {
         let g = a["g"].p, u = a["u"].p, tg = a["tg"].p
         // h2 = h1 + norm(d0): dh1 = dh (+ the FFN branch below), dd0 = normᵀ(dh).
         let dd0 = Buffer(uninitialized: T * E)
-        L.postFFNNorm.withUnsafeBufferPointer {
-            OpsBackward.rmsNorm(x: a["d0"].p, weight: $0.baseAddress!, dy: dh, dx: dd0.p, rows: T, n: E, eps: c.eps, accumulate: false)
-        }
+        normBackward(x: a["d0"].p, L.postFFNNorm, dy: dh, dx: dd0.p, rows: T, n: E, accumulate: false)
         let act = Buffer(uninitialized: T * F), dAct = Buffer(uninitialized: T * F), du = Buffer(uninitialized: T * F)
-        OpsBackward.geluGateForward(g: g, u: u, tanh: tg, out: act.p, T * F)
+        let actp = act.p, dActp = dAct.p, dup = du.p
+        elements(T * F) { r in
+            let o = r.lowerBound
+            OpsBackward.geluGateForward(g: g + o, u: u + o, tanh: tg + o, out: actp + o, r.count)
+        }
         projectBackward(il, .down, input: act.p, T, dy: dd0.p, dx: dAct.p, accumulate: false, a)
-        OpsBackward.geluGate(g: g, u: u, tanh: tg, da: dAct.p, du: du.p, T * F)
+        elements(T * F) { r in
+            let o = r.lowerBound
+            OpsBackward.geluGate(g: g + o, u: u + o, tanh: tg + o, da: dActp + o, du: dup + o, r.count)
+        }
         let dx2 = Buffer(uninitialized: T * E)
         projectBackward(il, .gate, input: a["x2"].p, T, dy: dAct.p, dx: dx2.p, accumulate: false, a)
         projectBackward(il, .up, input: a["x2"].p, T, dy: du.p, dx: dx2.p, accumulate: true, a)
-        L.ffnNorm.withUnsafeBufferPointer {
-            OpsBackward.rmsNorm(x: a["h1"].p, weight: $0.baseAddress!, dy: dx2.p, dx: dh, rows: T, n: E, eps: c.eps, accumulate: true)
-        }
+        normBackward(x: a["h1"].p, L.ffnNorm, dy: dx2.p, dx: dh, rows: T, n: E, accumulate: true)
         // h1 = h0 + norm(o0).
         let do0 = Buffer(uninitialized: T * E)
-        L.postAttnNorm.withUnsafeBufferPointer {
-            OpsBackward.rmsNorm(x: a["o0"].p, weight: $0.baseAddress!, dy: dh, dx: do0.p, rows: T, n: E, eps: c.eps, accumulate: false)
-        }
+        normBackward(x: a["o0"].p, L.postAttnNorm, dy: dh, dx: do0.p, rows: T, n: E, accumulate: false)
         let dAtt = Buffer(uninitialized: T * H * c.valueDim)
         projectBackward(il, .o, input: a["att"].p, T, dy: do0.p, dx: dAtt.p, accumulate: false, a)
         let dq = Buffer(uninitialized: T * H * D), dk = Buffer(T * c.kvHeads * D), dv = Buffer(T * c.kvHeads * c.valueDim)
@@ -122,18 +128,12 @@ public final class Gemma3Backprop: DecoderBackprop, @unchecked Sendable {
             OpsBackward.rope(dk.p + seg.lowerBound * c.kvHeads * D, tokens: seg.count, heads: c.kvHeads, dim: D, table: rope)
         }
         let dq0 = Buffer(uninitialized: T * H * D), dk0 = Buffer(uninitialized: T * c.kvHeads * D)
-        L.qNorm.withUnsafeBufferPointer {
-            OpsBackward.rmsNorm(x: a["q0"].p, weight: $0.baseAddress!, dy: dq.p, dx: dq0.p, rows: T * H, n: D, eps: c.eps, accumulate: false)
-        }
-        L.kNorm.withUnsafeBufferPointer {
-            OpsBackward.rmsNorm(x: a["k0"].p, weight: $0.baseAddress!, dy: dk.p, dx: dk0.p, rows: T * c.kvHeads, n: D, eps: c.eps, accumulate: false)
-        }
+        normBackward(x: a["q0"].p, L.qNorm, dy: dq.p, dx: dq0.p, rows: T * H, n: D, accumulate: false)
+        normBackward(x: a["k0"].p, L.kNorm, dy: dk.p, dx: dk0.p, rows: T * c.kvHeads, n: D, accumulate: false)
         let dx1 = Buffer(uninitialized: T * E)
         projectBackward(il, .q, input: a["x1"].p, T, dy: dq0.p, dx: dx1.p, accumulate: false, a)
         projectBackward(il, .k, input: a["x1"].p, T, dy: dk0.p, dx: dx1.p, accumulate: true, a)
         projectBackward(il, .v, input: a["x1"].p, T, dy: dv.p, dx: dx1.p, accumulate: true, a)
-        L.attnNorm.withUnsafeBufferPointer {
-            OpsBackward.rmsNorm(x: a.h0.p, weight: $0.baseAddress!, dy: dx1.p, dx: dh, rows: T, n: E, eps: c.eps, accumulate: true)
-        }
+        normBackward(x: a.h0.p, L.attnNorm, dy: dx1.p, dx: dh, rows: T, n: E, accumulate: true)
     }
 }

@@ -27,7 +27,9 @@ public final class LlamaBackprop: DecoderBackprop, @unchecked Sendable {
 
     override func attentionShape(_ il: Int) -> TrainingAttention {
         let c = llama.config
-        return TrainingAttention(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, valueDim: c.headDim, window: nil)
+        var shape = TrainingAttention(heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, valueDim: c.headDim, window: nil)
+        shape.threads = threads
+        return shape
     }
 
     override func makeActivations(tokens T: Int, probabilities: Int, inputOnly: Bool) -> LayerActivations {

@@ -1,4 +1,3 @@
-import COpenBLAS
 import DamdaCore
 import DamdaEngine
 import Foundation
@@ -95,13 +94,4 @@ public enum OpsBackward {
         for j in 0..<n { dot += dp[j] * p[j] }
         for j in 0..<n { dp[j] = p[j] * (dp[j] - dot) }
     }
-}
-
-/// Row-major single-precision GEMM: C = alpha · op(A) · op(B) + beta · C.
-@inline(__always)
-func gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
-          _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
-          _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
