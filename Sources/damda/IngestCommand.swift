@@ -77,7 +77,7 @@ struct SearchCommand: AsyncParsableCommand {
     @Argument(help: "The question.") var query: String
     @Option(help: "How many chunks.") var k = 5
     @Option(help: "Retrieval mode: bm25, vector or hybrid (default: hybrid when the index has embeddings).") var mode: String?
-    @Option(help: "Hybrid fusion: weighted:BM25,VECTOR (min-max normalized, default weighted:0.5,0.5) or rrf:K.") var fusion = "weighted:0.5,0.5"
+    @Option(help: "Hybrid fusion: weighted:BM25,VECTOR (min-max normalized, default weighted:0.6,0.4) or rrf:K.") var fusion = "weighted:0.6,0.4"
     @Option(help: "Only chunks whose source starts with this (repeatable).") var source: [String] = []
     @Option(help: "Only chunks of documents with this tag (repeatable).") var tag: [String] = []
     @Flag(help: "Print JSON.") var json = false

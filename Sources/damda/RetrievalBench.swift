@@ -15,7 +15,10 @@ struct RetrievalBench: AsyncParsableCommand {
     @Option(help: "Only the first N questions (0: all).") var limit = 0
     @Option(help: "Embedding model file (default: the fetched multilingual-e5-small).") var embeddingModel: String?
     @Option(help: "Worker threads.") var threads: Int = Threads.available
-    @Option(help: "Weighted-fusion BM25 weight (vector gets 1 − w).") var bm25Weight: Float = 0.5
+    @Option(help: "Weighted-fusion BM25 weight (vector gets 1 − w).") var bm25Weight: Float = 0.6
+    @Option(help: "Search modes to measure (comma-separated: bm25, vector, hybrid, hybrid_rrf).") var modes = "bm25,vector,hybrid,hybrid_rrf"
+    @Flag(help: "Also score fusion settings (weights, RRF k) on two halves of the documents' questions: choose on one, check on the other.")
+    var fusionSweep = false
     @Flag(help: "Print JSON (the only format).") var json = false
 
     func run() async throws {
@@ -52,7 +55,11 @@ struct RetrievalBench: AsyncParsableCommand {
                     results["embedding"] = ["model": embedder!.name, "tokens": tokens, "ingest_seconds": (s.seconds * 100).rounded() / 100,
                                             "embed_tokens_per_s": (Double(tokens) / s.seconds).rounded(), "threads": threads]
                 }
-                for (label, mode, fusion) in modes {
+                if withVectors && fusionSweep {
+                    results["fusion_sweep"] = try sweepFusion(idx, questions: questions, documentOrder: loaded.documents.map(\.id))
+                }
+                let wanted = Set(self.modes.split(separator: ",").map { $0 == "bm25" ? "bm25_" + name : String($0) })
+                for (label, mode, fusion) in modes where wanted.contains(label) {
                 idx.fusion = fusion
                 var hitsAt = [Int: Int](), rr = 0.0
                 var latencies: [Double] = []
@@ -79,6 +86,55 @@ struct RetrievalBench: AsyncParsableCommand {
                 }
             }
             printJSON(["questions": questions.count, "documents": loaded.documents.count, "chunk_tokens": chunkTokens, "modes": results])
+        }
+    }
+
+    /// Recall@1/5/10 and MRR@10 of each fusion setting, separately on questions about even-numbered
+    /// and odd-numbered documents (tune on "even", report "odd" as held out).
+    func sweepFusion(_ idx: SearchIndex, questions: [(q: String, doc: String)], documentOrder: [String]) throws -> [[String: Any]] {
+        let position = Dictionary(documentOrder.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        let bar = ProgressBar(total: Int64(questions.count), label: "fusion sweep", unit: "questions")
+        typealias Lists = (bm25: [(index: Int, score: Float)], dense: [(index: Int, score: Float)])
+        var lists: [(top: Lists, both: Lists, doc: String, half: String)] = []
+        let saved = (idx.fusion, idx.scoreCandidatesWithBoth)
+        defer { (idx.fusion, idx.scoreCandidatesWithBoth) = saved }
+        idx.fusion = .default
+        for (i, (q, d)) in questions.enumerated() {
+            let v = try idx.embed(query: q)
+            idx.scoreCandidatesWithBoth = false
+            let top = idx.candidateLists(q, vector: v, k: 50)
+            idx.scoreCandidatesWithBoth = true
+            let both = idx.candidateLists(q, vector: v, k: 50)
+            lists.append((top, both, d, (position[d] ?? 0) % 2 == 0 ? "even" : "odd"))
+            bar.update(to: Int64(i + 1))
+        }
+        bar.finish()
+        var settings: [(String, Fusion, Bool)] = []
+        for both in [false, true] {
+            settings += stride(from: 0.0, through: 1.001, by: 0.05).map { w in
+                (String(format: "weighted %.2f/%.2f%@", w, 1 - w, both ? " (both scores)" : ""), Fusion.weighted(bm25: Float(w), vector: Float(1 - w)), both)
+            }
+        }
+        settings += [10, 30, 60].map { ("rrf k=\($0)", Fusion.reciprocalRank(k: Float($0)), false) }
+        return settings.map { name, fusion, both in
+            var entry: [String: Any] = ["fusion": name]
+            for half in ["even", "odd"] {
+                let subset = lists.filter { $0.half == half }
+                var hits = [0, 0, 0], rr = 0.0
+                for l in subset {
+                    let c = both ? l.both : l.top
+                    let ranked = fusion.fuse(c.bm25, c.dense, k: 10)
+                    if let r = ranked.firstIndex(where: { idx.documentID(ofChunk: $0.index) == l.doc }) {
+                        for (j, kk) in [1, 5, 10].enumerated() where r < kk { hits[j] += 1 }
+                        rr += 1 / Double(r + 1)
+                    }
+                }
+                let n = Double(max(subset.count, 1))
+                func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+                entry[half] = ["questions": subset.count, "recall@1": round3(Double(hits[0]) / n), "recall@5": round3(Double(hits[1]) / n),
+                               "recall@10": round3(Double(hits[2]) / n), "mrr@10": round3(rr / n)]
+            }
+            return entry
         }
     }
 }

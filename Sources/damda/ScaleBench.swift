@@ -80,13 +80,21 @@ struct ScaleBench: AsyncParsableCommand {
                 let qv = embedder.embed(query: q)
                 embedMs.append(ms(clock.now - t))
                 t = clock.now
-                let sparse = bm25.search(analyzer.terms(q), k: 50)
+                var (lexicalScores, touched) = bm25.scores(analyzer.terms(q))
+                let sparse = BM25Index.top(50, of: &touched, scores: lexicalScores, allowed: nil)
                 bm25Ms.append(ms(clock.now - t))
+                // Hybrid scores every candidate with both retrievers, as SearchIndex does.
+                func both(_ dense: [(index: Int, score: Float)]) -> (bm25: [(index: Int, score: Float)], dense: [(index: Int, score: Float)]) {
+                    Fusion.scoredByBoth(sparse, dense, lexicalScore: { lexicalScores[$0] }) { i in
+                        vectors.withUnsafeBufferPointer { v in qv.withUnsafeBufferPointer { dotF32(v.baseAddress! + i * dim, $0.baseAddress!, dim) } }
+                    }
+                }
                 t = clock.now
                 let truth = exact.search(qv, k: 50, allowed: nil)
                 exactMs.append(ms(clock.now - t))
                 let truth10 = Set(truth.prefix(10).map(\.index))
-                let exactHybrid = Fusion.default.fuse(sparse, truth, k: 10)
+                let exactLists = both(truth)
+                let exactHybrid = Fusion.default.fuse(exactLists.bm25, exactLists.dense, k: 10)
                 if let first = exactHybrid.first, docIDs[first.index] == gold { hitsExact1 += 1 }
                 for ef in efs {
                     t = clock.now
@@ -95,7 +103,8 @@ struct ScaleBench: AsyncParsableCommand {
                     hnswMs["ef\(ef)", default: []].append(dt)
                     recall["ef\(ef)", default: 0] += Double(Set(approx.prefix(10).map(\.index)).intersection(truth10).count) / 10
                     let t2 = clock.now
-                    let fused = Fusion.default.fuse(sparse, approx, k: 10)
+                    let lists = both(approx)
+                    let fused = Fusion.default.fuse(lists.bm25, lists.dense, k: 10)
                     totalMs["ef\(ef)", default: []].append(embedMs.last! + bm25Ms.last! + dt + ms(clock.now - t2))
                     if ef == efs.first {
                         if let r = fused.firstIndex(where: { docIDs[$0.index] == gold }) { rr += 1 / Double(r + 1); if r == 0 { hits1 += 1 } }

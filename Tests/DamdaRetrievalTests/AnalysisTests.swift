@@ -38,4 +38,47 @@ final class AnalysisTests: XCTestCase {
         XCTAssertTrue(chunks[1].text.hasPrefix(lastOfFirst))
         XCTAssertEqual(chunks.map(\.ordinal), Array(0..<chunks.count))
     }
+
+    /// BM25 scores equal Okapi's formula computed directly (Lucene's idf, k1 and b as given),
+    /// ties go to the earlier chunk, and terms no chunk holds add nothing.
+    func testBM25MatchesTheFormula() {
+        let docs: [[String: Int]] = [["보험": 2, "계약": 1], ["보험": 1, "금을": 1, "지급": 3], ["대출": 1], ["보험": 1, "계약": 1], [:]]
+        for (k1, b): (Float, Float) in [(0.6, 0.75), (1.2, 0.5)] {
+            let index = BM25Index(termFrequencies: docs, k1: k1, b: b)
+            let query = ["보험", "계약", "계약", "없는말"]
+            let lengths = docs.map { Float($0.values.reduce(0, +)) }
+            let average = lengths.reduce(0, +) / Float(docs.count)
+            var expected: [Float] = []
+            for (d, tf) in docs.enumerated() {
+                var score: Float = 0
+                for term in Set(query) {
+                    guard let f = tf[term].map(Float.init) else { continue }
+                    let df = Float(docs.filter { $0[term] != nil }.count)
+                    let idf = log(1 + (Float(docs.count) - df + 0.5) / (df + 0.5))
+                    score += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * lengths[d] / average))
+                }
+                expected.append(score)
+            }
+            let hits = index.search(query, k: 10)
+            XCTAssertEqual(hits.map(\.index).sorted(), [0, 1, 3])
+            for h in hits { XCTAssertEqual(h.score, expected[h.index], accuracy: 1e-5) }
+            XCTAssertEqual(hits.map(\.score), hits.map(\.score).sorted(by: >))
+            XCTAssertEqual(index.search(query, k: 1).map(\.index), [hits[0].index])
+            XCTAssertEqual(index.search(query, k: 10, allowed: { $0 != hits[0].index }).count, 2)
+        }
+    }
+
+    /// Hybrid candidates found by one retriever get the other's real score, not its minimum.
+    func testFusionScoresCandidatesWithBoth() {
+        let lexical = [(index: 0, score: Float(9)), (index: 1, score: 5)]
+        let dense = [(index: 2, score: Float(0.9)), (index: 0, score: 0.8)]
+        let lexicalAll: [Float] = [9, 5, 4], cosineAll: [Float] = [0.8, 0.1, 0.9]
+        let both = Fusion.scoredByBoth(lexical, dense, lexicalScore: { lexicalAll[$0] }, cosine: { cosineAll[$0] })
+        XCTAssertEqual(both.bm25.map(\.index), [0, 1, 2])
+        XCTAssertEqual(both.bm25.map(\.score), [9, 5, 4])
+        XCTAssertEqual(both.dense.map(\.score), [0.8, 0.1, 0.9])
+        // Chunk 1 is last on both scores once chunk 2's BM25 and chunk 1's cosine are known.
+        let fused = Fusion.weighted(bm25: 0.6, vector: 0.4).fuse(both.bm25, both.dense, k: 3)
+        XCTAssertEqual(fused.map(\.index), [0, 2, 1])
+    }
 }

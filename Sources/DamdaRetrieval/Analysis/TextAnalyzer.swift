@@ -91,10 +91,10 @@ public struct ParticleStrippingAnalyzer: TextAnalyzer {
 
     public init() {}
 
-    public func terms(_ text: String) -> [String] {
-        Normalizer.terms(text) { w in
-            guard let suf = Self.suffixes.first(where: { w.hasSuffix($0) && w.count > $0.count }) else { return [w] }
-            return [String(w.dropLast(suf.count))]
-        }
+    public func terms(_ text: String) -> [String] { Normalizer.terms(text) { [Self.stem($0)] } }
+
+    static func stem(_ w: String) -> String {
+        guard let suf = suffixes.first(where: { w.hasSuffix($0) && w.count > $0.count }) else { return w }
+        return String(w.dropLast(suf.count))
     }
 }

@@ -8,8 +8,12 @@ public struct BM25Index: Sendable {
     let postings: [String: [(doc: Int32, tf: Float)]]
     let lengths: [Float]
     let averageLength: Float
+    /// k1 · (1 − b + b · length / average length) per chunk, the length part of each term's score.
+    let lengthNorms: [Float]
 
-    public init(termFrequencies: [[String: Int]], k1: Float = 1.2, b: Float = 0.75) {
+    /// k1 0.6 rather than the usual 1.2: with Hangul bigrams a repeated bigram says little more than
+    /// one occurrence (KorQuAD: R@1 .922 → .931, MRR@10 .952 → .957; flat from 0.5 to 0.8).
+    public init(termFrequencies: [[String: Int]], k1: Float = 0.6, b: Float = 0.75) {
         self.k1 = k1
         self.b = b
         var p: [String: [(doc: Int32, tf: Float)]] = [:]
@@ -22,7 +26,9 @@ public struct BM25Index: Sendable {
         }
         postings = p
         lengths = lens
-        averageLength = lens.isEmpty ? 1 : max(lens.reduce(0, +) / Float(lens.count), 1)
+        let average = lens.isEmpty ? 1 : max(lens.reduce(0, +) / Float(lens.count), 1)
+        averageLength = average
+        lengthNorms = lens.map { k1 * (1 - b + b * $0 / average) }
     }
 
     public var count: Int { lengths.count }
@@ -33,22 +39,40 @@ public struct BM25Index: Sendable {
         return log(1 + (n - df + 0.5) / (df + 0.5))
     }
 
-    /// Scores of every document with at least one query term, highest first, at most `k`.
-    public func search(_ queryTerms: [String], k: Int, allowed: ((Int) -> Bool)? = nil) -> [(index: Int, score: Float)] {
+    /// Every chunk's score (0 where no query term occurs) and the chunks with a term, in first-seen
+    /// order. Scores accumulate in a dense array, terms in sorted order so sums are reproducible.
+    public func scores(_ queryTerms: [String]) -> (scores: [Float], touched: [Int]) {
         let n = Float(lengths.count)
-        var scores: [Int32: Float] = [:]
-        for term in Set(queryTerms) {
-            guard let list = postings[term] else { continue }
-            let df = Float(list.count)
-            let idf = log(1 + (n - df + 0.5) / (df + 0.5))
-            for (doc, tf) in list {
-                let norm = k1 * (1 - b + b * lengths[Int(doc)] / averageLength)
-                scores[doc, default: 0] += idf * tf * (k1 + 1) / (tf + norm)
+        var scores = [Float](repeating: 0, count: lengths.count)
+        var touched: [Int] = []
+        scores.withUnsafeMutableBufferPointer { s in
+            lengthNorms.withUnsafeBufferPointer { norms in
+                for term in Set(queryTerms).sorted() {
+                    guard let list = postings[term] else { continue }
+                    let df = Float(list.count)
+                    let idf = log(1 + (n - df + 0.5) / (df + 0.5))
+                    for (doc, tf) in list {
+                        let d = Int(doc)
+                        // Every term adds a positive amount, so 0 means "not yet seen".
+                        if s[d] == 0 { touched.append(d) }
+                        s[d] += idf * tf * (k1 + 1) / (tf + norms[d])
+                    }
+                }
             }
         }
-        var hits = scores.map { (index: Int($0.key), score: $0.value) }
-        if let allowed { hits.removeAll { !allowed($0.index) } }
-        hits.sort { $0.score != $1.score ? $0.score > $1.score : $0.index < $1.index }
-        return Array(hits.prefix(k))
+        return (scores, touched)
+    }
+
+    /// The `k` best-scoring chunks, highest first. Only the top k are ordered: at 100k chunks a
+    /// hash map of scores and a full sort cost ~15 ms a query.
+    public func search(_ queryTerms: [String], k: Int, allowed: ((Int) -> Bool)? = nil) -> [(index: Int, score: Float)] {
+        var (scores, touched) = scores(queryTerms)
+        return Self.top(k, of: &touched, scores: scores, allowed: allowed)
+    }
+
+    public static func top(_ k: Int, of touched: inout [Int], scores: [Float], allowed: ((Int) -> Bool)?) -> [(index: Int, score: Float)] {
+        if let allowed { touched.removeAll { !allowed($0) } }
+        let best = touched.partialTop(k) { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
+        return best.map { (index: $0, score: scores[$0]) }
     }
 }

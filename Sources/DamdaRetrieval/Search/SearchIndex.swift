@@ -1,5 +1,6 @@
 import Crypto
 import DamdaCore
+import DamdaEngine
 import Foundation
 
 public struct SearchHit: Sendable {
@@ -198,8 +199,14 @@ public final class SearchIndex: @unchecked Sendable {
             ranked = bm25.search(analyzer.terms(query), k: k, allowed: allowed)
         case .vector, .hybrid:
             guard let e = embedder, hasEmbeddings else { throw RetrievalError.noEmbeddings(mode) }
-            let dense = vectors.search(e.embed(query: query), k: mode == .vector ? k : max(k, 50), allowed: allowed)
-            ranked = mode == .vector ? dense : fusion.fuse(bm25.search(analyzer.terms(query), k: max(k, 50), allowed: allowed), dense, k: k)
+            let q = e.embed(query: query)
+            let dense = vectors.search(q, k: mode == .vector ? k : max(k, 50), allowed: allowed)
+            if mode == .vector {
+                ranked = dense
+            } else {
+                let (lexical, vector) = hybridCandidates(analyzer.terms(query), q, dense: dense, k: max(k, 50), allowed: allowed)
+                ranked = fusion.fuse(lexical, vector, k: k)
+            }
         }
         let weights = queryTermWeights(query)
         return ranked.enumerated().map { r, hit in
@@ -207,6 +214,37 @@ public final class SearchIndex: @unchecked Sendable {
                       relevance: Self.coverage(weights, chunks[hit.index].termFrequencies))
         }
     }
+
+    /// Whether weighted fusion scores every candidate with both BM25 and the vector (a chunk found
+    /// by one list only otherwise counts as the other list's minimum).
+    public var scoreCandidatesWithBoth = true
+
+    /// BM25's and the vector index's top `k`, for weighted fusion completed over their union: each
+    /// candidate gets its BM25 score (0 without a query term) and its cosine with the query.
+    func hybridCandidates(_ terms: [String], _ q: [Float], dense: [(index: Int, score: Float)], k: Int, allowed: ((Int) -> Bool)?)
+        -> (bm25: [(index: Int, score: Float)], dense: [(index: Int, score: Float)]) {
+        var (scores, touched) = bm25.scores(terms)
+        let lexical = BM25Index.top(k, of: &touched, scores: scores, allowed: allowed)
+        guard scoreCandidatesWithBoth, case .weighted = fusion else { return (lexical, dense) }
+        return Fusion.scoredByBoth(lexical, dense, lexicalScore: { scores[$0] }) { i in
+            chunks[i].embedding.withUnsafeBufferPointer { c in q.withUnsafeBufferPointer { dotF32(c.baseAddress!, $0.baseAddress!, q.count) } }
+        }
+    }
+
+    /// The two lists hybrid search fuses with the current `fusion` (by chunk number), so fusion
+    /// settings can be compared without embedding the query again.
+    public func candidateLists(_ query: String, vector q: [Float], k: Int) -> (bm25: [(index: Int, score: Float)], dense: [(index: Int, score: Float)]) {
+        hybridCandidates(analyzer.terms(query), q, dense: vectors.search(q, k: k, allowed: nil), k: k, allowed: nil)
+    }
+
+    /// The query's embedding (what vector and hybrid search compare chunks with).
+    public func embed(query: String) throws -> [Float] {
+        guard let e = embedder, hasEmbeddings else { throw RetrievalError.noEmbeddings(.hybrid) }
+        return e.embed(query: query)
+    }
+
+    /// The document of chunk number `i` (as in `candidateLists`).
+    public func documentID(ofChunk i: Int) -> String { chunks[i].chunk.documentID }
 
     /// The query's words, each as its leading analyzed term (a Hangul word's stem bigram, not its
     /// particle) weighted by IDF. Ending bigrams such as 하면/나요 are rare in documents, so scoring
