@@ -96,15 +96,10 @@ struct RetrievalBench: AsyncParsableCommand {
         let bar = ProgressBar(total: Int64(questions.count), label: "fusion sweep", unit: "questions")
         typealias Lists = (bm25: [(index: Int, score: Float)], dense: [(index: Int, score: Float)])
         var lists: [(top: Lists, both: Lists, doc: String, half: String)] = []
-        let saved = (idx.fusion, idx.scoreCandidatesWithBoth)
-        defer { (idx.fusion, idx.scoreCandidatesWithBoth) = saved }
-        idx.fusion = .default
         for (i, (q, d)) in questions.enumerated() {
             let v = try idx.embed(query: q)
-            idx.scoreCandidatesWithBoth = false
-            let top = idx.candidateLists(q, vector: v, k: 50)
-            idx.scoreCandidatesWithBoth = true
-            let both = idx.candidateLists(q, vector: v, k: 50)
+            let top = idx.candidateLists(q, vector: v, k: 50, scoredByBoth: false)
+            let both = idx.candidateLists(q, vector: v, k: 50, scoredByBoth: true)
             lists.append((top, both, d, (position[d] ?? 0) % 2 == 0 ? "even" : "odd"))
             bar.update(to: Int64(i + 1))
         }

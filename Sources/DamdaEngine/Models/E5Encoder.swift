@@ -152,17 +152,17 @@ public final class E5Encoder: @unchecked Sendable {
     func layerNorm(_ x: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?, _ w: [Float], _ b: [Float], rows: Int) {
         let eps = file.eps, H = H
         parallelRanges(rows, threads: rows >= 64 ? threads : 1, granule: 16) { rowRange in
-        for r in rowRange {
-            let p = x + r * H
-            if let res = residual { Ops.add(p, res + r * H, H) }
-            var mean: Float = 0
-            for i in 0..<H { mean += p[i] }
-            mean /= Float(H)
-            var variance: Float = 0
-            for i in 0..<H { let d = p[i] - mean; variance += d * d }
-            let inv = 1 / (variance / Float(H) + eps).squareRoot()
-            for i in 0..<H { p[i] = (p[i] - mean) * inv * w[i] + b[i] }
-        }
+            for r in rowRange {
+                let p = x + r * H
+                if let res = residual { Ops.add(p, res + r * H, H) }
+                var mean: Float = 0
+                for i in 0..<H { mean += p[i] }
+                mean /= Float(H)
+                var variance: Float = 0
+                for i in 0..<H { let d = p[i] - mean; variance += d * d }
+                let inv = 1 / (variance / Float(H) + eps).squareRoot()
+                for i in 0..<H { p[i] = (p[i] - mean) * inv * w[i] + b[i] }
+            }
         }
     }
 

@@ -204,7 +204,9 @@ public final class SearchIndex: @unchecked Sendable {
             if mode == .vector {
                 ranked = dense
             } else {
-                let (lexical, vector) = hybridCandidates(analyzer.terms(query), q, dense: dense, k: max(k, 50), allowed: allowed)
+                let both: Bool
+                if case .weighted = fusion { both = scoreCandidatesWithBoth } else { both = false }
+                let (lexical, vector) = hybridCandidates(analyzer.terms(query), q, dense: dense, k: max(k, 50), allowed: allowed, scoredByBoth: both)
                 ranked = fusion.fuse(lexical, vector, k: k)
             }
         }
@@ -221,20 +223,21 @@ public final class SearchIndex: @unchecked Sendable {
 
     /// BM25's and the vector index's top `k`, for weighted fusion completed over their union: each
     /// candidate gets its BM25 score (0 without a query term) and its cosine with the query.
-    func hybridCandidates(_ terms: [String], _ q: [Float], dense: [(index: Int, score: Float)], k: Int, allowed: ((Int) -> Bool)?)
-        -> (bm25: [(index: Int, score: Float)], dense: [(index: Int, score: Float)]) {
+    func hybridCandidates(_ terms: [String], _ q: [Float], dense: [(index: Int, score: Float)], k: Int, allowed: ((Int) -> Bool)?,
+                          scoredByBoth: Bool) -> (bm25: [(index: Int, score: Float)], dense: [(index: Int, score: Float)]) {
         var (scores, touched) = bm25.scores(terms)
         let lexical = BM25Index.top(k, of: &touched, scores: scores, allowed: allowed)
-        guard scoreCandidatesWithBoth, case .weighted = fusion else { return (lexical, dense) }
+        guard scoredByBoth else { return (lexical, dense) }
         return Fusion.scoredByBoth(lexical, dense, lexicalScore: { scores[$0] }) { i in
             chunks[i].embedding.withUnsafeBufferPointer { c in q.withUnsafeBufferPointer { dotF32(c.baseAddress!, $0.baseAddress!, q.count) } }
         }
     }
 
-    /// The two lists hybrid search fuses with the current `fusion` (by chunk number), so fusion
-    /// settings can be compared without embedding the query again.
-    public func candidateLists(_ query: String, vector q: [Float], k: Int) -> (bm25: [(index: Int, score: Float)], dense: [(index: Int, score: Float)]) {
-        hybridCandidates(analyzer.terms(query), q, dense: vectors.search(q, k: k, allowed: nil), k: k, allowed: nil)
+    /// The two lists hybrid search fuses (by chunk number), with or without every candidate scored
+    /// by both retrievers, so fusion settings can be compared without embedding the query again.
+    public func candidateLists(_ query: String, vector q: [Float], k: Int, scoredByBoth: Bool)
+        -> (bm25: [(index: Int, score: Float)], dense: [(index: Int, score: Float)]) {
+        hybridCandidates(analyzer.terms(query), q, dense: vectors.search(q, k: k, allowed: nil), k: k, allowed: nil, scoredByBoth: scoredByBoth)
     }
 
     /// The query's embedding (what vector and hybrid search compare chunks with).

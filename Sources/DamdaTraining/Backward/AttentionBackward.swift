@@ -20,8 +20,14 @@ public struct TrainingAttention {
     /// window), so the masked upper triangle is never multiplied (~44% fewer FLOPs at 512 tokens).
     public var block = 64
 
-    /// Keys block [i0, i1) can see.
-    func keyRange(_ i0: Int, _ i1: Int) -> Range<Int> { (window.map { max(0, i0 - $0 + 1) } ?? 0)..<i1 }
+    /// The query blocks of an n-row segment, each with the keys its rows can see (up to its last
+    /// row, and back to the window of its first).
+    func queryBlocks(_ n: Int) -> [(rows: Range<Int>, keys: Range<Int>)] {
+        stride(from: 0, to: n, by: block).map { i0 in
+            let i1 = min(i0 + block, n)
+            return (i0..<i1, (window.map { max(0, i0 - $0 + 1) } ?? 0)..<i1)
+        }
+    }
 
     /// Threads the heads are split across.
     public var threads = 1
@@ -41,12 +47,12 @@ public struct TrainingAttention {
                 for h in headRange {
                     let kv = h / group
                     let P = base + h * n * n
-                    for i0 in stride(from: 0, to: n, by: block) {
-                        let i1 = min(i0 + block, n), keys = keyRange(i0, i1), m = i1 - i0, w = keys.count
+                    for (rows, keys) in queryBlocks(n) {
+                        let i0 = rows.lowerBound, m = rows.count, w = keys.count
                         let Pb = P + i0 * n + keys.lowerBound
                         BLAS.serial(false, true, m, w, headDim, 1, q + (s0 + i0) * qDim + h * headDim, qDim,
                                     k + (s0 + keys.lowerBound) * kDim + kv * headDim, kDim, 0, Pb, n)
-                        for i in i0..<i1 {
+                        for i in rows {
                             let row = P + i * n
                             for j in keys where j > i || (window.map { i - j >= $0 } ?? false) { row[j] = -.infinity }
                             Ops.softmaxVector(row + keys.lowerBound, w)
@@ -89,8 +95,8 @@ public struct TrainingAttention {
                 for h in headRange {
                     let kv = h / group
                     let P = base + h * n * n
-                    for i0 in stride(from: 0, to: n, by: block) {
-                        let i1 = min(i0 + block, n), keys = keyRange(i0, i1), m = i1 - i0, w = keys.count
+                    for (rows, keys) in queryBlocks(n) {
+                        let i0 = rows.lowerBound, m = rows.count, w = keys.count
                         let Pb = P + i0 * n + keys.lowerBound
                         let dO = dOut + (s0 + i0) * oDim + h * valueDim
                         let kB = k + (s0 + keys.lowerBound) * kDim + kv * headDim, vB = v + (s0 + keys.lowerBound) * vDim + kv * valueDim
