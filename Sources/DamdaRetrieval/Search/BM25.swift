@@ -44,22 +44,30 @@ public struct BM25Index: Sendable {
     public func scores(_ queryTerms: [String]) -> (scores: [Float], touched: [Int]) {
         let n = Float(lengths.count)
         var scores = [Float](repeating: 0, count: lengths.count)
-        var touched: [Int] = []
+        let lists = Set(queryTerms).sorted().compactMap { postings[$0] }
+        // Room for every posting up front: appends then never reallocate inside the loop.
+        var touched = [Int](repeating: 0, count: min(lengths.count, lists.reduce(0) { $0 + $1.count }))
+        var touchedCount = 0
+        let k1 = k1
         scores.withUnsafeMutableBufferPointer { s in
             lengthNorms.withUnsafeBufferPointer { norms in
-                for term in Set(queryTerms).sorted() {
-                    guard let list = postings[term] else { continue }
-                    let df = Float(list.count)
-                    let idf = log(1 + (n - df + 0.5) / (df + 0.5))
-                    for (doc, tf) in list {
-                        let d = Int(doc)
-                        // Every term adds a positive amount, so 0 means "not yet seen".
-                        if s[d] == 0 { touched.append(d) }
-                        s[d] += idf * tf * (k1 + 1) / (tf + norms[d])
+                touched.withUnsafeMutableBufferPointer { seen in
+                    for list in lists {
+                        let df = Float(list.count)
+                        let weight = log(1 + (n - df + 0.5) / (df + 0.5)) * (k1 + 1)
+                        list.withUnsafeBufferPointer { postings in
+                            for posting in postings {
+                                let d = Int(posting.doc), tf = posting.tf
+                                // Every term adds a positive amount, so 0 means "not yet seen".
+                                if s[d] == 0 { seen[touchedCount] = d; touchedCount += 1 }
+                                s[d] += weight * tf / (tf + norms[d])
+                            }
+                        }
                     }
                 }
             }
         }
+        touched.removeLast(touched.count - touchedCount)
         return (scores, touched)
     }
 
