@@ -17,14 +17,15 @@ public final class PanelMatrix: @unchecked Sendable {
     static let blockTokens = 48
 
     public let rows: Int, columns: Int
+    let panelCount: Int
     let panels: UnsafeMutablePointer<Float>
-    var panelCount: Int { (rows + Self.width - 1) / Self.width }
 
     /// Packs a row-major `rows × columns` matrix; outputs past `rows` in the last panel are zero.
     public init(rows: Int, columns: Int, rowMajor w: UnsafePointer<Float>) {
         self.rows = rows
         self.columns = columns
-        let count = (rows + Self.width - 1) / Self.width * Self.width * columns
+        panelCount = (rows + Self.width - 1) / Self.width
+        let count = panelCount * Self.width * columns
         panels = .allocate(capacity: count)
         panels.initialize(repeating: 0, count: count)
         for r in 0..<rows {
@@ -48,41 +49,48 @@ public final class PanelMatrix: @unchecked Sendable {
     /// y (row-major, `rows` wide). Threads split the panels; fp32 throughout.
     public func multiply(_ x: UnsafePointer<Float>, tokens: Int, _ y: UnsafeMutablePointer<Float>, threads: Int) {
         guard tokens > 0, rows > 0 else { return }
-        let K = columns, N = rows, W = Self.width
+        let K = columns, N = rows
         // Few tokens are bound by streaming the weights, which two cores do faster than one.
         let parallel = tokens * N * K >= BLAS.parallelThreshold || N * K >= 1 << 16 ? threads : 1
         parallelRanges(panelCount, threads: parallel) { panelRange in
             // The last panel may be partly padding: its tiles go through a 6 × 16 scratch tile.
-            let edge = UnsafeMutablePointer<Float>.allocate(capacity: Self.tileTokens * W)
-            defer { edge.deallocate() }
-            for k0 in stride(from: 0, to: K, by: Self.blockInputs) {
-                let kn = min(Self.blockInputs, K - k0)
-                for t0 in stride(from: 0, to: tokens, by: Self.blockTokens) {
-                    let tEnd = min(tokens, t0 + Self.blockTokens)
-                    for p in panelRange {
-                        let w = UnsafePointer(panels + (p * K + k0) * W)
-                        let valid = min(W, N - p * W)
-                        // The first tile asks for the next panel's slice while it computes, so
-                        // memory streams under arithmetic instead of stalling the next panel.
-                        let ahead = p + 1 < panelRange.upperBound ? K * W : 0
-                        var t = t0
-                        while t < tEnd {
-                            let left = tEnd - t, tiles = (left + Self.tileTokens - 1) / Self.tileTokens
-                            // Even tiles (20 tokens: 5+5+5+5, not 6+6+6+2): a tile of one or two
-                            // tokens waits on FMA latency as long as a tile of three.
-                            let r = (left + tiles - 1) / tiles
-                            let a = x + t * K + k0
-                            let c = y + t * N + p * W
-                            let prefetch = t == t0 ? ahead : 0
-                            if valid == W {
-                                Self.tile(r, a, K, w, kn, c, N, accumulate: k0 > 0, prefetch: prefetch)
-                            } else {
-                                if k0 > 0 { for i in 0..<r { for j in 0..<valid { edge[i * W + j] = c[i * N + j] } } }
-                                Self.tile(r, a, K, w, kn, edge, W, accumulate: k0 > 0, prefetch: prefetch)
-                                for i in 0..<r { for j in 0..<valid { c[i * N + j] = edge[i * W + j] } }
-                            }
-                            t += r
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.tileTokens * Self.width) { edge in
+                multiply(panels: panelRange, x, tokens: tokens, y, edge: edge.baseAddress!)
+            }
+        }
+    }
+
+    /// One thread's share: the panels in `panelRange`, blocked by inputs and tokens.
+    private func multiply(panels panelRange: Range<Int>, _ x: UnsafePointer<Float>, tokens: Int, _ y: UnsafeMutablePointer<Float>,
+                          edge: UnsafeMutablePointer<Float>) {
+        let K = columns, N = rows, W = Self.width
+        for k0 in stride(from: 0, to: K, by: Self.blockInputs) {
+            let kn = min(Self.blockInputs, K - k0)
+            for t0 in stride(from: 0, to: tokens, by: Self.blockTokens) {
+                let tEnd = min(tokens, t0 + Self.blockTokens)
+                for p in panelRange {
+                    let w = UnsafePointer(panels + (p * K + k0) * W)
+                    let valid = min(W, N - p * W)
+                    // The first tile asks for the next panel's slice while it computes, so
+                    // memory streams under arithmetic instead of stalling the next panel.
+                    let ahead = p + 1 < panelRange.upperBound ? K * W : 0
+                    var t = t0
+                    while t < tEnd {
+                        let left = tEnd - t, tiles = (left + Self.tileTokens - 1) / Self.tileTokens
+                        // Even tiles (20 tokens: 5+5+5+5, not 6+6+6+2): a tile of one or two
+                        // tokens waits on FMA latency as long as a tile of three.
+                        let r = (left + tiles - 1) / tiles
+                        let a = x + t * K + k0
+                        let c = y + t * N + p * W
+                        let prefetch = t == t0 ? ahead : 0
+                        if valid == W {
+                            Self.tile(r, a, K, w, kn, c, N, accumulate: k0 > 0, prefetch: prefetch)
+                        } else {
+                            if k0 > 0 { for i in 0..<r { for j in 0..<valid { edge[i * W + j] = c[i * N + j] } } }
+                            Self.tile(r, a, K, w, kn, edge, W, accumulate: k0 > 0, prefetch: prefetch)
+                            for i in 0..<r { for j in 0..<valid { c[i * N + j] = edge[i * W + j] } }
                         }
+                        t += r
                     }
                 }
             }

@@ -45,29 +45,24 @@ public struct BM25Index: Sendable {
         let n = Float(lengths.count)
         var scores = [Float](repeating: 0, count: lengths.count)
         let lists = Set(queryTerms).sorted().compactMap { postings[$0] }
-        // Room for every posting up front: appends then never reallocate inside the loop.
-        var touched = [Int](repeating: 0, count: min(lengths.count, lists.reduce(0) { $0 + $1.count }))
-        var touchedCount = 0
-        let k1 = k1
+        var touched: [Int] = []
+        touched.reserveCapacity(min(lengths.count, lists.reduce(0) { $0 + $1.count }))
         scores.withUnsafeMutableBufferPointer { s in
             lengthNorms.withUnsafeBufferPointer { norms in
-                touched.withUnsafeMutableBufferPointer { seen in
-                    for list in lists {
-                        let df = Float(list.count)
-                        let weight = log(1 + (n - df + 0.5) / (df + 0.5)) * (k1 + 1)
-                        list.withUnsafeBufferPointer { postings in
-                            for posting in postings {
-                                let d = Int(posting.doc), tf = posting.tf
-                                // Every term adds a positive amount, so 0 means "not yet seen".
-                                if s[d] == 0 { seen[touchedCount] = d; touchedCount += 1 }
-                                s[d] += weight * tf / (tf + norms[d])
-                            }
+                for list in lists {
+                    let df = Float(list.count)
+                    let weight = log(1 + (n - df + 0.5) / (df + 0.5)) * (k1 + 1)
+                    list.withUnsafeBufferPointer { postings in
+                        for posting in postings {
+                            let d = Int(posting.doc), tf = posting.tf
+                            // Every term adds a positive amount, so 0 means "not yet seen".
+                            if s[d] == 0 { touched.append(d) }
+                            s[d] += weight * tf / (tf + norms[d])
                         }
                     }
                 }
             }
         }
-        touched.removeLast(touched.count - touchedCount)
         return (scores, touched)
     }
 
