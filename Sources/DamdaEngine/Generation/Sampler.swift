@@ -104,7 +104,9 @@ public struct Sampler: Sendable {
 
 extension Array {
     /// The first `k` elements in `by` order, without sorting everything (top-k sampling,
-    /// vector search).
+    /// vector search). Inlinable so callers in other modules get it specialized: the generic
+    /// form went through value witnesses per element (most of BM25's 4 ms at 100k chunks).
+    @inlinable
     public func partialTop(_ k: Int, by less: (Element, Element) -> Bool) -> [Element] {
         var best: [Element] = []
         best.reserveCapacity(k + 1)

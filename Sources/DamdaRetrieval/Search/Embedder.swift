@@ -13,7 +13,9 @@ public struct E5Embedder: Embedder, @unchecked Sendable {
     public let encoder: E5Encoder
     public let name = "multilingual-e5-small"
     public var dimension: Int { encoder.dimension }
-    public init(path: String, threads: Int) throws { encoder = try E5Encoder(path: path, threads: threads) }
+    public init(path: String, threads: Int, arithmetic: E5Arithmetic = .int8) throws {
+        encoder = try E5Encoder(path: path, threads: threads, arithmetic: arithmetic)
+    }
     public func embed(passages: [String]) -> [[Float]] { encoder.embed(passages.map { "passage: " + $0 }) }
     public func embed(query: String) -> [Float] { encoder.embed(["query: " + query])[0] }
 }
