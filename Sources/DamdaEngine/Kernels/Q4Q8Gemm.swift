@@ -110,7 +110,8 @@ public final class Q4PanelMatrix: @unchecked Sendable {
         columns = w.columns
         blocks = columns / 32
         panelCount = rows / Self.width
-        nibbles = .allocate(capacity: rows * columns)
+        // Cache-line aligned, so each 32-byte weight load stays within one line.
+        nibbles = UnsafeMutableRawPointer.allocate(byteCount: rows * columns, alignment: 64).bindMemory(to: UInt8.self, capacity: rows * columns)
         scales = .allocate(capacity: rows * blocks)
         for r in 0..<rows {
             let p = r / Self.width, o = r % Self.width
@@ -191,7 +192,7 @@ public final class Q4PanelMatrix: @unchecked Sendable {
             var a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0
             let wb = w + b * 256
             for quad in 0..<8 {
-                let wv = (wb + quad * 32).load(as: __m256i.self)
+                let wv = (wb + quad * 32).loadUnaligned(as: __m256i.self)
                 let k = b * 32 + quad * 4
                 a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(wv, broadcast(0, k)))
                 if R > 1 { a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(wv, broadcast(1, k))) }
@@ -200,7 +201,7 @@ public final class Q4PanelMatrix: @unchecked Sendable {
                 if R > 4 { a4 = _mm256_add_epi16(a4, _mm256_maddubs_epi16(wv, broadcast(4, k))) }
                 if R > 5 { a5 = _mm256_add_epi16(a5, _mm256_maddubs_epi16(wv, broadcast(5, k))) }
             }
-            let scale = UnsafeRawPointer(ws + b * 8).load(as: __m256.self)
+            let scale = UnsafeRawPointer(ws + b * 8).loadUnaligned(as: __m256.self)
             f0 = flush(a0, f0, 0, b, scale)
             if R > 1 { f1 = flush(a1, f1, 1, b, scale) }
             if R > 2 { f2 = flush(a2, f2, 2, b, scale) }
