@@ -3,6 +3,9 @@ import DamdaCore
 import DamdaEngine
 import Foundation
 
+/// `--e5-arithmetic int8|fp32` on the retrieval and scale benches.
+extension E5Arithmetic: ExpressibleByArgument {}
+
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks that print JSON.",
                                                     subcommands: [Generate.self, RetrievalBench.self, AnswersBench.self, ScaleBench.self, TrainBench.self])

@@ -5,8 +5,6 @@ import DamdaEngine
 import DamdaRetrieval
 import Foundation
 
-extension E5Arithmetic: ExpressibleByArgument {}
-
 struct RetrievalBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retrieval", abstract: "Recall@k and MRR@10 of retrieval on a QA set, with ingest and query speed (JSON).")

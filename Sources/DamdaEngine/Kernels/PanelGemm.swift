@@ -74,12 +74,7 @@ public final class PanelMatrix: @unchecked Sendable {
                     // The first tile asks for the next panel's slice while it computes, so
                     // memory streams under arithmetic instead of stalling the next panel.
                     let ahead = p + 1 < panelRange.upperBound ? K * W : 0
-                    var t = t0
-                    while t < tEnd {
-                        let left = tEnd - t, tiles = (left + Self.tileTokens - 1) / Self.tileTokens
-                        // Even tiles (20 tokens: 5+5+5+5, not 6+6+6+2): a tile of one or two
-                        // tokens waits on FMA latency as long as a tile of three.
-                        let r = (left + tiles - 1) / tiles
+                    forEachEvenTile(t0..<tEnd, maxSize: Self.tileTokens) { t, r in
                         let a = x + t * K + k0
                         let c = y + t * N + p * W
                         let prefetch = t == t0 ? ahead : 0
@@ -90,7 +85,6 @@ public final class PanelMatrix: @unchecked Sendable {
                             Self.tile(r, a, K, w, kn, edge, W, accumulate: k0 > 0, prefetch: prefetch)
                             for i in 0..<r { for j in 0..<valid { c[i * N + j] = edge[i * W + j] } }
                         }
-                        t += r
                     }
                 }
             }
@@ -143,5 +137,19 @@ public final class PanelMatrix: @unchecked Sendable {
         if R > 3 { storeF8(c30, c + 3 * ldc); storeF8(c31, c + 3 * ldc + 8) }
         if R > 4 { storeF8(c40, c + 4 * ldc); storeF8(c41, c + 4 * ldc + 8) }
         if R > 5 { storeF8(c50, c + 5 * ldc); storeF8(c51, c + 5 * ldc + 8) }
+    }
+}
+
+/// Splits `range` (a block of tokens) into consecutive tiles of at most `maxSize`, as even as
+/// possible: 20 tokens with tiles of up to 6 run as 5+5+5+5, not 6+6+6+2, because a tile of one
+/// or two tokens waits on multiply latency as long as a tile of three.
+@inline(__always)
+func forEachEvenTile(_ range: Range<Int>, maxSize: Int, _ body: (_ start: Int, _ size: Int) -> Void) {
+    var start = range.lowerBound
+    while start < range.upperBound {
+        let left = range.upperBound - start, tiles = (left + maxSize - 1) / maxSize
+        let size = (left + tiles - 1) / tiles
+        body(start, size)
+        start += size
     }
 }

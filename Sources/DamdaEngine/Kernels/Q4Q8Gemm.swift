@@ -143,14 +143,7 @@ public final class Q4PanelMatrix: @unchecked Sendable {
             for t0 in stride(from: 0, to: tokens, by: Self.blockTokens) {
                 let tEnd = min(tokens, t0 + Self.blockTokens)
                 for p in panelRange {
-                    var t = t0
-                    while t < tEnd {
-                        // Even tiles (20 tokens: 5+5+5+5, not 6+6+6+2), as in PanelMatrix.
-                        let left = tEnd - t, tiles = (left + Self.tileTokens - 1) / Self.tileTokens
-                        let r = (left + tiles - 1) / tiles
-                        tile(r, panel: p, a, token: t, y)
-                        t += r
-                    }
+                    forEachEvenTile(t0..<tEnd, maxSize: Self.tileTokens) { t, r in tile(r, panel: p, a, token: t, y) }
                 }
             }
         }
