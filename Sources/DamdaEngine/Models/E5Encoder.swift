@@ -179,11 +179,21 @@ public final class E5Encoder: @unchecked Sendable {
             for r in rowRange {
                 let p = x + r * H
                 if let res = residual { Ops.add(p, res + r * H, H) }
-                var mean: Float = 0
-                for i in 0..<H { mean += p[i] }
+                // Vector partial sums: a scalar running sum is one add-latency chain per element.
+                var s0 = F8(), s1 = F8(), i = 0
+                while i + 16 <= H { s0 += loadF8(p + i); s1 += loadF8(p + i + 8); i += 16 }
+                var mean = (s0 + s1).sum()
+                while i < H { mean += p[i]; i += 1 }
                 mean /= Float(H)
-                var variance: Float = 0
-                for i in 0..<H { let d = p[i] - mean; variance += d * d }
+                let m8 = F8(repeating: mean)
+                s0 = F8(); s1 = F8(); i = 0
+                while i + 16 <= H {
+                    let d0 = loadF8(p + i) - m8, d1 = loadF8(p + i + 8) - m8
+                    s0 = s0.addingProduct(d0, d0); s1 = s1.addingProduct(d1, d1)
+                    i += 16
+                }
+                var variance = (s0 + s1).sum()
+                while i < H { let d = p[i] - mean; variance += d * d; i += 1 }
                 let inv = 1 / (variance / Float(H) + eps).squareRoot()
                 for i in 0..<H { p[i] = (p[i] - mean) * inv * w[i] + b[i] }
             }
@@ -197,13 +207,20 @@ public final class E5Encoder: @unchecked Sendable {
         let maxLen = lengths.max() ?? 1
         parallelRanges(starts.count * heads, threads: threads) { range in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxLen * maxLen)
-            defer { scores.deallocate() }
+            let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: maxLen)
+            defer { scores.deallocate(); inverseSums.deallocate() }
             for job in range {
                 let s = job / heads, h = job % heads
                 let L = lengths[s], o = starts[s] * H + h * hd
                 BLAS.serial(false, true, L, L, hd, scale, q + o, H, k + o, H, 0, scores, L)
-                for t in 0..<L { Ops.softmaxVector(scores + t * L, L) }
+                // Unnormalized weights times V, then each row of the (L × 32) product divided by its
+                // sum: a pass over 32 values per row instead of L.
+                for t in 0..<L { inverseSums[t] = 1 / Ops.softmaxNumerators(scores + t * L, L) }
                 BLAS.serial(false, false, L, hd, L, 1, scores, L, v + o, H, 0, out + o, H)
+                for t in 0..<L {
+                    let row = out + o + t * H
+                    for i in 0..<hd { row[i] *= inverseSums[t] }
+                }
             }
         }
     }
