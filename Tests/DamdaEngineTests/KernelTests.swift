@@ -29,26 +29,41 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// Every type's fused dot equals dequantize-then-fp32-dot on random blocks.
+    /// Every type's fused dot, in both vector widths, equals dequantize-then-fp32-dot on random blocks.
     func testDotMatchesDequantizeThenDot() throws {
         var rng = SeededGenerator(seed: 42)
         for type in TensorType.allCases {
-            for blocks in [1, 2, 3, 5] {
+            for blocks in [1, 2, 3, 5, 20] {
+              for fullWidth in [false, true] {
                 let n = type.blockSize == 1 ? 40 * blocks : type.blockSize * blocks
                 var bytes = (0..<type.rowBytes(n)!).map { _ in UInt8.random(in: 0...255, using: &rng) }
                 sanitizeScales(&bytes, type: type, values: n, rng: &rng)
                 let x = (0..<n).map { _ in Float.random(in: -2...2, using: &rng) }
                 var deq = [Float](repeating: 0, count: n)
-                let k = QuantKernels.of(type)
+                let k = QuantKernels.of(type, fullWidth256: fullWidth)
                 let dot: Float = bytes.withUnsafeBytes { raw in
                     deq.withUnsafeMutableBufferPointer { k.dequantize(raw.baseAddress!, $0.baseAddress!, n) }
                     return x.withUnsafeBufferPointer { k.dot(raw.baseAddress!, $0.baseAddress!, n) }
                 }
                 var ref = 0.0, mag = 0.0
                 for i in 0..<n { ref += Double(deq[i]) * Double(x[i]); mag += abs(Double(deq[i]) * Double(x[i])) }
-                XCTAssertEqual(Double(dot), ref, accuracy: mag * 1e-5 + 1e-6, "\(type) with \(blocks) blocks")
+                XCTAssertEqual(Double(dot), ref, accuracy: mag * 1e-5 + 1e-6, "\(type) with \(blocks) blocks, 256-bit \(fullWidth)")
+              }
             }
         }
+    }
+
+    /// Zen 1 and Zen+ (AMD family 17h below model 30h) get the 128-bit matrix-vector kernels.
+    func testZen1IsRecognizedFromCPUInfo() {
+        func info(_ vendor: String, _ family: Int, _ model: Int) -> String {
+            "processor\t: 0\nvendor_id\t: \(vendor)\ncpu family\t: \(family)\nmodel\t\t: \(model)\nmodel name\t: x\n\nprocessor\t: 1\n"
+        }
+        XCTAssertTrue(CPUFeatures.isZen1(cpuinfo: info("AuthenticAMD", 23, 1)))     // EPYC 7001 (Naples)
+        XCTAssertTrue(CPUFeatures.isZen1(cpuinfo: info("AuthenticAMD", 23, 8)))     // Zen+
+        XCTAssertFalse(CPUFeatures.isZen1(cpuinfo: info("AuthenticAMD", 23, 49)))   // Zen 2 (Rome)
+        XCTAssertFalse(CPUFeatures.isZen1(cpuinfo: info("AuthenticAMD", 25, 1)))    // Zen 3 (Milan)
+        XCTAssertFalse(CPUFeatures.isZen1(cpuinfo: info("GenuineIntel", 6, 85)))
+        XCTAssertFalse(CPUFeatures.isZen1(cpuinfo: ""))
     }
 
     func testMatmulBatchedEqualsMatvec() throws {

@@ -195,7 +195,11 @@ final class ModelGradientTests: XCTestCase {
                 let h: Float = 3e-3
                 let numeric = (loss(zip(theta, d).map { $0 + h * $1 }) - loss(zip(theta, d).map { $0 - h * $1 })) / Double(2 * h)
                 let analytic = zip(grad, d).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-                XCTAssertEqual(analytic, numeric, accuracy: 3e-2 * max(1, abs(numeric)), "\(t), dropout \(dropout)")
+                // The loss is fp32 on the real model: its rounding moves this difference quotient by
+                // up to ±0.04 at h = 3e-3 whatever the derivative's size (measured across h = 1e-3…3e-2:
+                // q with dropout 0.3 read −0.488, −0.605, −0.562 against the analytic −0.562), so
+                // small slices get that much absolute slack. A sign or layout error is off by O(1).
+                XCTAssertEqual(analytic, numeric, accuracy: 0.05 + 3e-2 * abs(numeric), "\(t), dropout \(dropout)")
             }
             _ = loss(theta)
         }

@@ -14,8 +14,8 @@ enum LegacyQuants {
         }
     }
 
-    // Matvec kernels use 128-bit lanes: Zen 1 splits 256-bit operations in two, and the narrower
-    // loads widen in one micro-op (measured 29 ms vs 37 ms for the 262k-row LM head on one core).
+    // 128-bit lanes for Zen 1, which splits 256-bit operations in two, and the narrower loads widen
+    // in one micro-op (measured 29 ms vs 37 ms for the 262k-row LM head on one core).
 
     @inline(__always) static func q8Block(_ blk: UnsafeRawPointer, _ x: UnsafePointer<Float>) -> F4 {
         @inline(__always) func q(_ o: Int) -> F4 { toFloat(blk.loadUnaligned(fromByteOffset: 2 + o, as: SIMD4<Int8>.self)) }
@@ -37,6 +37,29 @@ enum LegacyQuants {
             b += 2
         }
         if b < nb { acc0 = acc0.addingProduct(q8Block(src + b * 34, x + b * 32), F4(repeating: f16(src + b * 34))) }
+        return (acc0 + acc1).sum()
+    }
+
+    /// The same sum on 256-bit vectors, for cores that run them at full width (`CPUFeatures`):
+    /// a block is four widen-convert-multiply-adds of eight weights.
+    @inline(__always) static func q8BlockWide(_ blk: UnsafeRawPointer, _ x: UnsafePointer<Float>) -> F8 {
+        @inline(__always) func q(_ o: Int) -> F8 { toFloat(blk.loadUnaligned(fromByteOffset: 2 + o, as: SIMD8<Int8>.self)) }
+        let s0 = (q(0) * loadF8(x)).addingProduct(q(8), loadF8(x + 8))
+        let s1 = (q(16) * loadF8(x + 16)).addingProduct(q(24), loadF8(x + 24))
+        return s0 + s1
+    }
+
+    static func dotQ8_0Wide(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc0 = F8(), acc1 = F8()
+        let nb = n / 32
+        var b = 0
+        while b + 2 <= nb {
+            let p = src + b * 34
+            acc0 = acc0.addingProduct(q8BlockWide(p, x + b * 32), F8(repeating: f16(p)))
+            acc1 = acc1.addingProduct(q8BlockWide(p + 34, x + b * 32 + 32), F8(repeating: f16(p + 34)))
+            b += 2
+        }
+        if b < nb { acc0 = acc0.addingProduct(q8BlockWide(src + b * 34, x + b * 32), F8(repeating: f16(src + b * 34))) }
         return (acc0 + acc1).sum()
     }
 

@@ -1,3 +1,4 @@
+import CPrefetch
 import DamdaCore
 import DamdaModelIO
 
@@ -40,14 +41,27 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
+/// How far ahead of the row being multiplied `matvec` asks for weights. The hardware prefetcher
+/// alone left the LM head at 24–26 ms on one Zen 3 core, against 13–16 ms in cache and 15 ms to
+/// merely stream it; asking 16 KB ahead brought it to 18–19 ms.
+let matvecPrefetchBytes = 16 * 1024
+
 /// y = W x for one token: each row is dequantized in registers and dotted with x in fp32.
 public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, threads: Int) {
     let dot = w.kernels.dot
-    let cols = w.columns
+    let cols = w.columns, rowBytes = w.rowBytes
     // Small matrices are not worth waking a second thread for.
-    let t = w.rows * w.rowBytes < 64 * 1024 ? 1 : threads
+    let t = w.rows * rowBytes < 64 * 1024 ? 1 : threads
     parallelRanges(w.rows, threads: t, granule: 16) { range in
-        for r in range { y[r] = dot(w.row(r), x, cols) }
+        // Rows are contiguous: prefetching each row's span, shifted ahead, streams the whole range
+        // once, a fixed distance before the arithmetic reaches it.
+        let end = w.row(range.upperBound)
+        var next = w.row(range.lowerBound) + matvecPrefetchBytes
+        for r in range {
+            let limit = min(w.row(r + 1) + matvecPrefetchBytes, end)
+            while next < limit { damda_prefetch(next); next += 64 }
+            y[r] = dot(w.row(r), x, cols)
+        }
     }
 }
 
