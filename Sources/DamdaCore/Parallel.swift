@@ -24,6 +24,18 @@ public func parallelRanges(_ count: Int, threads: Int, granule: Int, _ body: (Ra
     }
 }
 
+/// `[f(0), f(1), …, f(count − 1)]`, computed in `threads` contiguous ranges.
+@inlinable
+public func parallelMap<T>(_ count: Int, threads: Int, _ f: (Int) -> T) -> [T] {
+    [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+        let base = buffer.baseAddress
+        parallelRanges(count, threads: threads) { range in
+            for i in range { (base! + i).initialize(to: f(i)) }
+        }
+        initialized = count
+    }
+}
+
 /// Peak resident set size of this process in bytes (VmHWM), or 0 where unavailable.
 public func peakResidentBytes() -> Int64 {
     #if os(Linux)

@@ -178,16 +178,19 @@ final class KernelTests: XCTestCase {
                 dense.withUnsafeMutableBufferPointer { w.dequantizeRows(0..<n, into: $0.baseAddress!) }
                 let a = Q8Activations()
                 a.quantize(x, tokens: t, columns: k, threads: 1)
-                for threads in [1, 2] {
+                let bias = (0..<n).map { _ in Float.random(in: -1...1, using: &rng) }
+                for (threads, withBias) in [(1, false), (2, false), (2, true)] {
                     var y = [Float](repeating: .nan, count: t * n)
-                    y.withUnsafeMutableBufferPointer { packed.multiply(a, $0.baseAddress!, threads: threads) }
+                    bias.withUnsafeBufferPointer { b in
+                        y.withUnsafeMutableBufferPointer { packed.multiply(a, $0.baseAddress!, threads: threads, bias: withBias ? b.baseAddress : nil) }
+                    }
                     for i in 0..<t { for j in 0..<n {
-                        var sum: Double = 0, magnitude: Double = 0
+                        var sum: Double = withBias ? Double(bias[j]) : 0, magnitude: Double = withBias ? abs(Double(bias[j])) : 0
                         for p in 0..<k {
                             let xq = Double(a.values[i * k + p]) * Double(a.scales[(i * k + p) / 32])
                             sum += xq * Double(dense[j * k + p]); magnitude += abs(xq * Double(dense[j * k + p]))
                         }
-                        XCTAssertEqual(Double(y[i * n + j]), sum, accuracy: 1e-6 * magnitude + 1e-7, "\(t)×\(n)×\(k) [\(i), \(j)] threads \(threads)")
+                        XCTAssertEqual(Double(y[i * n + j]), sum, accuracy: 1e-6 * magnitude + 1e-7, "\(t)×\(n)×\(k) [\(i), \(j)] threads \(threads) bias \(withBias)")
                     } }
                 }
             }
