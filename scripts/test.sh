@@ -10,8 +10,11 @@ log=$(mktemp)
 swift build -c release >"$log" 2>&1 || { tail -60 "$log"; echo "build failed" >&2; exit 1; }
 .build/release/damda model fetch
 .build/release/damda model fetch --embedding
-status=0
-swift test -c release --disable-swift-testing 2>&1 | tee /tmp/damda-test.log | grep -vE "^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)" || true
+# PIPESTATUS must be read right after the pipeline: behind `|| true` it held `true`'s status, and
+# XCTest failures did not fail the run.
+set +e
+swift test -c release --disable-swift-testing 2>&1 | tee /tmp/damda-test.log | grep -vE "^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)"
 status=${PIPESTATUS[0]}
+set -e
 bash scripts/server-tests.sh || status=$?
 exit "$status"
