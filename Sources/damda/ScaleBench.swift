@@ -52,10 +52,16 @@ struct ScaleBench: AsyncParsableCommand {
                 for (t, n) in a.termFrequencies where rng.next() % 2 == 0 { tf[t] = n }
                 for (t, n) in b.termFrequencies where rng.next() % 2 == 0 { tf[t, default: 0] += n }
                 terms.append(tf)
-                docIDs.append("synthetic")
+                docIDs.append("synthetic-\(terms.count)")
             }
             let clock = ContinuousClock()
-            let bm25 = BM25Index(termFrequencies: terms)
+            var documentNumbers: [String: Int] = [:]
+            let documents = docIDs.map { id in
+                if let n = documentNumbers[id] { return n }
+                documentNumbers[id] = documentNumbers.count
+                return documentNumbers.count - 1
+            }
+            let bm25 = BM25Index(termFrequencies: terms, documents: documents)  // as SearchIndex builds it, document scores included
             let exact = ExactVectorIndex(dimension: dim, flat: vectors)
             let t0 = clock.now
             let bar = ProgressBar(total: Int64(exact.count), label: "hnsw", unit: "vectors")

@@ -44,7 +44,7 @@ final class AnalysisTests: XCTestCase {
     func testBM25MatchesTheFormula() {
         let docs: [[String: Int]] = [["보험": 2, "계약": 1], ["보험": 1, "금을": 1, "지급": 3], ["대출": 1], ["보험": 1, "계약": 1], [:]]
         for (k1, b): (Float, Float) in [(0.6, 0.75), (1.2, 0.5)] {
-            let index = BM25Index(termFrequencies: docs, k1: k1, b: b)
+            let index = BM25Index(termFrequencies: docs, parameters: .init(k1: k1, b: b))
             let query = ["보험", "계약", "계약", "없는말"]
             let lengths = docs.map { Float($0.values.reduce(0, +)) }
             let average = lengths.reduce(0, +) / Float(docs.count)
@@ -66,6 +66,30 @@ final class AnalysisTests: XCTestCase {
             XCTAssertEqual(index.search(query, k: 1).map(\.index), [hits[0].index])
             XCTAssertEqual(index.search(query, k: 10, allowed: { $0 != hits[0].index }).count, 2)
         }
+    }
+
+    /// With a document weight a chunk's score adds its whole document's BM25 score (the document's
+    /// term counts summed over its chunks), so a chunk without a query term still ranks by its document.
+    func testDocumentWeightAddsTheDocumentScore() {
+        let chunks: [[String: Int]] = [["보험": 2], ["계약": 1, "기간": 1], ["대출": 1, "계약": 1], ["기간": 2]]
+        let documents = [0, 0, 1, 2]
+        let merged: [[String: Int]] = [["보험": 2, "계약": 1, "기간": 1], ["대출": 1, "계약": 1], ["기간": 2]]
+        let query = ["보험", "계약"]
+        let plain = BM25Index(termFrequencies: chunks, parameters: .init(documentWeight: 0)).scores(query).scores
+        let documentScores = BM25Index(termFrequencies: merged).scores(query).scores
+        let weighted = BM25Index(termFrequencies: chunks, documents: documents, parameters: .init(documentWeight: 0.4))
+        let (scores, touched) = weighted.scores(query)
+        for c in 0..<4 { XCTAssertEqual(scores[c], plain[c] + 0.4 * documentScores[documents[c]], accuracy: 1e-5) }
+        XCTAssertEqual(Set(touched), [0, 1, 2], "chunk 3's document has no query term")
+        XCTAssertEqual(scores[3], 0)
+    }
+
+    /// Collapsing keeps the best `perDocument` chunks of each document, in rank order, up to k.
+    func testCollapseKeepsTheBestChunksPerDocument() {
+        let ranked: [(index: Int, score: Float)] = [(0, 9), (1, 8), (2, 7), (3, 6), (4, 5), (5, 4)]
+        let document = ["a", "a", "b", "a", "c", "b"]
+        XCTAssertEqual(SearchIndex.collapse(ranked, perDocument: 1, k: 5) { document[$0] }.map(\.index), [0, 2, 4])
+        XCTAssertEqual(SearchIndex.collapse(ranked, perDocument: 2, k: 4) { document[$0] }.map(\.index), [0, 1, 2, 4])
     }
 
     /// Hybrid candidates found by one retriever get the other's real score, not its minimum.

@@ -57,6 +57,11 @@ final class IngestTests: XCTestCase {
         let hits = try idx.search("입원하면 보험금을 얼마나 받나요?", k: 3)
         XCTAssertEqual(hits.first?.chunk.title, "든든보험 약관")
         XCTAssertEqual(hits.first?.chunk.headingPath.last, "제3조 보험금의 지급")
+        // One chunk per document: the same best hit, then only other documents.
+        let collapsed = try idx.search("입원하면 보험금을 얼마나 받나요?", k: 3, perDocument: 1)
+        XCTAssertEqual(collapsed.first?.chunk.id, hits.first?.chunk.id)
+        XCTAssertEqual(Set(collapsed.map(\.chunk.documentID)).count, collapsed.count)
+        XCTAssertEqual(collapsed.map(\.rank), Array(1...collapsed.count))
         XCTAssertEqual(try idx.search("중도상환수수료", k: 3, filter: SearchFilter(tags: ["loan"])).first?.chunk.documentID, "r1")
         XCTAssertTrue(try idx.search("중도상환수수료", k: 3, filter: SearchFilter(tags: ["insurance"])).isEmpty)
 

@@ -62,6 +62,20 @@ public final class SearchIndex: @unchecked Sendable {
     public var hnswParameters = HNSWIndex.Parameters(efConstruction: 100, efSearch: 256)
     private var chunks: [StoredChunk] = []
     private var bm25 = BM25Index(termFrequencies: [])
+    /// BM25's k1 and b; changing them rebuilds the in-memory postings (the store keeps raw term counts).
+    public var bm25Parameters = BM25Index.Parameters() {
+        didSet { if bm25Parameters != oldValue { rebuildBM25() } }
+    }
+
+    func rebuildBM25() {
+        var numbers: [String: Int] = [:]
+        let documents = chunks.map { c in
+            if let n = numbers[c.chunk.documentID] { return n }
+            numbers[c.chunk.documentID] = numbers.count
+            return numbers.count - 1
+        }
+        bm25 = BM25Index(termFrequencies: chunks.map(\.termFrequencies), documents: documents, parameters: bm25Parameters)
+    }
     private var vectors: any VectorIndex = ExactVectorIndex(dimension: 0, rows: [])
     /// "exact" or "hnsw", for reports.
     public var vectorIndexKind: String { vectors is HNSWIndex ? "hnsw" : "exact" }
@@ -94,7 +108,7 @@ public final class SearchIndex: @unchecked Sendable {
 
     public func reload() throws {
         chunks = try store.allChunks()
-        bm25 = BM25Index(termFrequencies: chunks.map(\.termFrequencies))
+        rebuildBM25()
         let dim = chunks.first(where: { !$0.embedding.isEmpty })?.embedding.count ?? 0
         let exact = ExactVectorIndex(dimension: dim, rows: chunks.map(\.embedding))
         vectors = exact.count >= hnswThreshold && dim > 0 ? try loadOrBuildHNSW(exact) : exact
@@ -186,35 +200,68 @@ public final class SearchIndex: @unchecked Sendable {
         return summary
     }
 
-    public func search(_ query: String, k: Int = 5, mode: SearchMode = .bm25, filter: SearchFilter = SearchFilter()) throws -> [SearchHit] {
+    /// The `k` best chunks for `query`. With `perDocument` > 0 at most that many chunks of one
+    /// document are kept (the rest of its chunks give way to other documents), so the top k covers
+    /// more documents, as a search over whole documents would.
+    public func search(_ query: String, k: Int = 5, mode: SearchMode = .bm25, filter: SearchFilter = SearchFilter(),
+                       perDocument: Int = 0) throws -> [SearchHit] {
         let allowed: ((Int) -> Bool)? = filter.isEmpty ? nil : { [chunks] i in
             let c = chunks[i]
             return (filter.sources.isEmpty || filter.sources.contains { c.chunk.source.hasPrefix($0) })
                 && (filter.tags.isEmpty || !Set(filter.tags).isDisjoint(with: c.tags))
                 && !filter.excludedDocuments.contains(c.chunk.documentID)
         }
-        let ranked: [(index: Int, score: Float)]
-        switch mode {
-        case .bm25:
-            ranked = bm25.search(analyzer.terms(query), k: k, allowed: allowed)
-        case .vector, .hybrid:
+        let terms = analyzer.terms(query)
+        let q: [Float]?
+        if mode == .bm25 {
+            q = nil
+        } else {
             guard let e = embedder, hasEmbeddings else { throw RetrievalError.noEmbeddings(mode) }
-            let q = e.embed(query: query)
-            let dense = vectors.search(q, k: mode == .vector ? k : max(k, 50), allowed: allowed)
-            if mode == .vector {
-                ranked = dense
-            } else {
+            q = e.embed(query: query)
+        }
+        func rank(_ k: Int) -> [(index: Int, score: Float)] {
+            switch mode {
+            case .bm25:
+                return bm25.search(terms, k: k, allowed: allowed)
+            case .vector, .hybrid:
+                let dense = vectors.search(q!, k: mode == .vector ? k : max(k, 50), allowed: allowed)
+                if mode == .vector { return dense }
                 let both: Bool
                 if case .weighted = fusion { both = scoreCandidatesWithBoth } else { both = false }
-                let (lexical, vector) = hybridCandidates(analyzer.terms(query), q, dense: dense, k: max(k, 50), allowed: allowed, scoredByBoth: both)
-                ranked = fusion.fuse(lexical, vector, k: k)
+                let (lexical, vector) = hybridCandidates(terms, q!, dense: dense, k: max(k, 50), allowed: allowed, scoredByBoth: both)
+                return fusion.fuse(lexical, vector, k: k)
             }
+        }
+        var ranked: [(index: Int, score: Float)]
+        if perDocument > 0 {
+            // Collapse a longer list; widen it until k hits survive or every chunk was ranked.
+            var depth = k
+            repeat {
+                depth = min(depth * 4, max(chunks.count, 1))
+                ranked = Self.collapse(rank(depth), perDocument: perDocument, k: k) { chunks[$0].chunk.documentID }
+            } while ranked.count < k && depth < chunks.count
+        } else {
+            ranked = rank(k)
         }
         let weights = queryTermWeights(query)
         return ranked.enumerated().map { r, hit in
             SearchHit(chunk: chunks[hit.index].chunk, score: hit.score, rank: r + 1, tags: chunks[hit.index].tags,
                       relevance: Self.coverage(weights, chunks[hit.index].termFrequencies))
         }
+    }
+
+    /// The first `k` entries of `ranked` keeping at most `perDocument` per document.
+    public static func collapse(_ ranked: [(index: Int, score: Float)], perDocument: Int, k: Int,
+                         document: (Int) -> String) -> [(index: Int, score: Float)] {
+        var seen: [String: Int] = [:]
+        var kept: [(index: Int, score: Float)] = []
+        for hit in ranked where kept.count < k {
+            let d = document(hit.index)
+            guard seen[d, default: 0] < perDocument else { continue }
+            seen[d, default: 0] += 1
+            kept.append(hit)
+        }
+        return kept
     }
 
     /// Whether weighted fusion scores every candidate with both BM25 and the vector (a chunk found
