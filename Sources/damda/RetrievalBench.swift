@@ -29,6 +29,8 @@ struct RetrievalBench: AsyncParsableCommand {
     @Option(help: "Search modes to measure (comma-separated: bm25, vector, hybrid, hybrid_rrf).") var modes = "bm25,vector,hybrid,hybrid_rrf"
     @Flag(help: "Also score fusion settings (weights, RRF k) on two halves of the documents' questions: choose on one, check on the other.")
     var fusionSweep = false
+    @Option(help: "Write each question's gold-document rank per mode here (JSONL: id, mode, rank or null), to study misses.")
+    var ranks: String?
     @Flag(help: "Print JSON (the only format).") var json = false
 
     func run() async throws {
@@ -36,11 +38,14 @@ struct RetrievalBench: AsyncParsableCommand {
             let ks = k.split(separator: ",").compactMap { Int($0) }
             let maxK = max(ks.max() ?? 10, 10)
             var questions: [(q: String, doc: String)] = []
+            var questionIDs: [String] = []
             for line in try String(contentsOfFile: qa, encoding: .utf8).split(separator: "\n") {
                 guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                       let q = o["question"] as? String, let d = o["doc_id"] as? String else { continue }
                 questions.append((q, d))
+                questionIDs.append(o["id"].map { "\($0)" } ?? "\(questionIDs.count)")
             }
+            var rankLines: [String] = []
             if limit > 0 { questions = Array(questions.prefix(limit)) }
             let loaded = DocumentLoader().load([docs])
             var results: [String: Any] = [:]
@@ -76,14 +81,19 @@ struct RetrievalBench: AsyncParsableCommand {
                 var hitsAt = [Int: Int](), rr = 0.0
                 var latencies: [Double] = []
                 let clock = ContinuousClock()
-                for (q, d) in questions {
+                for (i, (q, d)) in questions.enumerated() {
                     let t0 = clock.now
                     let hits = try idx.search(q, k: maxK, mode: mode, perDocument: perDocument)
                     let dt = clock.now - t0
                     latencies.append(Double(dt.components.attoseconds) * 1e-15 + Double(dt.components.seconds) * 1000)
-                    if let r = hits.firstIndex(where: { $0.chunk.documentID == d }) {
+                    let r = hits.firstIndex(where: { $0.chunk.documentID == d })
+                    if let r {
                         for kk in ks where r < kk { hitsAt[kk, default: 0] += 1 }
                         if r < 10 { rr += 1 / Double(r + 1) }
+                    }
+                    if ranks != nil {
+                        let o: [String: Any] = ["id": questionIDs[i], "mode": label, "rank": r.map { ($0 + 1) as Any } ?? NSNull()]
+                        rankLines.append(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
                     }
                 }
                 latencies.sort()
@@ -97,6 +107,7 @@ struct RetrievalBench: AsyncParsableCommand {
                 results[label] = entry
                 }
             }
+            if let ranks { try (rankLines.joined(separator: "\n") + "\n").write(toFile: ranks, atomically: true, encoding: .utf8) }
             printJSON(["questions": questions.count, "documents": loaded.documents.count, "chunk_tokens": chunkTokens, "per_document": perDocument,
                        "bm25": ["k1": Double(bm25K1), "b": Double(bm25B), "document_weight": Double(bm25DocumentWeight)],
                        "modes": results])

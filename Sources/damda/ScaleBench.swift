@@ -31,7 +31,7 @@ struct ScaleBench: AsyncParsableCommand {
             let e5Path = embeddingModel ?? ModelCache.directory().appendingPathComponent(ModelSpec.e5Small.fileName).path
             let embedder = try E5Embedder(path: e5Path, threads: threads, arithmetic: e5Arithmetic)
             let idx = try SearchIndex(directory: index, embedder: embedder, hnswThreshold: .max)
-            let real = try idx.store.allChunks()
+            let real = idx.indexedChunks
             guard let dim = real.first?.embedding.count, dim > 0, real.allSatisfy({ $0.embedding.count == dim }) else {
                 throw ValidationError("the index at \(index) has no embeddings: ingest with the embedding model first")
             }

@@ -79,6 +79,30 @@ final class IngestTests: XCTestCase {
         XCTAssertThrowsError(try SearchIndex(directory: idxDir, analyzer: "whitespace"))
     }
 
+    /// Titles are indexed with the text; an index written when only the text was (no `bm25_fields`
+    /// mark) gets its terms recomputed on open, so its titles are found too.
+    func testTitlesAreIndexedAlsoInOldIndexes() throws {
+        let doc = Document(id: "d1", title: "자동차보험", source: "d1.txt",
+                           sections: [.init(text: "사고가 나면 즉시 신고해야 합니다.", headingPath: ["제5조 사고 접수"])])
+        let other = Document(id: "d2", title: "여행자 안내", source: "d2.txt", sections: [.init(text: "여권을 챙기세요.")])
+        let fresh = try SearchIndex(directory: dir.appendingPathComponent("fresh").path)
+        _ = try fresh.ingest(LoadResult(documents: [doc, other], problems: []), progress: false)
+        XCTAssertEqual(try fresh.search("자동차보험", k: 1).first?.chunk.documentID, "d1")
+
+        let oldDir = dir.appendingPathComponent("old")
+        try FileManager.default.createDirectory(at: oldDir, withIntermediateDirectories: true)
+        let store = try SQLiteStore(path: oldDir.appendingPathComponent("index.sqlite").path)
+        try store.setMeta("analyzer", "bigram")
+        let analyzer = HangulBigramAnalyzer()
+        for d in [doc, other] {
+            let chunks = Chunker().chunk(d)
+            let textOnly = chunks.map { Dictionary(analyzer.terms($0.text).map { ($0, 1) }, uniquingKeysWith: +) }
+            try store.replace([IngestBatchItem(document: d, hash: d.contentHash, chunks: chunks, terms: textOnly, embeddings: [])])
+        }
+        let old = try SearchIndex(directory: oldDir.path)
+        XCTAssertEqual(try old.search("자동차보험", k: 1).first?.chunk.documentID, "d1")
+    }
+
     /// kill -9 during `damda ingest`, then the same command again: the index equals an uninterrupted run's.
     func testKillDuringIngestThenRerunGivesTheSameIndex() throws {
         let damda = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

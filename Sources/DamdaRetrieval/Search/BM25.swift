@@ -24,9 +24,13 @@ public struct BM25Index: Sendable {
     /// `documentWeight` > 0.
     let documentLevel: DocumentLevel?
 
+    /// Document d's chunks are `chunks[start[d]..<start[d + 1]]` (flat arrays: at 100k documents an
+    /// array per document cost more than the scoring).
     final class DocumentLevel: Sendable {
-        let index: BM25Index, chunksOf: [[Int]], weight: Float
-        init(index: BM25Index, chunksOf: [[Int]], weight: Float) { self.index = index; self.chunksOf = chunksOf; self.weight = weight }
+        let index: BM25Index, start: [Int32], chunks: [Int32], weight: Float
+        init(index: BM25Index, start: [Int32], chunks: [Int32], weight: Float) {
+            self.index = index; self.start = start; self.chunks = chunks; self.weight = weight
+        }
     }
     let postings: [String: [(doc: Int32, tf: Float)]]
     let lengths: [Float]
@@ -38,14 +42,21 @@ public struct BM25Index: Sendable {
     public init(termFrequencies: [[String: Int]], documents: [Int]? = nil, parameters: Parameters = Parameters()) {
         if let documents, parameters.documentWeight > 0, documents.count == termFrequencies.count {
             let n = (documents.max() ?? -1) + 1
+            var start = [Int32](repeating: 0, count: n + 1)
+            for d in documents { start[d + 1] += 1 }
+            for d in 0..<n { start[d + 1] += start[d] }
+            var fill = start
+            var chunks = [Int32](repeating: 0, count: documents.count)
+            for (i, d) in documents.enumerated() { chunks[Int(fill[d])] = Int32(i); fill[d] += 1 }
+            // A one-chunk document shares its chunk's counts (no copy); others sum theirs.
             var tfs = [[String: Int]](repeating: [:], count: n)
-            var chunksOf = [[Int]](repeating: [], count: n)
-            for (i, d) in documents.enumerated() {
-                tfs[d].merge(termFrequencies[i], uniquingKeysWith: +)
-                chunksOf[d].append(i)
+            for d in 0..<n {
+                let members = chunks[Int(start[d])..<Int(start[d + 1])]
+                if members.count == 1 { tfs[d] = termFrequencies[Int(members.first!)]; continue }
+                for c in members { tfs[d].merge(termFrequencies[Int(c)], uniquingKeysWith: +) }
             }
             documentLevel = DocumentLevel(index: BM25Index(termFrequencies: tfs, parameters: Parameters(k1: parameters.k1, b: parameters.b)),
-                                          chunksOf: chunksOf, weight: parameters.documentWeight)
+                                          start: start, chunks: chunks, weight: parameters.documentWeight)
         } else {
             documentLevel = nil
         }
@@ -101,10 +112,20 @@ public struct BM25Index: Sendable {
         }
         if let level = documentLevel {
             let (documentScores, touchedDocuments) = level.index.scores(queryTerms)
-            for d in touchedDocuments {
-                for c in level.chunksOf[d] {
-                    if scores[c] == 0 { touched.append(c) }
-                    scores[c] += level.weight * documentScores[d]
+            let weight = level.weight
+            scores.withUnsafeMutableBufferPointer { s in
+                documentScores.withUnsafeBufferPointer { ds in
+                    level.start.withUnsafeBufferPointer { start in
+                        level.chunks.withUnsafeBufferPointer { chunks in
+                            for d in touchedDocuments {
+                                for j in Int(start[d])..<Int(start[d + 1]) {
+                                    let c = Int(chunks[j])
+                                    if s[c] == 0 { touched.append(c) }
+                                    s[c] += weight * ds[d]
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
