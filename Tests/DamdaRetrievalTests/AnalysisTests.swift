@@ -73,11 +73,12 @@ final class AnalysisTests: XCTestCase {
     func testDocumentWeightAddsTheDocumentScore() {
         let chunks: [[String: Int]] = [["보험": 2], ["계약": 1, "기간": 1], ["대출": 1, "계약": 1], ["기간": 2]]
         let documents = [0, 0, 1, 2]
+        let documentIDs = documents.map { "doc\($0)" }
         let merged: [[String: Int]] = [["보험": 2, "계약": 1, "기간": 1], ["대출": 1, "계약": 1], ["기간": 2]]
         let query = ["보험", "계약"]
         let plain = BM25Index(termFrequencies: chunks, parameters: .init(documentWeight: 0)).scores(query).scores
         let documentScores = BM25Index(termFrequencies: merged).scores(query).scores
-        let weighted = BM25Index(termFrequencies: chunks, documents: documents, parameters: .init(documentWeight: 0.4))
+        let weighted = BM25Index(termFrequencies: chunks, documentIDs: documentIDs, parameters: .init(documentWeight: 0.4))
         let (scores, touched) = weighted.scores(query)
         for c in 0..<4 { XCTAssertEqual(scores[c], plain[c] + 0.4 * documentScores[documents[c]], accuracy: 1e-5) }
         XCTAssertEqual(Set(touched), [0, 1, 2], "chunk 3's document has no query term")

@@ -38,10 +38,16 @@ public struct BM25Index: Sendable {
     /// k1 · (1 − b + b · length / average length) per chunk, the length part of each term's score.
     let lengthNorms: [Float]
 
-    /// `documents[i]` numbers chunk i's document (needed for `documentWeight`).
-    public init(termFrequencies: [[String: Int]], documents: [Int]? = nil, parameters: Parameters = Parameters()) {
-        if let documents, parameters.documentWeight > 0, documents.count == termFrequencies.count {
-            let n = (documents.max() ?? -1) + 1
+    /// `documentIDs[i]` is chunk i's document (needed for `documentWeight`).
+    public init(termFrequencies: [[String: Int]], documentIDs: [String]? = nil, parameters: Parameters = Parameters()) {
+        if let documentIDs, parameters.documentWeight > 0, documentIDs.count == termFrequencies.count {
+            var numbers: [String: Int] = [:]
+            let documents = documentIDs.map { id in
+                if let n = numbers[id] { return n }
+                numbers[id] = numbers.count
+                return numbers.count - 1
+            }
+            let n = numbers.count
             var start = [Int32](repeating: 0, count: n + 1)
             for d in documents { start[d + 1] += 1 }
             for d in 0..<n { start[d + 1] += start[d] }

@@ -62,19 +62,14 @@ public final class SearchIndex: @unchecked Sendable {
     public var hnswParameters = HNSWIndex.Parameters(efConstruction: 100, efSearch: 256)
     private var chunks: [StoredChunk] = []
     private var bm25 = BM25Index(termFrequencies: [])
-    /// BM25's k1 and b; changing them rebuilds the in-memory postings (the store keeps raw term counts).
+    /// BM25's k1, b and document weight; changing them rebuilds the in-memory postings (the store
+    /// keeps raw term counts).
     public var bm25Parameters = BM25Index.Parameters() {
         didSet { if bm25Parameters != oldValue { rebuildBM25() } }
     }
 
     func rebuildBM25() {
-        var numbers: [String: Int] = [:]
-        let documents = chunks.map { c in
-            if let n = numbers[c.chunk.documentID] { return n }
-            numbers[c.chunk.documentID] = numbers.count
-            return numbers.count - 1
-        }
-        bm25 = BM25Index(termFrequencies: chunks.map(\.termFrequencies), documents: documents, parameters: bm25Parameters)
+        bm25 = BM25Index(termFrequencies: chunks.map(\.termFrequencies), documentIDs: chunks.map(\.chunk.documentID), parameters: bm25Parameters)
     }
     private var vectors: any VectorIndex = ExactVectorIndex(dimension: 0, rows: [])
     /// "exact" or "hnsw", for reports.
@@ -112,8 +107,8 @@ public final class SearchIndex: @unchecked Sendable {
 
     /// What each chunk's BM25 terms are drawn from. The title says what a chunk is about even where
     /// its text does not name it (KorQuAD: BM25 R@1/R@5/MRR .931/.991/.958 from the text alone,
-    /// .940/.997/.966 with the article title). Headings stay out: FAQ headings are questions, and
-    /// their endings (있나요, 되나요) matched every question's.
+    /// .940/.997/.966 with the article title). Headings stay out: indexed too, the sample FAQ's
+    /// question headings pushed the right article out of a paraphrase's hybrid top 3.
     static let termFields = "title+text"
     /// An index written before titles were indexed (its stored terms are the text's alone): terms
     /// are recomputed from the stored chunks when it is opened.
