@@ -166,6 +166,18 @@ public final class GGUFFile: @unchecked Sendable {
         UnsafeRawBufferPointer(start: base + info.dataOffset, count: info.byteCount)
     }
 
+    /// Drops this process's resident pages of a tensor that has been copied elsewhere; the bytes
+    /// stay in the page cache and come back on the next read. Only whole pages inside the tensor
+    /// go, so neighbours sharing an edge page keep theirs. No effect on in-memory images.
+    public func releasePages(of info: GGUFTensorInfo) {
+        guard isMapped else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = UInt(bitPattern: base + info.dataOffset), end = start + UInt(info.byteCount)
+        let first = (start + UInt(page) - 1) / UInt(page) * UInt(page), last = end / UInt(page) * UInt(page)
+        guard last > first, let p = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        madvise(p, Int(last - first), MADV_DONTNEED)
+    }
+
     public func require(_ name: String) throws -> GGUFTensorInfo {
         guard let t = tensorInfo(name) else { throw GGUFError.missingTensor(name) }
         return t

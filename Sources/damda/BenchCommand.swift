@@ -37,11 +37,11 @@ struct BenchCommand: AsyncParsableCommand {
                     // Decode from a short prompt, as llama-bench's tg test does.
                     let dcache = model.makeCache(capacity: decode + 2)
                     logits = try model.forward([ids[0]], cache: dcache, logits: .last)
-                    var next = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
+                    var next = Int32(logits.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, $0.count) })
                     let t1 = clock.now
                     for _ in 0..<decode {
                         logits = try model.forward([next], cache: dcache, logits: .last)
-                        next = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
+                        next = Int32(logits.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, $0.count) })
                     }
                     decodeRates.append(Double(decode) / (clock.now - t1).seconds)
                 }

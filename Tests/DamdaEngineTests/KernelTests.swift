@@ -87,6 +87,71 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The int8 layout of each sub-byte format dequantizes bit for bit as the file's layout does;
+    /// its products, alone, grouped with other matrices and batched over tokens, equal fp64 sums.
+    func testInt8RowsMatchFileLayout() throws {
+        var rng = SeededGenerator(seed: 11)
+        for type in [TensorType.q5_0, .q4_0, .q4_K, .q5_K, .q6_K] {
+            let rows = 37, cols = 512, tokens = 5
+            var bytes = (0..<(rows * type.rowBytes(cols)!)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            sanitizeScales(&bytes, type: type, values: rows * cols, rng: &rng)
+            let x = (0..<(tokens * cols)).map { _ in Float.random(in: -1...1, using: &rng) }
+            bytes.withUnsafeBytes { raw in
+                let file = WeightMatrix(name: "w", type: type, rows: rows, columns: cols, data: raw.baseAddress!)
+                let packed = WeightMatrix(name: "w", type: type, rows: rows, columns: cols, data: raw.baseAddress!, repack: true)
+                XCTAssertNotNil(packed.int8Rows, "\(type)")
+                XCTAssertNil(file.int8Rows)
+                var fileValues = [Float](repeating: 0, count: rows * cols), packedValues = fileValues
+                fileValues.withUnsafeMutableBufferPointer { file.dequantizeRows(0..<rows, into: $0.baseAddress!) }
+                packedValues.withUnsafeMutableBufferPointer { packed.dequantizeRows(0..<rows, into: $0.baseAddress!) }
+                XCTAssertEqual(fileValues, packedValues, "\(type): dequantized values differ")
+
+                var single = [Float](repeating: 0, count: rows), grouped = single, other = single, separate = single
+                var batched = [Float](repeating: 0, count: tokens * rows)
+                x.withUnsafeBufferPointer { xp in
+                    let x0 = xp.baseAddress!
+                    single.withUnsafeMutableBufferPointer { matvec(packed, x0, $0.baseAddress!, threads: 2) }
+                    separate.withUnsafeMutableBufferPointer { matvec(file, x0, $0.baseAddress!, threads: 2) }
+                    grouped.withUnsafeMutableBufferPointer { g in
+                        other.withUnsafeMutableBufferPointer { o in
+                            matvec([packed, file], x0, [g.baseAddress!, o.baseAddress!], threads: 2)
+                        }
+                    }
+                    batched.withUnsafeMutableBufferPointer { matmul(packed, x0, tokens: tokens, $0.baseAddress!, threads: 2, scratch: Scratch()) }
+                }
+                // Grouping changes which thread takes a row, not how the row is summed.
+                XCTAssertEqual(grouped, single, "\(type)")
+                XCTAssertEqual(other, separate, "\(type)")
+                for t in 0..<tokens {
+                    for r in 0..<rows {
+                        var ref = 0.0, mag = 0.0
+                        for j in 0..<cols {
+                            let p = Double(fileValues[r * cols + j]) * Double(x[t * cols + j])
+                            ref += p; mag += abs(p)
+                        }
+                        if t == 0 { XCTAssertEqual(Double(single[r]), ref, accuracy: mag * 1e-6 + 1e-6, "\(type) row \(r)") }
+                        XCTAssertEqual(Double(batched[t * rows + r]), ref, accuracy: mag * 1e-5 + 1e-6, "\(type) token \(t) row \(r)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Greedy decoding's argmax: the largest value, ties to the lowest index, at any length.
+    func testArgmaxTakesLowestIndexOfTies() {
+        var rng = SeededGenerator(seed: 5)
+        for n in [1, 7, 8, 9, 31, 1000] {
+            var v = (0..<n).map { _ in Float(Int.random(in: -20...20, using: &rng)) }
+            let top = v.max()!
+            let want = v.firstIndex(of: top)!
+            XCTAssertEqual(v.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, n) }, want, "n \(n)")
+            v[n - 1] = top + 1
+            XCTAssertEqual(v.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, n) }, n - 1, "n \(n)")
+        }
+        let allLow = [Float](repeating: -.infinity, count: 12)
+        XCTAssertEqual(allLow.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, 12) }, 0)
+    }
+
     /// The parallel product (split by rows or by columns, all four transposes) equals one
     /// single-threaded OpenBLAS call on the same inputs.
     func testParallelGemmEqualsSerial() {

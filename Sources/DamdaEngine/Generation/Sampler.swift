@@ -64,9 +64,7 @@ public struct Sampler: Sendable {
             }
         }
         if p.temperature <= 0 {
-            var best = 0
-            for i in 1..<l.count where l[i] > l[best] { best = i }
-            return Int32(best)
+            return Int32(l.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, $0.count) })
         }
         // Candidates: top-k first (bounded sort), then temperature, softmax, min-p and top-p.
         let k = p.topK > 0 ? min(p.topK, l.count) : min(l.count, 1024)

@@ -11,16 +11,23 @@ public struct WeightMatrix: @unchecked Sendable {
     public let data: UnsafeRawPointer
     public let rowBytes: Int
     let kernels: QuantKernels
+    /// The same values as int8 blocks (`Int8Rows`), for the sub-byte formats of a model's layers;
+    /// when present, products and dequantization read it and the file's bytes are left alone.
+    public private(set) var int8Rows: Int8Rows?
 
-    public init(_ file: GGUFFile, _ name: String) throws {
+    /// `repack`: copy sub-byte formats into the int8 layout and hand the file's pages of this
+    /// tensor back to the page cache (decoder layers; `Int8Rows.enabled` says whether to).
+    public init(_ file: GGUFFile, _ name: String, repack: Bool = false) throws {
         let info = try file.require(name)
         guard info.dims.count <= 2 || info.dims.dropFirst(2).allSatisfy({ $0 == 1 }) else {
             throw GGUFError.badTensorShape(tensor: name, reason: "expected a matrix, got dims \(info.dims)")
         }
-        self.init(name: name, type: info.type, rows: info.rows, columns: info.columns, data: file.data(of: info).baseAddress!)
+        self.init(name: name, type: info.type, rows: info.rows, columns: info.columns, data: file.data(of: info).baseAddress!,
+                  repack: repack)
+        if int8Rows != nil { file.releasePages(of: info) }
     }
 
-    public init(name: String, type: TensorType, rows: Int, columns: Int, data: UnsafeRawPointer) {
+    public init(name: String, type: TensorType, rows: Int, columns: Int, data: UnsafeRawPointer, repack: Bool = false) {
         self.name = name
         self.type = type
         self.rows = rows
@@ -28,16 +35,18 @@ public struct WeightMatrix: @unchecked Sendable {
         self.data = data
         self.rowBytes = type.rowBytes(columns)!
         self.kernels = .of(type)
+        self.int8Rows = nil
+        if repack && Int8Rows.supports(type) { int8Rows = Int8Rows(self) }
     }
 
     @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
 
     public func dequantizeRow(_ r: Int, into y: UnsafeMutablePointer<Float>) {
-        kernels.dequantize(row(r), y, columns)
+        if let int8Rows { int8Rows.dequantizeRow(r, into: y) } else { kernels.dequantize(row(r), y, columns) }
     }
 
     public func dequantizeRows(_ range: Range<Int>, into y: UnsafeMutablePointer<Float>) {
-        for r in range { kernels.dequantize(row(r), y + (r - range.lowerBound) * columns, columns) }
+        for r in range { dequantizeRow(r, into: y + (r - range.lowerBound) * columns) }
     }
 }
 
@@ -48,20 +57,51 @@ let matvecPrefetchBytes = 16 * 1024
 
 /// y = W x for one token: each row is dequantized in registers and dotted with x in fp32.
 public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, threads: Int) {
-    let dot = w.kernels.dot
-    let cols = w.columns, rowBytes = w.rowBytes
+    matvec([w], x, [y], threads: threads)
+}
+
+/// yᵢ = Wᵢ x for matrices that read the same x (Q, K and V; gate and up): one parallel region
+/// for all of them, their rows taken as one list and split evenly over the threads. Decode runs
+/// about 130 products per token, each too short to hide a thread wake-up; grouping them cuts the
+/// wake-ups by a third.
+public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>], threads: Int) {
+    precondition(ws.count == ys.count && !ws.isEmpty, "one output per matrix")
+    let columns = ws[0].columns
+    precondition(ws.allSatisfy { $0.columns == columns }, "matrices that share x have as many columns")
+    let total = ws.reduce(0) { $0 + $1.rows }
     // Small matrices are not worth waking a second thread for.
-    let t = w.rows * rowBytes < 64 * 1024 ? 1 : threads
-    parallelRanges(w.rows, threads: t, granule: 16) { range in
-        // Rows are contiguous: prefetching each row's span, shifted ahead, streams the whole range
-        // once, a fixed distance before the arithmetic reaches it.
-        let end = w.row(range.upperBound)
-        var next = w.row(range.lowerBound) + matvecPrefetchBytes
-        for r in range {
-            let limit = min(w.row(r + 1) + matvecPrefetchBytes, end)
-            while next < limit { damda_prefetch(next); next += 64 }
-            y[r] = dot(w.row(r), x, cols)
+    let bytes = ws.reduce(0) { $0 + $1.rows * $1.rowBytes }
+    let t = bytes < 64 * 1024 ? 1 : threads
+    let needsSums = ws.contains { $0.int8Rows?.needsBlockSums ?? false }
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: needsSums ? columns / 32 : 1) { sums in
+        if needsSums { Int8Rows.blockSums(x, blocks: columns / 32, into: sums.baseAddress!) }
+        let blockSums = needsSums ? UnsafePointer(sums.baseAddress!) : nil
+        parallelRanges(total, threads: t, granule: 16) { range in
+            var first = 0
+            for (w, y) in zip(ws, ys) {
+                let lo = max(range.lowerBound - first, 0), hi = min(range.upperBound - first, w.rows)
+                if lo < hi { multiplyRows(w, lo..<hi, x, y, blockSums: blockSums) }
+                first += w.rows
+            }
         }
+    }
+}
+
+/// y[r] = W[r] · x for r in `range`.
+@inline(__always)
+func multiplyRows(_ w: WeightMatrix, _ range: Range<Int>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                  blockSums: UnsafePointer<Float>?) {
+    if let rows = w.int8Rows { rows.multiplyRows(range, x, y, blockSums: blockSums); return }
+    let dot = w.kernels.dot
+    let cols = w.columns
+    // Rows are contiguous: prefetching each row's span, shifted ahead, streams the whole range
+    // once, a fixed distance before the arithmetic reaches it.
+    let end = w.row(range.upperBound)
+    var next = w.row(range.lowerBound) + matvecPrefetchBytes
+    for r in range {
+        let limit = min(w.row(r + 1) + matvecPrefetchBytes, end)
+        while next < limit { damda_prefetch(next); next += 64 }
+        y[r] = dot(w.row(r), x, cols)
     }
 }
 
@@ -75,6 +115,19 @@ public final class Scratch: @unchecked Sendable {
         if n > capacity { pointer.deallocate(); capacity = n; pointer = .allocate(capacity: n) }
         return pointer
     }
+}
+
+/// `matmul` for matrices that read the same X (Q, K and V; gate and up); a few tokens go
+/// through the grouped `matvec`.
+public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, tokens: Int, _ ys: [UnsafeMutablePointer<Float>],
+                   threads: Int, scratch: Scratch) {
+    if tokens < 4 {
+        for t in 0..<tokens {
+            matvec(ws, x + t * ws[0].columns, zip(ws, ys).map { $1 + t * $0.rows }, threads: threads)
+        }
+        return
+    }
+    for (w, y) in zip(ws, ys) { matmul(w, x, tokens: tokens, y, threads: threads, scratch: scratch) }
 }
 
 /// Y[tokens × rows] = X[tokens × columns] · Wᵀ. One token uses `matvec`; more dequantize W to fp32

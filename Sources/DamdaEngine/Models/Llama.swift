@@ -106,10 +106,10 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                 qBias: try optional(b + "attn_q.bias", c.heads * c.headDim),
                 kBias: try optional(b + "attn_k.bias", c.kvHeads * c.headDim),
                 vBias: try optional(b + "attn_v.bias", c.kvHeads * c.headDim),
-                q: try WeightMatrix(file, b + "attn_q.weight"), k: try WeightMatrix(file, b + "attn_k.weight"),
-                v: try WeightMatrix(file, b + "attn_v.weight"), o: try WeightMatrix(file, b + "attn_output.weight"),
-                gate: try WeightMatrix(file, b + "ffn_gate.weight"), up: try WeightMatrix(file, b + "ffn_up.weight"),
-                down: try WeightMatrix(file, b + "ffn_down.weight"))
+                q: try WeightMatrix(file, b + "attn_q.weight", repack: Int8Rows.enabled), k: try WeightMatrix(file, b + "attn_k.weight", repack: Int8Rows.enabled),
+                v: try WeightMatrix(file, b + "attn_v.weight", repack: Int8Rows.enabled), o: try WeightMatrix(file, b + "attn_output.weight", repack: Int8Rows.enabled),
+                gate: try WeightMatrix(file, b + "ffn_gate.weight", repack: Int8Rows.enabled), up: try WeightMatrix(file, b + "ffn_up.weight", repack: Int8Rows.enabled),
+                down: try WeightMatrix(file, b + "ffn_down.weight", repack: Int8Rows.enabled))
             try checkMatrix(l.q, rows: c.heads * c.headDim, columns: c.embedding)
             try checkMatrix(l.k, rows: c.kvHeads * c.headDim, columns: c.embedding)
             try checkMatrix(l.v, rows: c.kvHeads * c.headDim, columns: c.embedding)
@@ -142,9 +142,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         let rope = RopeTable(positions: positions, nRot: c.ropeDims, base: c.ropeBase, freqScale: c.ropeScale)
         for (il, L) in layers.enumerated() {
             Ops.rmsNorm(h.p, L.attnNorm, x.p, rows: T, n: E, eps: c.eps)
-            matmul(L.q, x.p, tokens: T, q.p, threads: threads, scratch: scratch)
-            matmul(L.k, x.p, tokens: T, k.p, threads: threads, scratch: scratch)
-            matmul(L.v, x.p, tokens: T, v.p, threads: threads, scratch: scratch)
+            matmul([L.q, L.k, L.v], x.p, tokens: T, [q.p, k.p, v.p], threads: threads, scratch: scratch)
             if let a = adapter {
                 a.apply(layer: il, .q, x: x.p, tokens: T, y: q.p, threads: threads)
                 a.apply(layer: il, .k, x: x.p, tokens: T, y: k.p, threads: threads)
@@ -169,8 +167,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
             adapter?.apply(layer: il, .o, x: att.p, tokens: T, y: tmp.p, threads: threads)
             Ops.add(h.p, tmp.p, T * E)
             Ops.rmsNorm(h.p, L.ffnNorm, x.p, rows: T, n: E, eps: c.eps)
-            matmul(L.gate, x.p, tokens: T, gate.p, threads: threads, scratch: scratch)
-            matmul(L.up, x.p, tokens: T, up.p, threads: threads, scratch: scratch)
+            matmul([L.gate, L.up], x.p, tokens: T, [gate.p, up.p], threads: threads, scratch: scratch)
             if let a = adapter {
                 a.apply(layer: il, .gate, x: x.p, tokens: T, y: gate.p, threads: threads)
                 a.apply(layer: il, .up, x: x.p, tokens: T, y: up.p, threads: threads)
