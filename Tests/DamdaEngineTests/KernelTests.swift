@@ -137,6 +137,39 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The screened greedy head picks exactly the full fp32 product's argmax (ties to the lowest
+    /// index), while recomputing only a few rows.
+    func testGreedyHeadPicksTheFullProductsArgmax() throws {
+        var rng = SeededGenerator(seed: 17)
+        let rows = 3000, cols = 128
+        var bytes = (0..<(rows * TensorType.q8_0.rowBytes(cols)!)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        sanitizeScales(&bytes, type: .q8_0, values: rows * cols, rng: &rng)
+        let rowBytes = TensorType.q8_0.rowBytes(cols)!
+        // Rows 2000 and 2500 repeat row 5: exact ties that must go to the lowest index.
+        for copy in [2000, 2500] { for k in 0..<rowBytes { bytes[copy * rowBytes + k] = bytes[5 * rowBytes + k] } }
+        try bytes.withUnsafeBytes { raw in
+            let w = WeightMatrix(name: "output", type: .q8_0, rows: rows, columns: cols, data: raw.baseAddress!)
+            let head = try XCTUnwrap(GreedyHead(w))
+            var row5 = [Float](repeating: 0, count: cols)
+            row5.withUnsafeMutableBufferPointer { w.dequantizeRow(5, into: $0.baseAddress!) }
+            var all = [Float](repeating: 0, count: rows)
+            for trial in 0..<40 {
+                // Half the trials point x at row 5, so the tied rows win.
+                let x = (0..<cols).map { j in (trial % 2 == 0 ? row5[j] * 3 : 0) + Float.random(in: -1...1, using: &rng) }
+                let picked = x.withUnsafeBufferPointer { head.argmax($0.baseAddress!, threads: 2) }
+                x.withUnsafeBufferPointer { xp in all.withUnsafeMutableBufferPointer { matvec(w, xp.baseAddress!, $0.baseAddress!, threads: 2) } }
+                let full = all.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, rows) }
+                XCTAssertEqual(picked, full, "trial \(trial)")
+                if trial % 2 == 0 { XCTAssertEqual(picked, 5, "the tie goes to the lowest index") }
+                XCTAssertLessThan(head.lastCandidates, rows / 10, "the screen should leave few rows")
+            }
+        }
+        let f32 = [Float](repeating: 1, count: 64)
+        f32.withUnsafeBytes { raw in
+            XCTAssertNil(GreedyHead(WeightMatrix(name: "w", type: .f32, rows: 2, columns: 32, data: raw.baseAddress!)))
+        }
+    }
+
     /// Greedy decoding's argmax: the largest value, ties to the lowest index, at any length.
     func testArgmaxTakesLowestIndexOfTies() {
         var rng = SeededGenerator(seed: 5)

@@ -62,6 +62,10 @@ public final class GenerationSession: @unchecked Sendable {
     var history: [Int32]
     var prefilled = 0
     var logits: [Float] = []
+    /// Plain greedy decoding (no repetition penalty) needs only the argmax: the model's
+    /// `forwardGreedy` finds it without every fp32 logit, and the token lands here.
+    let greedyOnly: Bool
+    var greedyNext: Int32?
     var out: [Int32] = []
     var decoder = StreamingDecoder()
     var text = ""          // everything generated so far
@@ -85,6 +89,7 @@ public final class GenerationSession: @unchecked Sendable {
         request = req
         cache = model.makeCache(capacity: min(req.prompt.count + max(req.maxTokens, 0), model.contextLength))
         sampler = Sampler(req.sampling)
+        greedyOnly = req.sampling.temperature <= 0 && req.sampling.repetitionPenalty == 1
         history = req.prompt
         holdBack = req.stop.map(\.count).max().map { max($0 - 1, 0) } ?? 0
     }
@@ -100,7 +105,12 @@ public final class GenerationSession: @unchecked Sendable {
         if prefilled < request.prompt.count {
             let t0 = clock.now
             let end = min(prefilled + prefillSlice, request.prompt.count)
-            logits = try model.forward(Array(request.prompt[prefilled..<end]), cache: cache, logits: end == request.prompt.count ? .last : .none)
+            let slice = Array(request.prompt[prefilled..<end])
+            if end == request.prompt.count && greedyOnly {
+                greedyNext = try model.forwardGreedy(slice, cache: cache)
+            } else {
+                logits = try model.forward(slice, cache: cache, logits: end == request.prompt.count ? .last : .none)
+            }
             prefilled = end
             prefillTime += clock.now - t0
             if request.maxTokens <= 0 { finishReason = .length }
@@ -108,7 +118,7 @@ public final class GenerationSession: @unchecked Sendable {
         }
         let t0 = clock.now
         defer { decodeTime += clock.now - t0 }
-        let next = sampler.sample(logits, history: history)
+        let next = greedyNext ?? sampler.sample(logits, history: history)
         if request.stopAtEndOfGeneration && model.tokenizer.endOfGeneration.contains(next) { return finish(.stop) }
         out.append(next)
         history.append(next)
@@ -119,7 +129,11 @@ public final class GenerationSession: @unchecked Sendable {
             return drain()
         }
         if out.count >= request.maxTokens || cache.count >= cache.capacity { return finish(.length) }
-        logits = try model.forward([next], cache: cache, logits: .last)
+        if greedyOnly {
+            greedyNext = try model.forwardGreedy([next], cache: cache)
+        } else {
+            logits = try model.forward([next], cache: cache, logits: .last)
+        }
         // Hold back a tail that might still become a stop string.
         let safe = max(emitted, text.count - holdBack)
         guard safe > emitted else { return "" }

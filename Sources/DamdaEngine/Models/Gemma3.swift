@@ -81,6 +81,8 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
     package let embeddings: WeightMatrix
     package let output: WeightMatrix
     package let outputNorm: [Float]
+    /// Greedy decoding's screened argmax over `output` (nil where its type has no screen).
+    package let greedyHead: GreedyHead?
     package let layers: [Layer]
     package let scratch = Scratch()
     /// LoRA adapters added to the projections at every forward pass (nil: the base model).
@@ -112,6 +114,7 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
         }
         output = file.tensorInfo("output.weight") != nil ? try WeightMatrix(file, "output.weight") : embeddings
         outputNorm = try loadVector(file, "output_norm.weight", count: c.embedding)
+        greedyHead = GreedyHead(output)
         layers = try (0..<c.layers).map { il in
             let b = "blk.\(il)."
             let l = Layer(
@@ -146,6 +149,28 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
     }
 
     public func forward(_ tokens: [Int32], cache: KVCache, logits wanted: LogitsWanted) throws -> [Float] {
+        let h = try hiddenStates(tokens, cache: cache)
+        return outputLogits(h.p, tokens: tokens.count, wanted: wanted, norm: outputNorm, eps: config.eps, softcap: config.finalSoftcap)
+    }
+
+    /// The greedy next token after `tokens`, through `GreedyHead` where the output matrix allows:
+    /// the token `forward` + argmax would give, without every logit in fp32. A final softcap
+    /// (tanh) could merge two fp32 logits into a tie, so softcapped models take the full product.
+    public func forwardGreedy(_ tokens: [Int32], cache: KVCache) throws -> Int32 {
+        guard let head = greedyHead, config.finalSoftcap == 0 else {
+            let logits = try forward(tokens, cache: cache, logits: .last)
+            return Int32(logits.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, $0.count) })
+        }
+        let h = try hiddenStates(tokens, cache: cache)
+        let E = config.embedding
+        let x = Buffer(uninitialized: E)
+        Ops.rmsNorm(h.p + (tokens.count - 1) * E, outputNorm, x.p, rows: 1, n: E, eps: config.eps)
+        return Int32(head.argmax(x.p, threads: threads))
+    }
+
+    /// Runs the decoder over `tokens`, appending their keys and values to `cache`; returns the
+    /// final hidden states [tokens × embedding] before the output norm.
+    func hiddenStates(_ tokens: [Int32], cache: KVCache) throws -> Buffer {
         let c = config
         let T = tokens.count
         guard T > 0 else { throw EngineError.emptyPrompt }
@@ -204,7 +229,7 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
             Ops.add(h.p, tmp.p, T * E)
         }
         cache.count = start + T
-        return outputLogits(h.p, tokens: T, wanted: wanted, norm: outputNorm, eps: c.eps, softcap: c.finalSoftcap)
+        return h
     }
 
     func outputLogits(_ h: UnsafeMutablePointer<Float>, tokens T: Int, wanted: LogitsWanted, norm: [Float], eps: Float, softcap: Float) -> [Float] {

@@ -32,6 +32,15 @@ public protocol LanguageModel: AnyObject, Sendable {
     /// Runs `tokens` at the cache's next positions, appends their keys/values, and returns logits
     /// (`[vocabularySize]` for `.last`, `[tokens.count × vocabularySize]` for `.all`).
     func forward(_ tokens: [Int32], cache: KVCache, logits: LogitsWanted) throws -> [Float]
+    /// Like `forward` for the last token, then greedy's pick: the lowest index of the largest logit.
+    func forwardGreedy(_ tokens: [Int32], cache: KVCache) throws -> Int32
+}
+
+extension LanguageModel {
+    public func forwardGreedy(_ tokens: [Int32], cache: KVCache) throws -> Int32 {
+        let logits = try forward(tokens, cache: cache, logits: .last)
+        return Int32(logits.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, $0.count) })
+    }
 }
 
 /// Loads the architecture named in the GGUF's `general.architecture`.

@@ -1,0 +1,156 @@
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
+import CPrefetch
+import DamdaCore
+import DamdaModelIO
+import Foundation
+
+/// Greedy decoding's next token, argmaxᵢ (W x)ᵢ over a Q8_0 output matrix, found without computing
+/// every logit in fp32, yet always the token the full fp32 product would pick.
+///
+/// A screening pass multiplies W by x rounded to int8 per 32-value block (llama.cpp's arithmetic,
+/// about half the work of the fp32 kernel). Rounding moves each screened logit by wᵢ·e, where
+/// e = x − x̂ is known exactly, so |wᵢ·e| ≤ ‖wᵢ‖‖e‖ (Cauchy–Schwarz) is a certified bound Bᵢ.
+/// With L = maxⱼ (screenedⱼ − Bⱼ), a lower bound of the best true logit, only rows with
+/// screenedᵢ + Bᵢ ≥ L can win. Those few (2 to 121 of 262,144 on Gemma 3 270M's prompts: ‖e‖ is
+/// about 1% of ‖x‖, so Bᵢ is about 1.7 logits) are recomputed with the fp32 kernel the full
+/// product uses, so the winner and its tie-breaking are bit for bit the full product's.
+/// Bᵢ also carries a margin of 10⁻⁴‖wᵢ‖‖x‖ for fp32 rounding in both passes, far above it.
+///
+/// The matrix's bytes are still read once per token: this saves arithmetic, which is what one
+/// core runs short of; two cores are held back by memory and gain less.
+public final class GreedyHead: @unchecked Sendable {
+    public let matrix: WeightMatrix
+    private let lock = NSLock()
+    /// ‖wᵢ‖₂ per row, rounded up; computed on first use (a pass over the matrix).
+    private var rowNorms: [Float] = []
+    /// Rows the last call recomputed in fp32 (for benchmarks and tests).
+    public private(set) var lastCandidates = 0
+
+    /// Only Q8_0 matrices whose rows are whole 32-value blocks, on x86_64 (AVX2).
+    public init?(_ w: WeightMatrix) {
+        #if arch(x86_64)
+        guard w.type == .q8_0, w.columns % 32 == 0, w.rows > 0 else { return nil }
+        matrix = w
+        #else
+        return nil
+        #endif
+    }
+
+    func norms(threads: Int) -> [Float] {
+        lock.lock()
+        defer { lock.unlock() }
+        if rowNorms.isEmpty {
+            let w = matrix
+            rowNorms = [Float](repeating: 0, count: w.rows)
+            rowNorms.withUnsafeMutableBufferPointer { out in
+                let o = out.baseAddress!
+                parallelRanges(w.rows, threads: threads, granule: 256) { range in
+                    let row = UnsafeMutablePointer<Float>.allocate(capacity: w.columns)
+                    defer { row.deallocate() }
+                    for r in range {
+                        w.dequantizeRow(r, into: row)
+                        var s = 0.0
+                        for j in 0..<w.columns { s += Double(row[j]) * Double(row[j]) }
+                        // Round up: the bound must never be too small.
+                        o[r] = Float(s.squareRoot() * (1 + 1e-6)).nextUp
+                    }
+                }
+            }
+        }
+        return rowNorms
+    }
+
+    /// The index of the largest (W x)ᵢ as the fp32 product computes it, the lowest index among ties.
+    public func argmax(_ x: UnsafePointer<Float>, threads: Int) -> Int {
+        #if arch(x86_64)
+        let w = matrix
+        let n = w.columns, blocks = n / 32, rows = w.rows
+        let norms = norms(threads: threads)
+        // x̂ = d·a per block; e = x − x̂ in double.
+        let values = UnsafeMutablePointer<Int8>.allocate(capacity: n)
+        let scales = UnsafeMutablePointer<Float>.allocate(capacity: blocks)
+        defer { values.deallocate(); scales.deallocate() }
+        var errorSquared = 0.0, normSquared = 0.0
+        for b in 0..<blocks {
+            var sum: Int32 = 0
+            Q8Activations.quantizeBlock(x + b * 32, values + b * 32, &scales[b], &sum)
+            for j in 0..<32 {
+                let v = Double(x[b * 32 + j])
+                let e = v - Double(scales[b]) * Double(values[b * 32 + j])
+                errorSquared += e * e
+                normSquared += v * v
+            }
+        }
+        let reach = Float((errorSquared.squareRoot() + 1e-4 * normSquared.squareRoot()) * (1 + 1e-6)).nextUp
+
+        let screened = UnsafeMutablePointer<Float>.allocate(capacity: rows)
+        defer { screened.deallocate() }
+        let parts = max(1, min(threads, rows / 1024))
+        var lowerBounds = [Float](repeating: -.infinity, count: parts)
+        norms.withUnsafeBufferPointer { normBuffer in
+            let norm = normBuffer.baseAddress!
+            lowerBounds.withUnsafeMutableBufferPointer { lows in
+                let lowOut = lows.baseAddress!
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    let range = (rows * part / parts)..<(rows * (part + 1) / parts)
+                    var low = -Float.infinity
+                    let end = w.row(range.upperBound)
+                    var next = w.row(range.lowerBound) + matvecPrefetchBytes
+                    for r in range {
+                        let limit = min(w.row(r + 1) + matvecPrefetchBytes, end)
+                        while next < limit { damda_prefetch(next); next += 64 }
+                        let s = Self.screenedDot(w.row(r), values, scales, blocks: blocks)
+                        screened[r] = s
+                        low = max(low, s - norm[r] * reach)
+                    }
+                    lowOut[part] = low
+                }
+            }
+        }
+        let floor = lowerBounds.max()!
+        // Candidates, recomputed with the full product's own kernel.
+        let dot = w.kernels.dot
+        var best = -Float.infinity, at = -1, candidates = 0
+        norms.withUnsafeBufferPointer { norm in
+            for r in 0..<rows where screened[r] + norm[r] * reach >= floor {
+                candidates += 1
+                let v = dot(w.row(r), x, n)
+                if v > best || at < 0 { best = v; at = r }
+            }
+        }
+        lastCandidates = candidates
+        return max(at, 0)
+        #else
+        preconditionFailure("GreedyHead needs x86_64")
+        #endif
+    }
+
+    #if arch(x86_64)
+    /// Σ over blocks of d_w·d_x·Σ q·a: int8 × int8 products summed exactly in 32-bit lanes, then
+    /// one fp32 multiply-add per block (ggml's Q8_0 × Q8_0 dot).
+    @inline(__always)
+    static func screenedDot(_ row: UnsafeRawPointer, _ a: UnsafePointer<Int8>, _ d: UnsafePointer<Float>, blocks: Int) -> Float {
+        let ones = _mm256_set1_epi16(1)
+        var acc0 = _mm256_setzero_ps(), acc1 = acc0
+        var b = 0
+        @inline(__always) func block(_ b: Int, _ acc: __m256) -> __m256 {
+            let p = row + b * 34
+            let q = p.loadUnaligned(fromByteOffset: 2, as: __m256i.self)
+            let x = UnsafeRawPointer(a + b * 32).loadUnaligned(as: __m256i.self)
+            // |q| (as unsigned) × (x with q's sign): vpmaddubsw's unsigned × signed form.
+            let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q))
+            let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones))
+            return _mm256_fmadd_ps(sums, _mm256_set1_ps(f16(p) * d[b]), acc)
+        }
+        while b + 2 <= blocks {
+            acc0 = block(b, acc0)
+            acc1 = block(b + 1, acc1)
+            b += 2
+        }
+        if b < blocks { acc0 = block(b, acc0) }
+        return unsafeBitCast(_mm256_add_ps(acc0, acc1), to: F8.self).sum()
+    }
+    #endif
+}
