@@ -4,23 +4,44 @@ import DamdaModelIO
 import Foundation
 
 /// A matrix in one of the sub-byte formats (Q5_0, Q4_0, Q4_K, Q5_K, Q6_K) laid out again, once at
-/// load, as int8 values with an fp32 scale per 32 inputs (per 16 for Q6_K) and, for the K-quants,
-/// an fp32 min per 32. Every weight stays exactly the file's dequantized value: the integer and the
-/// scale (an f16 times a 6- or 8-bit integer) are exact in fp32, and `scale · q − min` is computed
-/// as the file-layout dequantizer computes it. Only the layout changes, so products stay fp32-exact.
+/// load, for decoding: int8 values with an fp32 scale per 32 inputs (per 16 for Q6_K), or, for the
+/// 4-bit formats, plain nibbles with an fp32 scale, plus an fp32 min per 32 where the format has
+/// one (Q4_0's −8 offset becomes a min of 8·d). Every weight stays exactly the file's dequantized
+/// value: integers and scales (an f16 times a 6- or 8-bit integer) are exact in fp32, and
+/// `scale · q − min` is computed as the file-layout dequantizer computes it. Only the layout
+/// changes, so products stay fp32-exact.
 ///
-/// Why: decoding one token uses each weight once, and unpacking 5-, 4- and 6-bit fields cost more
-/// than the bytes they save. In one Zen 3 sitting, Gemma 3 270M's Q5_0 matrices ran at 3.5 GB/s of
-/// file bytes (5.9 G weights/s) and as int8 blocks at 9.6 GB/s (8.5 G weights/s); Q4_K and Q6_K
-/// gained alike. The price is more bytes for those matrices (115 MB instead of 66 MB for the
-/// default model); the file's pages are handed back to the page cache after each copy.
+/// Why: decoding one token uses each weight once, and unpacking 5-, 4- and 6-bit fields spread
+/// over the file's blocks cost more than the bytes they save. In one Zen 3 sitting, Gemma 3 270M's
+/// Q5_0 matrices ran at 3.5 GB/s of file bytes (5.9 G weights/s) and as int8 blocks at 9.6 GB/s
+/// (8.5 G weights/s); Q4_K and Q6_K gained alike. The price is more bytes for the 5- and 6-bit
+/// matrices (about 100 MB instead of 66 MB for the default model); the file's pages are handed
+/// back to the page cache after each copy.
 public final class Int8Rows: @unchecked Sendable {
     public let rows: Int, columns: Int
-    /// Inputs per scale: 32, or 16 (Q6_K, whose 16-value groups have their own scales).
-    public let group: Int
+    /// How one 32-value block is stored.
+    public enum Layout: Sendable {
+        /// 32 int8 values, then one fp32 scale (36 bytes).
+        case bytes
+        /// 32 int8 values, then one fp32 scale per 16 (40 bytes): Q6_K's groups.
+        case bytesHalves
+        /// 16 bytes of 4-bit values (byte k holds value k low and value k + 16 high), then one
+        /// fp32 scale (20 bytes): the 4-bit formats, where int8 would cost 2.2× the file's bytes
+        /// for about the same arithmetic.
+        case nibbles
+
+        var blockBytes: Int {
+            switch self {
+            case .bytes: 36
+            case .bytesHalves: 40
+            case .nibbles: 20
+            }
+        }
+    }
+
+    public let layout: Layout
     /// 32-value blocks per row.
     let blocks: Int
-    /// A block: 32 int8 values, then its scale (36 bytes), or its two scales (40).
     let blockBytes: Int
     let rowBytes: Int
     let data: UnsafeMutableRawPointer
@@ -42,11 +63,16 @@ public final class Int8Rows: @unchecked Sendable {
         rows = w.rows
         columns = w.columns
         blocks = columns / 32
-        group = w.type == .q6_K ? 16 : 32
-        blockBytes = group == 16 ? 40 : 36
+        switch w.type {
+        case .q6_K: layout = .bytesHalves
+        case .q4_K, .q4_0: layout = .nibbles
+        default: layout = .bytes
+        }
+        blockBytes = layout.blockBytes
         rowBytes = blocks * blockBytes
         data = .allocate(byteCount: max(rows * rowBytes, 1), alignment: 64)
-        mins = (w.type == .q4_K || w.type == .q5_K) ? .allocate(capacity: max(rows * blocks, 1)) : nil
+        data.initializeMemory(as: UInt8.self, repeating: 0, count: max(rows * rowBytes, 1))
+        mins = [.q4_K, .q5_K, .q4_0].contains(w.type) ? .allocate(capacity: max(rows * blocks, 1)) : nil
         let type = w.type
         parallelRanges(rows, threads: Threads.available, granule: 64) { range in
             for r in range {
@@ -73,6 +99,15 @@ public final class Int8Rows: @unchecked Sendable {
         @inline(__always) func scale(_ s: Float, block b: Int, slot: Int = 0, stride: Int) {
             out.storeBytes(of: s, toByteOffset: b * stride + 32 + 4 * slot, as: Float.self)
         }
+        // 4-bit values (0…15) into the `nibbles` layout; the block starts zeroed.
+        @inline(__always) func putNibble(_ v: UInt8, block b: Int, _ j: Int) {
+            let at = b * 20 + j % 16
+            let old = out.load(fromByteOffset: at, as: UInt8.self)
+            out.storeBytes(of: old | (j < 16 ? v & 0xF : (v & 0xF) << 4), toByteOffset: at, as: UInt8.self)
+        }
+        @inline(__always) func nibbleScale(_ s: Float, block b: Int) {
+            out.storeBytes(of: s, toByteOffset: b * 20 + 16, as: Float.self)
+        }
         switch type {
         case .q5_0:
             for b in 0..<(columns / 32) {
@@ -86,14 +121,16 @@ public final class Int8Rows: @unchecked Sendable {
                 scale(f16(p), block: b, stride: 36)
             }
         case .q4_0:
+            // d·(q − 8) = d·q − 8d, both products exact: the offset becomes a min.
             for b in 0..<(columns / 32) {
                 let p = src + b * 18
                 for j in 0..<16 {
                     let q = p.load(fromByteOffset: 2 + j, as: UInt8.self)
-                    put(Int32(q & 0xF) - 8, block: b, j, stride: 36)
-                    put(Int32(q >> 4) - 8, block: b, j + 16, stride: 36)
+                    putNibble(q & 0xF, block: b, j)
+                    putNibble(q >> 4, block: b, j + 16)
                 }
-                scale(f16(p), block: b, stride: 36)
+                nibbleScale(f16(p), block: b)
+                mins![b] = 8 * f16(p)
             }
         case .q4_K, .q5_K:
             let five = type == .q5_K
@@ -114,11 +151,21 @@ public final class Int8Rows: @unchecked Sendable {
                             if h & (UInt8(1) << (2 * chunk)) != 0 { lo += 16 }
                             if h & (UInt8(2) << (2 * chunk)) != 0 { hi += 16 }
                         }
-                        put(lo, block: b1, l, stride: 36)
-                        put(hi, block: b2, l, stride: 36)
+                        if five {
+                            put(lo, block: b1, l, stride: 36)
+                            put(hi, block: b2, l, stride: 36)
+                        } else {
+                            putNibble(UInt8(lo), block: b1, l)
+                            putNibble(UInt8(hi), block: b2, l)
+                        }
                     }
-                    scale(d * sc1, block: b1, stride: 36)
-                    scale(d * sc2, block: b2, stride: 36)
+                    if five {
+                        scale(d * sc1, block: b1, stride: 36)
+                        scale(d * sc2, block: b2, stride: 36)
+                    } else {
+                        nibbleScale(d * sc1, block: b1)
+                        nibbleScale(d * sc2, block: b2)
+                    }
                     mins![b1] = dmin * m1
                     mins![b2] = dmin * m2
                 }
@@ -163,10 +210,18 @@ public final class Int8Rows: @unchecked Sendable {
         let m = mins.map { UnsafePointer($0 + r * blocks) }
         for b in 0..<blocks {
             let p = row + b * blockBytes
+            let out = y + b * 32
+            if layout == .nibbles {
+                let s = F8(repeating: p.loadUnaligned(fromByteOffset: 16, as: Float.self))
+                let mm = F8(repeating: m.map { $0[b] } ?? 0)
+                let lo = widen(p.loadUnaligned(as: SIMD8<UInt8>.self)), hi = widen(p.loadUnaligned(fromByteOffset: 8, as: SIMD8<UInt8>.self))
+                storeF8(s * toFloat(lo & 0xF) - mm, out); storeF8(s * toFloat(hi & 0xF) - mm, out + 8)
+                storeF8(s * toFloat(lo &>> 4) - mm, out + 16); storeF8(s * toFloat(hi &>> 4) - mm, out + 24)
+                continue
+            }
             @inline(__always) func q(_ o: Int) -> F8 { toFloat(p.loadUnaligned(fromByteOffset: o, as: SIMD8<Int8>.self)) }
             let s0 = F8(repeating: p.loadUnaligned(fromByteOffset: 32, as: Float.self))
-            let s1 = group == 16 ? F8(repeating: p.loadUnaligned(fromByteOffset: 36, as: Float.self)) : s0
-            let out = y + b * 32
+            let s1 = layout == .bytesHalves ? F8(repeating: p.loadUnaligned(fromByteOffset: 36, as: Float.self)) : s0
             if let m {
                 let mm = F8(repeating: m[b])
                 for j in 0..<4 { storeF8(s0 * q(8 * j) - mm, out + 8 * j) }
@@ -204,6 +259,29 @@ public final class Int8Rows: @unchecked Sendable {
         return (acc0 + acc1).sum()
     }
 
+    /// 4-bit values: one widening load yields eight low nibbles and the eight values 16 further on.
+    static func dot4(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, blocks nb: Int) -> Float {
+        var acc0 = F8(), acc1 = F8()
+        @inline(__always) func block(_ p: UnsafeRawPointer, _ xb: UnsafePointer<Float>) -> F8 {
+            let lo = widen(p.loadUnaligned(as: SIMD8<UInt8>.self)), hi = widen(p.loadUnaligned(fromByteOffset: 8, as: SIMD8<UInt8>.self))
+            let s0 = (toFloat(lo & 0xF) * loadF8(xb)).addingProduct(toFloat(hi & 0xF), loadF8(xb + 8))
+            let s1 = (toFloat(lo &>> 4) * loadF8(xb + 16)).addingProduct(toFloat(hi &>> 4), loadF8(xb + 24))
+            return s0 + s1
+        }
+        var b = 0
+        while b + 2 <= nb {
+            let p = row + b * 20
+            acc0 = acc0.addingProduct(block(p, x + b * 32), F8(repeating: p.loadUnaligned(fromByteOffset: 16, as: Float.self)))
+            acc1 = acc1.addingProduct(block(p + 20, x + b * 32 + 32), F8(repeating: p.loadUnaligned(fromByteOffset: 36, as: Float.self)))
+            b += 2
+        }
+        if b < nb {
+            let p = row + b * 20
+            acc0 = acc0.addingProduct(block(p, x + b * 32), F8(repeating: p.loadUnaligned(fromByteOffset: 16, as: Float.self)))
+        }
+        return (acc0 + acc1).sum()
+    }
+
     /// Two scales per block, one for each 16-value half.
     static func dot16(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, blocks nb: Int) -> Float {
         var acc0 = F8(), acc1 = F8()
@@ -221,7 +299,12 @@ public final class Int8Rows: @unchecked Sendable {
     /// Row `r` · x, given x's per-block sums where the format has mins.
     @inline(__always) func dot(row r: Int, _ x: UnsafePointer<Float>, blockSums: UnsafePointer<Float>?) -> Float {
         let p = UnsafeRawPointer(data + r * rowBytes)
-        let scaled = group == 16 ? Self.dot16(p, x, blocks: blocks) : Self.dot32(p, x, blocks: blocks)
+        let scaled: Float
+        switch layout {
+        case .bytes: scaled = Self.dot32(p, x, blocks: blocks)
+        case .bytesHalves: scaled = Self.dot16(p, x, blocks: blocks)
+        case .nibbles: scaled = Self.dot4(p, x, blocks: blocks)
+        }
         guard let mins, let blockSums else { return scaled }
         // Σ (s·q − m)·x = Σ s·Σq·x − Σ m·Σx, per block.
         return scaled - dotF32(mins + r * blocks, blockSums, blocks)
