@@ -32,13 +32,13 @@ let package = Package(
     ],
     targets: [
         // Shared plumbing: progress bars, error protocol, thread pool. Knows nothing of models.
-        .target(name: "DamdaCore", dependencies: [.product(name: "Logging", package: "swift-log")],
+        .target(name: "DamdaCore", dependencies: ["CIntrinsics", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: kernelFlags),
         // OpenBLAS (Debian libopenblas-dev) for float matrix-matrix products in prefill.
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS",
                        providers: [.apt(["libopenblas-dev"])]),
-        // The prefetch hint Swift lacks, for kernels that stream weights from memory.
-        .target(name: "CPrefetch"),
+        // The prefetch and spin-wait hints Swift lacks (kernels streaming weights, the worker pool).
+        .target(name: "CIntrinsics"),
         // GGUF reader/writer, tensor-type registry, default-model fetch.
         .target(name: "DamdaModelIO", dependencies: [
             "DamdaCore",
@@ -48,7 +48,7 @@ let package = Package(
         // SentencePiece (SPM) and byte-level BPE tokenizers built from GGUF metadata.
         .target(name: "DamdaTokenizer", dependencies: ["DamdaModelIO"]),
         // Kernels, architectures (Gemma 3, Llama/Qwen 2), KV cache, sampling, generation.
-        .target(name: "DamdaEngine", dependencies: ["DamdaCore", "DamdaModelIO", "DamdaTokenizer", "COpenBLAS", "CPrefetch"],
+        .target(name: "DamdaEngine", dependencies: ["DamdaCore", "DamdaModelIO", "DamdaTokenizer", "COpenBLAS", "CIntrinsics"],
                 swiftSettings: kernelFlags),
         // Ingest, Korean-aware analysis, chunking, BM25, e5 embeddings, the SQLite store, hybrid search.
         .target(name: "DamdaRetrieval", dependencies: [

@@ -1,17 +1,23 @@
 import Foundation
 import Dispatch
 
+/// Runs `body(0) … body(n − 1)` concurrently, `body(0)` on the calling thread; returns when all
+/// have finished. Goes through `WorkerPool` when it is free, else libdispatch.
+public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+    if n <= 1 { if n == 1 { body(0) }; return }
+    if WorkerPool.shared.run(n, body) { return }
+    withoutActuallyEscaping(body) { body in DispatchQueue.concurrentPerform(iterations: n, execute: body) }
+}
+
 /// Splits `0..<count` into `threads` contiguous ranges and runs them concurrently.
 /// Contiguous ranges keep each thread streaming its own part of a weight matrix.
 @inlinable
 public func parallelRanges(_ count: Int, threads: Int, _ body: (Range<Int>) -> Void) {
     let n = max(1, min(threads, count))
     if n == 1 { body(0..<count); return }
-    withoutActuallyEscaping(body) { body in
-        DispatchQueue.concurrentPerform(iterations: n) { t in
-            let lo = count * t / n, hi = count * (t + 1) / n
-            if lo < hi { body(lo..<hi) }
-        }
+    parallelFor(n) { t in
+        let lo = count * t / n, hi = count * (t + 1) / n
+        if lo < hi { body(lo..<hi) }
     }
 }
 

@@ -1,3 +1,4 @@
+import DamdaCore
 import DamdaTestSupport
 import DamdaEngine
 import DamdaModelIO
@@ -168,6 +169,36 @@ final class KernelTests: XCTestCase {
         f32.withUnsafeBytes { raw in
             XCTAssertNil(GreedyHead(WeightMatrix(name: "w", type: .f32, rows: 2, columns: 32, data: raw.baseAddress!)))
         }
+    }
+
+    /// `parallelFor` runs every index exactly once: through the spinning pool, in regions opened
+    /// inside a region, and from several threads at once (those fall back to libdispatch).
+    func testParallelForRunsEveryIndexOnce() {
+        final class Counts: @unchecked Sendable {
+            let lock = NSLock()
+            var values = [Int](repeating: 0, count: 64)
+            func bump(_ i: Int) { lock.lock(); values[i] += 1; lock.unlock() }
+        }
+        let tally = Counts()
+        @Sendable func bump(_ i: Int) { tally.bump(i) }
+        for round in 0..<500 {
+            let n = 1 + round % 3
+            parallelFor(n) { t in
+                bump(t)
+                if round % 50 == 0 { parallelFor(2) { u in bump(32 + u) } }
+            }
+        }
+        DispatchQueue.concurrentPerform(iterations: 4) { caller in
+            for _ in 0..<200 { parallelFor(2) { t in bump(40 + 2 * caller + t) } }
+        }
+        let counts = tally.values
+        XCTAssertEqual(counts[0], 500)
+        XCTAssertEqual(counts[1], 500 * 2 / 3)
+        XCTAssertEqual(counts[2], 500 / 3)
+        // Rounds 0, 50, …, 450 open 1+3+2+1+3+2+1+3+2+1 = 19 inner regions.
+        XCTAssertEqual(counts[32], 19)
+        XCTAssertEqual(counts[33], 19)
+        for i in 40..<48 { XCTAssertEqual(counts[i], 200, "caller slot \(i)") }
     }
 
     /// Greedy decoding's argmax: the largest value, ties to the lowest index, at any length.

@@ -1,7 +1,7 @@
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
 #endif
-import CPrefetch
+import CIntrinsics
 import DamdaCore
 import DamdaModelIO
 import Foundation
@@ -93,7 +93,7 @@ public final class GreedyHead: @unchecked Sendable {
             let norm = normBuffer.baseAddress!
             lowerBounds.withUnsafeMutableBufferPointer { lows in
                 let lowOut = lows.baseAddress!
-                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                parallelFor(parts) { part in
                     let range = (rows * part / parts)..<(rows * (part + 1) / parts)
                     var low = -Float.infinity
                     let end = w.row(range.upperBound)

@@ -1,4 +1,4 @@
-import CPrefetch
+import CIntrinsics
 import DamdaCore
 import DamdaModelIO
 import Foundation

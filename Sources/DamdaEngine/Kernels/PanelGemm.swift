@@ -1,4 +1,4 @@
-import CPrefetch
+import CIntrinsics
 import DamdaCore
 
 /// An fp32 weight matrix packed once, at load, into panels of 16 outputs: panel p holds outputs
