@@ -85,36 +85,45 @@ public final class GreedyHead: @unchecked Sendable {
         }
         let reach = Float((errorSquared.squareRoot() + 1e-4 * normSquared.squareRoot()) * (1 + 1e-6)).nextUp
 
-        let screened = UnsafeMutablePointer<Float>.allocate(capacity: rows)
-        defer { screened.deallocate() }
+        // Each part keeps the rows that could still win against its own running lower bound
+        // (a superset of the final candidates, usually a few dozen), so nothing is rescanned.
+        let kept = UnsafeMutablePointer<(row: Int32, upper: Float)>.allocate(capacity: rows)
+        defer { kept.deallocate() }
         let parts = max(1, min(threads, rows / 1024))
-        var lowerBounds = [Float](repeating: -.infinity, count: parts)
+        var lowerBounds = [Float](repeating: -.infinity, count: parts), keptCounts = [Int](repeating: 0, count: parts)
         norms.withUnsafeBufferPointer { normBuffer in
             let norm = normBuffer.baseAddress!
             lowerBounds.withUnsafeMutableBufferPointer { lows in
-                let lowOut = lows.baseAddress!
-                parallelFor(parts) { part in
-                    let range = (rows * part / parts)..<(rows * (part + 1) / parts)
-                    var low = -Float.infinity
-                    let end = w.row(range.upperBound)
-                    var next = w.row(range.lowerBound) + matvecPrefetchBytes
-                    for r in range {
-                        let limit = min(w.row(r + 1) + matvecPrefetchBytes, end)
-                        while next < limit { damda_prefetch(next); next += 64 }
-                        let s = Self.screenedDot(w.row(r), values, scales, blocks: blocks)
-                        screened[r] = s
-                        low = max(low, s - norm[r] * reach)
+                keptCounts.withUnsafeMutableBufferPointer { counts in
+                    let lowOut = lows.baseAddress!, countOut = counts.baseAddress!
+                    parallelFor(parts) { part in
+                        let range = (rows * part / parts)..<(rows * (part + 1) / parts)
+                        let mine = kept + range.lowerBound
+                        var low = -Float.infinity, count = 0
+                        let end = w.row(range.upperBound)
+                        var next = w.row(range.lowerBound) + matvecPrefetchBytes
+                        for r in range {
+                            let limit = min(w.row(r + 1) + matvecPrefetchBytes, end)
+                            while next < limit { damda_prefetch(next); next += 64 }
+                            let s = Self.screenedDot(w.row(r), values, scales, blocks: blocks)
+                            let bound = norm[r] * reach
+                            low = max(low, s - bound)
+                            if s + bound >= low { mine[count] = (Int32(r), s + bound); count += 1 }
+                        }
+                        lowOut[part] = low
+                        countOut[part] = count
                     }
-                    lowOut[part] = low
                 }
             }
         }
         let floor = lowerBounds.max()!
-        // Candidates, recomputed with the full product's own kernel.
+        // Candidates, in row order, recomputed with the full product's own kernel.
         let dot = w.kernels.dot
         var best = -Float.infinity, at = -1, candidates = 0
-        norms.withUnsafeBufferPointer { norm in
-            for r in 0..<rows where screened[r] + norm[r] * reach >= floor {
+        for part in 0..<parts {
+            let mine = kept + rows * part / parts
+            for k in 0..<keptCounts[part] where mine[k].upper >= floor {
+                let r = Int(mine[k].row)
                 candidates += 1
                 let v = dot(w.row(r), x, n)
                 if v > best || at < 0 { best = v; at = r }
