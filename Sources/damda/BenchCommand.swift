@@ -71,6 +71,7 @@ struct BenchCommand: AsyncParsableCommand {
                     "decode_full_logits_tokens_per_s": (median(fullRates) * 10).rounded() / 10,
                     "decode_full_logits_runs": fullRates.map { ($0 * 10).rounded() / 10 },
                     "greedy_tokens_match_full_logits": sameTokens,
+                    "decode_weight_bytes_per_token": (model as? Gemma3Model)?.decodeWeightBytes ?? 0,
                     "peak_rss_bytes": peakResidentBytes(),
                 ])
             }

@@ -11,12 +11,13 @@ public struct WeightMatrix: @unchecked Sendable {
     public let data: UnsafeRawPointer
     public let rowBytes: Int
     let kernels: QuantKernels
-    /// The same values as int8 blocks (`Int8Rows`), for the sub-byte formats of a model's layers;
-    /// when present, products and dequantization read it and the file's bytes are left alone.
+    /// The same values laid out for decode (`Int8Rows`: int8 or nibble blocks with fp32 scales),
+    /// for the sub-byte formats of a model's layers; when present, products and dequantization read
+    /// it and the file's bytes are left alone.
     public private(set) var int8Rows: Int8Rows?
 
-    /// `repack`: copy sub-byte formats into the int8 layout and hand the file's pages of this
-    /// tensor back to the page cache (decoder layers; `Int8Rows.enabled` says whether to).
+    /// `repack`: copy sub-byte formats into `Int8Rows` and hand the file's pages of this tensor
+    /// back to the page cache (decoder layers; `Int8Rows.enabled` says whether to).
     public init(_ file: GGUFFile, _ name: String, repack: Bool = false) throws {
         let info = try file.require(name)
         guard info.dims.count <= 2 || info.dims.dropFirst(2).allSatisfy({ $0 == 1 }) else {
@@ -40,6 +41,9 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 
     @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
+
+    /// Bytes one product with a single token reads: the decode layout's where there is one.
+    public var decodeBytes: Int { int8Rows?.byteCount ?? rows * rowBytes }
 
     public func dequantizeRow(_ r: Int, into y: UnsafeMutablePointer<Float>) {
         if let int8Rows { int8Rows.dequantizeRow(r, into: y) } else { kernels.dequantize(row(r), y, columns) }

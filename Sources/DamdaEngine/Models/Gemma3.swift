@@ -100,6 +100,14 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
     }
 
     public var vocabularySize: Int { embeddings.rows }
+
+    /// Weight bytes one decode step reads: every layer matrix in its decode layout, and the output
+    /// matrix (the bound that memory bandwidth puts on decode).
+    public var decodeWeightBytes: Int {
+        layers.reduce(output.decodeBytes) { sum, l in
+            sum + [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.decodeBytes }
+        }
+    }
     public var contextLength: Int { config.contextLength }
 
     public init(file: GGUFFile, threads: Int) throws {
