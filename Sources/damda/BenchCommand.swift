@@ -49,12 +49,12 @@ struct BenchCommand: AsyncParsableCommand {
                     // The same decode with every logit computed in fp32, as llama-bench computes them.
                     let fcache = model.makeCache(capacity: decode + 2)
                     logits = try model.forward([ids[0]], cache: fcache, logits: .last)
-                    var fullNext = Int32(logits.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, $0.count) })
+                    var fullNext = Int32(Ops.argmax(logits))
                     var fullTokens: [Int32] = []
                     let t2 = clock.now
                     for _ in 0..<decode {
                         logits = try model.forward([fullNext], cache: fcache, logits: .last)
-                        fullNext = Int32(logits.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, $0.count) })
+                        fullNext = Int32(Ops.argmax(logits))
                         fullTokens.append(fullNext)
                     }
                     fullRates.append(Double(decode) / (clock.now - t2).seconds)

@@ -8,6 +8,13 @@ import XCTest
 struct QuantCase: Decodable { let type: String; let count: Int; let bytes: [UInt8]; let values: [Float] }
 struct QuantFixture: Decodable { let cases: [QuantCase] }
 
+/// A `rows` × `columns` matrix of random blocks of `type`, with finite, moderate scales.
+func randomMatrixBytes(_ type: TensorType, rows: Int, columns: Int, rng: inout SeededGenerator) -> [UInt8] {
+    var bytes = (0..<(rows * type.rowBytes(columns)!)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+    sanitizeScales(&bytes, type: type, values: rows * columns, rng: &rng)
+    return bytes
+}
+
 final class KernelTests: XCTestCase {
     func fixture() throws -> QuantFixture {
         let url = Bundle.module.url(forResource: "Fixtures/quant_blocks", withExtension: "json")!
@@ -37,8 +44,7 @@ final class KernelTests: XCTestCase {
             for blocks in [1, 2, 3, 5, 20] {
               for fullWidth in [false, true] {
                 let n = type.blockSize == 1 ? 40 * blocks : type.blockSize * blocks
-                var bytes = (0..<type.rowBytes(n)!).map { _ in UInt8.random(in: 0...255, using: &rng) }
-                sanitizeScales(&bytes, type: type, values: n, rng: &rng)
+                let bytes = randomMatrixBytes(type, rows: 1, columns: n, rng: &rng)
                 let x = (0..<n).map { _ in Float.random(in: -2...2, using: &rng) }
                 var deq = [Float](repeating: 0, count: n)
                 let k = QuantKernels.of(type, fullWidth256: fullWidth)
@@ -71,8 +77,7 @@ final class KernelTests: XCTestCase {
         var rng = SeededGenerator(seed: 3)
         for type in [TensorType.q8_0, .q5_0, .q4_K, .q6_K, .f16] {
             let rows = 40, cols = 512, tokens = 7
-            var bytes = (0..<(rows * type.rowBytes(cols)!)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-            sanitizeScales(&bytes, type: type, values: rows * cols, rng: &rng)
+            let bytes = randomMatrixBytes(type, rows: rows, columns: cols, rng: &rng)
             let x = (0..<(tokens * cols)).map { _ in Float.random(in: -1...1, using: &rng) }
             var batched = [Float](repeating: 0, count: tokens * rows), single = batched
             bytes.withUnsafeBytes { raw in
@@ -94,8 +99,7 @@ final class KernelTests: XCTestCase {
         var rng = SeededGenerator(seed: 11)
         for type in [TensorType.q5_0, .q4_0, .q4_K, .q5_K, .q6_K] {
             let rows = 37, cols = 512, tokens = 5
-            var bytes = (0..<(rows * type.rowBytes(cols)!)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-            sanitizeScales(&bytes, type: type, values: rows * cols, rng: &rng)
+            let bytes = randomMatrixBytes(type, rows: rows, columns: cols, rng: &rng)
             let x = (0..<(tokens * cols)).map { _ in Float.random(in: -1...1, using: &rng) }
             bytes.withUnsafeBytes { raw in
                 let file = WeightMatrix(name: "w", type: type, rows: rows, columns: cols, data: raw.baseAddress!)
@@ -143,8 +147,7 @@ final class KernelTests: XCTestCase {
     func testGreedyHeadPicksTheFullProductsArgmax() throws {
         var rng = SeededGenerator(seed: 17)
         let rows = 3000, cols = 128
-        var bytes = (0..<(rows * TensorType.q8_0.rowBytes(cols)!)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        sanitizeScales(&bytes, type: .q8_0, values: rows * cols, rng: &rng)
+        var bytes = randomMatrixBytes(.q8_0, rows: rows, columns: cols, rng: &rng)
         let rowBytes = TensorType.q8_0.rowBytes(cols)!
         // Rows 2000 and 2500 repeat row 5: exact ties that must go to the lowest index.
         for copy in [2000, 2500] { for k in 0..<rowBytes { bytes[copy * rowBytes + k] = bytes[5 * rowBytes + k] } }

@@ -64,7 +64,7 @@ public struct Sampler: Sendable {
             }
         }
         if p.temperature <= 0 {
-            return Int32(l.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, $0.count) })
+            return Int32(Ops.argmax(l))
         }
         // Candidates: top-k first (bounded sort), then temperature, softmax, min-p and top-p.
         let k = p.topK > 0 ? min(p.topK, l.count) : min(l.count, 1024)

@@ -242,44 +242,45 @@ public final class Int8Rows: @unchecked Sendable {
         return s0 + s1
     }
 
-    /// One scale per block; two accumulators so consecutive blocks do not wait on each other.
-    static func dot32(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, blocks nb: Int) -> Float {
+    /// Σ over blocks of scale · `blockSum`, for layouts with one fp32 scale per block at
+    /// `scaleOffset`; two accumulators so consecutive blocks do not wait on each other.
+    @inline(__always)
+    static func scaledBlocks(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, blocks nb: Int, blockBytes: Int,
+                             scaleOffset: Int, _ blockSum: (UnsafeRawPointer, UnsafePointer<Float>) -> F8) -> Float {
+        @inline(__always) func scale(_ p: UnsafeRawPointer) -> F8 { F8(repeating: p.loadUnaligned(fromByteOffset: scaleOffset, as: Float.self)) }
         var acc0 = F8(), acc1 = F8()
         var b = 0
         while b + 2 <= nb {
-            let p = row + b * 36
-            acc0 = acc0.addingProduct(blockSum(p, x + b * 32), F8(repeating: p.loadUnaligned(fromByteOffset: 32, as: Float.self)))
-            acc1 = acc1.addingProduct(blockSum(p + 36, x + b * 32 + 32), F8(repeating: p.loadUnaligned(fromByteOffset: 68, as: Float.self)))
+            let p = row + b * blockBytes
+            acc0 = acc0.addingProduct(blockSum(p, x + b * 32), scale(p))
+            acc1 = acc1.addingProduct(blockSum(p + blockBytes, x + b * 32 + 32), scale(p + blockBytes))
             b += 2
         }
         if b < nb {
-            let p = row + b * 36
-            acc0 = acc0.addingProduct(blockSum(p, x + b * 32), F8(repeating: p.loadUnaligned(fromByteOffset: 32, as: Float.self)))
+            let p = row + b * blockBytes
+            acc0 = acc0.addingProduct(blockSum(p, x + b * 32), scale(p))
         }
         return (acc0 + acc1).sum()
     }
 
-    /// 4-bit values: one widening load yields eight low nibbles and the eight values 16 further on.
+    /// int8 values, one scale per block.
+    static func dot32(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, blocks nb: Int) -> Float {
+        scaledBlocks(row, x, blocks: nb, blockBytes: 36, scaleOffset: 32, blockSum)
+    }
+
+    /// Σ over a 4-bit block of q·x: one widening load yields eight low nibbles and the eight
+    /// values 16 further on.
+    @inline(__always) static func nibbleBlockSum(_ p: UnsafeRawPointer, _ x: UnsafePointer<Float>) -> F8 {
+        let lo = widen(p.loadUnaligned(as: SIMD8<UInt8>.self)), hi = widen(p.loadUnaligned(fromByteOffset: 8, as: SIMD8<UInt8>.self))
+        let s0 = (toFloat(lo & 0xF) * loadF8(x)).addingProduct(toFloat(hi & 0xF), loadF8(x + 8))
+        let s1 = (toFloat(lo &>> 4) * loadF8(x + 16)).addingProduct(toFloat(hi &>> 4), loadF8(x + 24))
+        return s0 + s1
+    }
+
+    /// 4-bit values, one scale per block. (A named function: as a trailing closure the block sum
+    /// stayed an out-of-line call.)
     static func dot4(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, blocks nb: Int) -> Float {
-        var acc0 = F8(), acc1 = F8()
-        @inline(__always) func block(_ p: UnsafeRawPointer, _ xb: UnsafePointer<Float>) -> F8 {
-            let lo = widen(p.loadUnaligned(as: SIMD8<UInt8>.self)), hi = widen(p.loadUnaligned(fromByteOffset: 8, as: SIMD8<UInt8>.self))
-            let s0 = (toFloat(lo & 0xF) * loadF8(xb)).addingProduct(toFloat(hi & 0xF), loadF8(xb + 8))
-            let s1 = (toFloat(lo &>> 4) * loadF8(xb + 16)).addingProduct(toFloat(hi &>> 4), loadF8(xb + 24))
-            return s0 + s1
-        }
-        var b = 0
-        while b + 2 <= nb {
-            let p = row + b * 20
-            acc0 = acc0.addingProduct(block(p, x + b * 32), F8(repeating: p.loadUnaligned(fromByteOffset: 16, as: Float.self)))
-            acc1 = acc1.addingProduct(block(p + 20, x + b * 32 + 32), F8(repeating: p.loadUnaligned(fromByteOffset: 36, as: Float.self)))
-            b += 2
-        }
-        if b < nb {
-            let p = row + b * 20
-            acc0 = acc0.addingProduct(block(p, x + b * 32), F8(repeating: p.loadUnaligned(fromByteOffset: 16, as: Float.self)))
-        }
-        return (acc0 + acc1).sum()
+        scaledBlocks(row, x, blocks: nb, blockBytes: 20, scaleOffset: 16, nibbleBlockSum)
     }
 
     /// Two scales per block, one for each 16-value half.

@@ -74,6 +74,10 @@ public enum Ops {
 
     /// Index of the largest value, the lowest index among ties: greedy decoding's pick over a
     /// 262k vocabulary, eight lanes at a time (a scalar loop took a few hundred µs per token).
+    public static func argmax(_ values: [Float]) -> Int {
+        values.withUnsafeBufferPointer { argmax($0.baseAddress!, $0.count) }
+    }
+
     public static func argmax(_ p: UnsafePointer<Float>, _ n: Int) -> Int {
         guard n >= 8 else {
             var at = 0

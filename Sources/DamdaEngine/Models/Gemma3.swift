@@ -167,7 +167,7 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
     public func forwardGreedy(_ tokens: [Int32], cache: KVCache) throws -> Int32 {
         guard let head = greedyHead, config.finalSoftcap == 0 else {
             let logits = try forward(tokens, cache: cache, logits: .last)
-            return Int32(logits.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, $0.count) })
+            return Int32(Ops.argmax(logits))
         }
         let h = try hiddenStates(tokens, cache: cache)
         let E = config.embedding

@@ -39,7 +39,7 @@ public protocol LanguageModel: AnyObject, Sendable {
 extension LanguageModel {
     public func forwardGreedy(_ tokens: [Int32], cache: KVCache) throws -> Int32 {
         let logits = try forward(tokens, cache: cache, logits: .last)
-        return Int32(logits.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, $0.count) })
+        return Int32(Ops.argmax(logits))
     }
 }
 
