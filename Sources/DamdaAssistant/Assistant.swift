@@ -1,3 +1,4 @@
+import DamdaCore
 import DamdaEngine
 import DamdaRetrieval
 import DamdaTokenizer
@@ -247,8 +248,4 @@ public final class Assistant: @unchecked Sendable {
         result.timings.totalMs = (clock.now - start).milliseconds
         return result
     }
-}
-
-extension Duration {
-    var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) * 1e-15 }
 }

@@ -65,7 +65,8 @@ public final class GGUFFile: @unchecked Sendable {
         }
     }
 
-    private let isMapped: Bool
+    /// Whether the tensors are a mapping of the file (else a copy in memory).
+    public let isMapped: Bool
 
     private init(path: String, base: UnsafeRawPointer, size: Int, mapped: Bool) throws {
         self.path = path
@@ -170,10 +171,15 @@ public final class GGUFFile: @unchecked Sendable {
     /// stay in the page cache and come back on the next read. Only whole pages inside the tensor
     /// go, so neighbours sharing an edge page keep theirs. No effect on in-memory images.
     public func releasePages(of info: GGUFTensorInfo) {
-        guard isMapped else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = UInt(bitPattern: base + info.dataOffset), end = start + UInt(info.byteCount)
-        let first = (start + UInt(page) - 1) / UInt(page) * UInt(page), last = end / UInt(page) * UInt(page)
+        releasePages(data(of: info))
+    }
+
+    /// The same for any byte range of the file's data (a part of a tensor copied so far).
+    public func releasePages(_ bytes: UnsafeRawBufferPointer) {
+        guard isMapped, let start = bytes.baseAddress else { return }
+        let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = UInt(bitPattern: start), hi = lo + UInt(bytes.count)
+        let first = (lo + page - 1) / page * page, last = hi / page * page
         guard last > first, let p = UnsafeMutableRawPointer(bitPattern: first) else { return }
         madvise(p, Int(last - first), MADV_DONTNEED)
     }

@@ -78,7 +78,3 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}

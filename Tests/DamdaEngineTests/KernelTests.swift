@@ -103,7 +103,7 @@ final class KernelTests: XCTestCase {
             let x = (0..<(tokens * cols)).map { _ in Float.random(in: -1...1, using: &rng) }
             bytes.withUnsafeBytes { raw in
                 let file = WeightMatrix(name: "w", type: type, rows: rows, columns: cols, data: raw.baseAddress!)
-                let packed = WeightMatrix(name: "w", type: type, rows: rows, columns: cols, data: raw.baseAddress!, repack: true)
+                let packed = WeightMatrix(name: "w", type: type, rows: rows, columns: cols, data: raw.baseAddress!, arena: WeightArena())
                 XCTAssertNotNil(packed.int8Rows, "\(type)")
                 XCTAssertNil(file.int8Rows)
                 var fileValues = [Float](repeating: 0, count: rows * cols), packedValues = fileValues
@@ -202,6 +202,37 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(counts[32], 19)
         XCTAssertEqual(counts[33], 19)
         for i in 40..<48 { XCTAssertEqual(counts[i], 200, "caller slot \(i)") }
+    }
+
+    /// The arena decode weights live in: zeroed, aligned, disjoint blocks, chunks on 2 MB
+    /// boundaries, requests larger than a chunk, and callers on several threads at once.
+    func testWeightArenaHandsOutAlignedDisjointMemory() {
+        let arena = WeightArena()
+        let sizes = [1, 100, 5000, 3 << 20, 40 << 20, 64, 7 << 20] + (0..<200).map { 1000 + 37 * $0 }
+        final class Blocks: @unchecked Sendable {
+            let lock = NSLock()
+            var spans: [(start: Int, count: Int)] = []
+        }
+        let blocks = Blocks()
+        DispatchQueue.concurrentPerform(iterations: 4) { caller in
+            for (i, n) in sizes.enumerated() where i % 4 == caller {
+                let alignment = i < 7 ? [64, 4096, 2 << 20][i % 3] : 64 << (i % 3)
+                let p = arena.allocate(byteCount: n, alignment: alignment)
+                XCTAssertEqual(Int(bitPattern: p) % alignment, 0, "block \(i) alignment")
+                let bytes = p.assumingMemoryBound(to: UInt8.self)
+                XCTAssertTrue((0..<n).allSatisfy { bytes[$0] == 0 }, "block \(i) is zeroed")
+                for k in 0..<n { bytes[k] = UInt8(truncatingIfNeeded: i) }
+                blocks.lock.withLock { blocks.spans.append((Int(bitPattern: p), n)) }
+            }
+        }
+        let spans = blocks.spans.sorted { $0.start < $1.start }
+        XCTAssertEqual(spans.count, sizes.count)
+        for (a, b) in zip(spans, spans.dropFirst()) { XCTAssertLessThanOrEqual(a.start + a.count, b.start, "blocks overlap") }
+        let reserved = arena.reservedBytes
+        XCTAssertEqual(reserved % WeightArena.hugePageBytes, 0)
+        XCTAssertGreaterThanOrEqual(reserved, sizes.reduce(0, +))
+        // Waste: alignment gaps (two 2 MB-aligned requests) and the chunks' unused tails.
+        XCTAssertLessThanOrEqual(reserved, sizes.reduce(0, +) + 2 * WeightArena.hugePageBytes + 4 * WeightArena.chunkBytes)
     }
 
     /// Greedy decoding's argmax: the largest value, ties to the lowest index, at any length.

@@ -1,3 +1,4 @@
+import DamdaCore
 import DamdaTokenizer
 import Foundation
 
@@ -228,8 +229,4 @@ public final class CancelFlag: @unchecked Sendable {
     public init() {}
     public func set() { lock.withLock { value = true } }
     public var isSet: Bool { lock.withLock { value } }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

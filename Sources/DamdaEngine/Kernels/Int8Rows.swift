@@ -48,8 +48,9 @@ public final class Int8Rows: @unchecked Sendable {
     /// [row][block] mins, subtracted after scaling (Q4_K, Q5_K); nil for the symmetric formats.
     let mins: UnsafeMutablePointer<Float>?
 
-    /// Whether models load their layers in this layout: yes unless `DAMDA_REPACK=0`, which keeps the
-    /// file's layout (for comparing the two on one machine).
+    /// Whether models give decode its own copies of their matrices (layers in this layout, the rest
+    /// copied as they are, all in a `WeightArena`): yes unless `DAMDA_REPACK=0`, which keeps reading
+    /// the file's bytes (for comparing the two on one machine).
     public static let enabled = ProcessInfo.processInfo.environment["DAMDA_REPACK"] != "0"
 
     /// Types with this layout; every other type keeps the file's.
@@ -57,8 +58,11 @@ public final class Int8Rows: @unchecked Sendable {
         [.q5_0, .q4_0, .q4_K, .q5_K, .q6_K].contains(type)
     }
 
-    /// Copies `w` into the int8 layout; nil for types `supports` rejects.
-    public init?(_ w: WeightMatrix) {
+    /// Where `data` and `mins` live: an arena shared with the model's other decode weights, or the heap (nil).
+    let arena: WeightArena?
+
+    /// Copies `w` into the int8 layout, in `arena` if given; nil for types `supports` rejects.
+    public init?(_ w: WeightMatrix, arena: WeightArena? = nil) {
         guard Self.supports(w.type), w.columns % 32 == 0 else { return nil }
         rows = w.rows
         columns = w.columns
@@ -70,9 +74,16 @@ public final class Int8Rows: @unchecked Sendable {
         }
         blockBytes = layout.blockBytes
         rowBytes = blocks * blockBytes
-        data = .allocate(byteCount: max(rows * rowBytes, 1), alignment: 64)
-        data.initializeMemory(as: UInt8.self, repeating: 0, count: max(rows * rowBytes, 1))
-        mins = [.q4_K, .q5_K, .q4_0].contains(w.type) ? .allocate(capacity: max(rows * blocks, 1)) : nil
+        self.arena = arena
+        let hasMins = [.q4_K, .q5_K, .q4_0].contains(w.type)
+        if let arena {
+            data = arena.allocate(byteCount: rows * rowBytes)
+            mins = hasMins ? arena.allocate(byteCount: rows * blocks * 4).bindMemory(to: Float.self, capacity: rows * blocks) : nil
+        } else {
+            data = .allocate(byteCount: max(rows * rowBytes, 1), alignment: 64)
+            data.initializeMemory(as: UInt8.self, repeating: 0, count: max(rows * rowBytes, 1))
+            mins = hasMins ? .allocate(capacity: max(rows * blocks, 1)) : nil
+        }
         let type = w.type
         parallelRanges(rows, threads: Threads.available, granule: 64) { range in
             for r in range {
@@ -83,6 +94,7 @@ public final class Int8Rows: @unchecked Sendable {
     }
 
     deinit {
+        guard arena == nil else { return }
         data.deallocate()
         mins?.deallocate()
     }

@@ -16,19 +16,47 @@ public struct WeightMatrix: @unchecked Sendable {
     /// it and the file's bytes are left alone.
     public private(set) var int8Rows: Int8Rows?
 
-    /// `repack`: copy sub-byte formats into `Int8Rows` and hand the file's pages of this tensor
-    /// back to the page cache (decoder layers; `Int8Rows.enabled` says whether to).
-    public init(_ file: GGUFFile, _ name: String, repack: Bool = false) throws {
+    /// Keeps the memory `data` points into alive when it is a copy in a `WeightArena`.
+    private let storage: WeightArena?
+
+    /// `arena`: give decode its own copy of this matrix there and hand the file's pages of it back to
+    /// the page cache: sub-byte formats re-laid as `Int8Rows`, the rest copied as they are (so
+    /// every byte decode streams sits in the arena's huge pages). nil keeps the file's bytes.
+    public init(_ file: GGUFFile, _ name: String, arena: WeightArena? = nil) throws {
         let info = try file.require(name)
         guard info.dims.count <= 2 || info.dims.dropFirst(2).allSatisfy({ $0 == 1 }) else {
             throw GGUFError.badTensorShape(tensor: name, reason: "expected a matrix, got dims \(info.dims)")
         }
-        self.init(name: name, type: info.type, rows: info.rows, columns: info.columns, data: file.data(of: info).baseAddress!,
-                  repack: repack)
-        if int8Rows != nil { file.releasePages(of: info) }
+        let bytes = file.data(of: info)
+        var data = UnsafeRawPointer(bytes.baseAddress!)
+        var storage: WeightArena? = nil
+        if let arena, !Int8Rows.supports(info.type), file.isMapped {
+            let copy = arena.allocate(byteCount: bytes.count)
+            // In 4 MB slices, each slice's file pages dropped once copied, so the file's pages and
+            // the copy are never resident together (178 MB for the default model's embedding).
+            let slices = max(1, bytes.count / (4 << 20))
+            parallelRanges(slices, threads: Threads.available) { range in
+                for s in range {
+                    let lo = s * bytes.count / slices, hi = (s + 1) * bytes.count / slices
+                    (copy + lo).copyMemory(from: data + lo, byteCount: hi - lo)
+                    file.releasePages(UnsafeRawBufferPointer(rebasing: bytes[lo..<hi]))
+                }
+            }
+            data = UnsafeRawPointer(copy)
+            storage = arena
+        }
+        self.init(name: name, type: info.type, rows: info.rows, columns: info.columns, data: data,
+                  arena: arena, storage: storage)
+        if arena != nil { file.releasePages(of: info) }
     }
 
-    public init(name: String, type: TensorType, rows: Int, columns: Int, data: UnsafeRawPointer, repack: Bool = false) {
+    /// A matrix over `data` (which must outlive it); `arena`: re-lay sub-byte formats as `Int8Rows` there.
+    public init(name: String, type: TensorType, rows: Int, columns: Int, data: UnsafeRawPointer, arena: WeightArena? = nil) {
+        self.init(name: name, type: type, rows: rows, columns: columns, data: data, arena: arena, storage: nil)
+    }
+
+    private init(name: String, type: TensorType, rows: Int, columns: Int, data: UnsafeRawPointer,
+                 arena: WeightArena?, storage: WeightArena?) {
         self.name = name
         self.type = type
         self.rows = rows
@@ -36,8 +64,9 @@ public struct WeightMatrix: @unchecked Sendable {
         self.data = data
         self.rowBytes = type.rowBytes(columns)!
         self.kernels = .of(type)
+        self.storage = storage
         self.int8Rows = nil
-        if repack && Int8Rows.supports(type) { int8Rows = Int8Rows(self) }
+        if let arena, Int8Rows.supports(type) { int8Rows = Int8Rows(self, arena: arena) }
     }
 
     @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }

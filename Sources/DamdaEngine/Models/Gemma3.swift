@@ -116,11 +116,13 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
         config = c
         self.threads = threads
         tokenizer = try makeTokenizer(file)
-        embeddings = try WeightMatrix(file, "token_embd.weight")
+        // Decode's own copies of every matrix it streams, in huge pages (nil: read the file's bytes).
+        let arena = Int8Rows.enabled ? WeightArena() : nil
+        embeddings = try WeightMatrix(file, "token_embd.weight", arena: arena)
         guard embeddings.columns == c.embedding else {
             throw GGUFError.badTensorShape(tensor: "token_embd.weight", reason: "width \(embeddings.columns), expected \(c.embedding)")
         }
-        output = file.tensorInfo("output.weight") != nil ? try WeightMatrix(file, "output.weight") : embeddings
+        output = file.tensorInfo("output.weight") != nil ? try WeightMatrix(file, "output.weight", arena: arena) : embeddings
         outputNorm = try loadVector(file, "output_norm.weight", count: c.embedding)
         greedyHead = GreedyHead(output)
         layers = try (0..<c.layers).map { il in
@@ -132,10 +134,10 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
                 postAttnNorm: try loadVector(file, b + "post_attention_norm.weight", count: c.embedding),
                 ffnNorm: try loadVector(file, b + "ffn_norm.weight", count: c.embedding),
                 postFFNNorm: try loadVector(file, b + "post_ffw_norm.weight", count: c.embedding),
-                q: try WeightMatrix(file, b + "attn_q.weight", repack: Int8Rows.enabled), k: try WeightMatrix(file, b + "attn_k.weight", repack: Int8Rows.enabled),
-                v: try WeightMatrix(file, b + "attn_v.weight", repack: Int8Rows.enabled), o: try WeightMatrix(file, b + "attn_output.weight", repack: Int8Rows.enabled),
-                gate: try WeightMatrix(file, b + "ffn_gate.weight", repack: Int8Rows.enabled), up: try WeightMatrix(file, b + "ffn_up.weight", repack: Int8Rows.enabled),
-                down: try WeightMatrix(file, b + "ffn_down.weight", repack: Int8Rows.enabled))
+                q: try WeightMatrix(file, b + "attn_q.weight", arena: arena), k: try WeightMatrix(file, b + "attn_k.weight", arena: arena),
+                v: try WeightMatrix(file, b + "attn_v.weight", arena: arena), o: try WeightMatrix(file, b + "attn_output.weight", arena: arena),
+                gate: try WeightMatrix(file, b + "ffn_gate.weight", arena: arena), up: try WeightMatrix(file, b + "ffn_up.weight", arena: arena),
+                down: try WeightMatrix(file, b + "ffn_down.weight", arena: arena))
             try checkMatrix(l.q, rows: c.heads * c.headDim, columns: c.embedding)
             try checkMatrix(l.k, rows: c.kvHeads * c.headDim, columns: c.embedding)
             try checkMatrix(l.v, rows: c.kvHeads * c.valueDim, columns: c.embedding)

@@ -92,8 +92,10 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         config = c
         self.threads = threads
         tokenizer = try makeTokenizer(file)
-        embeddings = try WeightMatrix(file, "token_embd.weight")
-        output = file.tensorInfo("output.weight") != nil ? try WeightMatrix(file, "output.weight") : embeddings
+        // Decode's own copies of every matrix it streams, in huge pages (nil: read the file's bytes).
+        let arena = Int8Rows.enabled ? WeightArena() : nil
+        embeddings = try WeightMatrix(file, "token_embd.weight", arena: arena)
+        output = file.tensorInfo("output.weight") != nil ? try WeightMatrix(file, "output.weight", arena: arena) : embeddings
         outputNorm = try loadVector(file, "output_norm.weight", count: c.embedding)
         func optional(_ n: String, _ count: Int) throws -> [Float]? {
             file.tensorInfo(n) == nil ? nil : try loadVector(file, n, count: count)
@@ -106,10 +108,10 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                 qBias: try optional(b + "attn_q.bias", c.heads * c.headDim),
                 kBias: try optional(b + "attn_k.bias", c.kvHeads * c.headDim),
                 vBias: try optional(b + "attn_v.bias", c.kvHeads * c.headDim),
-                q: try WeightMatrix(file, b + "attn_q.weight", repack: Int8Rows.enabled), k: try WeightMatrix(file, b + "attn_k.weight", repack: Int8Rows.enabled),
-                v: try WeightMatrix(file, b + "attn_v.weight", repack: Int8Rows.enabled), o: try WeightMatrix(file, b + "attn_output.weight", repack: Int8Rows.enabled),
-                gate: try WeightMatrix(file, b + "ffn_gate.weight", repack: Int8Rows.enabled), up: try WeightMatrix(file, b + "ffn_up.weight", repack: Int8Rows.enabled),
-                down: try WeightMatrix(file, b + "ffn_down.weight", repack: Int8Rows.enabled))
+                q: try WeightMatrix(file, b + "attn_q.weight", arena: arena), k: try WeightMatrix(file, b + "attn_k.weight", arena: arena),
+                v: try WeightMatrix(file, b + "attn_v.weight", arena: arena), o: try WeightMatrix(file, b + "attn_output.weight", arena: arena),
+                gate: try WeightMatrix(file, b + "ffn_gate.weight", arena: arena), up: try WeightMatrix(file, b + "ffn_up.weight", arena: arena),
+                down: try WeightMatrix(file, b + "ffn_down.weight", arena: arena))
             try checkMatrix(l.q, rows: c.heads * c.headDim, columns: c.embedding)
             try checkMatrix(l.k, rows: c.kvHeads * c.headDim, columns: c.embedding)
             try checkMatrix(l.v, rows: c.kvHeads * c.headDim, columns: c.embedding)
