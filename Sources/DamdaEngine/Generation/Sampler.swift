@@ -3,6 +3,9 @@ import Foundation
 /// How the next token is picked. `temperature == 0` is greedy (argmax, ties to the lowest id).
 public struct SamplingParameters: Sendable, Equatable {
     public var temperature: Float = 0
+    /// The k most likely tokens are the candidates; 0 means no top-k filter, but sampling still
+    /// draws from the 1,024 most likely tokens (past that rank a 262k vocabulary's tail holds a
+    /// negligible share at usual temperatures, and 1,024 candidates stay cheap to sort each step).
     public var topK: Int = 0
     public var topP: Float = 1
     public var minP: Float = 0
