@@ -49,7 +49,7 @@ struct AssistantOptions: ParsableArguments {
 /// Loads the index, the model and the assistant the way every assistant command does.
 func makeAssistant(indexOptions: IndexOptions, modelOptions: ModelOptions, options: AssistantOptions) throws -> Assistant {
     let (model, path, name, adapterName) = try modelOptions.load()
-    let idx = try indexOptions.open(embedder: try indexOptions.embedder())
+    let idx = try indexOptions.open(embedder: try indexOptions.embedder(threads: modelOptions.threads))
     if idx.chunkCount == 0 {
         FileHandle.standardError.write("note: the index at \(indexOptions.index) is empty: ingest documents first (`damda ingest PATH --index \(indexOptions.index)`)\n".data(using: .utf8)!)
     }

@@ -9,7 +9,6 @@ struct IndexOptions: ParsableArguments {
     @Option(help: "Index directory (created if missing).") var index: String
     @Option(help: "Embedding model file (default: the fetched multilingual-e5-small, if present).") var embeddingModel: String?
     @Flag(help: "Do not embed chunks (BM25 only).") var noEmbeddings = false
-    @Option(help: "Worker threads (default: all cores).") var threads: Int = Threads.available
     @Option(help: "Keep documents and chunks in PostgreSQL + pgvector instead of the index's SQLite file (postgres://USER@HOST:PORT/DB, or postgres://USER@/DB?host=/socket/dir).")
     var store: String?
 
@@ -19,8 +18,9 @@ struct IndexOptions: ParsableArguments {
         return try SearchIndex(directory: index, store: try PostgresStore(url: url), analyzer: analyzer, chunker: chunker, embedder: embedder)
     }
 
-    /// The e5 embedder when its model is available and not disabled.
-    func embedder() throws -> (any Embedder)? {
+    /// The e5 embedder when its model is available and not disabled. Threads come from the command:
+    /// its own `--threads`, or the model's where a command loads both (one flag, not two).
+    func embedder(threads: Int) throws -> (any Embedder)? {
         if noEmbeddings { return nil }
         let path = embeddingModel ?? ModelCache.directory().appendingPathComponent(ModelSpec.e5Small.fileName).path
         guard FileManager.default.fileExists(atPath: path) else {
@@ -44,6 +44,7 @@ struct IngestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingest", abstract: "Add files and folders (txt, md, html, pdf, jsonl, csv) to an index.")
     @OptionGroup var indexOptions: IndexOptions
+    @Option(help: "Worker threads (default: all cores).") var threads: Int = Threads.available
     @Argument(help: "Files or folders (searched recursively).") var paths: [String]
     @Flag(help: "Remove indexed documents that are no longer among PATHS.") var prune = false
     @Option(help: "Analyzer for a new index: bigram (default), particle, whitespace.") var analyzer: String?
@@ -56,7 +57,7 @@ struct IngestCommand: AsyncParsableCommand {
     func run() async throws {
         try await failing {
             let idx = try indexOptions.open(analyzer: analyzer, chunker: Chunker(maxTokens: chunkTokens, overlapTokens: chunkTokens / 5),
-                                            embedder: try indexOptions.embedder())
+                                            embedder: try indexOptions.embedder(threads: threads))
             let loaded = DocumentLoader(fields: RecordFields(text: textField, title: titleField, id: idField)).load(paths)
             for p in loaded.problems { FileHandle.standardError.write("warning: \(p)\n".data(using: .utf8)!) }
             let s = try idx.ingest(loaded, prune: prune)
@@ -84,6 +85,7 @@ struct BM25Options: ParsableArguments {
 struct SearchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "search", abstract: "Rank an index's chunks for a question.")
     @OptionGroup var indexOptions: IndexOptions
+    @Option(help: "Worker threads (default: all cores).") var threads: Int = Threads.available
     @Argument(help: "The question.") var query: String
     @Option(help: "How many chunks.") var k = 5
     @Option(help: "Retrieval mode: bm25, vector or hybrid (default: hybrid when the index has embeddings).") var mode: String?
@@ -96,7 +98,7 @@ struct SearchCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await failing {
-            let idx = try indexOptions.open(embedder: try indexOptions.embedder())
+            let idx = try indexOptions.open(embedder: try indexOptions.embedder(threads: threads))
             idx.fusion = try parseFusion(fusion)
             idx.bm25Parameters = bm25.parameters
             let chosen = try mode.map { m -> SearchMode in

@@ -24,7 +24,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         try await failing {
             let (model, path, name, adapterName) = try modelOptions.load()
-            let idx = try indexOptions.open(embedder: try indexOptions.embedder())
+            let idx = try indexOptions.open(embedder: try indexOptions.embedder(threads: modelOptions.threads))
             let arch = (try? GGUFFile(path: path).string("general.architecture")) ?? "gemma3"
             let state = try ServerState(model: model, modelName: name, adapterName: adapterName,
                                     index: idx, config: try options.config(modelPath: path), chatTemplate: ChatTemplate.forArchitecture(arch),
