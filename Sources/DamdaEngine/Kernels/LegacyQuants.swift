@@ -26,18 +26,27 @@ enum LegacyQuants {
         return s0 + s1
     }
 
-    static func dotQ8_0(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc0 = F4(), acc1 = F4()
+    /// Σ d·q·x over Q8_0 blocks on whichever lane width `blockSum` works in, two blocks at a time
+    /// into two accumulators. (Block sums are passed as named functions: a closure literal here
+    /// stayed an out-of-line call per block.)
+    @inline(__always) static func q8Blocks<V: SIMD>(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int,
+                                                   _ blockSum: (UnsafeRawPointer, UnsafePointer<Float>) -> V) -> Float
+    where V.Scalar == Float {
+        var acc0 = V(), acc1 = V()
         let nb = n / 32
         var b = 0
         while b + 2 <= nb {
             let p = src + b * 34
-            acc0 = acc0.addingProduct(q8Block(p, x + b * 32), F4(repeating: f16(p)))
-            acc1 = acc1.addingProduct(q8Block(p + 34, x + b * 32 + 32), F4(repeating: f16(p + 34)))
+            acc0 = acc0.addingProduct(blockSum(p, x + b * 32), V(repeating: f16(p)))
+            acc1 = acc1.addingProduct(blockSum(p + 34, x + b * 32 + 32), V(repeating: f16(p + 34)))
             b += 2
         }
-        if b < nb { acc0 = acc0.addingProduct(q8Block(src + b * 34, x + b * 32), F4(repeating: f16(src + b * 34))) }
+        if b < nb { acc0 = acc0.addingProduct(blockSum(src + b * 34, x + b * 32), V(repeating: f16(src + b * 34))) }
         return (acc0 + acc1).sum()
+    }
+
+    static func dotQ8_0(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        q8Blocks(src, x, n, q8Block)
     }
 
     /// The same sum on 256-bit vectors, for cores that run them at full width (`CPUFeatures`):
@@ -50,17 +59,7 @@ enum LegacyQuants {
     }
 
     static func dotQ8_0Wide(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc0 = F8(), acc1 = F8()
-        let nb = n / 32
-        var b = 0
-        while b + 2 <= nb {
-            let p = src + b * 34
-            acc0 = acc0.addingProduct(q8BlockWide(p, x + b * 32), F8(repeating: f16(p)))
-            acc1 = acc1.addingProduct(q8BlockWide(p + 34, x + b * 32 + 32), F8(repeating: f16(p + 34)))
-            b += 2
-        }
-        if b < nb { acc0 = acc0.addingProduct(q8BlockWide(src + b * 34, x + b * 32), F8(repeating: f16(src + b * 34))) }
-        return (acc0 + acc1).sum()
+        q8Blocks(src, x, n, q8BlockWide)
     }
 
     // MARK: Q5_0 — d: f16, qh: u32 (fifth bits), qs: u8[16] (low nibbles: values 0-15, high: 16-31); x = d * (q - 16)
