@@ -17,8 +17,11 @@ public enum Ops {
     }
 
     /// NEOX-style rotary embedding over `heads` heads of `dim` values per token: pairs (i, i + nRot/2).
-    public static func rope(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, dim: Int, table: RopeTable) {
+    /// `inverse` rotates by −θ, the transpose the backward pass applies to gradients.
+    public static func rope(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, dim: Int, table: RopeTable,
+                            inverse: Bool = false) {
         let half = table.half
+        let sign: Float = inverse ? -1 : 1
         table.cos.withUnsafeBufferPointer { cp in
             table.sin.withUnsafeBufferPointer { sp in
                 for t in 0..<tokens {
@@ -28,15 +31,15 @@ public enum Ops {
                         var i = 0
                         while i + 8 <= half {
                             let x0 = loadF8(p + i), x1 = loadF8(p + i + half)
-                            let cv = loadF8(c + i), sv = loadF8(s + i)
+                            let cv = loadF8(c + i), sv = loadF8(s + i) * F8(repeating: sign)
                             storeF8(x0 * cv - x1 * sv, p + i)
                             storeF8(x0 * sv + x1 * cv, p + i + half)
                             i += 8
                         }
                         while i < half {
-                            let x0 = p[i], x1 = p[i + half]
-                            p[i] = x0 * c[i] - x1 * s[i]
-                            p[i + half] = x0 * s[i] + x1 * c[i]
+                            let x0 = p[i], x1 = p[i + half], si = s[i] * sign
+                            p[i] = x0 * c[i] - x1 * si
+                            p[i + half] = x0 * si + x1 * c[i]
                             i += 1
                         }
                     }
@@ -111,11 +114,13 @@ public enum Ops {
 
 extension Ops {
     /// Original (GPT-J / llama "NORM") rotary embedding: adjacent pairs (2i, 2i+1).
-    public static func ropeInterleaved(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, dim: Int, table: RopeTable) {
+    public static func ropeInterleaved(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, dim: Int, table: RopeTable,
+                                       inverse: Bool = false) {
         let half = table.half
+        let sign: Float = inverse ? -1 : 1
         for t in 0..<tokens {
             for i in 0..<half {
-                let cs = table.cos[t * half + i], sn = table.sin[t * half + i]
+                let cs = table.cos[t * half + i], sn = table.sin[t * half + i] * sign
                 for h in 0..<heads {
                     let p = x + (t * heads + h) * dim + 2 * i
                     let x0 = p[0], x1 = p[1]

@@ -24,38 +24,12 @@ public enum OpsBackward {
 
     /// The transpose of NEOX RoPE (rotation by −θ), in place: token t uses the table's row t.
     public static func rope(_ dx: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, dim: Int, table: RopeTable) {
-        let half = table.half
-        table.cos.withUnsafeBufferPointer { cp in
-            table.sin.withUnsafeBufferPointer { sp in
-                for t in 0..<tokens {
-                    let c = cp.baseAddress! + t * half, s = sp.baseAddress! + t * half
-                    for h in 0..<heads {
-                        let p = dx + (t * heads + h) * dim
-                        for i in 0..<half {
-                            let g0 = p[i], g1 = p[i + half]
-                            p[i] = g0 * c[i] + g1 * s[i]
-                            p[i + half] = -g0 * s[i] + g1 * c[i]
-                        }
-                    }
-                }
-            }
-        }
+        Ops.rope(dx, tokens: tokens, heads: heads, dim: dim, table: table, inverse: true)
     }
 
     /// The transpose of adjacent-pair (Llama "NORM") RoPE, in place.
     public static func ropeInterleaved(_ dx: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, dim: Int, table: RopeTable) {
-        let half = table.half
-        for t in 0..<tokens {
-            for i in 0..<half {
-                let c = table.cos[t * half + i], s = table.sin[t * half + i]
-                for h in 0..<heads {
-                    let p = dx + (t * heads + h) * dim + 2 * i
-                    let g0 = p[0], g1 = p[1]
-                    p[0] = g0 * c + g1 * s
-                    p[1] = -g0 * s + g1 * c
-                }
-            }
-        }
+        Ops.ropeInterleaved(dx, tokens: tokens, heads: heads, dim: dim, table: table, inverse: true)
     }
 
     /// a = silu(g) · u: dg = da · u · σ(g)(1 + g(1 − σ(g))), du = da · silu(g). `da` becomes dg.
