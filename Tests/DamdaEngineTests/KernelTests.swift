@@ -95,7 +95,7 @@ final class KernelTests: XCTestCase {
 
     /// The int8 layout of each sub-byte format dequantizes bit for bit as the file's layout does;
     /// its products, alone, grouped with other matrices and batched over tokens, equal fp64 sums.
-    func testInt8RowsMatchFileLayout() throws {
+    func testDecodeRowsMatchFileLayout() throws {
         var rng = SeededGenerator(seed: 11)
         for type in [TensorType.q5_0, .q4_0, .q4_K, .q5_K, .q6_K] {
             let rows = 37, cols = 512, tokens = 5
@@ -104,8 +104,8 @@ final class KernelTests: XCTestCase {
             bytes.withUnsafeBytes { raw in
                 let file = WeightMatrix(name: "w", type: type, rows: rows, columns: cols, data: raw.baseAddress!)
                 let packed = WeightMatrix(name: "w", type: type, rows: rows, columns: cols, data: raw.baseAddress!, arena: WeightArena())
-                XCTAssertNotNil(packed.int8Rows, "\(type)")
-                XCTAssertNil(file.int8Rows)
+                XCTAssertNotNil(packed.decodeRows, "\(type)")
+                XCTAssertNil(file.decodeRows)
                 var fileValues = [Float](repeating: 0, count: rows * cols), packedValues = fileValues
                 fileValues.withUnsafeMutableBufferPointer { file.dequantizeRows(0..<rows, into: $0.baseAddress!) }
                 packedValues.withUnsafeMutableBufferPointer { packed.dequantizeRows(0..<rows, into: $0.baseAddress!) }

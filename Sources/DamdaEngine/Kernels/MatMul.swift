@@ -11,16 +11,16 @@ public struct WeightMatrix: @unchecked Sendable {
     public let data: UnsafeRawPointer
     public let rowBytes: Int
     let kernels: QuantKernels
-    /// The same values laid out for decode (`Int8Rows`: int8 or nibble blocks with fp32 scales),
+    /// The same values laid out for decode (`DecodeRows`: int8 or nibble blocks with fp32 scales),
     /// for the sub-byte formats of a model's layers; when present, products and dequantization read
     /// it and the file's bytes are left alone.
-    public private(set) var int8Rows: Int8Rows?
+    public private(set) var decodeRows: DecodeRows?
 
     /// Keeps the memory `data` points into alive when it is a copy in a `WeightArena`.
     private let storage: WeightArena?
 
     /// `arena`: give decode its own copy of this matrix there and hand the file's pages of it back to
-    /// the page cache: sub-byte formats re-laid as `Int8Rows`, the rest copied as they are (so
+    /// the page cache: sub-byte formats re-laid as `DecodeRows`, the rest copied as they are (so
     /// every byte decode streams sits in the arena's huge pages). nil keeps the file's bytes.
     public init(_ file: GGUFFile, _ name: String, arena: WeightArena? = nil) throws {
         let info = try file.require(name)
@@ -30,7 +30,7 @@ public struct WeightMatrix: @unchecked Sendable {
         let bytes = file.data(of: info)
         var data = UnsafeRawPointer(bytes.baseAddress!)
         var storage: WeightArena? = nil
-        if let arena, !Int8Rows.supports(info.type), file.isMapped {
+        if let arena, !DecodeRows.supports(info.type), file.isMapped {
             let copy = arena.allocate(byteCount: bytes.count)
             // In 4 MB slices, each slice's file pages dropped once copied, so the file's pages and
             // the copy are never resident together (178 MB for the default model's embedding).
@@ -50,7 +50,7 @@ public struct WeightMatrix: @unchecked Sendable {
         if arena != nil { file.releasePages(of: info) }
     }
 
-    /// A matrix over `data` (which must outlive it); `arena`: re-lay sub-byte formats as `Int8Rows` there.
+    /// A matrix over `data` (which must outlive it); `arena`: re-lay sub-byte formats as `DecodeRows` there.
     public init(name: String, type: TensorType, rows: Int, columns: Int, data: UnsafeRawPointer, arena: WeightArena? = nil) {
         self.init(name: name, type: type, rows: rows, columns: columns, data: data, arena: arena, storage: nil)
     }
@@ -65,17 +65,17 @@ public struct WeightMatrix: @unchecked Sendable {
         self.rowBytes = type.rowBytes(columns)!
         self.kernels = .of(type)
         self.storage = storage
-        self.int8Rows = nil
-        if let arena, Int8Rows.supports(type) { int8Rows = Int8Rows(self, arena: arena) }
+        self.decodeRows = nil
+        if let arena, DecodeRows.supports(type) { decodeRows = DecodeRows(self, arena: arena) }
     }
 
     @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
 
     /// Bytes one product with a single token reads: the decode layout's where there is one.
-    public var decodeBytes: Int { int8Rows?.byteCount ?? rows * rowBytes }
+    public var decodeBytes: Int { decodeRows?.byteCount ?? rows * rowBytes }
 
     public func dequantizeRow(_ r: Int, into y: UnsafeMutablePointer<Float>) {
-        if let int8Rows { int8Rows.dequantizeRow(r, into: y) } else { kernels.dequantize(row(r), y, columns) }
+        if let decodeRows { decodeRows.dequantizeRow(r, into: y) } else { kernels.dequantize(row(r), y, columns) }
     }
 
     public func dequantizeRows(_ range: Range<Int>, into y: UnsafeMutablePointer<Float>) {
@@ -105,9 +105,9 @@ public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
     // Small matrices are not worth waking a second thread for.
     let bytes = ws.reduce(0) { $0 + $1.rows * $1.rowBytes }
     let t = bytes < 64 * 1024 ? 1 : threads
-    let needsSums = ws.contains { $0.int8Rows?.needsBlockSums ?? false }
+    let needsSums = ws.contains { $0.decodeRows?.needsBlockSums ?? false }
     withUnsafeTemporaryAllocation(of: Float.self, capacity: needsSums ? columns / 32 : 1) { sums in
-        if needsSums { Int8Rows.blockSums(x, blocks: columns / 32, into: sums.baseAddress!) }
+        if needsSums { DecodeRows.blockSums(x, blocks: columns / 32, into: sums.baseAddress!) }
         let blockSums = needsSums ? UnsafePointer(sums.baseAddress!) : nil
         parallelRanges(total, threads: t, granule: 16) { range in
             var first = 0
@@ -124,7 +124,7 @@ public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
 @inline(__always)
 func multiplyRows(_ w: WeightMatrix, _ range: Range<Int>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                   blockSums: UnsafePointer<Float>?) {
-    if let rows = w.int8Rows { rows.multiplyRows(range, x, y, blockSums: blockSums); return }
+    if let rows = w.decodeRows { rows.multiplyRows(range, x, y, blockSums: blockSums); return }
     let dot = w.kernels.dot
     let cols = w.columns
     // Rows are contiguous: prefetching each row's span, shifted ahead, streams the whole range

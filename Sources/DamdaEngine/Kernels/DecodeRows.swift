@@ -17,7 +17,7 @@ import Foundation
 /// (8.5 G weights/s); Q4_K and Q6_K gained alike. The price is more bytes for the 5- and 6-bit
 /// matrices (about 100 MB instead of 66 MB for the default model); the file's pages are handed
 /// back to the page cache after each copy.
-public final class Int8Rows: @unchecked Sendable {
+public final class DecodeRows: @unchecked Sendable {
     public let rows: Int, columns: Int
     /// How one 32-value block is stored.
     public enum Layout: Sendable {
@@ -210,7 +210,7 @@ public final class Int8Rows: @unchecked Sendable {
                 }
             }
         default:
-            preconditionFailure("Int8Rows does not take \(type)")
+            preconditionFailure("DecodeRows does not take \(type)")
         }
     }
 
