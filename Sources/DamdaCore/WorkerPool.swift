@@ -13,7 +13,12 @@ public final class WorkerPool: @unchecked Sendable {
     public static let shared = WorkerPool(helpers: max(0, min(Threads.available - 1, 15)))
 
     private let helpers: Int
-    private let generation = Atomic<Int>(0)
+    /// Region number << 16 | its width, published in one store: a helper that reads a region's
+    /// number reads that region's width with it. (Kept apart, a helper sitting out a narrow region,
+    /// possible with three or more cores, could pair its number with the next region's width and
+    /// body, run that region's work twice, the second time after its caller had returned.)
+    private let ticket = Atomic<Int>(0)
+    private var regions = 0
     private let finished = Atomic<Int>(0)
     /// Held by the caller of `run` for its duration; a second caller (another thread, or a
     /// region started inside a region) gets `false` and goes to libdispatch instead.
@@ -21,9 +26,9 @@ public final class WorkerPool: @unchecked Sendable {
     private let sleepers = NSCondition()
     private var sleeping = 0
     private var started = false
-    /// The running region's body and width, read by helpers once `generation` moves.
+    /// The running region's body, read by the helpers the region's width includes, which the
+    /// caller waits for before it clears it.
     private var body: UnsafeRawPointer?
-    private var width = 0
 
     init(helpers: Int) { self.helpers = helpers }
 
@@ -34,14 +39,18 @@ public final class WorkerPool: @unchecked Sendable {
             return false
         }
         defer { busy.store(false, ordering: .releasing) }
+        if n <= 1 {
+            if n == 1 { work(0) }
+            return true
+        }
         if !started { start() }
         withoutActuallyEscaping(work) { work in
             var box = work
             withUnsafePointer(to: &box) { pointer in
                 body = UnsafeRawPointer(pointer)
-                width = n
                 finished.store(0, ordering: .relaxed)
-                generation.add(1, ordering: .releasing)
+                regions += 1
+                ticket.store(regions << 16 | n, ordering: .releasing)
                 sleepers.lock()
                 if sleeping > 0 { sleepers.broadcast() }
                 sleepers.unlock()
@@ -56,7 +65,7 @@ public final class WorkerPool: @unchecked Sendable {
     private func start() {
         started = true
         // Read before the first region's bump: a helper that starts late must still see it.
-        let initial = generation.load(ordering: .acquiring)
+        let initial = ticket.load(ordering: .acquiring)
         for index in stride(from: 1, through: helpers, by: 1) {
             let thread = Thread { [unowned self] in self.loop(index, seen: initial) }
             thread.name = "damda-worker-\(index)"
@@ -68,7 +77,7 @@ public final class WorkerPool: @unchecked Sendable {
         var seen = initial
         while true {
             var spins = 0
-            var current = generation.load(ordering: .acquiring)
+            var current = ticket.load(ordering: .acquiring)
             while current == seen {
                 spins += 1
                 if spins < 10_000 {  // about 0.2 ms of PAUSE on Zen 3
@@ -76,16 +85,16 @@ public final class WorkerPool: @unchecked Sendable {
                 } else {
                     sleepers.lock()
                     sleeping += 1
-                    while generation.load(ordering: .acquiring) == seen { sleepers.wait() }
+                    while ticket.load(ordering: .acquiring) == seen { sleepers.wait() }
                     sleeping -= 1
                     sleepers.unlock()
                     spins = 0
                 }
-                current = generation.load(ordering: .acquiring)
+                current = ticket.load(ordering: .acquiring)
             }
             seen = current
-            // Helpers beyond this region's width sit it out.
-            guard index < width else { continue }
+            // Helpers beyond this region's width sit it out (and must not touch `body`).
+            guard index < current & 0xFFFF else { continue }
             // Call through the pointer inside its own scope, so this thread's copy of the
             // closure is released before the caller is told the region is done.
             do {
