@@ -58,17 +58,14 @@ public struct Sampler: Sendable {
     /// Picks the next token from `logits`, given the tokens so far (for the repetition penalty).
     public mutating func sample(_ logits: [Float], history: [Int32]) -> Int32 {
         let p = parameters
-        var penalized: [Float]? = nil
+        var l = logits  // copied only if the penalty writes to it
         if p.repetitionPenalty != 1 {
             // CTRL-style penalty as in llama.cpp: shrink positive logits, grow negative ones.
-            var l = logits
             for t in Set(history.suffix(p.repetitionWindow)) where Int(t) < l.count {
                 let i = Int(t)
                 l[i] = l[i] > 0 ? l[i] / p.repetitionPenalty : l[i] * p.repetitionPenalty
             }
-            penalized = l
         }
-        let l = penalized ?? logits
         if p.temperature <= 0 {
             return Int32(Ops.argmax(l))
         }

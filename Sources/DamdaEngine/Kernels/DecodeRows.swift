@@ -48,10 +48,6 @@ public final class DecodeRows: @unchecked Sendable {
     /// [row][block] mins, subtracted after scaling (Q4_K, Q5_K); nil for the symmetric formats.
     let mins: UnsafeMutablePointer<Float>?
 
-    /// Whether models give decode its own copies of their matrices (layers in this layout, the rest
-    /// copied as they are, all in a `WeightArena`): yes unless `DAMDA_REPACK=0`, which keeps reading
-    /// the file's bytes (for comparing the two on one machine).
-    public static let enabled = ProcessInfo.processInfo.environment["DAMDA_REPACK"] != "0"
 
     /// Types with this layout; every other type keeps the file's.
     public static func supports(_ type: TensorType) -> Bool {

@@ -117,7 +117,7 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
         self.threads = threads
         tokenizer = try makeTokenizer(file)
         // Decode's own copies of every matrix it streams, in huge pages (nil: read the file's bytes).
-        let arena = DecodeRows.enabled ? WeightArena() : nil
+        let arena = WeightArena.forModelWeights()
         embeddings = try WeightMatrix(file, "token_embd.weight", arena: arena)
         guard embeddings.columns == c.embedding else {
             throw GGUFError.badTensorShape(tensor: "token_embd.weight", reason: "width \(embeddings.columns), expected \(c.embedding)")

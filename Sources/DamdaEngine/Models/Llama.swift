@@ -93,7 +93,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         self.threads = threads
         tokenizer = try makeTokenizer(file)
         // Decode's own copies of every matrix it streams, in huge pages (nil: read the file's bytes).
-        let arena = DecodeRows.enabled ? WeightArena() : nil
+        let arena = WeightArena.forModelWeights()
         embeddings = try WeightMatrix(file, "token_embd.weight", arena: arena)
         output = file.tensorInfo("output.weight") != nil ? try WeightMatrix(file, "output.weight", arena: arena) : embeddings
         outputNorm = try loadVector(file, "output_norm.weight", count: c.embedding)
