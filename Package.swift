@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "DamdaRetrievalTests", dependencies: ["DamdaCore", "DamdaRetrieval", "DamdaEngine", "DamdaModelIO", "DamdaTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DamdaEngineTests", dependencies: ["DamdaEngine", "DamdaModelIO", "DamdaTokenizer", "DamdaTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "DamdaAssistantTests", dependencies: ["DamdaAssistant", "DamdaRetrieval", "DamdaEngine", "DamdaTestSupport"]),
+        .testTarget(name: "DamdaAssistantTests", dependencies: ["DamdaAssistant", "DamdaRetrieval", "DamdaEngine", "DamdaModelIO", "DamdaTestSupport"]),
         .testTarget(name: "DamdaTrainingTests", dependencies: ["DamdaTraining", "DamdaAssistant", "DamdaEngine", "DamdaModelIO", "DamdaCore", "DamdaTestSupport"]),
         .testTarget(name: "DamdaPostgresTests", dependencies: ["DamdaPostgres", "DamdaRetrieval", "DamdaTestSupport"]),
         .testTarget(name: "DamdaServerTests", dependencies: ["DamdaServer", "DamdaAssistant", "DamdaRetrieval", "DamdaEngine", "DamdaTestSupport"]),

@@ -18,7 +18,8 @@ public enum Safetensors {
         }
     }
 
-    /// Writes F32 tensors (sorted by name, as the Python package does) to a temporary file renamed into place.
+    /// Writes tensors in their `dtype` (F32, F16 or BF16; values are rounded to nearest-even from
+    /// fp32), sorted by name as the Python package does, to a temporary file renamed into place.
     public static func write(_ tensors: [String: Tensor], metadata: [String: String] = ["format": "pt"], to path: String) throws {
         var header: [String: Any] = ["__metadata__": metadata]
         var offset = 0
@@ -26,16 +27,33 @@ public enum Safetensors {
         for name in names {
             let t = tensors[name]!
             precondition(t.shape.reduce(1, *) == t.floats.count, "shape of \(name) does not match its values")
-            header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.floats.count]]
-            offset += 4 * t.floats.count
+            precondition(["F32", "F16", "BF16"].contains(t.dtype), "safetensors writer: dtype \(t.dtype) of \(name)")
+            let width = t.dtype == "F32" ? 4 : 2
+            header[name] = ["dtype": t.dtype, "shape": t.shape, "data_offsets": [offset, offset + width * t.floats.count]]
+            offset += width * t.floats.count
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(0x20) }
         var out = Data()
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(json)
-        for name in names { tensors[name]!.floats.withUnsafeBytes { out.append(contentsOf: $0) } }
+        for name in names {
+            let t = tensors[name]!
+            switch t.dtype {
+            case "F16": t.floats.map { Float16($0).bitPattern.littleEndian }.withUnsafeBytes { out.append(contentsOf: $0) }
+            case "BF16": t.floats.map { bfloat16Bits($0).littleEndian }.withUnsafeBytes { out.append(contentsOf: $0) }
+            default: t.floats.withUnsafeBytes { out.append(contentsOf: $0) }
+            }
+        }
         try atomicWrite(out, to: path)
+    }
+
+    /// fp32 → bfloat16, round to nearest even (NaN stays NaN), as PyTorch converts.
+    public static func bfloat16Bits(_ x: Float) -> UInt16 {
+        let bits = x.bitPattern
+        if x.isNaN { return UInt16(bits >> 16) | 0x40 }
+        let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
+        return UInt16(rounded >> 16)
     }
 
     /// Reads every tensor as fp32 (F32, F16 and BF16 accepted).

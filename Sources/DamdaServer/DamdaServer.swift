@@ -24,7 +24,8 @@ public enum DamdaServer {
                      body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.index_html)))
         }
         router.get("/health") { _, _ in
-            try JSONResponse.object(["status": "ok", "model": state.modelName, "chunks": state.index.chunkCount,
+            try JSONResponse.object(["status": "ok", "model": state.modelName, "adapter": state.assistant.adapterName ?? NSNull(),
+                                     "chunks": state.index.chunkCount,
                                      "embeddings": state.index.hasEmbeddings, "queue_depth": state.scheduler.queueDepth])
         }
         router.get("/metrics") { _, _ in

@@ -7,7 +7,7 @@ import Foundation
 
 struct AdapterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "adapter", abstract: "Work with LoRA adapters.",
-                                                    subcommands: [Merge.self])
+                                                    subcommands: [Merge.self, Export.self])
 
     struct Merge: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -29,6 +29,30 @@ struct AdapterCommand: AsyncParsableCommand {
                 bar.finish()
                 let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
                 printJSON(["out": out, "type": t.name, "bytes": size, "merged_matrices": adapter.targets.count * adaptable.loraGeometry.layers])
+            }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write an adapter again in another precision (f16 or bf16 halves the file; loading converts to fp32).")
+        @OptionGroup var modelOptions: ModelOptions
+        @Option(help: "Output folder.") var out: String
+        @Option(help: "Tensor type: f16, bf16 or f32.") var dtype = "f16"
+
+        func run() async throws {
+            try await failing {
+                guard let dir = modelOptions.adapter else { throw ValidationError("give --adapter DIR") }
+                let types = ["f16": "F16", "bf16": "BF16", "f32": "F32"]
+                guard let t = types[dtype.lowercased()] else { throw ValidationError("--dtype must be f16, bf16 or f32") }
+                let (model, _, _, _) = try modelOptions.load()
+                guard let adaptable = model as? any AdaptableModel, let adapter = adaptable.adapter else { throw LoRAError.badAdapter("this model cannot take adapters") }
+                let config = try LoRAAdapter.load(directory: dir, geometry: adaptable.loraGeometry, rowOrder: adaptable.huggingFaceRowOrder).config
+                try adapter.save(to: out, baseModel: config.baseModelNameOrPath, dropout: config.loraDropout,
+                                 rowOrder: adaptable.huggingFaceRowOrder, dtype: t)
+                let weights = out + "/" + LoRAAdapter.weightsFile
+                let size = (try? FileManager.default.attributesOfItem(atPath: weights)[.size] as? Int) ?? 0
+                printJSON(["out": out, "dtype": t, "bytes": size, "sha256": try ModelFetcher.sha256(of: URL(fileURLWithPath: weights))])
             }
         }
     }

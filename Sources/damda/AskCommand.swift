@@ -17,6 +17,10 @@ struct AssistantOptions: ParsableArguments {
     @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
     @Option(help: "Refuse without calling the model when no chunk's relevance (IDF-weighted share of question terms, 0–1) reaches this.")
     var minRelevance: Float = 0.3
+    @Option(help: "Also count a chunk as relevant when its embedding's cosine with the question reaches this (vector and hybrid search; 0: lexical relevance alone).")
+    var minSimilarity: Float = 0.88
+    @Flag(help: "No retrieval: the model answers from the question alone (an evaluation's no-context row).")
+    var noContext = false
     @Option(help: "Prompt template file with {question} and {context} (default: the Korean RAG format).") var template: String?
     @Flag(help: "Wrap the prompt in the model's chat template (default: raw completion, the RAG training format).") var chat = false
     @Option(help: "Follow-up rewriting before retrieval: model, concatenate or off.") var rewrite = "model"
@@ -34,6 +38,8 @@ struct AssistantOptions: ParsableArguments {
         c.maxAnswerTokens = maxTokens
         c.sampling = SamplingParameters(temperature: temperature, topP: topP, seed: seed)
         c.minRelevance = minRelevance
+        c.minSimilarity = minSimilarity > 0 ? minSimilarity : nil
+        c.useRetrieval = !noContext
         if let t = template { c.template = try PromptTemplate(file: t) }
         if chat {
             let arch = (try? GGUFFile(path: modelPath).string("general.architecture")) ?? "gemma3"
@@ -48,7 +54,7 @@ struct AssistantOptions: ParsableArguments {
 
 /// Loads the index, the model and the assistant the way every assistant command does.
 func makeAssistant(indexOptions: IndexOptions, modelOptions: ModelOptions, options: AssistantOptions) throws -> Assistant {
-    let (model, path, name, adapterName) = try modelOptions.load()
+    let (model, path, name, adapterName) = try modelOptions.load(useDefaultAdapter: true)
     let idx = try indexOptions.open(embedder: try indexOptions.embedder(threads: modelOptions.threads))
     if idx.chunkCount == 0 {
         FileHandle.standardError.write("note: the index at \(indexOptions.index) is empty: ingest documents first (`damda ingest PATH --index \(indexOptions.index)`)\n".data(using: .utf8)!)
@@ -79,6 +85,8 @@ func printAnswer(_ stream: AsyncThrowingStream<AssistantEvent, Error>, json: Boo
                 print("(관련 문서를 찾지 못했습니다: 가장 관련 있는 조각도 최소 관련도 기준에 미치지 못했습니다. 모델은 호출하지 않았습니다.)")
             } else if a.echoOnly {
                 print("(모델이 답변 대신 템플릿을 반복했습니다. 아래 출처의 문장이 답입니다.)")
+            } else if a.unsupported {
+                print("(이 답변의 내용은 출처에서 확인되지 않습니다. 아래 출처의 문장을 확인하세요.)")
             } else if a.answer != streamed.trimmingCharacters(in: .whitespacesAndNewlines) {
                 print("정리된 답변: \(a.answer)")
             }

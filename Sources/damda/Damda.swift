@@ -20,21 +20,36 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Worker threads (default: all cores).")
     var threads: Int = Threads.available
 
-    @Option(name: .long, help: "A LoRA adapter folder (Hugging Face PEFT format, e.g. from `damda train`) applied to the model.")
+    @Option(name: .long, help: "A LoRA adapter folder (Hugging Face PEFT format, e.g. from `damda train`) applied to the model; ask, chat, serve and bench answers apply the shipped Korean RAG adapter (models/ko-rag) to the default model without it.")
     var adapter: String?
+
+    @Flag(name: .long, help: "Run the base model alone: no default adapter.")
+    var noAdapter = false
 
     func resolvedModel() throws -> String {
         try ModelCache.resolveModel(model)
     }
 
-    /// The model with --adapter applied (Gemma 3 only: Llama GGUFs store Q/K permuted).
-    func load() throws -> (model: any LanguageModel, path: String, name: String, adapterName: String?) {
+    /// The adapter a command applies: --adapter, else (for the assistant commands, on the default
+    /// model, without --no-adapter) the shipped default adapter; nil for the base model alone.
+    func adapterChoice(modelPath: String, useDefault: Bool) throws -> (directory: String, isDefault: Bool)? {
+        if let dir = adapter {
+            if noAdapter { throw ValidationError("--adapter and --no-adapter contradict each other") }
+            return (dir, false)
+        }
+        guard useDefault, !noAdapter, DefaultAdapter.isDefaultModel(modelPath) else { return nil }
+        return (try DefaultAdapter.locate(), true)
+    }
+
+    /// The model with its adapter applied (`useDefaultAdapter`: the assistant commands' default).
+    func load(useDefaultAdapter: Bool = false) throws -> (model: any LanguageModel, path: String, name: String, adapterName: String?) {
         let path = try resolvedModel()
+        let choice = try adapterChoice(modelPath: path, useDefault: useDefaultAdapter)
+        if let c = choice, c.isDefault { try DefaultAdapter.verify(directory: c.directory) }
         let model = try loadModel(path: path, threads: threads)
         let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        guard let dir = adapter else { return (model, path, name, nil) }
-        guard let adaptable = model as? any AdaptableModel else { throw LoRAError.badAdapter("this model cannot take adapters") }
-        adaptable.adapter = try LoRAAdapter.load(directory: dir, geometry: adaptable.loraGeometry, rowOrder: adaptable.huggingFaceRowOrder).adapter
+        guard let dir = choice?.directory else { return (model, path, name, nil) }
+        try applyAdapter(directory: dir, to: model)
         return (model, path, name, URL(fileURLWithPath: dir).standardizedFileURL.lastPathComponent)
     }
 }

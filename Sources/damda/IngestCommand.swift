@@ -110,7 +110,8 @@ struct SearchCommand: AsyncParsableCommand {
                 printJSON(["query": query, "mode": chosen.rawValue, "hits": hits.map { h in
                     ["rank": h.rank, "score": Double(h.score), "chunk_id": h.chunk.id, "document_id": h.chunk.documentID,
                      "title": h.chunk.title, "source": h.chunk.source, "heading": h.chunk.headingPath,
-                     "page": h.chunk.page as Any, "relevance": Double(h.relevance), "text": h.chunk.text] as [String: Any]
+                     "page": h.chunk.page as Any, "relevance": Double(h.relevance), "similarity": h.similarity.map(Double.init) as Any,
+                     "text": h.chunk.text] as [String: Any]
                 }])
             } else {
                 for h in hits {

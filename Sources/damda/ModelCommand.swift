@@ -61,11 +61,28 @@ struct ModelCommand: AsyncParsableCommand {
                 var types: [String: Int] = [:]
                 for t in file.tensors { types[t.type.name, default: 0] += t.byteCount }
                 let params = file.tensors.reduce(0) { $0 + $1.elementCount }
+                // What ask, chat, serve and bench answers apply to this model with these options.
+                let adapter = try options.adapterChoice(modelPath: path, useDefault: true)
+                var adapterInfo: [String: Any] = [:]
+                if let a = adapter {
+                    adapterInfo = ["path": a.directory, "default": a.isDefault]
+                    if a.isDefault {
+                        adapterInfo["sha256"] = (try? DefaultAdapter.expectedSHA256(directory: a.directory)) ?? NSNull()
+                        adapterInfo["verified"] = (try? DefaultAdapter.verify(directory: a.directory)) != nil
+                    }
+                }
                 if json {
                     printJSON(["path": path, "version": Int(file.version), "metadata": meta,
-                               "tensors": file.tensors.count, "parameters": params, "bytes_by_type": types])
+                               "tensors": file.tensors.count, "parameters": params, "bytes_by_type": types,
+                               "adapter": adapter == nil ? NSNull() as Any : adapterInfo])
                 } else {
                     print("\(path): GGUF v\(file.version), \(file.tensors.count) tensors, \(params) parameters")
+                    if let a = adapter {
+                        let verified = a.isDefault ? ((adapterInfo["verified"] as? Bool) == true ? ", SHA-256 verified" : ", SHA-256 MISMATCH") : ""
+                        print("  adapter (ask, chat, serve, bench answers): \(a.directory)\(a.isDefault ? " (default\(verified))" : "")")
+                    } else {
+                        print("  adapter (ask, chat, serve, bench answers): none (base model)")
+                    }
                     for key in meta.keys.sorted() { print("  \(key) = \(meta[key]!)") }
                     for (t, b) in types.sorted(by: { $0.value > $1.value }) { print("  \(t): \(b) bytes") }
                 }

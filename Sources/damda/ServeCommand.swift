@@ -23,7 +23,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await failing {
-            let (model, path, name, adapterName) = try modelOptions.load()
+            let (model, path, name, adapterName) = try modelOptions.load(useDefaultAdapter: true)
             let idx = try indexOptions.open(embedder: try indexOptions.embedder(threads: modelOptions.threads))
             let arch = (try? GGUFFile(path: path).string("general.architecture")) ?? "gemma3"
             let state = try ServerState(model: model, modelName: name, adapterName: adapterName,

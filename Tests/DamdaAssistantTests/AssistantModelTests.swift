@@ -1,5 +1,6 @@
 import DamdaAssistant
 import DamdaEngine
+import DamdaModelIO
 import DamdaRetrieval
 import DamdaTestSupport
 import XCTest
@@ -87,5 +88,36 @@ final class AssistantModelTests: XCTestCase {
         config.rewrite = .model
         let viaModel = try await a.answer("앱으로도 되나요?", history: history, config: config)
         XCTAssertTrue(["model", "fallback"].contains(viaModel.rewrite))
+    }
+}
+
+/// The shipped Korean RAG adapter on the default model: the quickstart question gets a generated,
+/// supported answer, not the template echo of the base model.
+final class DefaultAdapterTests: XCTestCase {
+    func testDefaultAdapterAnswersTheQuickstartQuestion() async throws {
+        let model = try loadModel(path: try defaultModelPath(), threads: 2)
+        let shipped = try DefaultAdapter.locate()
+        try DefaultAdapter.verify(directory: shipped)
+        try applyAdapter(directory: shipped, to: model)
+        let dir = try temporaryDirectory("default-adapter")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let index = try SearchIndex(directory: dir.path, embedder: nil)
+        _ = try index.ingest(DocumentLoader().load([repositoryRoot.appendingPathComponent("samples/insurance").path]), progress: false)
+        var config = AssistantConfig()
+        config.maxAnswerTokens = 32
+        let a = Assistant(index: index, generator: Generator(model: model), config: config, modelName: "gemma-3-270m", adapterName: "ko-rag")
+        let answer = try await a.answer("입원하면 하루에 보험금을 얼마 받나요?")
+        XCTAssertFalse(answer.refused, answer.rawAnswer)
+        XCTAssertFalse(answer.echoOnly, answer.rawAnswer)
+        XCTAssertFalse(answer.unsupported, answer.answer)
+        XCTAssertTrue(AnswerMetrics.containsAnswer(answer.answer, golds: ["5만원"]), answer.answer)
+        XCTAssertEqual(answer.adapter, "ko-rag")
+
+        // Without context the model answers from the question alone: no citations, no gate.
+        var bare = config
+        bare.useRetrieval = false
+        let alone = try await a.answer("입원하면 하루에 보험금을 얼마 받나요?", config: bare)
+        XCTAssertTrue(alone.citations.isEmpty)
+        XCTAssertGreaterThan(alone.usage.completionTokens, 0)
     }
 }

@@ -77,6 +77,37 @@ final class ContextBudgetTests: XCTestCase {
     }
 }
 
+final class GroundingAndRelevanceTests: XCTestCase {
+    /// An answer is supported when its syllable bigrams or numbers occur in its sources, spacing aside.
+    func testSupportCountsSharedContent() {
+        let chunk = "입원 1일당 5만 원을 지급합니다. 180일을 한도로 합니다."
+        XCTAssertGreaterThan(Grounding.support(of: "5만원입니다.", in: [chunk]), 0)
+        XCTAssertEqual(Grounding.support(of: "입원 1일당 5만원", in: [chunk]), 1, accuracy: 1e-9)
+        XCTAssertEqual(Grounding.support(of: "서울특별시 종로구", in: [chunk]), 0)
+        XCTAssertEqual(Grounding.support(of: "서울특별시 종로구", in: ["다른 조각", "주소: 서울특별시"]), 4.0 / 6, accuracy: 1e-9)   // 서울 울특 특별 별시 of 6 bigrams
+        XCTAssertEqual(Grounding.support(of: "쥐", in: ["고양이와 쥐"]), 1)
+        XCTAssertEqual(Grounding.support(of: "...", in: [chunk]), 1, "nothing to check is not unsupported")
+    }
+
+    func testMeaningCanMakeAChunkRelevant() {
+        let chunk = Chunk(documentID: "d", ordinal: 0, text: "t", title: "t", source: "s", headingPath: [], page: nil)
+        var config = AssistantConfig()
+        XCTAssertEqual(config.minSimilarity, 0.88)
+        config.minRelevance = 0.3
+        config.minSimilarity = nil
+        let lexical = SearchHit(chunk: chunk, score: 1, rank: 1, relevance: 0.5, similarity: 0.70)
+        let paraphrase = SearchHit(chunk: chunk, score: 1, rank: 1, relevance: 0.1, similarity: 0.86)
+        let bm25Only = SearchHit(chunk: chunk, score: 1, rank: 1, relevance: 0.1)
+        XCTAssertTrue(Assistant.isRelevant(lexical, config: config))
+        XCTAssertFalse(Assistant.isRelevant(paraphrase, config: config), "without minSimilarity, lexical relevance alone decides")
+        config.minSimilarity = 0.85
+        XCTAssertTrue(Assistant.isRelevant(paraphrase, config: config))
+        XCTAssertFalse(Assistant.isRelevant(bm25Only, config: config))
+        XCTAssertTrue(AnswerMetrics.containsAnswer("입원 1일당 5만 원을 받습니다.", golds: ["5만원"]))
+        XCTAssertFalse(AnswerMetrics.containsAnswer("3만원입니다.", golds: ["5만원"]))
+    }
+}
+
 enum ChatMessageFixture {
     static func user(_ s: String) -> ChatMessage { ChatMessage(role: "user", content: s) }
     static func assistant(_ s: String) -> ChatMessage { ChatMessage(role: "assistant", content: s) }

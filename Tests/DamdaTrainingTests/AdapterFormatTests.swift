@@ -123,4 +123,106 @@ final class AdapterFormatTests: XCTestCase {
             XCTAssertLessThan(diff, tolerance, "\(type): max |Δlogit| \(diff)")
         }
     }
+
+    /// F16 and BF16 adapters are half the size, Python's safetensors reads their dtype, and they
+    /// load back to the rounded values.
+    func testHalfPrecisionAdaptersRoundTrip() throws {
+        let model = try Gemma3Model(path: TinyTrainingModel.path, threads: 1)
+        let adapter = randomAdapter(model, targets: [.q, .down])
+        let dir = try temporaryDirectory("peft-half")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try adapter.save(to: dir.appendingPathComponent("f32").path, baseModel: "tiny", dropout: 0)
+        for dtype in ["F16", "BF16"] {
+            let out = dir.appendingPathComponent(dtype).path
+            try adapter.save(to: out, baseModel: "tiny", dropout: 0, dtype: dtype)
+            let full = try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("f32/adapter_model.safetensors").path)[.size] as! Int
+            let half = try FileManager.default.attributesOfItem(atPath: out + "/adapter_model.safetensors")[.size] as! Int
+            XCTAssertLessThan(Double(half), 0.55 * Double(full))
+            if dtype == "F16" {   // NumPy has no bfloat16
+                let script = "import sys; from safetensors.numpy import load_file; print(sorted({str(v.dtype) for v in load_file(sys.argv[1]).values()}))"
+                let printed = try TinyModels.python(["-c", script, out + "/adapter_model.safetensors"])
+                XCTAssertTrue(printed.contains("float16"), printed)
+            }
+            let (back, _) = try LoRAAdapter.load(directory: out, geometry: model.loraGeometry)
+            for i in 0..<adapter.count {
+                let x = adapter.parameters[i]
+                let expected = dtype == "F16" ? Float(Float16(x)) : Float(bitPattern: UInt32(Safetensors.bfloat16Bits(x)) << 16)
+                XCTAssertEqual(back.parameters[i], expected, "\(dtype) value \(i)")
+            }
+        }
+    }
+
+    /// A damaged, truncated or incomplete adapter, or one for another model, is an error that names
+    /// the file and says what to do; nothing falls back to the base model.
+    func testBadAdapterFilesAreClearErrors() throws {
+        let model = try Gemma3Model(path: TinyTrainingModel.path, threads: 1)
+        let dir = try temporaryDirectory("peft-bad")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let good = dir.appendingPathComponent("good").path
+        try randomAdapter(model, targets: [.q, .v]).save(to: good, baseModel: "tiny-gemma3", dropout: 0, dtype: "F16")
+        let weights = good + "/adapter_model.safetensors"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: weights))
+        func message(_ body: () throws -> Void) -> String {
+            do { try body(); return "" } catch { return (error as? DamdaError)?.message ?? "\(error)" }
+        }
+        func load(_ d: String) throws { _ = try LoRAAdapter.load(directory: d, geometry: model.loraGeometry) }
+
+        // Truncated: the header promises more bytes than the file has.
+        let truncated = dir.appendingPathComponent("truncated").path
+        try FileManager.default.copyItem(atPath: good, toPath: truncated)
+        try bytes.prefix(bytes.count - 100).write(to: URL(fileURLWithPath: truncated + "/adapter_model.safetensors"))
+        var m = message { try load(truncated) }
+        XCTAssertTrue(m.contains(truncated + "/adapter_model.safetensors") && m.contains("damaged or truncated"), m)
+
+        // Corrupt header bytes.
+        var corrupt = bytes
+        for i in 8..<40 { corrupt[i] = 0xFF }
+        try corrupt.write(to: URL(fileURLWithPath: truncated + "/adapter_model.safetensors"))
+        m = message { try load(truncated) }
+        XCTAssertTrue(m.contains("not a valid safetensors file") && m.contains("retrain"), m)
+
+        // Weights missing.
+        try FileManager.default.removeItem(atPath: truncated + "/adapter_model.safetensors")
+        m = message { try load(truncated) }
+        XCTAssertTrue(m.contains("adapter_model.safetensors not found"), m)
+
+        // Whole folder missing.
+        m = message { try load(dir.appendingPathComponent("nowhere").path) }
+        XCTAssertTrue(m.contains("adapter_config.json not found"), m)
+
+        // An adapter of another model: wider projections, or fewer layers.
+        var wider = model.loraGeometry
+        wider.dims[.q] = (input: wider.dims[.q]!.input, output: 2 * wider.dims[.q]!.output)
+        m = message { _ = try LoRAAdapter.load(directory: good, geometry: wider) }
+        XCTAssertTrue(m.contains("does not fit this model") && m.contains("trained for tiny-gemma3") && m.contains(weights), m)
+        var shallower = model.loraGeometry
+        shallower.layers -= 1
+        m = message { _ = try LoRAAdapter.load(directory: good, geometry: shallower) }
+        XCTAssertTrue(m.contains("more layers") && m.contains("trained for tiny-gemma3"), m)
+    }
+
+    /// The shipped default adapter's file is checked against its SHA-256; a changed byte is refused.
+    func testDefaultAdapterChecksumIsEnforced() throws {
+        let shipped = try DefaultAdapter.locate()
+        XCTAssertNoThrow(try DefaultAdapter.verify(directory: shipped))
+        let dir = try temporaryDirectory("peft-tampered")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let copy = dir.appendingPathComponent("ko-rag").path
+        try FileManager.default.copyItem(atPath: shipped, toPath: copy)
+        let path = copy + "/adapter_model.safetensors"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count - 1] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try DefaultAdapter.verify(directory: copy)) { e in
+            let m = (e as! DamdaError).message
+            XCTAssertTrue(m.contains(path) && m.contains("--no-adapter"), m)
+        }
+        // Without its checksum file the adapter is not used either.
+        try FileManager.default.removeItem(atPath: copy + "/" + DefaultAdapter.checksumFile)
+        XCTAssertThrowsError(try DefaultAdapter.verify(directory: copy)) { e in
+            XCTAssertTrue((e as! DamdaError).message.contains(DefaultAdapter.checksumFile))
+        }
+        XCTAssertTrue(DefaultAdapter.isDefaultModel("/x/gemma-3-270m-q4_k_m.gguf"))
+        XCTAssertFalse(DefaultAdapter.isDefaultModel("/x/other.gguf"))
+    }
 }

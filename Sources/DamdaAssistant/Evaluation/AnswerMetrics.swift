@@ -44,4 +44,11 @@ public enum AnswerMetrics {
     public static func score(_ prediction: String, golds: [String]) -> (em: Bool, f1: Double) {
         (golds.contains { exactMatch(prediction, $0) }, golds.map { f1(prediction, $0) }.max() ?? 0)
     }
+
+    /// Whether the normalized prediction contains one of the golds (a long, fluent answer that
+    /// holds the gold phrase: "입원 1일당 5만원을 받습니다" holds "5만원").
+    public static func containsAnswer(_ prediction: String, golds: [String]) -> Bool {
+        let p = normalize(prediction)
+        return golds.contains { g in let n = normalize(g); return !n.isEmpty && p.contains(n) }
+    }
 }

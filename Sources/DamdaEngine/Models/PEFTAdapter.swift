@@ -64,7 +64,9 @@ extension LoRAAdapter {
     /// Writes `adapter_config.json` and `adapter_model.safetensors` into `directory` (created if needed).
     /// `rowOrder` maps GGUF rows to Hugging Face rows where a model permutes them (Llama's Q/K), so
     /// the file holds B in Hugging Face's order.
-    public func save(to directory: String, baseModel: String, dropout: Float, rowOrder: [LoRATarget: [Int]] = [:]) throws {
+    /// `dtype` F16 or BF16 halves the file (a shipped adapter); loading converts back to fp32.
+    public func save(to directory: String, baseModel: String, dropout: Float, rowOrder: [LoRATarget: [Int]] = [:],
+                     dtype: String = "F32") throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var tensors: [String: Safetensors.Tensor] = [:]
         for (layer, slots) in slots.enumerated() {
@@ -80,6 +82,7 @@ extension LoRAAdapter {
                 tensors[Self.tensorName(layer: layer, t, "B")] = .init(shape: [s.output, rank], floats: b)
             }
         }
+        for name in tensors.keys { tensors[name]!.dtype = dtype }
         try Safetensors.write(tensors, to: directory + "/" + Self.weightsFile)
         let config = PEFTAdapterConfig(r: rank, loraAlpha: alpha, loraDropout: dropout,
                                        targetModules: targets.map(\.moduleName), baseModelNameOrPath: baseModel)
@@ -105,7 +108,14 @@ extension LoRAAdapter {
             guard let t = LoRATarget(moduleName: name) else { throw LoRAError.unknownTarget(name) }
             return t
         }
-        let (tensors, _) = try Safetensors.read(directory + "/" + weightsFile)
+        let weightsPath = directory + "/" + weightsFile
+        guard FileManager.default.fileExists(atPath: weightsPath) else {
+            throw LoRAError.badAdapter("\(weightsPath) not found: the adapter folder holds a config but no weights; copy the whole folder, or retrain it")
+        }
+        let tensors: [String: Safetensors.Tensor]
+        do { tensors = try Safetensors.read(weightsPath).tensors } catch let e as Safetensors.Failure {
+            throw LoRAError.badAdapter("\(e.message) — the file is damaged or truncated: copy it again or retrain the adapter")
+        }
         // Key by the part from "layers." on, so Gemma3ForCausalLM and …ForConditionalGeneration prefixes both load.
         var bySuffix: [String: Safetensors.Tensor] = [:]
         for (name, t) in tensors { if let r = name.range(of: "layers.") { bySuffix[String(name[r.lowerBound...])] = t } }
@@ -115,8 +125,12 @@ extension LoRAAdapter {
                 let s = adapter.slots[layer][t]!
                 for (matrix, shape, offset) in [("A", [config.r, s.input], s.a), ("B", [s.output, config.r], s.b)] {
                     let key = "layers.\(layer).\(t.modulePath).lora_\(matrix).weight"
-                    guard let tensor = bySuffix[key] else { throw LoRAError.mismatch("tensor \(key) is missing") }
-                    guard tensor.shape == shape else { throw LoRAError.mismatch("\(key) has shape \(tensor.shape), the model needs \(shape)") }
+                    guard let tensor = bySuffix[key] else {
+                        throw LoRAError.mismatch("\(weightsPath) has no tensor \(key)\(Self.trainedFor(config)); use it with the model it was trained for")
+                    }
+                    guard tensor.shape == shape else {
+                        throw LoRAError.mismatch("\(weightsPath): \(key) has shape \(tensor.shape), this model needs \(shape)\(Self.trainedFor(config)); use it with the model it was trained for")
+                    }
                     var values = tensor.floats
                     if matrix == "B", let order = rowOrder[t] {
                         for g in 0..<s.output { for j in 0..<config.r { values[g * config.r + j] = tensor.floats[order[g] * config.r + j] } }
@@ -126,8 +140,18 @@ extension LoRAAdapter {
             }
         }
         if bySuffix.keys.contains(where: { k in k.hasPrefix("layers.\(geometry.layers).") }) {
-            throw LoRAError.mismatch("the adapter has more layers than the model's \(geometry.layers)")
+            throw LoRAError.mismatch("\(weightsPath) has more layers than the model's \(geometry.layers)\(Self.trainedFor(config)); use it with the model it was trained for")
         }
         return (adapter, config)
     }
+
+    static func trainedFor(_ config: PEFTAdapterConfig) -> String {
+        config.baseModelNameOrPath.isEmpty ? "" : " (it was trained for \(config.baseModelNameOrPath))"
+    }
+}
+
+/// Loads the PEFT adapter in `directory` onto `model` (replacing any adapter it had).
+public func applyAdapter(directory: String, to model: any LanguageModel) throws {
+    guard let adaptable = model as? any AdaptableModel else { throw LoRAError.badAdapter("this model cannot take adapters") }
+    adaptable.adapter = try LoRAAdapter.load(directory: directory, geometry: adaptable.loraGeometry, rowOrder: adaptable.huggingFaceRowOrder).adapter
 }

@@ -11,9 +11,13 @@ public struct SearchHit: Sendable {
     /// Absolute relevance in [0, 1]: the IDF-weighted share of the query's terms found in the
     /// chunk. Fused scores are relative to the other hits, so refusal thresholds use this.
     public var relevance: Float
+    /// Cosine of the query's and the chunk's embeddings (vector and hybrid search; nil for BM25):
+    /// a paraphrase that shares few words with the chunk can still be close in meaning.
+    public var similarity: Float?
 
-    public init(chunk: Chunk, score: Float, rank: Int, tags: [String] = [], relevance: Float) {
+    public init(chunk: Chunk, score: Float, rank: Int, tags: [String] = [], relevance: Float, similarity: Float? = nil) {
         self.chunk = chunk; self.score = score; self.rank = rank; self.tags = tags; self.relevance = relevance
+        self.similarity = similarity
     }
 }
 
@@ -263,8 +267,11 @@ public final class SearchIndex: @unchecked Sendable {
         }
         let weights = queryTermWeights(query)
         return ranked.enumerated().map { r, hit in
-            SearchHit(chunk: chunks[hit.index].chunk, score: hit.score, rank: r + 1, tags: chunks[hit.index].tags,
-                      relevance: Self.coverage(weights, chunks[hit.index].termFrequencies))
+            let similarity = q.map { q in
+                chunks[hit.index].embedding.withUnsafeBufferPointer { c in q.withUnsafeBufferPointer { dotF32(c.baseAddress!, $0.baseAddress!, q.count) } }
+            }
+            return SearchHit(chunk: chunks[hit.index].chunk, score: hit.score, rank: r + 1, tags: chunks[hit.index].tags,
+                             relevance: Self.coverage(weights, chunks[hit.index].termFrequencies), similarity: similarity)
         }
     }
 
