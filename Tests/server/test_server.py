@@ -193,6 +193,8 @@ class TestOperations(DamdaTestCase):
         h = r.json()
         self.assertEqual(h.get("status"), "ok", h)
         self.assertIsInstance(h.get("model"), str, h)
+        # The server runs the default model, so the shipped Korean RAG adapter is applied.
+        self.assertEqual(h.get("adapter"), "ko-rag", h)
         self.assertIsInstance(h.get("chunks"), int, h)
         self.assertGreater(h["chunks"], 0, h)
 
@@ -527,8 +529,9 @@ class TestErrors(DamdaTestCase):
 
 class TestConcurrency(DamdaTestCase):
     def test_streams_interleave(self):
-        prompts = ["봄에 대한 짧은 시를 써 주세요.", "커피와 차의 차이를 설명해 주세요.",
-                   "서울의 유명한 관광지를 알려 주세요."]
+        # Raw completions that keep going for their 16 tokens (with the default RAG adapter, chat
+        # questions get answers of a token or two, too short to overlap).
+        prompts = ["1, 2, 3, 4, 5,", "옛날 옛적에 한 마을에", "서울에서 부산까지 가는 길에"]
         n = len(prompts)
         model = model_id()
         barrier = threading.Barrier(n)
@@ -540,9 +543,8 @@ class TestConcurrency(DamdaTestCase):
                 c = client()
                 barrier.wait(timeout=30)
                 start = time.monotonic()
-                stream = c.chat.completions.create(
-                    model=model, messages=[{"role": "user", "content": prompts[i]}],
-                    max_tokens=16, temperature=0, seed=i, stream=True)
+                stream = c.completions.create(model=model, prompt=prompts[i], max_tokens=16, temperature=0,
+                                              seed=i, stream=True)
                 first = None
                 count = 0
                 last_finish = None
@@ -550,8 +552,8 @@ class TestConcurrency(DamdaTestCase):
                     count += 1
                     if not chunk.choices:
                         continue
-                    if first is None and (chunk.choices[0].delta.content or chunk.choices[0].finish_reason):
-                        first = time.monotonic()  # first generated token (not a bare role chunk)
+                    if first is None and (chunk.choices[0].text or chunk.choices[0].finish_reason):
+                        first = time.monotonic()  # first generated token
                     last_finish = chunk.choices[0].finish_reason
                 results[i] = {"start": start, "first": first, "end": time.monotonic(),
                               "chunks": count, "finish": last_finish}
