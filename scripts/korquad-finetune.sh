@@ -11,12 +11,7 @@ work=${2:-/tmp/damda-korquad}
 damda=${DAMDA:-.build/release/damda}
 data=../shared/data/korquad
 mkdir -p "$work"
-python3 scripts/korquad-split.py "$data/dev_qa.jsonl" "$work/split"
-python3 - "$work/split/train.jsonl" "$work/split/train-sample.jsonl" "$every" <<'PY'
-import sys
-rows = open(sys.argv[1], encoding="utf-8").readlines()
-open(sys.argv[2], "w", encoding="utf-8").writelines(rows[::int(sys.argv[3])])
-PY
+python3 scripts/korquad-split.py "$data/dev_qa.jsonl" "$work/split" "$every"
 [[ -f "$work/index/index.sqlite" ]] || "$damda" ingest "$data/dev_docs.jsonl" --index "$work/index"
 "$damda" train --data "$work/split/train-sample.jsonl" --rag --index "$work/index" --out "$work/lora" \
   --batch 4 --epochs 1 --lr 3e-4 --warmup 0.05 --eval-every 20 --save-every 5 --save-adapter-every 30 | tee "$work/train.json"

@@ -5,7 +5,7 @@
 #
 # Data: the shared KorQuAD 1.0 dev subset (../shared/data/korquad/, read in place), split by article
 # with scripts/korquad-split.py (every 5th of 84 articles held out for evaluation, never trained on);
-# every $EVERY-th training question (default 3: 855 of 2,566). Contexts are built like the
+# every $EVERY-th training question (default 3: 856 of 2,566). Contexts are built like the
 # assistant's: hybrid retrieval over all 524 paragraphs, the gold chunk among retrieved distractors,
 # within the 512-token budget; 20% of examples get distractors only and learn to answer
 # "답변을 찾을 수 없습니다.". Every stage is resumable: rerun the script after a kill and training
@@ -18,12 +18,7 @@ every=${EVERY:-3}
 damda=${DAMDA:-.build/release/damda}
 data=../shared/data/korquad   # the shared data, read in place
 mkdir -p "$work"
-python3 scripts/korquad-split.py "$data/dev_qa.jsonl" "$work/split"
-python3 - "$work/split/train.jsonl" "$work/split/train-sample.jsonl" "$every" <<'PY'
-import sys
-rows = open(sys.argv[1], encoding="utf-8").readlines()
-open(sys.argv[2], "w", encoding="utf-8").writelines(rows[::int(sys.argv[3])])
-PY
+python3 scripts/korquad-split.py "$data/dev_qa.jsonl" "$work/split" "$every"
 [[ -f "$work/index/index.sqlite" ]] || "$damda" ingest "$data/dev_docs.jsonl" --index "$work/index"
 "$damda" train --data "$work/split/train-sample.jsonl" --rag --index "$work/index" --out "$work/lora" \
   --unanswerable 0.2 --batch 4 --epochs 1 --lr 3e-4 --warmup 0.05 --seed 0 \
