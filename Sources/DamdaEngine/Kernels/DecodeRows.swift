@@ -12,7 +12,7 @@ import Foundation
 /// changes, so products stay fp32-exact.
 ///
 /// Why: decoding one token uses each weight once, and unpacking 5-, 4- and 6-bit fields spread
-/// over the file's blocks cost more than the bytes they save. In one Zen 3 sitting, Gemma 3 270M's
+/// over the file's blocks cost more than the bytes they save. On an AMD EPYC (Zen 3), Gemma 3 270M's
 /// Q5_0 matrices ran at 3.5 GB/s of file bytes (5.9 G weights/s) and as int8 blocks at 9.6 GB/s
 /// (8.5 G weights/s); Q4_K and Q6_K gained alike. The price is more bytes for the 5- and 6-bit
 /// matrices (about 100 MB instead of 66 MB for the default model); the file's pages are handed
