@@ -223,9 +223,7 @@ public final class Assistant: @unchecked Sendable {
             return result
         }
         emit(.sources(citations))
-        let stops = cfg.template.markers + (cfg.chatTemplate == nil ? [] : ["<end_of_turn>"])
-        var req = GenerationRequest(prompt: ids, maxTokens: cfg.maxAnswerTokens, sampling: cfg.sampling, stop: stops)
-        req.stopsSkipLeading = true
+        let req = Self.request(ids, config: cfg)
         let genStart = clock.now
         var summary: GenerationSummary?
         // Stream the cleaned answer, not the raw text: a template echo never reaches the reader.
@@ -266,6 +264,14 @@ public final class Assistant: @unchecked Sendable {
         return result
     }
 
+    /// The answer's generation: stops at the template's markers (and the chat turn's end).
+    static func request(_ ids: [Int32], config cfg: AssistantConfig) -> GenerationRequest {
+        let stops = cfg.template.markers + (cfg.chatTemplate == nil ? [] : ["<end_of_turn>"])
+        var req = GenerationRequest(prompt: ids, maxTokens: cfg.maxAnswerTokens, sampling: cfg.sampling, stop: stops)
+        req.stopsSkipLeading = true
+        return req
+    }
+
     /// Lexical coverage or, where the search embedded the question, meaning.
     public static func isRelevant(_ hit: SearchHit, config: AssistantConfig) -> Bool {
         if hit.relevance >= config.minRelevance { return true }
@@ -278,9 +284,7 @@ public final class Assistant: @unchecked Sendable {
                               emit: (AssistantEvent) -> Void) async throws -> AssistantAnswer {
         let clock = ContinuousClock()
         let ids = encodePrompt(cfg.template.render(question: q, context: ""))
-        let stops = cfg.template.markers + (cfg.chatTemplate == nil ? [] : ["<end_of_turn>"])
-        var req = GenerationRequest(prompt: ids, maxTokens: cfg.maxAnswerTokens, sampling: cfg.sampling, stop: stops)
-        req.stopsSkipLeading = true
+        let req = Self.request(ids, config: cfg)
         var summary: GenerationSummary?
         for try await event in generator.stream(req) {
             try Task.checkCancellation()

@@ -47,7 +47,9 @@ struct AdapterCommand: AsyncParsableCommand {
                 guard let t = types[dtype.lowercased()] else { throw ValidationError("--dtype must be f16, bf16 or f32") }
                 let (model, _, _, _) = try modelOptions.load()
                 guard let adaptable = model as? any AdaptableModel, let adapter = adaptable.adapter else { throw LoRAError.badAdapter("this model cannot take adapters") }
-                let config = try LoRAAdapter.load(directory: dir, geometry: adaptable.loraGeometry, rowOrder: adaptable.huggingFaceRowOrder).config
+                // The weights are already loaded on the model; only the config's metadata is needed again.
+                let config = try JSONDecoder().decode(PEFTAdapterConfig.self,
+                                                      from: Data(contentsOf: URL(fileURLWithPath: dir + "/" + LoRAAdapter.configFile)))
                 try adapter.save(to: out, baseModel: config.baseModelNameOrPath, dropout: config.loraDropout,
                                  rowOrder: adaptable.huggingFaceRowOrder, dtype: t)
                 let weights = out + "/" + LoRAAdapter.weightsFile
