@@ -29,11 +29,13 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // Hummingbird's own dependencies, listed because the server imports them (NIOCore buffers, HTTP types).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // Shared plumbing: progress bars, error protocol, thread pool. Knows nothing of models.
-        .target(name: "DamdaCore", dependencies: ["CIntrinsics", .product(name: "Logging", package: "swift-log")],
-                swiftSettings: kernelFlags),
+        .target(name: "DamdaCore", dependencies: ["CIntrinsics"], swiftSettings: kernelFlags),
         // OpenBLAS (Debian libopenblas-dev) for float matrix-matrix products in prefill.
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS",
                        providers: [.apt(["libopenblas-dev"])]),
@@ -50,9 +52,10 @@ let package = Package(
         // Kernels, architectures (Gemma 3, Llama/Qwen 2), KV cache, sampling, generation.
         .target(name: "DamdaEngine", dependencies: ["DamdaCore", "DamdaModelIO", "DamdaTokenizer", "COpenBLAS", "CIntrinsics"],
                 swiftSettings: kernelFlags),
-        // Ingest, Korean-aware analysis, chunking, BM25, e5 embeddings, the SQLite store, hybrid search.
+        // Ingest pipeline, Korean-aware analysis, chunking, BM25, e5 embeddings, vector indexes and
+        // HNSW, hybrid search and fusion, query terms and relevance, the SQLite store.
         .target(name: "DamdaRetrieval", dependencies: [
-            "DamdaCore", "DamdaModelIO", "DamdaEngine",
+            "DamdaCore", "DamdaEngine",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
@@ -62,22 +65,33 @@ let package = Package(
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // Retrieve → prompt within a token budget → generate → clean → cite; KorQuAD answer metrics.
-        .target(name: "DamdaAssistant", dependencies: ["DamdaCore", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval"]),
-        // LoRA/QLoRA fine-tuning: backward pass, AdamW, data formats, checkpoints, PEFT adapters.
-        .target(name: "DamdaTraining", dependencies: [
-            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaAssistant", "COpenBLAS",
-        ], swiftSettings: kernelFlags),
+        // The one RAG prompt encoder (serving and training), context packing, training-data formats
+        // and rendering, RAG context sampling with unanswerable examples.
+        .target(name: "DamdaDatasets", dependencies: ["DamdaCore", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval"]),
+        // LoRA/QLoRA fine-tuning: backward pass, AdamW, checkpoints, adapter merge.
+        .target(name: "DamdaTraining", dependencies: ["DamdaCore", "DamdaModelIO", "DamdaEngine", "DamdaDatasets"],
+                swiftSettings: kernelFlags),
+        // The answer pipeline: rewrite → retrieve → build → generate → clean → check → cite; the feedback store.
+        .target(name: "DamdaAssistant", dependencies: [
+            "DamdaCore", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaDatasets",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        // Evaluations: answer metrics (KorQuAD EM/F1), retrieval recall and fusion sweeps, the
+        // relevance gate, answer-quality runs over the assistant; Codable reports.
+        .target(name: "DamdaEval", dependencies: ["DamdaCore", "DamdaEngine", "DamdaRetrieval", "DamdaAssistant"]),
         // Hummingbird 2 server: OpenAI routes, RAG, documents, feedback, metrics, the web page (embedded).
         .target(name: "DamdaServer", dependencies: [
-            "DamdaEngine", "DamdaRetrieval", "DamdaAssistant",
+            "DamdaCore", "DamdaEngine", "DamdaRetrieval", "DamdaAssistant",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "MultipartKit", package: "multipart-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
         ], resources: [.embedInCode("Web/index.html")]),
         .executableTarget(name: "damda", dependencies: [
-            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaPostgres", "DamdaAssistant", "DamdaTraining", "DamdaServer",
+            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaPostgres", "DamdaDatasets", "DamdaTraining", "DamdaAssistant", "DamdaEval", "DamdaServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -90,11 +104,13 @@ let package = Package(
         .testTarget(name: "DamdaTokenizerTests", dependencies: ["DamdaTokenizer", "DamdaModelIO", "DamdaTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DamdaRetrievalTests", dependencies: ["DamdaCore", "DamdaRetrieval", "DamdaEngine", "DamdaModelIO", "DamdaTokenizer"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DamdaEngineTests", dependencies: ["DamdaEngine", "DamdaModelIO", "DamdaTokenizer", "DamdaTestSupport"],
+        .testTarget(name: "DamdaEngineTests", dependencies: ["DamdaEngine", "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "DamdaAssistantTests", dependencies: ["DamdaAssistant", "DamdaRetrieval", "DamdaEngine", "DamdaModelIO", "DamdaTestSupport"]),
-        .testTarget(name: "DamdaTrainingTests", dependencies: ["DamdaTraining", "DamdaAssistant", "DamdaEngine", "DamdaModelIO", "DamdaCore", "DamdaTestSupport"]),
-        .testTarget(name: "DamdaPostgresTests", dependencies: ["DamdaPostgres", "DamdaRetrieval", "DamdaTestSupport"]),
-        .testTarget(name: "DamdaServerTests", dependencies: ["DamdaServer", "DamdaAssistant", "DamdaRetrieval", "DamdaEngine", "DamdaTestSupport"]),
+        .testTarget(name: "DamdaAssistantTests", dependencies: ["DamdaAssistant", "DamdaDatasets", "DamdaEval", "DamdaRetrieval", "DamdaEngine", "DamdaModelIO", "DamdaTestSupport"]),
+        .testTarget(name: "DamdaDatasetsTests", dependencies: ["DamdaDatasets", "DamdaCore", "DamdaRetrieval", "DamdaEngine", "DamdaTestSupport"]),
+        .testTarget(name: "DamdaTrainingTests", dependencies: ["DamdaTraining", "DamdaDatasets", "DamdaEngine", "DamdaModelIO", "DamdaCore", "DamdaTestSupport"]),
+        .testTarget(name: "DamdaEvalTests", dependencies: ["DamdaEval"]),
+        .testTarget(name: "DamdaPostgresTests", dependencies: ["DamdaPostgres", "DamdaRetrieval", "DamdaModelIO", "DamdaTestSupport"]),
+        .testTarget(name: "DamdaServerTests", dependencies: ["DamdaServer", "DamdaEngine", "DamdaTestSupport"]),
     ]
 )

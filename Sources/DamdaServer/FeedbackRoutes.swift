@@ -1,6 +1,24 @@
-import DamdaRetrieval
+import DamdaAssistant
 import Foundation
 import Hummingbird
+
+/// One line of the feedback export: the rating with the answer and sources it rates.
+struct ExportRow: Encodable {
+    var id: Int64, answerID: String, rating: Rating, comment: String, question: String, answer: String
+    var citations: [Citation], model: String, adapter: String?, createdAt: String
+    enum CodingKeys: String, CodingKey {
+        case id, rating, comment, question, answer, citations, model, adapter
+        case answerID = "answer_id", createdAt = "created_at"
+    }
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id); try c.encode(answerID, forKey: .answerID); try c.encode(rating, forKey: .rating)
+        try c.encode(comment, forKey: .comment); try c.encode(question, forKey: .question); try c.encode(answer, forKey: .answer)
+        try c.encode(citations, forKey: .citations); try c.encode(model, forKey: .model)
+        try c.encode(adapter, forKey: .adapter)   // null, not absent
+        try c.encode(createdAt, forKey: .createdAt)
+    }
+}
 
 /// `POST /v1/feedback` and `GET /v1/feedback/export`: ratings become eval and training data.
 struct FeedbackRoutes {
@@ -11,7 +29,7 @@ struct FeedbackRoutes {
         v1.get("feedback/export") { req, _ in try await self.export(req) }
     }
 
-    var log: any FeedbackLog { server.feedback }
+    var log: any FeedbackStore { server.feedback }
 
     func add(_ request: Request) async throws -> Response {
         let body = try await JSONBody(request, limit: server.maxBodyBytes)
@@ -31,13 +49,14 @@ struct FeedbackRoutes {
         let format = request.uri.queryParameters.get("format") ?? "jsonl"
         guard format == "jsonl" else { throw APIError.invalid("format", "must be jsonl") }
         let iso = ISO8601DateFormatter()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var out = ""
         for f in try log.feedback() {
-            let citations = (try? JSONSerialization.jsonObject(with: Data(f.answer.citationsJSON.utf8))) ?? []
-            let row: [String: Any] = ["id": f.id, "answer_id": f.answer.id, "rating": f.rating.rawValue, "comment": f.comment,
-                                      "question": f.answer.question, "answer": f.answer.answer, "citations": citations,
-                                      "model": f.answer.model, "adapter": f.answer.adapter ?? NSNull(), "created_at": iso.string(from: f.createdAt)]
-            out += String(decoding: try JSONSerialization.data(withJSONObject: row, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self) + "\n"
+            let row = ExportRow(id: f.id, answerID: f.answer.id, rating: f.rating, comment: f.comment, question: f.answer.question,
+                                answer: f.answer.answer, citations: f.answer.citations, model: f.answer.model, adapter: f.answer.adapter,
+                                createdAt: iso.string(from: f.createdAt))
+            out += String(decoding: try encoder.encode(row), as: UTF8.self) + "\n"
         }
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson; charset=utf-8",
                                                .contentDisposition: "attachment; filename=\"feedback.jsonl\""],

@@ -53,7 +53,7 @@ struct OpenAIRoutes {
                 throw APIError.invalid("messages[\(i)].role", "must be system, user or assistant")
             }
             guard o["content"] != nil else { throw APIError.missing("messages[\(i)].content") }
-            return ChatMessage(role: role == "developer" ? "system" : role, content: Assistant.withoutControlTokens(try Self.messageText(o["content"], index: i)))
+            return ChatMessage(role: role == "developer" ? "system" : role, content: ChatTemplate.removingControlTokens(try Self.messageText(o["content"], index: i)))
         }
         return tok.encode(server.chatTemplate.render(messages), addSpecial: true, parseSpecial: true)
     }

@@ -69,11 +69,6 @@ struct RAGRoutes {
 
     /// Every served answer is kept so feedback can refer to it.
     func log(_ a: AssistantAnswer) throws {
-        let store = server.feedback
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.withoutEscapingSlashes]
-        try store.record(AnswerRecord(id: a.id, question: a.question, answer: a.answer,
-                                      citationsJSON: String(decoding: try enc.encode(a.citations), as: UTF8.self),
-                                      model: a.model, adapter: a.adapter))
+        try server.feedback.record(AnswerRecord(a))
     }
 }

@@ -1,3 +1,4 @@
+import DamdaEngine
 import Foundation
 import Hummingbird
 import Prometheus

@@ -15,13 +15,13 @@ public final class ServerState: @unchecked Sendable {
     public let maxBodyBytes: Int
     /// Answers served and their ratings: in the index's own store when it keeps feedback (SQLite),
     /// else in `feedback.sqlite` beside the index (a PostgreSQL-backed index).
-    public let feedback: any FeedbackLog
+    public let feedback: any FeedbackStore
     let started = Int(Date().timeIntervalSince1970)
     var embedder: (any Embedder)? { index.embedder }
 
     public init(model: any LanguageModel, modelName: String, adapterName: String? = nil, index: SearchIndex, config: AssistantConfig, chatTemplate: ChatTemplate,
                 maxBodyBytes: Int, maxActive: Int, maxQueue: Int) throws {
-        feedback = try (index.store as? FeedbackLog) ?? SQLiteStore(path: index.directory.appendingPathComponent("feedback.sqlite").path)
+        feedback = try SQLiteFeedbackStore(beside: index)
         self.model = model
         self.modelName = modelName
         self.index = index
@@ -47,7 +47,7 @@ public final class ServerState: @unchecked Sendable {
     func embed(_ texts: [String], with e: E5Embedder) async throws -> [[Float]] {
         try await withCheckedThrowingContinuation { cont in
             Thread.detachNewThread { [self] in
-                let v = assistant.indexLock.withLock { e.encoder.embed(texts) }
+                let v = index.withLock { e.encoder.embed(texts) }
                 cont.resume(returning: v)
             }
         }
@@ -57,7 +57,7 @@ public final class ServerState: @unchecked Sendable {
     func withIndex<T: Sendable>(_ body: @escaping @Sendable (SearchIndex) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { cont in
             Thread.detachNewThread { [self] in
-                cont.resume(with: Result { try assistant.indexLock.withLock { try body(index) } })
+                cont.resume(with: Result { try index.withLock { try body(index) } })
             }
         }
     }

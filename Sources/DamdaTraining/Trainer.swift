@@ -1,4 +1,5 @@
 import DamdaCore
+import DamdaDatasets
 import DamdaEngine
 import DamdaModelIO
 import Foundation

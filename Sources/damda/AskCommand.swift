@@ -1,6 +1,7 @@
 import ArgumentParser
 import DamdaAssistant
 import DamdaCore
+import DamdaDatasets
 import DamdaEngine
 import DamdaModelIO
 import DamdaRetrieval
@@ -27,7 +28,7 @@ struct AssistantOptions: ParsableArguments {
     @Option(help: "Only chunks whose source starts with this (repeatable).") var source: [String] = []
     @Option(help: "Only chunks of documents with this tag (repeatable).") var tag: [String] = []
 
-    func config(modelPath: String) throws -> AssistantConfig {
+    func config(model: any LanguageModel) throws -> AssistantConfig {
         var c = AssistantConfig()
         c.k = k
         if let m = mode {
@@ -41,10 +42,7 @@ struct AssistantOptions: ParsableArguments {
         c.minSimilarity = minSimilarity > 0 ? minSimilarity : nil
         c.useRetrieval = !noContext
         if let t = template { c.template = try PromptTemplate(file: t) }
-        if chat {
-            let arch = (try? GGUFFile(path: modelPath).string("general.architecture")) ?? "gemma3"
-            c.chatTemplate = ChatTemplate.forArchitecture(arch)
-        }
+        if chat { c.chatTemplate = model.chatTemplate }
         guard let r = RewriteMode(rawValue: rewrite) else { throw ValidationError("rewrite must be model, concatenate or off") }
         c.rewrite = r
         c.filter = SearchFilter(sources: source, tags: tag)
@@ -54,12 +52,12 @@ struct AssistantOptions: ParsableArguments {
 
 /// Loads the index, the model and the assistant the way every assistant command does.
 func makeAssistant(indexOptions: IndexOptions, modelOptions: ModelOptions, options: AssistantOptions) throws -> Assistant {
-    let (model, path, name, adapterName) = try modelOptions.load(useDefaultAdapter: true)
+    let (model, _, name, adapterName) = try modelOptions.load(useDefaultAdapter: true)
     let idx = try indexOptions.open(embedder: try indexOptions.embedder(threads: modelOptions.threads))
     if idx.chunkCount == 0 {
         FileHandle.standardError.write("note: the index at \(indexOptions.index) is empty: ingest documents first (`damda ingest PATH --index \(indexOptions.index)`)\n".data(using: .utf8)!)
     }
-    return Assistant(index: idx, generator: Generator(model: model), config: try options.config(modelPath: path), modelName: name,
+    return Assistant(index: idx, generator: Generator(model: model), config: try options.config(model: model), modelName: name,
                      adapterName: adapterName)
 }
 

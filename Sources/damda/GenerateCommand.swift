@@ -30,9 +30,8 @@ struct GenerateCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await failing {
-            let (model, path, _, _) = try options.load()
-            let arch = (try? GGUFFile(path: path).string("general.architecture")) ?? "gemma3"
-            let text = chat ? ChatTemplate.forArchitecture(arch).render([ChatMessage(role: "user", content: prompt)]) : prompt
+            let (model, _, _, _) = try options.load()
+            let text = chat ? model.chatTemplate.render([ChatMessage(role: "user", content: prompt)]) : prompt
             let req = GenerationRequest(prompt: model.tokenizer.encode(text), maxTokens: sampling.maxTokens,
                                         sampling: sampling.parameters, stop: sampling.stop)
             for try await event in Generator(model: model).stream(req) {

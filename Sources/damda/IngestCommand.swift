@@ -107,12 +107,7 @@ struct SearchCommand: AsyncParsableCommand {
             } ?? (idx.hasEmbeddings && idx.embedder != nil ? .hybrid : .bm25)
             let hits = try idx.search(query, k: k, mode: chosen, filter: SearchFilter(sources: source, tags: tag), perDocument: perDocument)
             if json {
-                printJSON(["query": query, "mode": chosen.rawValue, "hits": hits.map { h in
-                    ["rank": h.rank, "score": Double(h.score), "chunk_id": h.chunk.id, "document_id": h.chunk.documentID,
-                     "title": h.chunk.title, "source": h.chunk.source, "heading": h.chunk.headingPath,
-                     "page": h.chunk.page as Any, "relevance": Double(h.relevance), "similarity": h.similarity.map(Double.init) as Any,
-                     "text": h.chunk.text] as [String: Any]
-                }])
+                print(jsonString(SearchOutput(query: query, mode: chosen.rawValue, hits: hits.hits)))
             } else {
                 for h in hits {
                     var loc = h.chunk.source
@@ -126,6 +121,8 @@ struct SearchCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct SearchOutput: Encodable { var query: String, mode: String, hits: [SearchHit] }
 
 func parseFusion(_ s: String) throws -> Fusion {
     let parts = s.split(separator: ":")

@@ -23,11 +23,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await failing {
-            let (model, path, name, adapterName) = try modelOptions.load(useDefaultAdapter: true)
+            let (model, _, name, adapterName) = try modelOptions.load(useDefaultAdapter: true)
             let idx = try indexOptions.open(embedder: try indexOptions.embedder(threads: modelOptions.threads))
-            let arch = (try? GGUFFile(path: path).string("general.architecture")) ?? "gemma3"
             let state = try ServerState(model: model, modelName: name, adapterName: adapterName,
-                                    index: idx, config: try options.config(modelPath: path), chatTemplate: ChatTemplate.forArchitecture(arch),
+                                    index: idx, config: try options.config(model: model), chatTemplate: model.chatTemplate,
                                     maxBodyBytes: maxBodyBytes, maxActive: maxActive, maxQueue: maxQueue)
             var server = ServerOptions()
             server.host = host

@@ -24,49 +24,19 @@ struct TrainBench: AsyncParsableCommand {
         try await failing {
             let (loaded, path, _, _) = try modelOptions.load()
             guard let model = loaded as? any AdaptableModel else { throw TrainingError.unsupported("this model cannot be trained") }
-            let adapter = LoRAAdapter(geometry: model.loraGeometry, rank: rank, alpha: Float(2 * rank), targets: try LoRATarget.parseList(targets))
-            adapter.initialize(seed: 0)
-            // B = 0 would make every step identical to the base model; small values exercise all paths.
-            var rng = SplitMix64(seed: 1)
-            for layer in adapter.slots { for (_, s) in layer { for i in 0..<(s.output * rank) { adapter.parameters[s.b + i] = rng.gaussian() * 1e-3 } } }
-            let bp = try DecoderBackprop.make(model: model, adapter: adapter, dropout: 0.05, recompute: recompute, threads: modelOptions.threads)
-            let optimizer = AdamW(count: adapter.count)
-            // Real Korean text (tokenized, repeated to length) rather than random ids.
-            let text = "보험계약자는 보험기간 중 계약 내용을 변경할 수 있으며, 보험회사는 약관에서 정한 바에 따라 보험금을 지급합니다. "
-            var ids = model.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
-            var results: [[String: Any]] = []
-            for length in seq.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
-                while ids.count < length { ids += ids }
-                var pass = PackedBatch()
-                for _ in 0..<batch {
-                    let s = [model.tokenizer.bosID ?? 2] + ids.prefix(length - 1)
-                    pass.append(ids: Array(s), lossFrom: fullLoss ? 1 : length - answerTokens)
-                }
-                var times: [Double] = []
-                let clock = ContinuousClock()
-                for step in 0...steps {
-                    let t0 = clock.now
-                    bp.zeroGradients()
-                    _ = try bp.accumulate(pass, lossScale: 1 / Float(pass.lossTokens), dropoutSeed: UInt64(step))
-                    clipGradientNorm(bp.gradients, count: adapter.count, maxNorm: 1)
-                    optimizer.update(adapter.parameters, gradients: bp.gradients, learningRate: 1e-4)
-                    let d = clock.now - t0
-                    if step > 0 { times.append(Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18) }
-                }
-                let mean = times.reduce(0, +) / Double(times.count)
-                results.append([
-                    "seq": length, "micro_batch": batch, "loss_positions": pass.lossTokens,
-                    "tokens_per_s": (Double(length * batch) / mean * 10).rounded() / 10,
-                    "seconds_per_step": (mean * 1000).rounded() / 1000,
-                    "peak_rss_bytes": peakResidentBytes(),
-                ])
-                FileHandle.standardError.write("seq \(length): \(String(format: "%.1f", Double(length * batch) / mean)) tok/s, \(String(format: "%.2f", mean)) s/step\n".data(using: .utf8)!)
-            }
-            printJSON([
-                "model": path, "threads": modelOptions.threads, "rank": rank, "targets": adapter.targets.map(\.rawValue),
-                "trainable_parameters": adapter.count, "loss": fullLoss ? "all positions" : "last \(answerTokens) tokens",
-                "recompute": recompute, "results": results,
-            ])
+            var bench = TrainingBenchmark(model: model, threads: modelOptions.threads)
+            bench.lengths = seq.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            bench.batch = batch
+            bench.steps = steps
+            bench.answerTokens = answerTokens
+            bench.fullLoss = fullLoss
+            bench.rank = rank
+            bench.targets = try LoRATarget.parseList(targets)
+            bench.recompute = recompute
+            bench.progress = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
+            var report = try bench.run()
+            report.model = path
+            print(jsonString(report))
         }
     }
 }

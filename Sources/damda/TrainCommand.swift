@@ -1,6 +1,6 @@
 import ArgumentParser
-import DamdaAssistant
 import DamdaCore
+import DamdaDatasets
 import DamdaEngine
 import DamdaModelIO
 import DamdaRetrieval
@@ -67,49 +67,25 @@ struct TrainCommand: AsyncParsableCommand {
 
             let (loaded, path, name, _) = try modelOptions.load()
             guard let model = loaded as? any AdaptableModel else { throw TrainingError.unsupported("this model cannot be trained") }
-            let arch = (try? GGUFFile(path: path).string("general.architecture")) ?? "gemma3"
-            let promptTemplate = try template.map { try PromptTemplate(file: $0) } ?? .korean
-            let renderer = ExampleRenderer(tokenizer: model.tokenizer, template: promptTemplate,
-                                           ragChat: chat ? ChatTemplate.forArchitecture(arch) : nil,
-                                           conversation: ChatTemplate.forArchitecture(arch))
-            var sequences: [TrainingSequence] = []
-            var noContext = 0, tooLong = 0, refusals = 0
+            let ragPrompt = RAGPrompt(tokenizer: model.tokenizer, template: try template.map { try PromptTemplate(file: $0) } ?? .korean,
+                                      chat: chat ? model.chatTemplate : nil)
+            let renderer = ExampleRenderer(ragPrompt: ragPrompt, conversation: model.chatTemplate)
+            var set: TrainingSet
             if rag, let dir = index {
                 let idx = try SearchIndex(directory: dir, embedder: try embedderIfIndexed(dir, threads: modelOptions.threads))
-                let sampler = RAGContextSampler(
-                    index: idx, builder: ContextBuilder(template: promptTemplate, budgetTokens: budgetTokens),
-                    mode: idx.hasEmbeddings && idx.embedder != nil ? .hybrid : .bm25,
-                    count: { renderer.promptTokens($0) })
-                var rng = SplitMix64(seed: seed ^ 0xC0_47E7)
-                let bar = ProgressBar(total: Int64(records.count), label: "contexts", unit: "ex")
-                for (i, r) in records.enumerated() {
-                    guard case let .rag(question, _, answer, documentID) = r else { continue }
-                    let refuse = rng.nextUnit() < unanswerable
-                    let target = refuse ? PromptTemplate.refusal : answer
-                    let answerTokens = model.tokenizer.encode(target, addSpecial: false, parseSpecial: false).count + 2
-                    let budget = min(budgetTokens, maxLen - answerTokens)
-                    guard let context = try sampler.context(question: question, answer: answer, documentID: documentID,
-                                                            unanswerable: refuse, budget: budget, rng: &rng) else { noContext += 1; continue }
-                    sequences.append(renderer.rag(question: question, context: context, answer: target))
-                    refusals += refuse ? 1 : 0
-                    bar.update(to: Int64(i + 1))
-                }
-                bar.finish()
+                let sampler = RAGContextSampler(index: idx, prompt: ragPrompt, budgetTokens: budgetTokens,
+                                                mode: idx.hasEmbeddings && idx.embedder != nil ? .hybrid : .bm25)
+                set = try RAGTrainingSet(sampler: sampler, renderer: renderer, unanswerableShare: unanswerable, maxLength: maxLen)
+                    .build(records, seed: seed)
             } else {
-                for r in records {
-                    guard let s = renderer.render(r) else { noContext += 1; continue }
-                    sequences.append(s)
-                }
+                set = TrainingSet.rendered(records, renderer: renderer)
             }
-            sequences = sequences.compactMap { s in
-                guard let t = s.truncated(to: maxLen, policy: policy) else { tooLong += 1; return nil }
-                return t
+            set.truncate(to: maxLen, policy: policy)
+            if set.withoutContext > 0 {
+                note("skipped \(set.withoutContext) examples without a usable context\(rag ? " (no gold chunk holding the answer fits the budget)" : " (give \"context\", or use --rag --index)")")
             }
-            if noContext > 0 {
-                FileHandle.standardError.write("skipped \(noContext) examples without a usable context\(rag ? " (no gold chunk holding the answer fits the budget)" : " (give \"context\", or use --rag --index)")\n".data(using: .utf8)!)
-            }
-            if tooLong > 0 { FileHandle.standardError.write("skipped \(tooLong) examples longer than --max-len \(maxLen)\n".data(using: .utf8)!) }
-            guard !sequences.isEmpty else { throw TrainingError.badData("no examples left to train on") }
+            if set.tooLong > 0 { note("skipped \(set.tooLong) examples longer than --max-len \(maxLen)") }
+            if set.unanswerable > 0 { note("\(set.unanswerable) examples made unanswerable") }
 
             var options = TrainingOptions()
             options.rank = rank; options.alpha = alpha; options.dropout = dropout
@@ -118,52 +94,23 @@ struct TrainCommand: AsyncParsableCommand {
             options.maxLength = maxLen; options.validationFraction = valFraction; options.seed = seed; options.warmupFraction = warmup
             options.weightDecay = weightDecay; options.maxGradientNorm = maxGradNorm; options.maxPassTokens = maxPassTokens
             options.recompute = recompute; options.evaluateEvery = evalEvery; options.checkpointEvery = saveEvery; options.maxSteps = maxSteps
-            guard rank > 0, batch > 0, gradAccum > 0, epochs > 0, maxLen > 8, (0..<1).contains(dropout) else {
-                throw ValidationError("--rank, --batch, --grad-accum, --epochs must be positive, --max-len > 8, 0 ≤ --dropout < 1")
-            }
-
-            let adapter = LoRAAdapter(geometry: model.loraGeometry, rank: rank, alpha: alpha, targets: options.targets)
-            adapter.initialize(seed: seed)
-            let backprop = try DecoderBackprop.make(model: model, adapter: adapter, dropout: dropout, recompute: recompute, threads: modelOptions.threads)
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-            let trainer = try Trainer(backprop: backprop, options: options, sequences: sequences, outputDirectory: out,
-                                      modelIdentity: "\(name):\(size)")
-            if fresh { try? FileManager.default.removeItem(atPath: trainer.checkpointPath) }
-            if resume && !FileManager.default.fileExists(atPath: trainer.checkpointPath) {
-                throw TrainingError.badCheckpoint("--resume: no checkpoint in \(out)")
-            }
-            let answerTokens = sequences.reduce(0) { $0 + $1.answerTokens }
-            FileHandle.standardError.write(("training \(adapter.count) LoRA parameters (r \(rank), targets \(options.targets.map(\.rawValue).joined(separator: ","))) on " +
-                "\(trainer.train.count) examples (\(trainer.validation.count) held out, \(refusals) unanswerable), " +
-                "\(answerTokens) answer tokens, \(trainer.totalSteps) updates\n").data(using: .utf8)!)
-            if saveAdapterEvery > 0 {
-                trainer.afterStep = { step in
-                    if step % saveAdapterEvery == 0 { try adapter.save(to: out + "/step-\(step)", baseModel: name, dropout: dropout, rowOrder: model.huggingFaceRowOrder) }
-                }
-            }
-            let entries = try trainer.run()
-            try adapter.save(to: out, baseModel: name, dropout: dropout, rowOrder: model.huggingFaceRowOrder)
-            var summary: [String: Any] = [:]
-            summary["adapter"] = out
-            summary["steps"] = trainer.totalSteps
-            summary["examples"] = trainer.train.count
-            summary["validation_examples"] = trainer.validation.count
-            summary["skipped_lines"] = report.skipped
-            summary["skipped_examples"] = noContext + tooLong
-            summary["unanswerable_examples"] = refusals
-            summary["trainable_parameters"] = adapter.count
-            summary["first_loss"] = entries.first { $0.step > 0 }?.loss ?? 0
-            summary["final_loss"] = entries.last?.loss ?? 0
-            let validations = entries.compactMap(\.validationLoss)
-            summary["first_val_loss"] = validations.first ?? 0
-            summary["final_val_loss"] = validations.last ?? 0
-            summary["seconds"] = entries.last?.elapsedSeconds ?? 0
-            let rates = entries.map(\.tokensPerSecond)
-            summary["tokens_per_s"] = rates.isEmpty ? 0 : rates.reduce(0, +) / Double(rates.count)
-            summary["peak_rss_bytes"] = peakResidentBytes()
-            printJSON(summary)
+            var fineTune = FineTune(model: model, baseModelName: name, modelIdentity: "\(name):\(size)", threads: modelOptions.threads,
+                                    outputDirectory: out)
+            fineTune.options = options
+            fineTune.saveAdapterEvery = saveAdapterEvery
+            fineTune.fresh = fresh
+            fineTune.requireCheckpoint = resume
+            fineTune.note = note
+            var summary = try fineTune.run(set.sequences)
+            summary.skippedLines = report.skipped
+            summary.skippedExamples = set.skipped
+            summary.unanswerableExamples = set.unanswerable
+            print(jsonString(summary))
         }
     }
+
+    func note(_ line: String) { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) }
 
     func guessFormat() throws -> TrainingFormat {
         guard let text = try? String(contentsOfFile: data, encoding: .utf8),

@@ -1,4 +1,5 @@
 import DamdaAssistant
+import DamdaEval
 import DamdaEngine
 import DamdaModelIO
 import DamdaRetrieval

@@ -62,6 +62,14 @@ final class IngestTests: XCTestCase {
         XCTAssertEqual(collapsed.first?.chunk.id, hits.first?.chunk.id)
         XCTAssertEqual(Set(collapsed.map(\.chunk.documentID)).count, collapsed.count)
         XCTAssertEqual(collapsed.map(\.rank), Array(1...collapsed.count))
+        // The query's terms travel with the hits: relevance, sentence choice and answer coverage use them.
+        let terms = hits.terms
+        XCTAssertEqual(terms.query, "입원하면 보험금을 얼마나 받나요?")
+        XCTAssertFalse(terms.weights.keys.contains { $0.hasPrefix("얼마") }, "question words carry no topic")
+        XCTAssertEqual(hits.first!.relevance, terms.coverage(in: hits.first!.chunk.title + "\n" + hits.first!.chunk.text), accuracy: 1e-6)
+        XCTAssertEqual(terms.bestSentence(["날씨가 맑습니다.", "입원하면 보험금을 지급합니다.", "보험"]), 1)
+        XCTAssertEqual(terms.coverage(in: "전혀 다른 이야기"), 0)
+        XCTAssertGreaterThan(terms.terms(of: "입원 보험금").weights.count, 0)
         XCTAssertEqual(try idx.search("중도상환수수료", k: 3, filter: SearchFilter(tags: ["loan"])).first?.chunk.documentID, "r1")
         XCTAssertTrue(try idx.search("중도상환수수료", k: 3, filter: SearchFilter(tags: ["insurance"])).isEmpty)
 

@@ -178,7 +178,7 @@ final class ModelGradientTests: XCTestCase {
             // Random A and B so that both get a gradient (B = 0 would zero A's).
             var rng = SplitMix64(seed: 5)
             for i in 0..<adapter.count { adapter.parameters[i] = rng.gaussian() * 0.2 }
-            let bp = try Gemma3Backprop(model: model, adapter: adapter, dropout: dropout, threads: 1)
+            let bp = try DecoderBackprop(model: model, adapter: adapter, dropout: dropout, threads: 1)
             bp.vocabularyTile = 100  // several tiles of the online softmax
             let batch = makeBatch(vocabulary: model.vocabularySize)
             let theta = Array(UnsafeBufferPointer(start: adapter.parameters, count: adapter.count))
@@ -217,7 +217,7 @@ final class ModelGradientTests: XCTestCase {
             var rng = SplitMix64(seed: 6)
             // Small weights: the random model's logits are large, so keep the check in the linear regime.
             for i in 0..<adapter.count { adapter.parameters[i] = rng.gaussian() * 0.02 }
-            let bp = try DecoderBackprop.make(model: model, adapter: adapter, dropout: 0.2, threads: 1)
+            let bp = try DecoderBackprop(model: model, adapter: adapter, dropout: 0.2, threads: 1)
             bp.vocabularyTile = 128
             let batch = makeBatch(vocabulary: model.vocabularySize)
             let theta = Array(UnsafeBufferPointer(start: adapter.parameters, count: adapter.count))
@@ -246,7 +246,7 @@ final class ModelGradientTests: XCTestCase {
         var rng = SplitMix64(seed: 8)
         for i in 0..<adapter.count { adapter.parameters[i] = rng.gaussian() * 0.1 }
         let batch = makeBatch(vocabulary: model.vocabularySize)
-        let bp = try Gemma3Backprop(model: model, adapter: adapter, threads: 1)
+        let bp = try DecoderBackprop(model: model, adapter: adapter, threads: 1)
         let (lossSum, count) = try bp.accumulate(batch, lossScale: 1, dropoutSeed: 0)
         let kept = Array(UnsafeBufferPointer(start: bp.gradients, count: adapter.count))
 
@@ -277,7 +277,7 @@ final class ModelGradientTests: XCTestCase {
         }
         var results: [(Double, [Float])] = []
         for threads in [1, 2] {
-            let bp = try Gemma3Backprop(model: model, adapter: adapter, dropout: 0.2, threads: threads)
+            let bp = try DecoderBackprop(model: model, adapter: adapter, dropout: 0.2, threads: threads)
             bp.vocabularyTile = 100
             let (loss, _) = try bp.accumulate(batch, lossScale: 1, dropoutSeed: 3)
             results.append((loss, Array(UnsafeBufferPointer(start: bp.gradients, count: adapter.count))))

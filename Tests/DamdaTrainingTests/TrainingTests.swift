@@ -1,5 +1,5 @@
-import DamdaAssistant
 import DamdaCore
+import DamdaDatasets
 import DamdaEngine
 import DamdaModelIO
 import DamdaTestSupport
@@ -27,70 +27,6 @@ enum TinyTrainingModel {
     }
 }
 
-final class TrainingDataTests: XCTestCase {
-    func testMalformedLinesAreSkippedWithLineNumbers() throws {
-        let dir = try temporaryDirectory("train-data")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let file = dir.appendingPathComponent("data.jsonl").path
-        try """
-            {"instruction": "a", "output": "b"}
-            not json
-            {"instruction": "", "output": "b"}
-
-            {"instruction": "a"}
-            {"instruction": "c", "input": "d", "output": "e"}
-            """.write(toFile: file, atomically: true, encoding: .utf8)
-        let (records, report) = try TrainingDataReader.read(file, format: .alpaca)
-        XCTAssertEqual(records.count, 2)
-        XCTAssertEqual(report.lines, 5)
-        XCTAssertEqual(report.skipped, 3)
-        XCTAssertTrue(report.problems[0].hasSuffix("data.jsonl:2: not a JSON object"), report.problems[0])
-        XCTAssertTrue(report.problems[1].contains(":3: missing or empty \"instruction\""))
-        XCTAssertTrue(report.problems[2].contains(":5: missing or empty \"output\""))
-
-        try "{\"messages\": [{\"role\": \"user\"}]}\n".write(toFile: file, atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try TrainingDataReader.read(file, format: .chat)) { e in
-            XCTAssertTrue((e as! DamdaError).message.contains("no usable chat examples"))
-        }
-        try "{\"question\": \"q\", \"answers\": [\"a\"], \"doc_id\": \"d-1\"}\n".write(toFile: file, atomically: true, encoding: .utf8)
-        guard case let .rag(q, context, answer, doc)? = try TrainingDataReader.read(file, format: .rag).records.first else { return XCTFail() }
-        XCTAssertEqual([q, answer, doc], ["q", "a", "d-1"])
-        XCTAssertNil(context)
-    }
-
-    func testRenderingMasksPromptAndMatchesTheAssistantPrompt() throws {
-        let model = try Gemma3Model(path: TinyTrainingModel.path, threads: 1)
-        let tok = model.tokenizer
-        let r = ExampleRenderer(tokenizer: tok, conversation: .gemma)
-        let rag = r.rag(question: "보험금", context: "[1] 안녕\n보험금을", answer: "안녕하세요")
-        let prompt = tok.encode(PromptTemplate.korean.render(question: "보험금", context: "[1] 안녕\n보험금을"), addSpecial: true, parseSpecial: false)
-        XCTAssertEqual(Array(rag.ids.prefix(prompt.count)), prompt, "training prompt = the assistant's prompt")
-        XCTAssertEqual(rag.isAnswer.firstIndex(of: true), prompt.count)
-        XCTAssertEqual(rag.ids.last, tok.eosID)
-        XCTAssertEqual(tok.decode(Array(rag.ids[prompt.count...].dropLast())), "안녕하세요")
-
-        // Two assistant turns: both learned, user turns not; message text never becomes a control token.
-        let chat = r.render(.conversation([
-            ChatMessage(role: "user", content: "안녕<end_of_turn>"), ChatMessage(role: "assistant", content: "하세요"),
-            ChatMessage(role: "user", content: "보험"), ChatMessage(role: "assistant", content: "보험금"),
-        ]))!
-        let whole = tok.encode(ChatTemplate.gemma.render([ChatMessage(role: "user", content: "안녕"), ChatMessage(role: "assistant", content: "하세요"),
-                                                          ChatMessage(role: "user", content: "보험")]) + "보험금<end_of_turn>")
-        XCTAssertEqual(chat.ids, whole)
-        let learned = zip(chat.ids, chat.isAnswer).filter(\.1).map(\.0)
-        let eot = tok.tokenID("<end_of_turn>")!
-        XCTAssertEqual(learned, tok.encode("하세요", addSpecial: false, parseSpecial: false) + [eot] + tok.encode("보험금", addSpecial: false, parseSpecial: false) + [eot])
-
-        // Truncation: drop, or cut the oldest prompt tokens and keep the answer.
-        let long = TrainingSequence(ids: Array(0..<20), isAnswer: Array(repeating: false, count: 16) + Array(repeating: true, count: 4))
-        XCTAssertNil(long.truncated(to: 10, policy: .drop))
-        let cut = long.truncated(to: 12, policy: .prompt)!
-        XCTAssertEqual(cut.ids, [0] + Array(9..<20))
-        XCTAssertEqual(cut.answerTokens, 4)
-        XCTAssertNil(long.truncated(to: 6, policy: .prompt), "no room left for the prompt")
-    }
-}
-
 final class TrainingLoopTests: XCTestCase {
     func sequences(_ model: Gemma3Model, count: Int) -> [TrainingSequence] {
         let r = ExampleRenderer(tokenizer: model.tokenizer, conversation: .gemma)
@@ -104,7 +40,7 @@ final class TrainingLoopTests: XCTestCase {
         let model = try Gemma3Model(path: TinyTrainingModel.path, threads: 1)
         let adapter = LoRAAdapter(geometry: model.loraGeometry, rank: options.rank, alpha: options.alpha, targets: options.targets)
         adapter.initialize(seed: options.seed)
-        let bp = try Gemma3Backprop(model: model, adapter: adapter, dropout: options.dropout, threads: 1)
+        let bp = try DecoderBackprop(model: model, adapter: adapter, dropout: options.dropout, threads: 1)
         let trainer = try Trainer(backprop: bp, options: options, sequences: sequences(model, count: 24), outputDirectory: dir.path, modelIdentity: "tiny")
         trainer.log = { _ in }
         return (trainer, adapter)

@@ -6,7 +6,7 @@ public struct ChatMessage: Sendable, Codable, Equatable {
 }
 
 /// Renders conversations the way each model family was trained to read them.
-public enum ChatTemplate: Sendable {
+public enum ChatTemplate: Sendable, Equatable {
     /// `<start_of_turn>user … <end_of_turn>\n<start_of_turn>model\n`; Gemma has no system role, so a
     /// system message is prepended to the first user turn (as Gemma's own template does).
     case gemma
@@ -22,6 +22,21 @@ public enum ChatTemplate: Sendable {
         default: .gemma
         }
     }
+
+    /// Every control spelling of every template (and BOS/EOS): user and document text must never
+    /// hold them, or it could open and close turns.
+    public static let controlSpellings = ["<start_of_turn>", "<end_of_turn>", "<|im_start|>", "<|im_end|>", "<|eot_id|>",
+                                          "<|start_header_id|>", "<|end_header_id|>", "<bos>", "<eos>"]
+
+    /// `text` with every control spelling removed.
+    public static func removingControlTokens(_ text: String) -> String {
+        var out = text
+        for t in controlSpellings { out = out.replacingOccurrences(of: t, with: "") }
+        return out
+    }
+
+    /// Where a reply ends: generation stops at these strings.
+    public var stopStrings: [String] { [endOfTurn] }
 
     /// The text that closes a turn (what a fine-tuned reply ends with).
     public var endOfTurn: String {

@@ -69,14 +69,15 @@ public struct Gemma3Config: Sendable {
 public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
     package struct Layer {
         package let attnNorm, qNorm, kNorm, postAttnNorm, ffnNorm, postFFNNorm: [Float]
-        package let q, k, v, o, gate, up, down: WeightMatrix
+        package let projections: LayerProjections
 
-        package func matrix(_ t: LoRATarget) -> WeightMatrix { t.pick(q: q, k: k, v: v, o: o, gate: gate, up: up, down: down) }
+        package func matrix(_ t: LoRATarget) -> WeightMatrix { projections.matrix(t) }
     }
 
     public let config: Gemma3Config
     public let file: GGUFFile
     public let tokenizer: any Tokenizer
+    public var chatTemplate: ChatTemplate { .gemma }
     public var threads: Int
     package let embeddings: WeightMatrix
     package let output: WeightMatrix
@@ -93,9 +94,10 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
     public func matrix(layer: Int, _ t: LoRATarget) -> WeightMatrix { layers[layer].matrix(t) }
 
     /// Input and output widths of the seven adaptable projections.
-    public var loraGeometry: LoRAGeometry {
-        let c = config
-        return .decoder(layers: c.layers, embedding: c.embedding, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim,
+    public var loraGeometry: LoRAGeometry { Self.geometry(config) }
+
+    static func geometry(_ c: Gemma3Config) -> LoRAGeometry {
+        .decoder(layers: c.layers, embedding: c.embedding, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim,
                         valueDim: c.valueDim, feedForward: c.feedForward)
     }
 
@@ -105,7 +107,7 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
     /// matrix (the bound that memory bandwidth puts on decode).
     public var decodeWeightBytes: Int {
         layers.reduce(output.decodeBytes) { sum, l in
-            sum + [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.decodeBytes }
+            sum + LoRATarget.allCases.reduce(0) { $0 + l.matrix($1).decodeBytes }
         }
     }
     public var contextLength: Int { config.contextLength }
@@ -125,6 +127,7 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
         output = file.tensorInfo("output.weight") != nil ? try WeightMatrix(file, "output.weight", arena: arena) : embeddings
         outputNorm = try loadVector(file, "output_norm.weight", count: c.embedding)
         greedyHead = GreedyHead(output)
+        let geometry = Self.geometry(c)
         layers = try (0..<c.layers).map { il in
             let b = "blk.\(il)."
             let l = Layer(
@@ -134,17 +137,7 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
                 postAttnNorm: try loadVector(file, b + "post_attention_norm.weight", count: c.embedding),
                 ffnNorm: try loadVector(file, b + "ffn_norm.weight", count: c.embedding),
                 postFFNNorm: try loadVector(file, b + "post_ffw_norm.weight", count: c.embedding),
-                q: try WeightMatrix(file, b + "attn_q.weight", arena: arena), k: try WeightMatrix(file, b + "attn_k.weight", arena: arena),
-                v: try WeightMatrix(file, b + "attn_v.weight", arena: arena), o: try WeightMatrix(file, b + "attn_output.weight", arena: arena),
-                gate: try WeightMatrix(file, b + "ffn_gate.weight", arena: arena), up: try WeightMatrix(file, b + "ffn_up.weight", arena: arena),
-                down: try WeightMatrix(file, b + "ffn_down.weight", arena: arena))
-            try checkMatrix(l.q, rows: c.heads * c.headDim, columns: c.embedding)
-            try checkMatrix(l.k, rows: c.kvHeads * c.headDim, columns: c.embedding)
-            try checkMatrix(l.v, rows: c.kvHeads * c.valueDim, columns: c.embedding)
-            try checkMatrix(l.o, rows: c.embedding, columns: c.heads * c.valueDim)
-            try checkMatrix(l.gate, rows: c.feedForward, columns: c.embedding)
-            try checkMatrix(l.up, rows: c.feedForward, columns: c.embedding)
-            try checkMatrix(l.down, rows: c.embedding, columns: c.feedForward)
+                projections: try LayerProjections(file, layer: il, geometry: geometry, arena: arena))
             return l
         }
     }
@@ -203,12 +196,7 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
         }
         for (il, L) in layers.enumerated() {
             Ops.rmsNorm(h.p, L.attnNorm, x.p, rows: T, n: E, eps: c.eps)
-            matmul([L.q, L.k, L.v], x.p, tokens: T, [q.p, k.p, v.p], threads: threads, scratch: scratch)
-            if let a = adapter {
-                a.apply(layer: il, .q, x: x.p, tokens: T, y: q.p, threads: threads)
-                a.apply(layer: il, .k, x: x.p, tokens: T, y: k.p, threads: threads)
-                a.apply(layer: il, .v, x: x.p, tokens: T, y: v.p, threads: threads)
-            }
+            L.projections.project([.q, .k, .v], x.p, tokens: T, [q.p, k.p, v.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
             Ops.rmsNorm(q.p, L.qNorm, q.p, rows: T * H, n: D, eps: c.eps)
             Ops.rmsNorm(k.p, L.kNorm, k.p, rows: T * c.kvHeads, n: D, eps: c.eps)
             let sliding = c.isSliding[il]
@@ -221,20 +209,14 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
             attention(q: q.p, cache: cache, layer: il, start: start, tokens: T, heads: H, kvHeads: c.kvHeads,
                       headDim: D, valueDim: Dv, window: sliding && c.slidingWindow > 0 ? c.slidingWindow : nil,
                       softcap: c.attentionSoftcap, out: att.p, threads: threads)
-            matmul(L.o, att.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
-            adapter?.apply(layer: il, .o, x: att.p, tokens: T, y: tmp.p, threads: threads)
+            L.projections.project([.o], att.p, tokens: T, [tmp.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
             Ops.rmsNorm(tmp.p, L.postAttnNorm, tmp.p, rows: T, n: E, eps: c.eps)
             Ops.add(h.p, tmp.p, T * E)
 
             Ops.rmsNorm(h.p, L.ffnNorm, x.p, rows: T, n: E, eps: c.eps)
-            matmul([L.gate, L.up], x.p, tokens: T, [gate.p, up.p], threads: threads, scratch: scratch)
-            if let a = adapter {
-                a.apply(layer: il, .gate, x: x.p, tokens: T, y: gate.p, threads: threads)
-                a.apply(layer: il, .up, x: x.p, tokens: T, y: up.p, threads: threads)
-            }
+            L.projections.project([.gate, .up], x.p, tokens: T, [gate.p, up.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
             Ops.geluGateVector(gate.p, up.p, T * c.feedForward)
-            matmul(L.down, gate.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
-            adapter?.apply(layer: il, .down, x: gate.p, tokens: T, y: tmp.p, threads: threads)
+            L.projections.project([.down], gate.p, tokens: T, [tmp.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
             Ops.rmsNorm(tmp.p, L.postFFNNorm, tmp.p, rows: T, n: E, eps: c.eps)
             Ops.add(h.p, tmp.p, T * E)
         }

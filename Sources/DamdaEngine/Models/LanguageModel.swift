@@ -2,23 +2,6 @@ import DamdaCore
 import DamdaModelIO
 import DamdaTokenizer
 
-public enum EngineError: DamdaError {
-    case unsupportedArchitecture(String)
-    case contextOverflow(needed: Int, capacity: Int)
-    case badToken(Int32, vocabulary: Int)
-    case emptyPrompt
-
-    public var message: String {
-        switch self {
-        case let .unsupportedArchitecture(a): "model architecture '\(a)' is not supported (gemma3, llama, qwen2 are)"
-        case let .contextOverflow(needed, capacity):
-            "the prompt and generation need \(needed) tokens but the context holds \(capacity): shorten the prompt, lower --max-tokens, or raise --context"
-        case let .badToken(id, n): "token id \(id) is outside the vocabulary (0..<\(n))"
-        case .emptyPrompt: "the prompt is empty: give at least one token"
-        }
-    }
-}
-
 /// Which positions' logits a forward pass returns.
 public enum LogitsWanted: Sendable { case last, all, none }
 
@@ -28,6 +11,8 @@ public protocol LanguageModel: AnyObject, Sendable {
     var contextLength: Int { get }
     var tokenizer: any Tokenizer { get }
     var threads: Int { get set }
+    /// How this model family reads conversations (from the file's `general.architecture`).
+    var chatTemplate: ChatTemplate { get }
     func makeCache(capacity: Int) -> KVCache
     /// Runs `tokens` at the cache's next positions, appends their keys/values, and returns logits
     /// (`[vocabularySize]` for `.last`, `[tokens.count × vocabularySize]` for `.all`).

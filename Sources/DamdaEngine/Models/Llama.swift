@@ -48,12 +48,15 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     package struct Layer {
         package let attnNorm, ffnNorm: [Float]
         package let qBias, kBias, vBias: [Float]?
-        package let q, k, v, o, gate, up, down: WeightMatrix
+        package let projections: LayerProjections
+
+        package func matrix(_ t: LoRATarget) -> WeightMatrix { projections.matrix(t) }
     }
 
     public let config: LlamaConfig
     public let file: GGUFFile
     public let tokenizer: any Tokenizer
+    public var chatTemplate: ChatTemplate { .forArchitecture(config.architecture) }
     public var threads: Int
     package let embeddings: WeightMatrix
     package let output: WeightMatrix
@@ -65,15 +68,15 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         willSet { precondition(newValue.map { $0.geometry == loraGeometry } ?? true, "adapter geometry does not match the model") }
     }
 
-    public var loraGeometry: LoRAGeometry {
-        let c = config
-        return .decoder(layers: c.layers, embedding: c.embedding, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim,
+    public var loraGeometry: LoRAGeometry { Self.geometry(config) }
+
+    static func geometry(_ c: LlamaConfig) -> LoRAGeometry {
+        .decoder(layers: c.layers, embedding: c.embedding, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim,
                         valueDim: c.headDim, feedForward: c.feedForward)
     }
 
     public func matrix(layer: Int, _ t: LoRATarget) -> WeightMatrix {
-        let L = layers[layer]
-        return t.pick(q: L.q, k: L.k, v: L.v, o: L.o, gate: L.gate, up: L.up, down: L.down)
+        layers[layer].matrix(t)
     }
 
     /// Llama GGUFs store Q and K rows permuted for adjacent-pair RoPE; Qwen 2 keeps Hugging Face's order.
@@ -100,6 +103,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         func optional(_ n: String, _ count: Int) throws -> [Float]? {
             file.tensorInfo(n) == nil ? nil : try loadVector(file, n, count: count)
         }
+        let geometry = Self.geometry(c)
         layers = try (0..<c.layers).map { il in
             let b = "blk.\(il)."
             let l = Layer(
@@ -108,17 +112,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                 qBias: try optional(b + "attn_q.bias", c.heads * c.headDim),
                 kBias: try optional(b + "attn_k.bias", c.kvHeads * c.headDim),
                 vBias: try optional(b + "attn_v.bias", c.kvHeads * c.headDim),
-                q: try WeightMatrix(file, b + "attn_q.weight", arena: arena), k: try WeightMatrix(file, b + "attn_k.weight", arena: arena),
-                v: try WeightMatrix(file, b + "attn_v.weight", arena: arena), o: try WeightMatrix(file, b + "attn_output.weight", arena: arena),
-                gate: try WeightMatrix(file, b + "ffn_gate.weight", arena: arena), up: try WeightMatrix(file, b + "ffn_up.weight", arena: arena),
-                down: try WeightMatrix(file, b + "ffn_down.weight", arena: arena))
-            try checkMatrix(l.q, rows: c.heads * c.headDim, columns: c.embedding)
-            try checkMatrix(l.k, rows: c.kvHeads * c.headDim, columns: c.embedding)
-            try checkMatrix(l.v, rows: c.kvHeads * c.headDim, columns: c.embedding)
-            try checkMatrix(l.o, rows: c.embedding, columns: c.heads * c.headDim)
-            try checkMatrix(l.gate, rows: c.feedForward, columns: c.embedding)
-            try checkMatrix(l.up, rows: c.feedForward, columns: c.embedding)
-            try checkMatrix(l.down, rows: c.embedding, columns: c.feedForward)
+                projections: try LayerProjections(file, layer: il, geometry: geometry, arena: arena))
             return l
         }
     }
@@ -144,12 +138,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         let rope = RopeTable(positions: positions, nRot: c.ropeDims, base: c.ropeBase, freqScale: c.ropeScale)
         for (il, L) in layers.enumerated() {
             Ops.rmsNorm(h.p, L.attnNorm, x.p, rows: T, n: E, eps: c.eps)
-            matmul([L.q, L.k, L.v], x.p, tokens: T, [q.p, k.p, v.p], threads: threads, scratch: scratch)
-            if let a = adapter {
-                a.apply(layer: il, .q, x: x.p, tokens: T, y: q.p, threads: threads)
-                a.apply(layer: il, .k, x: x.p, tokens: T, y: k.p, threads: threads)
-                a.apply(layer: il, .v, x: x.p, tokens: T, y: v.p, threads: threads)
-            }
+            L.projections.project([.q, .k, .v], x.p, tokens: T, [q.p, k.p, v.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
             if let b = L.qBias { Ops.addBias(q.p, b, rows: T) }
             if let b = L.kBias { Ops.addBias(k.p, b, rows: T) }
             if let b = L.vBias { Ops.addBias(v.p, b, rows: T) }
@@ -165,18 +154,12 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
             (cache.values[il] + start * kDim).update(from: v.p, count: T * kDim)
             attention(q: q.p, cache: cache, layer: il, start: start, tokens: T, heads: H, kvHeads: c.kvHeads,
                       headDim: D, valueDim: D, window: nil, softcap: 0, out: att.p, threads: threads)
-            matmul(L.o, att.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
-            adapter?.apply(layer: il, .o, x: att.p, tokens: T, y: tmp.p, threads: threads)
+            L.projections.project([.o], att.p, tokens: T, [tmp.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
             Ops.add(h.p, tmp.p, T * E)
             Ops.rmsNorm(h.p, L.ffnNorm, x.p, rows: T, n: E, eps: c.eps)
-            matmul([L.gate, L.up], x.p, tokens: T, [gate.p, up.p], threads: threads, scratch: scratch)
-            if let a = adapter {
-                a.apply(layer: il, .gate, x: x.p, tokens: T, y: gate.p, threads: threads)
-                a.apply(layer: il, .up, x: x.p, tokens: T, y: up.p, threads: threads)
-            }
+            L.projections.project([.gate, .up], x.p, tokens: T, [gate.p, up.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
             Ops.siluGate(gate.p, up.p, T * c.feedForward)
-            matmul(L.down, gate.p, tokens: T, tmp.p, threads: threads, scratch: scratch)
-            adapter?.apply(layer: il, .down, x: gate.p, tokens: T, y: tmp.p, threads: threads)
+            L.projections.project([.down], gate.p, tokens: T, [tmp.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
             Ops.add(h.p, tmp.p, T * E)
         }
         cache.count = start + T

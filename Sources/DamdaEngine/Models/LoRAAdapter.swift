@@ -58,20 +58,6 @@ public enum LoRATarget: String, CaseIterable, Sendable, Codable {
     }
 }
 
-public enum LoRAError: DamdaError {
-    case unknownTarget(String)
-    case badAdapter(String)
-    case mismatch(String)
-
-    public var message: String {
-        switch self {
-        case let .unknownTarget(t): "unknown LoRA target '\(t)' (use q, k, v, o, gate, up, down or their PEFT names q_proj …)"
-        case let .badAdapter(why): "adapter: \(why)"
-        case let .mismatch(why): "the adapter does not fit this model: \(why)"
-        }
-    }
-}
-
 /// Input and output widths of every adaptable projection of a model, per layer.
 public struct LoRAGeometry: Sendable, Equatable {
     public var layers: Int

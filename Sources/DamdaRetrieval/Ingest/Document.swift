@@ -36,22 +36,3 @@ public struct Document: Sendable {
     }
 }
 
-public enum IngestError: Error, CustomStringConvertible, Sendable {
-    case unreadable(String, reason: String)
-    case binary(String)
-    case empty(String)
-    case unsupported(String)
-    case toolMissing(String, tool: String)
-    case badLine(String, line: Int, reason: String)
-
-    public var description: String {
-        switch self {
-        case let .unreadable(p, r): "\(p): cannot read (\(r))"
-        case let .binary(p): "\(p): binary content, not text: skipped"
-        case let .empty(p): "\(p): empty document: skipped"
-        case let .unsupported(p): "\(p): unsupported file type (txt, md, html, pdf, jsonl, csv are): skipped"
-        case let .toolMissing(p, tool): "\(p): needs `\(tool)` (apt-get install poppler-utils): skipped"
-        case let .badLine(p, line, r): "\(p):\(line): \(r): line skipped"
-        }
-    }
-}

@@ -1,3 +1,4 @@
+import DamdaCore
 import Foundation
 
 /// Okapi BM25 over an in-memory inverted index built from the store's term frequencies.

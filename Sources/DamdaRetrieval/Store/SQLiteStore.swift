@@ -6,6 +6,8 @@ import GRDB
 public final class SQLiteStore: ChunkStore, @unchecked Sendable {
     let db: DatabasePool
     public let path: String
+    /// The database, for stores of other data kept in the same file (answers and feedback).
+    public var database: DatabasePool { db }
 
     public init(path: String) throws {
         self.path = path
@@ -33,19 +35,6 @@ public final class SQLiteStore: ChunkStore, @unchecked Sendable {
         }
         m.registerMigration("v2-embeddings") { db in
             try db.execute(sql: "ALTER TABLE chunks ADD COLUMN embedding BLOB")
-        }
-        m.registerMigration("v3-answers-feedback") { db in
-            try db.execute(sql: """
-                CREATE TABLE answers (
-                    id TEXT PRIMARY KEY, question TEXT NOT NULL, answer TEXT NOT NULL, citations TEXT NOT NULL,
-                    model TEXT NOT NULL, adapter TEXT, created_at REAL NOT NULL);
-                CREATE TABLE feedback (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    answer_id TEXT NOT NULL REFERENCES answers(id),
-                    rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT NOT NULL DEFAULT '',
-                    created_at REAL NOT NULL);
-                CREATE INDEX feedback_answer ON feedback(answer_id);
-                """)
         }
         return m
     }

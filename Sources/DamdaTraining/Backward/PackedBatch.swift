@@ -1,21 +1,8 @@
 import DamdaCore
+import DamdaDatasets
 import DamdaEngine
 import DamdaModelIO
 import Foundation
-
-public enum TrainingError: DamdaError {
-    case unsupported(String)
-    case badData(String)
-    case badCheckpoint(String)
-
-    public var message: String {
-        switch self {
-        case let .unsupported(why): "training: \(why)"
-        case let .badData(why): why
-        case let .badCheckpoint(why): "checkpoint: \(why)"
-        }
-    }
-}
 
 /// Sequences laid end to end for one forward/backward pass; each attends only within itself
 /// and its positions restart at 0 (packing with a block-diagonal causal mask).

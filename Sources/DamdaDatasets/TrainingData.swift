@@ -1,4 +1,3 @@
-import DamdaAssistant
 import DamdaCore
 import DamdaEngine
 import DamdaTokenizer
@@ -47,7 +46,7 @@ public struct DataReport: Sendable {
 public enum TrainingDataReader {
     /// Parses a JSONL file; malformed lines are skipped and reported with their line number and reason.
     public static func read(_ path: String, format: TrainingFormat) throws -> (records: [TrainingRecord], report: DataReport) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TrainingError.badData("cannot read \(path)") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw DatasetError.badData("cannot read \(path)") }
         var report = DataReport()
         var records: [TrainingRecord] = []
         let text = String(decoding: data, as: UTF8.self)
@@ -65,13 +64,13 @@ public enum TrainingDataReader {
             }
         }
         guard !records.isEmpty else {
-            throw TrainingError.badData("\(path): no usable \(format.rawValue) examples in \(report.lines) lines" +
+            throw DatasetError.badData("\(path): no usable \(format.rawValue) examples in \(report.lines) lines" +
                                         (report.problems.first.map { " (first problem: \($0))" } ?? ""))
         }
         return (records, report)
     }
 
-    static func parse(_ o: [String: Any], format: TrainingFormat) -> Result<TrainingRecord, TrainingError> {
+    static func parse(_ o: [String: Any], format: TrainingFormat) -> Result<TrainingRecord, DatasetError> {
         func text(_ key: String) -> String? { (o[key] as? String).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } }
         switch format {
         case .alpaca:
@@ -99,74 +98,6 @@ public enum TrainingDataReader {
             guard let answer, !answer.isEmpty else { return .failure(.badData("missing \"answer\" (or a non-empty \"answers\" list)")) }
             return .success(.rag(question: question, context: text("context"), answer: answer, documentID: text("doc_id")))
         }
-    }
-}
-
-/// Renders records into token sequences exactly as the assistant and the chat endpoint prompt the
-/// model, so training and serving see the same text.
-public struct ExampleRenderer {
-    public let tokenizer: any Tokenizer
-    public var template: PromptTemplate
-    /// Wrap RAG prompts in this chat template (the assistant's `--chat`); nil: raw completion.
-    public var ragChat: ChatTemplate?
-    /// The model's conversation template for alpaca and chat records.
-    public var conversation: ChatTemplate
-
-    public init(tokenizer: any Tokenizer, template: PromptTemplate = .korean, ragChat: ChatTemplate? = nil, conversation: ChatTemplate) {
-        self.tokenizer = tokenizer; self.template = template; self.ragChat = ragChat; self.conversation = conversation
-    }
-
-    /// The assistant's prompt for (question, context) followed by the answer and the end token.
-    public func rag(question: String, context: String, answer: String) -> TrainingSequence {
-        let prompt = template.render(question: question, context: context)
-        if let chat = ragChat {
-            return conversationSequence([ChatMessage(role: "user", content: prompt), ChatMessage(role: "assistant", content: answer)], template: chat)
-        }
-        let p = tokenizer.encode(prompt, addSpecial: true, parseSpecial: false)
-        var a = tokenizer.encode(answer, addSpecial: false, parseSpecial: false)
-        if let eos = tokenizer.eosID { a.append(eos) }
-        return TrainingSequence(ids: p + a, isAnswer: Array(repeating: false, count: p.count) + Array(repeating: true, count: a.count))
-    }
-
-    /// Tokens of a whole RAG prompt as the assistant encodes it (the context budget counts these).
-    public func promptTokens(_ prompt: String) -> Int {
-        guard let chat = ragChat else { return tokenizer.encode(prompt, addSpecial: true, parseSpecial: false).count }
-        return tokenizer.encode(chat.render([ChatMessage(role: "user", content: Assistant.withoutControlTokens(prompt))]),
-                                addSpecial: true, parseSpecial: true).count
-    }
-
-    public func render(_ record: TrainingRecord) -> TrainingSequence? {
-        switch record {
-        case let .instruction(instruction, input, output):
-            let user = input.isEmpty ? instruction : instruction + "\n\n" + input
-            return conversationSequence([ChatMessage(role: "user", content: user), ChatMessage(role: "assistant", content: output)], template: conversation)
-        case let .conversation(messages):
-            return conversationSequence(messages, template: conversation)
-        case let .rag(question, context, answer, _):
-            guard let context else { return nil }
-            return rag(question: question, context: context, answer: answer)
-        }
-    }
-
-    /// Template text is tokenized with control tokens; message text never becomes one.
-    func conversationSequence(_ messages: [ChatMessage], template: ChatTemplate) -> TrainingSequence {
-        let clean = messages.map { ChatMessage(role: $0.role, content: Assistant.withoutControlTokens($0.content)) }
-        var ids: [Int32] = [], isAnswer: [Bool] = []
-        var rendered = ""
-        var first = true
-        for (i, m) in clean.enumerated() where m.role == "assistant" || m.role == "model" {
-            // The template renders a prefix of the conversation as a prefix of the whole: add what is new.
-            let before = template.render(Array(clean[..<i]))
-            let context = String(before.dropFirst(rendered.count))
-            let c = tokenizer.encode(context, addSpecial: first, parseSpecial: true)
-            first = false
-            let reply = tokenizer.encode(m.content, addSpecial: false, parseSpecial: false)
-                + tokenizer.encode(template.endOfTurn, addSpecial: false, parseSpecial: true)
-            ids += c + reply
-            isAnswer += Array(repeating: false, count: c.count) + Array(repeating: true, count: reply.count)
-            rendered = before + m.content + template.endOfTurn
-        }
-        return TrainingSequence(ids: ids, isAnswer: isAnswer)
     }
 }
 

@@ -1,0 +1,94 @@
+import DamdaCore
+import Foundation
+
+/// `damda bench generate`: prefill of a fixed prompt and greedy decode, as llama-bench's pp and tg
+/// tests measure them, plus decode with every logit computed (what llama-bench computes).
+public struct GenerationBenchmark {
+    public let model: any LanguageModel
+    public var promptTokens = 512
+    public var decodeTokens = 128
+    public var repetitions = 3
+
+    public init(model: any LanguageModel, promptTokens: Int = 512, decodeTokens: Int = 128, repetitions: Int = 3) {
+        self.model = model; self.promptTokens = promptTokens; self.decodeTokens = decodeTokens; self.repetitions = repetitions
+    }
+
+    public func run() throws -> GenerationBenchmarkReport {
+        let prompt = promptTokens, decode = decodeTokens
+        // A deterministic Korean/English prompt, cut to exactly `prompt` tokens after BOS.
+        let seed = "대한민국의 보험 약관은 피보험자의 권리와 의무를 정합니다. The insured must report changes within 30 days. "
+        var ids = model.tokenizer.encode(String(repeating: seed, count: prompt / 10 + 8))
+        ids = Array(ids.prefix(prompt))
+        var prefill: [Double] = [], decodeRates: [Double] = [], fullRates: [Double] = []
+        var sameTokens = true
+        let clock = ContinuousClock()
+        for _ in 0..<max(repetitions, 1) {
+            let cache = model.makeCache(capacity: prompt + decode + 1)
+            let t0 = clock.now
+            var logits = try model.forward(ids, cache: cache, logits: .last)
+            prefill.append(Double(prompt) / (clock.now - t0).seconds)
+            // Decode from a short prompt, as llama-bench's tg test does, greedily as generation
+            // runs it: through GreedyHead, which certifies the argmax without every fp32 logit.
+            let dcache = model.makeCache(capacity: decode + 2)
+            var next = try model.forwardGreedy([ids[0]], cache: dcache)
+            var greedyTokens: [Int32] = []
+            let t1 = clock.now
+            for _ in 0..<decode {
+                next = try model.forwardGreedy([next], cache: dcache)
+                greedyTokens.append(next)
+            }
+            decodeRates.append(Double(decode) / (clock.now - t1).seconds)
+            // The same decode with every logit computed in fp32, as llama-bench computes them.
+            let fcache = model.makeCache(capacity: decode + 2)
+            logits = try model.forward([ids[0]], cache: fcache, logits: .last)
+            var fullNext = Int32(Ops.argmax(logits))
+            var fullTokens: [Int32] = []
+            let t2 = clock.now
+            for _ in 0..<decode {
+                logits = try model.forward([fullNext], cache: fcache, logits: .last)
+                fullNext = Int32(Ops.argmax(logits))
+                fullTokens.append(fullNext)
+            }
+            fullRates.append(Double(decode) / (clock.now - t2).seconds)
+            sameTokens = sameTokens && greedyTokens == fullTokens
+        }
+        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+        func r1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
+        return GenerationBenchmarkReport(
+            model: "", threads: model.threads, promptTokens: prompt, decodeTokens: decode, repetitions: repetitions,
+            prefillTokensPerSecond: r1(median(prefill)), decodeTokensPerSecond: r1(median(decodeRates)),
+            prefillRuns: prefill.map(r1), decodeRuns: decodeRates.map(r1),
+            decodeFullLogitsTokensPerSecond: r1(median(fullRates)), decodeFullLogitsRuns: fullRates.map(r1),
+            greedyTokensMatchFullLogits: sameTokens, decodeWeightBytesPerToken: (model as? Gemma3Model)?.decodeWeightBytes ?? 0,
+            peakRSSBytes: peakResidentBytes())
+    }
+}
+
+public struct GenerationBenchmarkReport: Codable, Sendable {
+    public var model: String
+    public var threads: Int
+    public var promptTokens: Int
+    public var decodeTokens: Int
+    public var repetitions: Int
+    /// Medians over the repetitions.
+    public var prefillTokensPerSecond: Double
+    public var decodeTokensPerSecond: Double
+    public var prefillRuns: [Double]
+    public var decodeRuns: [Double]
+    public var decodeFullLogitsTokensPerSecond: Double
+    public var decodeFullLogitsRuns: [Double]
+    /// Greedy decode through the screened head gave the same tokens as full fp32 logits.
+    public var greedyTokensMatchFullLogits: Bool
+    public var decodeWeightBytesPerToken: Int
+    public var peakRSSBytes: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case model, threads, repetitions
+        case promptTokens = "prompt_tokens", decodeTokens = "decode_tokens"
+        case prefillTokensPerSecond = "prefill_tokens_per_s", decodeTokensPerSecond = "decode_tokens_per_s"
+        case prefillRuns = "prefill_runs", decodeRuns = "decode_runs"
+        case decodeFullLogitsTokensPerSecond = "decode_full_logits_tokens_per_s", decodeFullLogitsRuns = "decode_full_logits_runs"
+        case greedyTokensMatchFullLogits = "greedy_tokens_match_full_logits", decodeWeightBytesPerToken = "decode_weight_bytes_per_token"
+        case peakRSSBytes = "peak_rss_bytes"
+    }
+}

@@ -1,0 +1,148 @@
+import DamdaCore
+import DamdaDatasets
+import DamdaEngine
+import DamdaRetrieval
+import DamdaTestSupport
+import Foundation
+import XCTest
+
+/// A tiny Gemma 3 written once for these tests (its pieces are Korean syllables, "the", "is", digits).
+enum TinyDatasetModel {
+    static let path: String = {
+        let dir = try! temporaryDirectory("datasets-model")
+        let path = dir.appendingPathComponent("tiny-gemma3.gguf").path
+        var shape = TinyModels.GemmaShape()
+        shape.layers = 2; shape.embedding = 256; shape.feedForward = 256; shape.window = 4
+        try! TinyModels.writeGemma3(to: path, shape: shape, seed: 9)
+        return path
+    }()
+}
+
+final class RAGPromptTests: XCTestCase {
+    /// Training examples start with exactly the tokens the assistant serves, in both forms, and
+    /// document text cannot open or close a chat turn.
+    func testTrainingAndServingShareOneEncoder() throws {
+        let model = try Gemma3Model(path: TinyDatasetModel.path, threads: 1)
+        let tok = model.tokenizer
+        XCTAssertEqual(model.chatTemplate, .gemma)
+        let context = "[1] 안녕<end_of_turn>\n보험금을"
+        for chat in [nil, ChatTemplate.gemma] {
+            let prompt = RAGPrompt(tokenizer: tok, chat: chat)
+            let example = ExampleRenderer(ragPrompt: prompt, conversation: .gemma).rag(question: "보험금", context: context, answer: "안녕하세요")
+            let served = prompt.encode(question: "보험금", context: context)
+            XCTAssertEqual(Array(example.ids.prefix(served.count)), served)
+            XCTAssertEqual(example.isAnswer.firstIndex(of: true), served.count)
+            XCTAssertEqual(example.ids.last, chat == nil ? tok.eosID : tok.tokenID("<end_of_turn>"))
+        }
+        let chatIDs = RAGPrompt(tokenizer: tok, chat: .gemma).encode(question: "보험금", context: context)
+        XCTAssertEqual(chatIDs.filter { $0 == tok.tokenID("<end_of_turn>") }.count, 1, "only the template's own turn end")
+        XCTAssertEqual(RAGPrompt(tokenizer: tok, chat: .gemma).stops, ["[내용]", "[질문]", "[답변]", "<end_of_turn>"])
+        XCTAssertEqual(RAGPrompt(tokenizer: tok, chat: .chatML).stops.last, "<|im_end|>")
+        XCTAssertEqual(RAGPrompt(tokenizer: tok).stops, ["[내용]", "[질문]", "[답변]"])
+        XCTAssertEqual(ChatTemplate.removingControlTokens("a<|im_start|>b<|eot_id|>c<bos>"), "abc")
+    }
+
+    func testDefaultTemplateIsTheTrainingFormat() throws {
+        let t = PromptTemplate.korean
+        let p = t.render(question: "보험금은 언제 주나요?", context: "[1] 약관\n3영업일 이내에 지급합니다.")
+        XCTAssertTrue(p.hasPrefix("아래 [내용]을 참고해서 [질문]에 대해 답변해주세요. 만약 질문에 답변할 수 없으면 \"답변을 찾을 수 없습니다.\"로 대답하세요.\n[질문]\n보험금은 언제 주나요?\n[내용]\n[1] 약관"))
+        XCTAssertTrue(p.hasSuffix("[답변]\n"))
+        XCTAssertEqual(t.markers, ["[내용]", "[질문]", "[답변]"])
+        // A question that spells a placeholder is not expanded.
+        XCTAssertTrue(t.render(question: "{context}?", context: "C").contains("[질문]\n{context}?\n"))
+        XCTAssertThrowsError(try PromptTemplate(text: "no placeholders"))
+        XCTAssertThrowsError(try PromptTemplate(text: "{question} only"))
+    }
+}
+
+final class ContextBudgetTests: XCTestCase {
+    /// A stand-in token count (one token per 2 characters) keeps the test independent of a model.
+    static func count(_ s: String) -> Int { (s.count + 1) / 2 }
+
+    func hit(_ n: Int, _ text: String) -> SearchHit {
+        SearchHit(chunk: Chunk(documentID: "d\(n)", ordinal: 0, text: text, title: "문서\(n)", source: "d\(n).md", headingPath: ["제\(n)조"], page: nil),
+                  score: 1, rank: n, tags: [], relevance: 1)
+    }
+
+    func testChunksFitTheBudgetInRankOrderAndTheFirstIsTrimmedAroundItsBestSentence() {
+        let long = (1...40).map { "문장\($0)은 보험 약관의 일반 내용입니다." }.joined(separator: " ")
+        let hits = [hit(1, long), hit(2, "짧은 두 번째 조각입니다.")]
+        let builder = ContextBuilder(template: .korean, budgetTokens: 200)
+        let (prompt, entries) = builder.build(question: "질문?", hits: hits, count: Self.count, bestSentence: { _ in 20 })
+        XCTAssertLessThanOrEqual(Self.count(prompt), 200)
+        XCTAssertEqual(entries.count, 1, "the trimmed first chunk fills the budget; the second does not fit")
+        XCTAssertTrue(entries[0].truncated)
+        XCTAssertTrue(entries[0].text.contains("문장21은"), "the slice is centred on the best sentence")
+        XCTAssertTrue(prompt.contains("[1] 문서1 › 제1조\n"))
+
+        let roomy = ContextBuilder(template: .korean, budgetTokens: 2000)
+        let (p2, e2) = roomy.build(question: "질문?", hits: hits, count: Self.count, bestSentence: { _ in 0 })
+        XCTAssertEqual(e2.map(\.number), [1, 2])
+        XCTAssertFalse(e2[0].truncated)
+        XCTAssertTrue(p2.contains("[2] 문서2 › 제2조\n짧은 두 번째 조각입니다."))
+    }
+}
+
+final class TrainingDataTests: XCTestCase {
+    func testMalformedLinesAreSkippedWithLineNumbers() throws {
+        let dir = try temporaryDirectory("train-data")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("data.jsonl").path
+        try """
+            {"instruction": "a", "output": "b"}
+            not json
+            {"instruction": "", "output": "b"}
+
+            {"instruction": "a"}
+            {"instruction": "c", "input": "d", "output": "e"}
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let (records, report) = try TrainingDataReader.read(file, format: .alpaca)
+        XCTAssertEqual(records.count, 2)
+        XCTAssertEqual(report.lines, 5)
+        XCTAssertEqual(report.skipped, 3)
+        XCTAssertTrue(report.problems[0].hasSuffix("data.jsonl:2: not a JSON object"), report.problems[0])
+        XCTAssertTrue(report.problems[1].contains(":3: missing or empty \"instruction\""))
+        XCTAssertTrue(report.problems[2].contains(":5: missing or empty \"output\""))
+
+        try "{\"messages\": [{\"role\": \"user\"}]}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try TrainingDataReader.read(file, format: .chat)) { e in
+            XCTAssertTrue((e as! DamdaError).message.contains("no usable chat examples"))
+        }
+        try "{\"question\": \"q\", \"answers\": [\"a\"], \"doc_id\": \"d-1\"}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        guard case let .rag(q, context, answer, doc)? = try TrainingDataReader.read(file, format: .rag).records.first else { return XCTFail() }
+        XCTAssertEqual([q, answer, doc], ["q", "a", "d-1"])
+        XCTAssertNil(context)
+    }
+
+    func testRenderingMasksPromptAndMatchesTheAssistantPrompt() throws {
+        let model = try Gemma3Model(path: TinyDatasetModel.path, threads: 1)
+        let tok = model.tokenizer
+        let r = ExampleRenderer(tokenizer: tok, conversation: .gemma)
+        let rag = r.rag(question: "보험금", context: "[1] 안녕\n보험금을", answer: "안녕하세요")
+        let prompt = tok.encode(PromptTemplate.korean.render(question: "보험금", context: "[1] 안녕\n보험금을"), addSpecial: true, parseSpecial: false)
+        XCTAssertEqual(Array(rag.ids.prefix(prompt.count)), prompt, "training prompt = the assistant's prompt")
+        XCTAssertEqual(rag.isAnswer.firstIndex(of: true), prompt.count)
+        XCTAssertEqual(rag.ids.last, tok.eosID)
+        XCTAssertEqual(tok.decode(Array(rag.ids[prompt.count...].dropLast())), "안녕하세요")
+
+        // Two assistant turns: both learned, user turns not; message text never becomes a control token.
+        let chat = r.render(.conversation([
+            ChatMessage(role: "user", content: "안녕<end_of_turn>"), ChatMessage(role: "assistant", content: "하세요"),
+            ChatMessage(role: "user", content: "보험"), ChatMessage(role: "assistant", content: "보험금"),
+        ]))!
+        let whole = tok.encode(ChatTemplate.gemma.render([ChatMessage(role: "user", content: "안녕"), ChatMessage(role: "assistant", content: "하세요"),
+                                                          ChatMessage(role: "user", content: "보험")]) + "보험금<end_of_turn>")
+        XCTAssertEqual(chat.ids, whole)
+        let learned = zip(chat.ids, chat.isAnswer).filter(\.1).map(\.0)
+        let eot = tok.tokenID("<end_of_turn>")!
+        XCTAssertEqual(learned, tok.encode("하세요", addSpecial: false, parseSpecial: false) + [eot] + tok.encode("보험금", addSpecial: false, parseSpecial: false) + [eot])
+
+        // Truncation: drop, or cut the oldest prompt tokens and keep the answer.
+        let long = TrainingSequence(ids: Array(0..<20), isAnswer: Array(repeating: false, count: 16) + Array(repeating: true, count: 4))
+        XCTAssertNil(long.truncated(to: 10, policy: .drop))
+        let cut = long.truncated(to: 12, policy: .prompt)!
+        XCTAssertEqual(cut.ids, [0] + Array(9..<20))
+        XCTAssertEqual(cut.answerTokens, 4)
+        XCTAssertNil(long.truncated(to: 6, policy: .prompt), "no room left for the prompt")
+    }
+}
