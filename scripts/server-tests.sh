@@ -81,6 +81,27 @@ echo "== server healthy at $DAMDA_URL"
 
 status=0
 python3 -m unittest -v Tests/server/test_server.py Tests/server/test_web.py || status=$?
+# The eval judge against this server as its endpoint: the 270M model is a poor judge, so most
+# replies fail the rubric's schema; they must be retried, counted and reported, never fatal.
+echo "== damda eval --judge-url $DAMDA_URL (two configurations, three questions)"
+if $DAMDA eval --qa evals/sample-qa.jsonl --index "$IDX" --limit 3 --config rag --config peft+rag \
+    --judge-url "$DAMDA_URL" --judge-key "$DAMDA_API_KEY" --judge-model damda --judge-attempts 2 \
+    --json "$DAMDA_ARTIFACTS/judge.json" --out "$DAMDA_ARTIFACTS/judge.rows.jsonl" >"$DAMDA_ARTIFACTS/judge.txt" 2>&1; then
+  python3 - "$DAMDA_ARTIFACTS/judge.json" <<'PY' || status=1
+import json, sys
+j = json.load(open(sys.argv[1]))["judge"]
+for name in ("rag", "peft+rag"):
+    c = j["scores"][name]["counts"]
+    assert c["valid"] + c["invalid"] + c["errors"] == 6, (name, c)  # 3 answerable + 3 off-domain
+    assert c["errors"] == 0, ("the endpoint failed", j.get("first_error"))
+p = j["pairwise"][0]
+assert p["baseline_wins"] + p["config_wins"] + p["ties"] + p["invalid"] + p["errors"] == 6, p
+print("judge: every question judged or counted", {n: j["scores"][n]["counts"] for n in j["scores"]}, p)
+PY
+else
+  cat "$DAMDA_ARTIFACTS/judge.txt"
+  status=1
+fi
 if ((status != 0)); then
   server_log
 fi

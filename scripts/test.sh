@@ -2,7 +2,8 @@
 # Runs every test: installs what they need, builds, fetches the default model (the reference-
 # comparison tests use it), runs `swift test` in release mode (the kernels are too slow
 # unoptimized), then the HTTP server's integration tests (official `openai` client, plain HTTP,
-# the web page in headless Chromium) against a real `damda serve`.
+# the web page in headless Chromium) against a real `damda serve`, and the evaluation gate
+# (`damda eval` on the sample corpus against evals/sample-baseline.json, its report in Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -17,4 +18,6 @@ swift test -c release --disable-swift-testing 2>&1 | tee /tmp/damda-test.log | g
 status=${PIPESTATUS[0]}
 set -e
 bash scripts/server-tests.sh || status=$?
+# The evaluation gate: four configurations on the sample corpus against the committed baseline.
+bash scripts/eval-gate.sh || status=$?
 exit "$status"

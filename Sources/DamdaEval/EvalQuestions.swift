@@ -4,11 +4,15 @@ import Foundation
 public enum EvalError: DamdaError {
     case badQuestions(String)
     case unreadable(String)
+    case badConfiguration(String)
+    case badBaseline(String)
 
     public var message: String {
         switch self {
         case let .badQuestions(why): why
         case let .unreadable(path): "cannot read \(path)"
+        case let .badConfiguration(why): "--config \(why)"
+        case let .badBaseline(why): "baseline: \(why)"
         }
     }
 }
@@ -44,28 +48,40 @@ public struct EvalQuestion: Sendable, Codable, Equatable {
     }
 
     /// A JSONL file of questions; a malformed line is an error naming it. Questions without an id
-    /// get `prefix` + their line number.
+    /// get `idPrefix` + their line number.
     public static func read(_ path: String, require: Requirement = .question, idPrefix: String = "") throws -> [EvalQuestion] {
+        try parse(path, require: require, idPrefix: idPrefix, lenient: false).questions
+    }
+
+    /// Like `read`, but malformed lines are skipped and returned as "FILE:LINE: reason".
+    public static func readSkipping(_ path: String, idPrefix: String = "") throws -> (questions: [EvalQuestion], skipped: [String]) {
+        try parse(path, require: .question, idPrefix: idPrefix, lenient: true)
+    }
+
+    static func parse(_ path: String, require: Requirement, idPrefix: String, lenient: Bool) throws -> (questions: [EvalQuestion], skipped: [String]) {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw EvalError.unreadable(path) }
         let decoder = JSONDecoder()
-        var out: [EvalQuestion] = []
+        var out: [EvalQuestion] = [], skipped: [String] = []
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-            guard var q = try? decoder.decode(EvalQuestion.self, from: Data(line.utf8)) else {
-                throw EvalError.badQuestions("\(path):\(n + 1): not a JSON object with a \"question\" string")
+            var problem: String?
+            var parsed = try? decoder.decode(EvalQuestion.self, from: Data(line.utf8))
+            if parsed == nil {
+                problem = "not a JSON object with a \"question\" string"
+            } else if require == .document, parsed?.documentID == nil {
+                problem = "no \"doc_id\""
+            } else if require == .answers, parsed?.documentID == nil || parsed?.answers.isEmpty == true {
+                problem = "not a {question, answers, doc_id} object"
             }
-            switch require {
-            case .question: break
-            case .document where q.documentID == nil:
-                throw EvalError.badQuestions("\(path):\(n + 1): no \"doc_id\"")
-            case .answers where q.documentID == nil || q.answers.isEmpty:
-                throw EvalError.badQuestions("\(path):\(n + 1): not a {question, answers, doc_id} object")
-            default: break
+            if let problem {
+                let why = "\(path):\(n + 1): \(problem)"
+                if lenient { skipped.append(why); continue }
+                throw EvalError.badQuestions(why)
             }
-            if q.id.isEmpty { q.id = idPrefix + "\(n)" }
-            out.append(q)
+            if parsed!.id.isEmpty { parsed!.id = idPrefix + "\(n)" }
+            out.append(parsed!)
         }
-        return out
+        return (out, skipped)
     }
 
     public enum Requirement: Sendable { case question, document, answers }
