@@ -83,20 +83,25 @@ status=0
 python3 -m unittest -v Tests/server/test_server.py Tests/server/test_web.py || status=$?
 # The eval judge against this server as its endpoint: the 270M model is a poor judge, so most
 # replies fail the rubric's schema; they must be retried, counted and reported, never fatal.
-echo "== damda eval --judge-url $DAMDA_URL (two configurations, three questions)"
+echo "== damda eval --judge-url $DAMDA_URL (two configurations, three questions, the feedback the tests left)"
+python3 -c 'import sys, urllib.request; r = urllib.request.Request(sys.argv[1] + "/v1/feedback/export?format=jsonl", headers={"Authorization": "Bearer " + sys.argv[2]}); open(sys.argv[3], "wb").write(urllib.request.urlopen(r, timeout=60).read())' \
+  "$DAMDA_URL" "$DAMDA_API_KEY" "$DAMDA_ARTIFACTS/feedback.jsonl"
 if $DAMDA eval --qa evals/sample-qa.jsonl --index "$IDX" --limit 3 --config rag --config peft+rag \
-    --judge-url "$DAMDA_URL" --judge-key "$DAMDA_API_KEY" --judge-model damda --judge-attempts 2 \
+    --judge-url "$DAMDA_URL" --judge-key "$DAMDA_API_KEY" --judge-model damda --judge-attempts 2 --feedback "$DAMDA_ARTIFACTS/feedback.jsonl" \
     --json "$DAMDA_ARTIFACTS/judge.json" --out "$DAMDA_ARTIFACTS/judge.rows.jsonl" >"$DAMDA_ARTIFACTS/judge.txt" 2>&1; then
-  python3 - "$DAMDA_ARTIFACTS/judge.json" <<'PY' || status=1
+  python3 - "$DAMDA_ARTIFACTS/judge.json" "$DAMDA_ARTIFACTS/feedback.jsonl" <<'PY' || status=1
 import json, sys
 j = json.load(open(sys.argv[1]))["judge"]
 for name in ("rag", "peft+rag"):
     c = j["scores"][name]["counts"]
     assert c["valid"] + c["invalid"] + c["errors"] == 6, (name, c)  # 3 answerable + 3 off-domain
     assert c["errors"] == 0, ("the endpoint failed", j.get("first_error"))
+f = j["feedback"]
+rated = sum(1 for line in open(sys.argv[2]) if line.strip())
+assert f["rated"] == rated > 0 and f["judged"] + f["invalid"] + f["errors"] == rated, (f, rated)
 p = j["pairwise"][0]
 assert p["baseline_wins"] + p["config_wins"] + p["ties"] + p["invalid"] + p["errors"] == 6, p
-print("judge: every question judged or counted", {n: j["scores"][n]["counts"] for n in j["scores"]}, p)
+print("judge: every question judged or counted", {n: j["scores"][n]["counts"] for n in j["scores"]}, p, "feedback", f)
 PY
 else
   cat "$DAMDA_ARTIFACTS/judge.txt"

@@ -38,10 +38,12 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "The judge endpoint's API key.") var judgeKey: String?
     @Option(help: "Questions the judge scores per configuration (0: all).") var judgeLimit = 0
     @Option(help: "Attempts per judgement when the reply is not the rubric's JSON.") var judgeAttempts = 3
+    @Option(help: "People's ratings (the JSONL of GET /v1/feedback/export): report the judge's agreement with them.") var feedback: String?
 
     func run() async throws {
         try await failing {
             if gate && baseline == nil { throw ValidationError("--gate needs --baseline FILE") }
+            if feedback != nil && judgeUrl == nil { throw ValidationError("--feedback needs --judge-url: the judge is compared with people") }
             let specs = try (configs.isEmpty ? EvalConfiguration.seedNames : configs).map { try EvalConfiguration.parse($0) }
             guard Set(specs.map(\.name)).count == specs.count else { throw ValidationError("configuration names must differ") }
             let (all, skipped) = try EvalQuestion.readSkipping(qa, idPrefix: "q")
@@ -63,27 +65,7 @@ struct EvalCommand: AsyncParsableCommand {
 
             let path = try modelOptions.resolvedModel()
             let model = try loadModel(path: path, threads: modelOptions.threads)
-            var loaded: [String: LoRAAdapter] = [:]
-            let applyAdapter: (String) throws -> String? = { spec in
-                guard let adaptable = model as? any AdaptableModel else {
-                    if spec == "none" { return nil }
-                    throw ValidationError("this model cannot take adapters")
-                }
-                if spec == "none" { adaptable.adapter = nil; return nil }
-                let dir: String
-                if spec == "default" {
-                    guard DefaultAdapter.isDefaultModel(path) else { throw ValidationError("adapter=default needs the default model; give adapter=DIR") }
-                    dir = try DefaultAdapter.locate()
-                    try DefaultAdapter.verify(directory: dir)
-                } else {
-                    dir = spec
-                }
-                if loaded[dir] == nil {
-                    loaded[dir] = try LoRAAdapter.load(directory: dir, geometry: adaptable.loraGeometry, rowOrder: adaptable.huggingFaceRowOrder).adapter
-                }
-                adaptable.adapter = loaded[dir]
-                return URL(fileURLWithPath: dir).lastPathComponent
-            }
+            let applyAdapter = adapterSwitcher(model: model, path: path)
             var runner = EvalRunner(index: idx, model: model, modelName: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
                                     questions: questions, applyAdapter: applyAdapter)
             runner.unanswerable = unanswerable
@@ -114,7 +96,12 @@ struct EvalCommand: AsyncParsableCommand {
                 client.attempts = max(judgeAttempts, 1)
                 var pass = JudgePass(client: client)
                 pass.limit = judgeLimit
-                let judged = await pass.run(rows, configs: specs, bootstrap: Bootstrap(resamples: resamples))
+                var judged = await pass.run(rows, configs: specs, bootstrap: Bootstrap(resamples: resamples))
+                if let feedback {
+                    let (rated, skipped) = try RatedAnswer.read(feedback)
+                    if skipped > 0 { note("feedback: skipped \(skipped) unreadable lines of \(feedback)") }
+                    judged.feedback = await pass.agreement(with: rated)
+                }
                 if let e = judged.firstError { note("judge: \(e)") }
                 summary.judge = judged
             }
@@ -153,6 +140,10 @@ struct EvalCommand: AsyncParsableCommand {
                 print(String(format: "judge %@: correctness %.2f, groundedness %.2f, helpfulness %.2f (valid %d, invalid %d, errors %d)",
                              n, r.correctness.value, r.groundedness.value, r.helpfulness.value, r.counts.valid, r.counts.invalid, r.counts.errors))
             }
+            if let f = j.feedback {
+                print(String(format: "judge vs people: %d rated, %d judged (%d invalid, %d errors), agreement %.1f%%, kappa %@",
+                             f.rated, f.judged, f.invalid, f.errors, f.agreement, f.kappa.map { String(format: "%.2f", $0) } ?? "n/a"))
+            }
             for p in j.pairwise {
                 print("judge A/B \(p.config) vs \(p.baseline): \(p.configWins) wins, \(p.baselineWins) losses, \(p.ties) ties, \(p.invalid) invalid, \(p.errors) errors")
             }
@@ -160,4 +151,30 @@ struct EvalCommand: AsyncParsableCommand {
     }
 
     func note(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
+}
+
+/// Puts a configuration's adapter on the model: "none", "default" (the shipped one, checksum
+/// verified) or a folder; adapters are loaded once.
+func adapterSwitcher(model: any LanguageModel, path: String) -> (String) throws -> String? {
+    var loaded: [String: LoRAAdapter] = [:]
+    return { spec in
+        guard let adaptable = model as? any AdaptableModel else {
+            if spec == "none" { return nil }
+            throw ValidationError("this model cannot take adapters")
+        }
+        if spec == "none" { adaptable.adapter = nil; return nil }
+        let dir: String
+        if spec == "default" {
+            guard DefaultAdapter.isDefaultModel(path) else { throw ValidationError("adapter=default needs the default model; give adapter=DIR") }
+            dir = try DefaultAdapter.locate()
+            try DefaultAdapter.verify(directory: dir)
+        } else {
+            dir = spec
+        }
+        if loaded[dir] == nil {
+            loaded[dir] = try LoRAAdapter.load(directory: dir, geometry: adaptable.loraGeometry, rowOrder: adaptable.huggingFaceRowOrder).adapter
+        }
+        adaptable.adapter = loaded[dir]
+        return URL(fileURLWithPath: dir).lastPathComponent
+    }
 }

@@ -78,6 +78,8 @@ public struct JudgeSummary: Codable, Sendable {
     /// configuration → mean rubric scores (1–5) with intervals over the validly judged questions.
     public var scores: [String: Rubric] = [:]
     public var pairwise: [Pairwise] = []
+    /// The judge against people's ratings (`--feedback`).
+    public var feedback: FeedbackAgreement?
     public var firstError: String?
 
     public struct Counts: Codable, Sendable {
@@ -102,5 +104,65 @@ public struct JudgeSummary: Codable, Sendable {
         }
     }
 
-    enum CodingKeys: String, CodingKey { case model, url, scores, pairwise, firstError = "first_error" }
+    enum CodingKeys: String, CodingKey { case model, url, scores, pairwise, feedback, firstError = "first_error" }
+}
+
+/// An answer people rated (one line of `GET /v1/feedback/export`).
+public struct RatedAnswer: Codable, Sendable {
+    public struct Source: Codable, Sendable { public var text: String }
+    public var question: String
+    public var answer: String
+    /// "up" or "down".
+    public var rating: String
+    public var citations: [Source]
+
+    /// The export's lines; malformed ones are counted in `skipped`.
+    public static func read(_ path: String) throws -> (answers: [RatedAnswer], skipped: Int) {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw EvalError.unreadable(path) }
+        var out: [RatedAnswer] = [], skipped = 0
+        for line in text.split(separator: "\n") where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            if let r = try? JSONDecoder().decode(RatedAnswer.self, from: Data(line.utf8)), ["up", "down"].contains(r.rating) {
+                out.append(r)
+            } else {
+                skipped += 1
+            }
+        }
+        return (out, skipped)
+    }
+}
+
+/// How often the judge agrees with people's thumbs: the judge says "up" when its three rubric
+/// scores average at least 3.5 (no reference answer: correctness is judged from the sources).
+public struct FeedbackAgreement: Codable, Sendable {
+    public var rated = 0, judged = 0, invalid = 0, errors = 0
+    /// Share of judged answers where the judge and the person agree.
+    public var agreement = 0.0
+    /// Cohen's kappa of the two (nil when either side gave only one kind of rating).
+    public var kappa: Double?
+}
+
+extension JudgePass {
+    public func agreement(with feedback: [RatedAnswer]) async -> FeedbackAgreement {
+        var a = FeedbackAgreement()
+        a.rated = feedback.count
+        var pairs: [(person: Bool, judge: Bool)] = []
+        for r in feedback {
+            do {
+                let (s, _) = try await client.score(question: r.question, reference: [], sources: r.citations.map(\.text), answer: r.answer)
+                guard let s else { a.invalid += 1; continue }
+                pairs.append((r.rating == "up", Double(s.correctness + s.groundedness + s.helpfulness) / 3 >= 3.5))
+            } catch {
+                a.errors += 1
+            }
+        }
+        a.judged = pairs.count
+        guard !pairs.isEmpty else { return a }
+        let n = Double(pairs.count)
+        let observed = Double(pairs.filter { $0.person == $0.judge }.count) / n
+        a.agreement = observed * 100
+        let personUp = Double(pairs.filter(\.person).count) / n, judgeUp = Double(pairs.filter(\.judge).count) / n
+        let expected = personUp * judgeUp + (1 - personUp) * (1 - judgeUp)
+        a.kappa = expected < 1 ? (observed - expected) / (1 - expected) : nil
+        return a
+    }
 }

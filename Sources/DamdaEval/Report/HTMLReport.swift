@@ -61,6 +61,10 @@ public enum HTMLReport {
                 }.joined() + "<td class=\"num\">\(r.counts.valid)</td><td class=\"num\">\(r.counts.invalid)</td><td class=\"num\">\(r.counts.errors)</td></tr>"
             }
             html += "</table>"
+            if let f = j.feedback {
+                html += "<p>Against people's ratings: \(f.rated) rated answers, \(f.judged) judged (\(f.invalid) invalid, \(f.errors) errors), "
+                html += "agreement \(String(format: "%.1f", f.agreement))%, Cohen's κ \(f.kappa.map { String(format: "%.2f", $0) } ?? "n/a").</p>"
+            }
             if !j.pairwise.isEmpty {
                 html += "<table><tr><th>config</th><th>against</th><th>wins</th><th>losses</th><th>ties</th><th>invalid</th><th>errors</th></tr>"
                 for p in j.pairwise {

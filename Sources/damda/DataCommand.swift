@@ -1,0 +1,143 @@
+import ArgumentParser
+import DamdaCore
+import DamdaDatasets
+import DamdaRetrieval
+import Foundation
+
+struct DataCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data", abstract: "Training data from documents: synthesize questions, augment them, clean and split them.",
+        subcommands: [Synthesize.self, Augment.self, Clean.self])
+
+    struct Synthesize: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write questions for an index's chunks without a model (extractive, Korean), filtered by span, length, genericity, round trip and duplicates.",
+            discussion: "Running it again with the same --out continues after the chunks already done.")
+        @OptionGroup var indexOptions: IndexOptions
+        @Option(help: "Worker threads.") var threads: Int = Threads.available
+        @Option(help: "Output JSONL: {id, question, answers, doc_id, chunk_id, evidence, generator}.") var out: String
+        @Option(help: "Questions per chunk before filtering.") var perChunk = 3
+        @Option(help: "Only chunks of the documents named by doc_id in this JSONL (e.g. a training split).") var documentsOf: String?
+        @Option(help: "The retriever must find the source chunk within this many hits.") var roundTripK = 5
+
+        func run() async throws {
+            try await failing {
+                let idx = try indexOptions.open(embedder: try indexOptions.embedder(threads: threads))
+                guard idx.chunkCount > 0 else { throw ValidationError("the index at \(indexOptions.index) is empty: ingest documents first") }
+                var documents: Set<String>?
+                if let f = documentsOf { documents = Set(try QAExample.read(f).examples.compactMap(\.documentID)) }
+                let summary = try synthesizeQuestions(index: idx, out: out, perChunk: perChunk, roundTripK: roundTripK, documents: documents)
+                print(jsonString(summary))
+            }
+        }
+    }
+
+    struct Augment: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add restyled, re-worded, re-spaced and re-formatted variants of each question (answers unchanged).")
+        @Option(name: .customLong("in"), help: "Input JSONL with question and answers.") var input: String
+        @Option(help: "Output JSONL (originals and variants, each variant tagged with its augmentation).") var out: String
+        @Option(help: "At most this many lines per input line (the original included).") var factor = 3
+        @Option(help: "Seed for which variants are kept.") var seed: UInt64 = 0
+
+        func run() async throws {
+            try await failing {
+                let (examples, skipped) = try QAExample.read(input)
+                let augmenter = Augmenter(factor: factor, seed: seed)
+                var lines: [String] = [], tags: [String: Int] = [:]
+                for e in examples {
+                    for v in augmenter.augment(e) {
+                        lines.append(jsonString(v))
+                        if let t = v.augmentation { tags[t, default: 0] += 1 }
+                    }
+                }
+                try (lines.joined(separator: "\n") + "\n").write(toFile: out, atomically: true, encoding: .utf8)
+                print(jsonString(AugmentSummary(read: examples.count, skipped: skipped, written: lines.count, byAugmentation: tags)))
+            }
+        }
+
+        struct AugmentSummary: Encodable {
+            var read: Int, skipped: Int, written: Int, byAugmentation: [String: Int]
+            enum CodingKeys: String, CodingKey { case read, skipped, written, byAugmentation = "by_augmentation" }
+        }
+    }
+
+    struct Clean: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Standardize text, remove duplicates and (with --index) off-domain questions; split train/validation/test by source document.")
+        @Option(name: .customLong("in"), help: "Input JSONL with question and answers.") var input: String
+        @Option(help: "Output JSONL; with --split, OUT's stem gets .train/.val/.test.") var out: String
+        @Option(help: "An index of the documents: drop questions whose best chunk fails the assistant's relevance gate.") var index: String?
+        @Option(help: "Shares for train,validation,test by source document (e.g. 0.8,0.1,0.1).") var split: String?
+        @Option(help: "Worker threads.") var threads: Int = Threads.available
+
+        func run() async throws {
+            try await failing {
+                let (examples, skipped) = try QAExample.read(input)
+                var cleaner = DataCleaner()
+                if let dir = index {
+                    let idx = try SearchIndex(directory: dir, embedder: try embedderIfIndexed(dir, threads: threads))
+                    cleaner.index = idx
+                    cleaner.mode = idx.hasEmbeddings && idx.embedder != nil ? .hybrid : .bm25
+                }
+                let (kept, summary) = try cleaner.clean(examples)
+                var files: [String: Int] = [:]
+                func write(_ rows: [QAExample], _ path: String) throws {
+                    try (rows.map { jsonString($0) }.joined(separator: "\n") + (rows.isEmpty ? "" : "\n")).write(toFile: path, atomically: true, encoding: .utf8)
+                    files[path] = rows.count
+                }
+                if let split {
+                    let shares = split.split(separator: ",").compactMap { Double($0) }
+                    guard shares.count == 3, shares.allSatisfy({ $0 >= 0 }), shares.reduce(0, +) > 0 else {
+                        throw ValidationError("--split needs three non-negative shares: train,validation,test")
+                    }
+                    let stem = URL(fileURLWithPath: out).deletingPathExtension().path
+                    for (part, name) in zip(DataCleaner.split(kept, shares: shares), ["train", "val", "test"]) { try write(part, "\(stem).\(name).jsonl") }
+                } else {
+                    try write(kept, out)
+                }
+                print(jsonString(CleanSummary(skippedLines: skipped, clean: summary, files: files)))
+            }
+        }
+
+        struct CleanSummary: Encodable {
+            var skippedLines: Int, clean: DataCleaner.Summary, files: [String: Int]
+            enum CodingKeys: String, CodingKey { case clean, files, skippedLines = "skipped_lines" }
+        }
+    }
+}
+
+
+/// `damda data synthesize` into `out`, continuing after the chunks listed in `out`.chunks.
+func synthesizeQuestions(index idx: SearchIndex, out: String, perChunk: Int, roundTripK: Int, documents: Set<String>?) throws -> SynthesisSummary {
+    var synthesis = QuestionSynthesis(index: idx, mode: idx.hasEmbeddings && idx.embedder != nil ? .hybrid : .bm25)
+    synthesis.synthesizer.perChunk = perChunk
+    synthesis.filters.roundTripK = roundTripK
+    synthesis.documents = documents
+    let doneFile = out + ".chunks"
+    let done = Set(((try? String(contentsOfFile: doneFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init))
+    // A rerun continues only where a chunk log exists; otherwise it starts over.
+    let existing = !done.isEmpty && FileManager.default.fileExists(atPath: out) ? (try? QAExample.read(out))?.examples ?? [] : []
+    let previous = existing.map { e in
+        SynthesizedQuestion(id: e.id, question: e.question, answers: e.answers, documentID: e.documentID ?? "", chunkID: e.chunkID ?? "",
+                            evidence: e.evidence ?? "", generator: e.generator ?? "")
+    }
+    if done.isEmpty {
+        FileManager.default.createFile(atPath: out, contents: nil)
+        FileManager.default.createFile(atPath: doneFile, contents: nil)
+    } else {
+        note("resuming: \(done.count) chunks done, \(existing.count) questions kept")
+        // A kill mid-write can leave a torn last line: keep only the whole ones.
+        try previous.map { jsonString($0) + "\n" }.joined().write(toFile: out, atomically: true, encoding: .utf8)
+    }
+    guard let qa = FileHandle(forWritingAtPath: out), let log = FileHandle(forWritingAtPath: doneFile) else {
+        throw ValidationError("cannot write \(out)")
+    }
+    qa.seekToEndOfFile(); log.seekToEndOfFile()
+    let summary = try synthesis.run(existing: previous, doneChunks: done,
+                                    emit: { qa.write((jsonString($0) + "\n").data(using: .utf8)!) },
+                                    chunkDone: { log.write(($0 + "\n").data(using: .utf8)!) })
+    try qa.close(); try log.close()
+    return summary
+}
+
+private func note(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
