@@ -6,16 +6,9 @@ import DamdaTestSupport
 import Foundation
 import XCTest
 
-/// A tiny Gemma 3 written once for these tests (its pieces are Korean syllables, "the", "is", digits).
+/// The tiny Gemma 3 of DamdaTestSupport (its pieces are Korean syllables, "the", "is", digits).
 enum TinyDatasetModel {
-    static let path: String = {
-        let dir = try! temporaryDirectory("datasets-model")
-        let path = dir.appendingPathComponent("tiny-gemma3.gguf").path
-        var shape = TinyModels.GemmaShape()
-        shape.layers = 2; shape.embedding = 256; shape.feedForward = 256; shape.window = 4
-        try! TinyModels.writeGemma3(to: path, shape: shape, seed: 9)
-        return path
-    }()
+    static var path: String { TinyModels.trainingGemmaPath }
 }
 
 final class RAGPromptTests: XCTestCase {

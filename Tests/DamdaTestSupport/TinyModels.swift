@@ -5,6 +5,17 @@ import XCTest
 
 /// Tiny random-weight GGUF models the tests write themselves, with a small SentencePiece vocabulary.
 public enum TinyModels {
+    /// A 2-layer Gemma 3 (width 256, window 4) written once per test process, for tests that
+    /// train or render data on a real model file.
+    public static let trainingGemmaPath: String = {
+        let dir = try! temporaryDirectory("train-model")
+        let path = dir.appendingPathComponent("tiny-gemma3.gguf").path
+        var shape = GemmaShape()
+        shape.layers = 2; shape.embedding = 256; shape.feedForward = 256; shape.window = 4
+        try! writeGemma3(to: path, shape: shape, seed: 9)
+        return path
+    }()
+
     public static let normalTokens = ["▁", "▁t", "he", "▁the", "in", "▁a", "▁is", "an", "안", "녕", "안녕", "하", "세", "요",
                                "하세요", "▁안녕", "보험", "금", "보험금", "을", "▁보험금", "니다", "습니다", "0", "1", "2"]
         + (UInt8(ascii: "a")...UInt8(ascii: "z")).map { String(UnicodeScalar($0)) }

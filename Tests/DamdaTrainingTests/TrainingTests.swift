@@ -9,14 +9,7 @@ import XCTest
 
 /// A tiny Gemma 3 written once for these tests.
 enum TinyTrainingModel {
-    static let path: String = {
-        let dir = try! temporaryDirectory("train-model")
-        let path = dir.appendingPathComponent("tiny-gemma3.gguf").path
-        var shape = TinyModels.GemmaShape()
-        shape.layers = 2; shape.embedding = 256; shape.feedForward = 256; shape.window = 4
-        try! TinyModels.writeGemma3(to: path, shape: shape, seed: 9)
-        return path
-    }()
+    static var path: String { TinyModels.trainingGemmaPath }
 
     /// Alpaca lines in the tiny vocabulary (its pieces are Korean syllables, "the", "is", digits).
     static func alpacaLines(_ n: Int) -> String {
