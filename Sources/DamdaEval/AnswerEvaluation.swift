@@ -50,14 +50,12 @@ public struct AnswerEvaluation {
                     refused: a.refused, goldChunkGiven: given, unanswerable: false, goldInAnswer: containsGold, cited: a.citations.map(\.documentID)))
             bar?.update(to: Int64(i + 1))
         }
-        // Unanswerable: the question against the index without its own article (KorQuAD ids are
-        // "<article>-<paragraph>").
+        // Unanswerable: the question against the index without its own article.
         var refusedUnanswerable = 0
         for j in 0..<(answerable.isEmpty ? 0 : unanswerable) {
             let item = answerable[j * answerable.count / unanswerable]
-            let article = (item.documentID ?? "").split(separator: "-").dropLast().joined(separator: "-")
             var hidden = cfg
-            hidden.filter.excludedDocuments = Set(documentIDs.filter { $0.hasPrefix(article + "-") })
+            hidden.filter.excludedDocuments = EvalQuestion.articleDocuments(of: item.documentID ?? "", among: documentIDs)
             let a = try await assistant.answer(item.question, config: hidden)
             refusedUnanswerable += a.refused ? 1 : 0
             row(Row(id: item.id, question: item.question, gold: [], answer: a.answer, raw: a.rawAnswer, em: false, f1: 0, refused: a.refused,

@@ -84,6 +84,13 @@ public struct EvalQuestion: Sendable, Codable, Equatable {
         return (out, skipped)
     }
 
+    /// The documents hidden to make an answerable question unanswerable: its whole article
+    /// (KorQuAD ids are "<article>-<paragraph>"), or the document alone when its id has no article.
+    public static func articleDocuments(of document: String, among all: [String]) -> Set<String> {
+        let article = document.split(separator: "-").dropLast().joined(separator: "-")
+        return Set(all.filter { article.isEmpty ? $0 == document : $0.hasPrefix(article + "-") || $0 == document })
+    }
+
     public enum Requirement: Sendable { case question, document, answers }
 
     /// `n` questions spread evenly over `all` (all of them for n ≤ 0), so a small sample still

@@ -95,11 +95,7 @@ public struct EvalRunner {
         if !answerable.isEmpty && unanswerable > 0 {
             for j in 0..<unanswerable {
                 let q = answerable[j * answerable.count / unanswerable]
-                // KorQuAD ids are "<article>-<paragraph>": hide the whole article.
-                let doc = q.documentID ?? ""
-                let article = doc.split(separator: "-").dropLast().joined(separator: "-")
-                let hidden = Set(allDocuments.filter { article.isEmpty ? $0 == doc : $0.hasPrefix(article + "-") || $0 == doc })
-                out.append(Item(question: q, kind: .unanswerable, hidden: hidden))
+                out.append(Item(question: q, kind: .unanswerable, hidden: EvalQuestion.articleDocuments(of: q.documentID ?? "", among: allDocuments)))
             }
         }
         out += questions.filter { $0.documentID == nil }.map { Item(question: $0, kind: .offDomain, hidden: []) }
@@ -209,4 +205,31 @@ public struct EvalRunner {
     }
 
     typealias EvalItemAlias = Item
+}
+
+/// The rows file of `damda eval` and `damda tune`: rows are appended as they are made; resuming
+/// keeps the whole rows of an earlier run and rewrites the file without a torn last line.
+public enum EvalRowLog {
+    /// The rows kept (by key) and the count of unreadable lines dropped; nil when there is no file.
+    public static func resume(_ path: String) throws -> (rows: [String: EvalRow], unreadable: Int)? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        var rows: [String: EvalRow] = [:], bad = 0
+        let decoder = JSONDecoder()
+        for line in text.split(separator: "\n") {
+            if let r = try? decoder.decode(EvalRow.self, from: Data(line.utf8)) { rows[r.key] = r } else { bad += 1 }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        try rows.values.map { String(decoding: try encoder.encode($0), as: UTF8.self) + "\n" }.joined()
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        return (rows, bad)
+    }
+
+    /// The file opened for appending (created empty unless `keep`).
+    public static func open(_ path: String, keep: Bool) -> FileHandle? {
+        if !keep { FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let handle = FileHandle(forWritingAtPath: path) else { return nil }
+        handle.seekToEndOfFile()
+        return handle
+    }
 }

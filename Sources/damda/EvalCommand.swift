@@ -72,19 +72,13 @@ struct EvalCommand: AsyncParsableCommand {
 
             let rowsPath = out ?? (json ?? report).map { URL(fileURLWithPath: $0).deletingPathExtension().path + ".rows.jsonl" }
                 ?? FileManager.default.temporaryDirectory.appendingPathComponent("damda-eval-\(getpid()).rows.jsonl").path
-            if resume, let text = try? String(contentsOfFile: rowsPath, encoding: .utf8) {
-                var bad = 0
-                for line in text.split(separator: "\n") {
-                    if let r = try? JSONDecoder().decode(EvalRow.self, from: Data(line.utf8)) { runner.done[r.key] = r } else { bad += 1 }
-                }
-                note("resuming: \(runner.done.count) rows kept from \(rowsPath)\(bad > 0 ? ", \(bad) unreadable lines dropped" : "")")
-                // Rewrite the kept rows so a torn last line does not stay in the file.
-                try runner.done.values.map { jsonString($0) + "\n" }.joined().write(toFile: rowsPath, atomically: true, encoding: .utf8)
-            } else {
-                FileManager.default.createFile(atPath: rowsPath, contents: nil)
+            var kept = false
+            if resume, let (rows, bad) = try EvalRowLog.resume(rowsPath) {
+                runner.done = rows
+                kept = true
+                note("resuming: \(rows.count) rows kept from \(rowsPath)\(bad > 0 ? ", \(bad) unreadable lines dropped" : "")")
             }
-            guard let log = FileHandle(forWritingAtPath: rowsPath) else { throw ValidationError("cannot write \(rowsPath)") }
-            log.seekToEndOfFile()
+            guard let log = EvalRowLog.open(rowsPath, keep: kept) else { throw ValidationError("cannot write \(rowsPath)") }
             let (rows, overhead) = try await runner.run(specs) { row in log.write((jsonString(row) + "\n").data(using: .utf8)!) }
             try log.close()
 

@@ -111,16 +111,9 @@ struct TuneCommand: AsyncParsableCommand {
                                     applyAdapter: adapterSwitcher(model: model, path: modelPath))
             runner.unanswerable = evalUnanswerable
             let rowsPath = path("eval.rows.jsonl")
-            if let text = try? String(contentsOfFile: rowsPath, encoding: .utf8) {
-                for line in text.split(separator: "\n") {
-                    if let r = try? JSONDecoder().decode(EvalRow.self, from: Data(line.utf8)) { runner.done[r.key] = r }
-                }
-                try runner.done.values.map { jsonString($0) + "\n" }.joined().write(toFile: rowsPath, atomically: true, encoding: .utf8)
-            } else {
-                FileManager.default.createFile(atPath: rowsPath, contents: nil)
-            }
-            guard let log = FileHandle(forWritingAtPath: rowsPath) else { throw ValidationError("cannot write \(rowsPath)") }
-            log.seekToEndOfFile()
+            let resumed = try EvalRowLog.resume(rowsPath)
+            runner.done = resumed?.rows ?? [:]
+            guard let log = EvalRowLog.open(rowsPath, keep: resumed != nil) else { throw ValidationError("cannot write \(rowsPath)") }
             let (rows, overhead) = try await runner.run([before, tuned]) { log.write((jsonString($0) + "\n").data(using: .utf8)!) }
             try log.close()
             let report = EvalReport.make(rows: rows, configs: [before, tuned], model: modelPath, index: indexOptions.index, overheadPct: overhead)
