@@ -107,6 +107,48 @@ else
   cat "$DAMDA_ARTIFACTS/judge.txt"
   status=1
 fi
+# The synthesis teacher against this server: the plumbing is real (requests, schema checks,
+# retries, counts); the 270M model's replies seldom hold the JSON asked for, and every failure
+# must be counted, never fatal, with the failed chunks asked again by a rerun. A listener that
+# accepts and never answers stands for a teacher that times out.
+echo "== damda data synthesize --teacher-url $DAMDA_URL (and a teacher that never answers)"
+TEACH=$(mktemp -d -t damda-teacher.XXXXXX)
+$DAMDA ingest samples/insurance/notice.txt --index "$TEACH/index" >/dev/null
+python3 - "$TEACH/silent.port" <<'PY' &
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)   # read nothing, answer nothing
+PY
+SILENT_PID=$!
+for _ in $(seq 50); do [[ -s $TEACH/silent.port ]] && break; sleep 0.1; done
+if $DAMDA data synthesize --index "$TEACH/index" --out "$TEACH/served.jsonl" --per-chunk 2 --teacher-url "$DAMDA_URL" \
+      --teacher-key "$DAMDA_API_KEY" --teacher-attempts 2 --teacher-rps 5 >"$TEACH/served.json" 2>"$TEACH/served.err" &&
+   $DAMDA data synthesize --index "$TEACH/index" --out "$TEACH/served.jsonl" --per-chunk 2 --teacher-url "$DAMDA_URL" \
+      --teacher-key "$DAMDA_API_KEY" --teacher-attempts 1 >"$TEACH/served-again.json" 2>>"$TEACH/served.err" &&
+   $DAMDA data synthesize --index "$TEACH/index" --out "$TEACH/silent.jsonl" --teacher-url "http://127.0.0.1:$(cat "$TEACH/silent.port")" \
+      --teacher-timeout 2 >"$TEACH/silent.json" 2>"$TEACH/silent.err"; then
+  python3 - "$TEACH" <<'PY' || status=1
+import json, sys
+t = sys.argv[1]
+served, again, silent = (json.load(open(f"{t}/{n}.json")) for n in ("served", "served-again", "silent"))
+failed = sum(served["teacher_failures"].values())
+assert served["chunks"] > 0 and served["teacher_requests"] >= served["chunks"], served
+assert served["candidates"] == served["kept"] + sum(served["dropped"].values()), served
+assert again["chunks"] == failed, ("a rerun asks again exactly the chunks that failed", served, again)
+kept = sum(1 for line in open(f"{t}/served.jsonl") if line.strip())
+assert kept == served["kept"] + again["kept"], (kept, served, again)
+assert silent["teacher_failures"] == {"teacher_timeout": silent["chunks"]} and silent["kept"] == 0, silent
+print("teacher: every chunk answered or counted", {"served": served["teacher_failures"], "kept": kept, "silent": silent["teacher_failures"]})
+PY
+else
+  cat "$TEACH/served.err" "$TEACH/silent.err" 2>/dev/null
+  status=1
+fi
+kill "$SILENT_PID" 2>/dev/null || true
+rm -rf "$TEACH"
 if ((status != 0)); then
   server_log
 fi

@@ -28,6 +28,11 @@ public struct AssistantConfig: Sendable {
     /// false: no retrieval, the model answers from the question alone (the "no context" rows of
     /// an evaluation; the prompt template gets an empty context).
     public var useRetrieval = true
+    /// The model refuses only when its refusal's first token has at least this probability at the
+    /// first step (otherwise that token is excluded and it answers); nil: greedy argmax decides.
+    /// Chosen with `scripts/refusal-threshold.py` on questions of the training articles: see the
+    /// model card of the default adapter.
+    public var refusalThreshold: Float?
     public var rewrite = RewriteMode.model
     /// Wrap the RAG prompt in this chat template as a user turn; nil: raw completion.
     public var chatTemplate: ChatTemplate?
@@ -94,11 +99,13 @@ public struct AssistantAnswer: Sendable, Codable {
     public var model: String
     public var adapter: String?
     public var finishReason: String?
+    /// With a refusal threshold: the probability the model gave its refusal at the first token.
+    public var refusalProbability: Float?
 
     enum CodingKeys: String, CodingKey {
         case id, question, rewrite, answer, refused, citations, context, usage, timings, model, adapter
         case standaloneQuestion = "standalone_question", rawAnswer = "raw_answer", refusalReason = "refusal_reason"
-        case echoOnly = "echo_only", finishReason = "finish_reason", unsupported
+        case echoOnly = "echo_only", finishReason = "finish_reason", unsupported, refusalProbability = "refusal_probability"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -111,6 +118,7 @@ public struct AssistantAnswer: Sendable, Codable {
         try c.encode(citations, forKey: .citations)
         try c.encode(context, forKey: .context); try c.encode(usage, forKey: .usage); try c.encode(timings, forKey: .timings)
         try c.encode(model, forKey: .model); try c.encode(adapter, forKey: .adapter); try c.encode(finishReason, forKey: .finishReason)
+        try c.encodeIfPresent(refusalProbability, forKey: .refusalProbability)
     }
 }
 
@@ -236,6 +244,7 @@ public final class Assistant: @unchecked Sendable {
         result.refusalReason = modelRefused ? "model" : nil
         result.echoOnly = cleaned.isEmpty
         result.finishReason = s.finishReason.rawValue
+        result.refusalProbability = s.firstTokenGateProbability
         if !modelRefused && !cleaned.isEmpty {
             for i in citations.indices {
                 citations[i].used = Grounding.isUsed(answer: cleaned, number: citations[i].n, chunkText: citations[i].text, terms: hits.terms)
@@ -253,6 +262,7 @@ public final class Assistant: @unchecked Sendable {
     static func request(_ ids: [Int32], prompt: RAGPrompt, config cfg: AssistantConfig) -> GenerationRequest {
         var req = GenerationRequest(prompt: ids, maxTokens: cfg.maxAnswerTokens, sampling: cfg.sampling, stop: prompt.stops)
         req.stopsSkipLeading = true
+        if let t = cfg.refusalThreshold { req.firstTokenGate = FirstTokenGate(tokens: prompt.refusalFirstTokens, threshold: t) }
         return req
     }
 
@@ -280,7 +290,7 @@ public final class Assistant: @unchecked Sendable {
         let refused = AnswerCleaner.isRefusal(cleaned)
         emit(.text(refused ? PromptTemplate.refusal : cleaned))
         let total = (clock.now - start).milliseconds
-        return AssistantAnswer(
+        var answer = AssistantAnswer(
             id: Self.newAnswerID(), question: q, standaloneQuestion: rewrite.question, rewrite: rewrite.method,
             answer: refused ? PromptTemplate.refusal : cleaned, rawAnswer: s.text, refused: refused, refusalReason: refused ? "model" : nil,
             echoOnly: cleaned.isEmpty, citations: [],
@@ -288,5 +298,7 @@ public final class Assistant: @unchecked Sendable {
             usage: Usage(promptTokens: s.promptTokens, completionTokens: s.tokens.count),
             timings: Timings(retrievalMs: 0, generationMs: total, totalMs: total), model: modelName, adapter: adapterName,
             finishReason: s.finishReason.rawValue)
+        answer.refusalProbability = s.firstTokenGateProbability
+        return answer
     }
 }

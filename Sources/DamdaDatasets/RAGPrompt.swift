@@ -92,6 +92,16 @@ public struct RAGPrompt: Sendable {
         return ids
     }
 
+    /// The tokens a refusal can start with as the model writes it after the prompt (the training
+    /// target's first token, with and without a leading space): what the first-token gate weighs.
+    public var refusalFirstTokens: Set<Int32> {
+        var tokens: Set<Int32> = []
+        for text in [PromptTemplate.refusal, " " + PromptTemplate.refusal] {
+            if let first = tokenizer.encode(text, addSpecial: false, parseSpecial: false).first { tokens.insert(first) }
+        }
+        return tokens
+    }
+
     /// Where the answer's generation stops: the template's section markers (a model that starts
     /// writing `[질문]` is echoing the template) and, in chat form, the end of the turn.
     public var stops: [String] { template.markers + (chat?.stopStrings ?? []) }

@@ -3,7 +3,7 @@ import Foundation
 /// One configuration of the assistant to evaluate: which adapter, which retrieval, which prompt.
 /// `damda eval --config NAME=SPEC` where SPEC is `key=value` pairs joined by commas:
 /// `adapter=default|none|DIR`, `retrieval=auto|none|bm25|vector|hybrid`, `k=5`, `budget=512`,
-/// `template=FILE`, `chat=true|false`, `max-tokens=128`. The seed's four configurations are
+/// `template=FILE`, `chat=true|false`, `max-tokens=128`, `refusal-threshold=auto|off|P`. The seed's four configurations are
 /// presets by name (`base`, `rag`, `peft`, `peft+rag`); a SPEC given with such a name changes only
 /// the keys it names.
 public struct EvalConfiguration: Sendable, Codable, Equatable {
@@ -17,8 +17,26 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
     public var template: String?
     public var chat = false
     public var maxTokens = 128
+    /// "auto" (the adapter's calibrated threshold, from its assistant.json), "off" (argmax), or a probability.
+    public var refusalThreshold = "auto"
 
     public init(name: String) { self.name = name }
+
+    enum CodingKeys: String, CodingKey { case name, adapter, retrieval, k, budget, template, chat, maxTokens, refusalThreshold }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        adapter = try c.decodeIfPresent(String.self, forKey: .adapter) ?? "default"
+        retrieval = try c.decodeIfPresent(String.self, forKey: .retrieval) ?? "auto"
+        k = try c.decodeIfPresent(Int.self, forKey: .k) ?? 5
+        budget = try c.decodeIfPresent(Int.self, forKey: .budget) ?? 512
+        template = try c.decodeIfPresent(String.self, forKey: .template)
+        chat = try c.decodeIfPresent(Bool.self, forKey: .chat) ?? false
+        maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens) ?? 128
+        // Reports written before the key existed ran with argmax refusals.
+        refusalThreshold = try c.decodeIfPresent(String.self, forKey: .refusalThreshold) ?? "off"
+    }
 
     public var usesRetrieval: Bool { retrieval != "none" }
 
@@ -68,11 +86,16 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
             case "budget": c.budget = try int()
             case "max-tokens": c.maxTokens = try int()
             case "template": c.template = value
+            case "refusal-threshold":
+                guard value == "auto" || value == "off" || Float(value).map({ (0...1).contains($0) }) == true else {
+                    throw EvalError.badConfiguration("\(name): refusal-threshold must be auto, off or a number in 0…1, not \"\(value)\"")
+                }
+                c.refusalThreshold = value
             case "chat":
                 guard let b = Bool(value) else { throw EvalError.badConfiguration("\(name): chat must be true or false") }
                 c.chat = b
             default:
-                throw EvalError.badConfiguration("\(name): unknown key \"\(key)\" (adapter, retrieval, k, budget, template, chat, max-tokens)")
+                throw EvalError.badConfiguration("\(name): unknown key \"\(key)\" (adapter, retrieval, k, budget, template, chat, max-tokens, refusal-threshold)")
             }
         }
         return c
@@ -84,6 +107,7 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
         if usesRetrieval { s += ", k=\(k), budget=\(budget)" }
         if let t = template { s += ", template=\(t)" }
         if chat { s += ", chat" }
+        if refusalThreshold != "auto" { s += ", refusal-threshold=\(refusalThreshold)" }
         return s
     }
 }

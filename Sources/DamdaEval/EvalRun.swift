@@ -2,6 +2,7 @@ import DamdaAssistant
 import DamdaCore
 import DamdaDatasets
 import DamdaEngine
+import DamdaModelIO
 import DamdaRetrieval
 import Foundation
 
@@ -26,6 +27,8 @@ public struct EvalRow: Codable, Sendable {
     public var answer: String
     public var refused: Bool
     public var refusalReason: String?
+    /// With a refusal threshold: the model's probability of its refusal at the first token.
+    public var refusalProbability: Double? = nil
     /// Documents of the chunks in the prompt, in order.
     public var cited: [String]
     /// The prompt's chunk texts, for a judge's groundedness score (nil in rows written before they were kept).
@@ -58,7 +61,7 @@ public struct EvalRow: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case config, id, kind, question, gold, answer, refused, cited, sources, f1, bleu, similarity, grounding, unsupported, seconds, tags
-        case documentID = "doc_id", refusalReason = "refusal_reason", goldInPrompt = "gold_in_prompt", goldRank = "gold_rank"
+        case documentID = "doc_id", refusalReason = "refusal_reason", refusalProbability = "refusal_probability", goldInPrompt = "gold_in_prompt", goldRank = "gold_rank"
         case exactMatch = "em", chrF = "chrf", rougeL = "rouge_l", goldInAnswer = "gold_in_answer"
         case citationPrecision = "citation_precision", promptTokens = "prompt_tokens", answerTokens = "answer_tokens"
         case generationSeconds = "generation_seconds"
@@ -71,7 +74,7 @@ public struct EvalRunner {
     public let index: SearchIndex
     public let model: any LanguageModel
     public var modelName: String
-    /// Puts a configuration's adapter on the model ("default", "none" or a folder) and returns its name.
+    /// Puts a configuration's adapter on the model ("default", "none" or a folder) and returns its folder (nil: none).
     public var applyAdapter: (String) throws -> String?
     /// Answerable questions (with answers and doc_id) and off-domain ones (neither).
     public var questions: [EvalQuestion]
@@ -112,8 +115,15 @@ public struct EvalRunner {
         var answerSeconds = 0.0, totalSeconds = 0.0
         for (ci, config) in configs.enumerated() {
             let pending = work.filter { done[EvalRow.key(config: config.name, kind: $0.kind, id: $0.question.id)] == nil }
-            let adapterName = pending.isEmpty ? nil : try applyAdapter(config.adapter)
-            let assistant = Assistant(index: index, generator: Generator(model: model), config: try assistantConfig(config),
+            let adapterDirectory = pending.isEmpty ? nil : try applyAdapter(config.adapter)
+            let adapterName = adapterDirectory.map { URL(fileURLWithPath: $0).standardizedFileURL.lastPathComponent }
+            var assistantConfig = try assistantConfig(config)
+            switch config.refusalThreshold {
+            case "auto": assistantConfig.refusalThreshold = try adapterDirectory.flatMap { try AdapterSettings.read(directory: $0)?.refusalThreshold }
+            case "off": assistantConfig.refusalThreshold = nil
+            default: assistantConfig.refusalThreshold = Float(config.refusalThreshold)
+            }
+            let assistant = Assistant(index: index, generator: Generator(model: model), config: assistantConfig,
                                       modelName: modelName, adapterName: adapterName)
             for (qi, item) in work.enumerated() {
                 defer { bar?.update(to: Int64(ci * work.count + qi + 1)) }
@@ -174,6 +184,7 @@ public struct EvalRunner {
             grounding: nil, citationPrecision: nil, unsupported: a.unsupported,
             promptTokens: a.usage.promptTokens, answerTokens: a.usage.completionTokens,
             generationSeconds: a.timings.generationMs / 1000, seconds: seconds, tags: [])
+        row.refusalProbability = a.refusalProbability.map { (Double($0) * 10000).rounded() / 10000 }
         if item.kind == .answerable, let mode = cfg.mode, let doc = q.documentID {
             var filter = cfg.filter
             filter.excludedDocuments = item.hidden

@@ -44,9 +44,12 @@ public enum AdapterFileError: DamdaError {
     case checksumMismatch(path: String, expected: String, got: String)
     case notFound(searched: [String])
     case noChecksum(path: String)
+    case badSettings(path: String, why: String)
 
     public var message: String {
         switch self {
+        case let .badSettings(path, why):
+            "\(path) is \(why): fix or delete it (the adapter then runs with the assistant's defaults), or run with --no-adapter"
         case let .checksumMismatch(path, expected, got):
             "\(path) has SHA-256 \(got), the shipped default adapter has \(expected): the file is damaged or was replaced. " +
             "Restore it (`git checkout -- models/ko-rag`), retrain it with scripts/train-default-adapter.sh, or run with --no-adapter"

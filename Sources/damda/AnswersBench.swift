@@ -34,7 +34,7 @@ struct AnswersBench: AsyncParsableCommand {
             let loaded = DocumentLoader().load([docs])
             if index == nil { _ = try idx.ingest(loaded, progress: false) }
             let (model, _, _, adapterName) = try modelOptions.load(useDefaultAdapter: true)
-            var config = try options.config(model: model)
+            var config = try options.config(model: model, adapterDirectory: try modelOptions.assistantAdapterDirectory())
             if options.mode == nil { config.mode = idx.hasEmbeddings && idx.embedder != nil ? .hybrid : .bm25 }
             let assistant = Assistant(index: idx, generator: Generator(model: model), config: config,
                                       modelName: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent, adapterName: adapterName)

@@ -20,6 +20,8 @@ struct AssistantOptions: ParsableArguments {
     var minRelevance: Float = 0.3
     @Option(help: "Also count a chunk as relevant when its embedding's cosine with the question reaches this (vector and hybrid search; 0: lexical relevance alone).")
     var minSimilarity: Float = 0.88
+    @Option(help: "auto: the adapter's calibrated refusal threshold (its assistant.json), else argmax; off: argmax; or a probability 0–1: the model refuses only when its refusal's first token is at least this likely.")
+    var refusalThreshold = "auto"
     @Flag(help: "No retrieval: the model answers from the question alone (an evaluation's no-context row).")
     var noContext = false
     @Option(help: "Prompt template file with {question} and {context} (default: the Korean RAG format).") var template: String?
@@ -28,8 +30,15 @@ struct AssistantOptions: ParsableArguments {
     @Option(help: "Only chunks whose source starts with this (repeatable).") var source: [String] = []
     @Option(help: "Only chunks of documents with this tag (repeatable).") var tag: [String] = []
 
-    func config(model: any LanguageModel) throws -> AssistantConfig {
+    func config(model: any LanguageModel, adapterDirectory: String?) throws -> AssistantConfig {
         var c = AssistantConfig()
+        switch refusalThreshold {
+        case "auto": c.refusalThreshold = try adapterDirectory.flatMap { try AdapterSettings.read(directory: $0)?.refusalThreshold }
+        case "off": c.refusalThreshold = nil
+        default:
+            guard let t = Float(refusalThreshold), (0...1).contains(t) else { throw ValidationError("--refusal-threshold must be auto, off or a number in 0…1") }
+            c.refusalThreshold = t
+        }
         c.k = k
         if let m = mode {
             guard let v = SearchMode(rawValue: m) else { throw ValidationError("mode must be bm25, vector or hybrid") }
@@ -57,7 +66,8 @@ func makeAssistant(indexOptions: IndexOptions, modelOptions: ModelOptions, optio
     if idx.chunkCount == 0 {
         FileHandle.standardError.write("note: the index at \(indexOptions.index) is empty: ingest documents first (`damda ingest PATH --index \(indexOptions.index)`)\n".data(using: .utf8)!)
     }
-    return Assistant(index: idx, generator: Generator(model: model), config: try options.config(model: model), modelName: name,
+    return Assistant(index: idx, generator: Generator(model: model),
+                     config: try options.config(model: model, adapterDirectory: try modelOptions.assistantAdapterDirectory()), modelName: name,
                      adapterName: adapterName)
 }
 

@@ -41,6 +41,11 @@ struct ModelOptions: ParsableArguments {
         return (try DefaultAdapter.locate(), true)
     }
 
+    /// The folder of the adapter the assistant commands apply (nil: the base model alone).
+    func assistantAdapterDirectory() throws -> String? {
+        try adapterChoice(modelPath: try resolvedModel(), useDefault: true)?.directory
+    }
+
     /// The model with its adapter applied (`useDefaultAdapter`: the assistant commands' default).
     func load(useDefaultAdapter: Bool = false) throws -> (model: any LanguageModel, path: String, name: String, adapterName: String?) {
         let path = try resolvedModel()

@@ -19,6 +19,7 @@ struct DataCommand: AsyncParsableCommand {
         @Option(help: "Questions per chunk before filtering.") var perChunk = 3
         @Option(help: "Only chunks of the documents named by doc_id in this JSONL (e.g. a training split).") var documentsOf: String?
         @Option(help: "The retriever must find the source chunk within this many hits.") var roundTripK = 5
+        @OptionGroup var teacherOptions: TeacherOptions
 
         func run() async throws {
             try await failing {
@@ -26,7 +27,8 @@ struct DataCommand: AsyncParsableCommand {
                 guard idx.chunkCount > 0 else { throw ValidationError("the index at \(indexOptions.index) is empty: ingest documents first") }
                 var documents: Set<String>?
                 if let f = documentsOf { documents = Set(try QAExample.read(f).examples.compactMap(\.documentID)) }
-                let summary = try synthesizeQuestions(index: idx, out: out, perChunk: perChunk, roundTripK: roundTripK, documents: documents)
+                let summary = try await synthesizeQuestions(index: idx, out: out, perChunk: perChunk, roundTripK: roundTripK, documents: documents,
+                                                            teacher: try teacherOptions.teacher(perChunk: perChunk))
                 print(jsonString(summary))
             }
         }
@@ -107,9 +109,37 @@ struct DataCommand: AsyncParsableCommand {
 }
 
 
+/// A teacher model on the company's network for `damda data synthesize` and `damda tune`.
+struct TeacherOptions: ParsableArguments {
+    @Option(help: "An OpenAI-compatible chat endpoint (vLLM, llama.cpp, damda serve) that writes the questions instead of the extractive rules.")
+    var teacherUrl: String?
+    @Option(help: "The teacher's model name.") var teacherModel = "damda"
+    @Option(help: "The teacher's API key.") var teacherKey: String?
+    @Option(help: "Seconds to wait for one teacher reply.") var teacherTimeout = 120.0
+    @Option(help: "Requests per chunk when the reply is not the JSON asked for.") var teacherAttempts = 3
+    @Option(help: "At most this many teacher requests per second (0: no limit).") var teacherRps = 0.0
+
+    func teacher(perChunk: Int) throws -> (TeacherSynthesizer, Double)? {
+        guard let teacherUrl else { return nil }
+        guard let url = URL(string: teacherUrl), url.scheme?.hasPrefix("http") == true else { throw ValidationError("--teacher-url must be an http(s) URL") }
+        guard teacherTimeout > 0, teacherAttempts > 0, teacherRps >= 0 else {
+            throw ValidationError("--teacher-timeout and --teacher-attempts must be positive, --teacher-rps not negative")
+        }
+        var endpoint = ChatEndpoint(url: url, model: teacherModel, key: teacherKey)
+        endpoint.timeout = teacherTimeout
+        var teacher = TeacherSynthesizer(endpoint: endpoint, perChunk: perChunk)
+        teacher.attempts = teacherAttempts
+        return (teacher, teacherRps)
+    }
+}
+
 /// `damda data synthesize` into `out`, continuing after the chunks listed in `out`.chunks.
-func synthesizeQuestions(index idx: SearchIndex, out: String, perChunk: Int, roundTripK: Int, documents: Set<String>?) throws -> SynthesisSummary {
+func synthesizeQuestions(index idx: SearchIndex, out: String, perChunk: Int, roundTripK: Int, documents: Set<String>?,
+                         teacher: (TeacherSynthesizer, Double)? = nil) async throws -> SynthesisSummary {
     var synthesis = QuestionSynthesis(index: idx, mode: idx.hasEmbeddings && idx.embedder != nil ? .hybrid : .bm25)
+    synthesis.teacher = teacher?.0
+    synthesis.teacherRequestsPerSecond = teacher?.1 ?? 0
+    synthesis.onFirstFailure = { note("teacher: \($0) (further failures are counted in the summary; rerun to ask again)") }
     synthesis.synthesizer.perChunk = perChunk
     synthesis.filters.roundTripK = roundTripK
     synthesis.documents = documents
@@ -133,7 +163,7 @@ func synthesizeQuestions(index idx: SearchIndex, out: String, perChunk: Int, rou
         throw ValidationError("cannot write \(out)")
     }
     qa.seekToEndOfFile(); log.seekToEndOfFile()
-    let summary = try synthesis.run(existing: previous, doneChunks: done,
+    let summary = try await synthesis.run(existing: previous, doneChunks: done,
                                     emit: { qa.write((jsonString($0) + "\n").data(using: .utf8)!) },
                                     chunkDone: { log.write(($0 + "\n").data(using: .utf8)!) })
     try qa.close(); try log.close()

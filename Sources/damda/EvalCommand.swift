@@ -148,7 +148,7 @@ struct EvalCommand: AsyncParsableCommand {
 }
 
 /// Puts a configuration's adapter on the model: "none", "default" (the shipped one, checksum
-/// verified) or a folder; adapters are loaded once.
+/// verified) or a folder; adapters are loaded once. Returns the adapter's folder (nil: none).
 func adapterSwitcher(model: any LanguageModel, path: String) -> (String) throws -> String? {
     var loaded: [String: LoRAAdapter] = [:]
     return { spec in
@@ -169,6 +169,6 @@ func adapterSwitcher(model: any LanguageModel, path: String) -> (String) throws 
             loaded[dir] = try LoRAAdapter.load(directory: dir, geometry: adaptable.loraGeometry, rowOrder: adaptable.huggingFaceRowOrder).adapter
         }
         adaptable.adapter = loaded[dir]
-        return URL(fileURLWithPath: dir).lastPathComponent
+        return dir
     }
 }

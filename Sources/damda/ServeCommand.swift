@@ -26,7 +26,7 @@ struct ServeCommand: AsyncParsableCommand {
             let (model, _, name, adapterName) = try modelOptions.load(useDefaultAdapter: true)
             let idx = try indexOptions.open(embedder: try indexOptions.embedder(threads: modelOptions.threads))
             let state = try ServerState(model: model, modelName: name, adapterName: adapterName,
-                                    index: idx, config: try options.config(model: model), chatTemplate: model.chatTemplate,
+                                    index: idx, config: try options.config(model: model, adapterDirectory: try modelOptions.assistantAdapterDirectory()), chatTemplate: model.chatTemplate,
                                     maxBodyBytes: maxBodyBytes, maxActive: maxActive, maxQueue: maxQueue)
             var server = ServerOptions()
             server.host = host

@@ -24,6 +24,7 @@ struct TuneCommand: AsyncParsableCommand {
     @Option(help: "Output folder for every stage.") var out: String
     @Option(help: "Questions per chunk before filtering.") var perChunk = 3
     @Option(help: "Round-trip retrieval depth for synthetic questions.") var roundTripK = 5
+    @OptionGroup var teacherOptions: TeacherOptions
     @Option(help: "Lines per question after augmentation (the original included).") var factor = 2
     @Option(help: "Train, validation and test shares by source document.") var split = "0.8,0.1,0.1"
     @Option(help: "Share of training examples made unanswerable.") var unanswerable = 0.2
@@ -45,7 +46,8 @@ struct TuneCommand: AsyncParsableCommand {
             guard idx.chunkCount > 0 else { throw ValidationError("the index at \(indexOptions.index) is empty: ingest documents first") }
 
             stage(1, "synthesize questions from \(idx.chunkCount) chunks")
-            let synthesis = try synthesizeQuestions(index: idx, out: path("synthetic.jsonl"), perChunk: perChunk, roundTripK: roundTripK, documents: nil)
+            let synthesis = try await synthesizeQuestions(index: idx, out: path("synthetic.jsonl"), perChunk: perChunk, roundTripK: roundTripK,
+                                                          documents: nil, teacher: try teacherOptions.teacher(perChunk: perChunk))
             note("synthesized: \(jsonString(synthesis))")
 
             stage(2, "augment ×\(factor)")

@@ -51,12 +51,12 @@ final class SynthesisTests: XCTestCase {
                                                                     headingPath: [], page: nil)).isEmpty)
     }
 
-    func testFiltersAreCountedAndARerunResumes() throws {
+    func testFiltersAreCountedAndARerunResumes() async throws {
         let idx = try index()
         var synthesis = QuestionSynthesis(index: idx, mode: .bm25)
         synthesis.progress = false
         var kept: [SynthesizedQuestion] = [], done: [String] = []
-        let summary = try synthesis.run(existing: [], doneChunks: [], emit: { kept.append($0) }, chunkDone: { done.append($0) })
+        let summary = try await synthesis.run(existing: [], doneChunks: [], emit: { kept.append($0) }, chunkDone: { done.append($0) })
         XCTAssertEqual(summary.candidates, summary.kept + summary.dropped.values.reduce(0, +))
         XCTAssertEqual(summary.kept, kept.count)
         XCTAssertGreaterThan(summary.kept, 2)
@@ -65,12 +65,44 @@ final class SynthesisTests: XCTestCase {
             let hits = try idx.search(q.question, k: 5)
             XCTAssertTrue(hits.contains { $0.chunk.id == q.chunkID }, "round trip: \(q.question)")
         }
-        let again = try synthesis.run(existing: kept, doneChunks: Set(done), emit: { _ in XCTFail("all chunks were done") }, chunkDone: { _ in })
+        let again = try await synthesis.run(existing: kept, doneChunks: Set(done), emit: { _ in XCTFail("all chunks were done") }, chunkDone: { _ in })
         XCTAssertEqual(again.chunks, 0)
         // The same questions again are duplicates of the kept ones.
-        let repeated = try synthesis.run(existing: kept, doneChunks: [], emit: { _ in }, chunkDone: { _ in })
+        let repeated = try await synthesis.run(existing: kept, doneChunks: [], emit: { _ in }, chunkDone: { _ in })
         XCTAssertEqual(repeated.kept, 0)
         XCTAssertEqual(repeated.dropped["duplicate"], summary.kept)
+    }
+
+    func testTeacherRepliesAreValidatedAgainstTheSchema() {
+        let chunk = Chunk(documentID: "policy", ordinal: 0, text: Self.policy, title: "약관", source: "policy.md", headingPath: [], page: nil)
+        // Wrapped in prose and a code fence, with a brace inside a string: still one valid object.
+        let reply = """
+            네, 만들었습니다.
+            ```json
+            {"questions": [{"question": "입원하면 하루에 얼마 받나요? {참고}", "answer": "5만원", "evidence": "입원 1일당 5만원의 입원일당을 지급합니다."},
+                           {"question": "한도는 며칠인가요?", "answer": "180일", "evidence": "문서에 없는 인용"},
+                           {"question": "", "answer": "x"}]}
+            ```
+            """
+        let qs = TeacherSynthesizer.questions(fromReply: reply, chunk: chunk, model: "teacher-7b", perChunk: 3)
+        XCTAssertEqual(qs?.map(\.answers), [["5만원"], ["180일"]], "the empty question is dropped")
+        XCTAssertEqual(qs?.first?.evidence, "입원 1일당 5만원의 입원일당을 지급합니다.", "a quote of the chunk is kept")
+        XCTAssertTrue(qs?[1].evidence.hasPrefix("다만 입원일당은") == true, "a quote not in the chunk is replaced by the sentence holding the answer")
+        XCTAssertEqual(qs?.first?.generator, "teacher/teacher-7b")
+        XCTAssertNil(TeacherSynthesizer.questions(fromReply: "답변", chunk: chunk, model: "m", perChunk: 3), "no JSON")
+        XCTAssertNil(TeacherSynthesizer.questions(fromReply: #"{"question": "a", "answer": "b"}"#, chunk: chunk, model: "m", perChunk: 3),
+                     "JSON without the schema")
+        XCTAssertEqual(TeacherSynthesizer.questions(fromReply: #"{"questions": []}"#, chunk: chunk, model: "m", perChunk: 3)?.count, 0)
+    }
+
+    func testNounAnswersAndClauseEndings() {
+        let chunk = Chunk(documentID: "kq", ordinal: 0, text: "임종석은 경희대 학생회관 건물 계단에서 검거되었다. PC용 데모는 2007년 8월 20일 공식적으로 공개됐고, 인터뷰에서 발표되기도 했다.",
+                          title: "", source: "", headingPath: [], page: nil)
+        let qs = ExtractiveSynthesizer(perChunk: 20).questions(for: chunk)
+        let byAnswer = Dictionary(qs.map { ($0.answers[0], $0) }, uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(byAnswer["학생회관 건물 계단"]?.question, "임종석은 경희대 어디에서 검거되었나요?", "bare nouns join the phrase")
+        XCTAssertEqual(byAnswer["2007년 8월 20일"]?.question, "PC용 데모는 언제 공식적으로 공개됐나요?", "the question ends with its own clause")
+        XCTAssertEqual(KoreanQuestions.question(from: "큰 도움이 됐습니다."), "큰 도움이 됐나요?")
     }
 
     func testAugmentationKeepsAnswersAndIsDeterministic() {

@@ -92,6 +92,42 @@ final class TinyGemma3Tests: XCTestCase {
         XCTAssertEqual(try gen.generate(r3).tokens, try gen.generate(r3).tokens)
     }
 
+    /// The refusal gate decides the first token by probability and leaves the rest of greedy
+    /// decoding exact: the probability is the softmax of the plain forward's logits, a gate that
+    /// does not bind reproduces the ungated run token for token, and a binding one excludes or forces.
+    func testFirstTokenGateDecidesByProbabilityAndKeepsDecodingExact() throws {
+        let model = try loadModel(path: Self.path, threads: 2)
+        let gen = Generator(model: model)
+        let prompt = model.tokenizer.encode("the 안녕하세요")
+        var req = GenerationRequest(prompt: prompt, maxTokens: 8)
+        req.stopAtEndOfGeneration = false
+        let plain = try gen.generate(req)
+        let logits = try model.forward(prompt, cache: model.makeCache(capacity: 64), logits: .last)
+        let ranked = logits.indices.sorted { logits[$0] > logits[$1] }.map(Int32.init)
+        XCTAssertEqual(plain.tokens.first, ranked[0])
+        let peak = logits.max()!
+        let z = logits.reduce(0.0) { $0 + Foundation.exp(Double($1 - peak)) }
+        let p0 = Float(Foundation.exp(Double(logits[Int(ranked[0])] - peak)) / z)
+
+        // Gate on the argmax token, never allowed: the first token is the runner-up.
+        var excluded = req
+        excluded.firstTokenGate = FirstTokenGate(tokens: [ranked[0]], threshold: 1.01)
+        let e = try gen.generate(excluded)
+        XCTAssertEqual(e.tokens.first, ranked[1])
+        XCTAssertEqual(Double(e.firstTokenGateProbability!), Double(p0), accuracy: 1e-5)
+        // Gate on the third token, always allowed: it is forced.
+        var forced = req
+        forced.firstTokenGate = FirstTokenGate(tokens: [ranked[2]], threshold: 0)
+        XCTAssertEqual(try gen.generate(forced).tokens.first, ranked[2])
+        // A gate on an unlikely token below its threshold changes nothing: same tokens as ungated.
+        var idle = req
+        idle.firstTokenGate = FirstTokenGate(tokens: [ranked.last!], threshold: 0.5)
+        let i = try gen.generate(idle)
+        XCTAssertEqual(i.tokens, plain.tokens)
+        XCTAssertLessThan(i.firstTokenGateProbability!, 0.5)
+        XCTAssertNil(plain.firstTokenGateProbability)
+    }
+
     func testStreamingYieldsTheSameText() async throws {
         let model = try loadModel(path: Self.path, threads: 2)
         var req = GenerationRequest(prompt: model.tokenizer.encode("안녕"), maxTokens: 10)

@@ -39,7 +39,7 @@ public struct ExtractiveSynthesizer: Sendable {
     static let numberRegex: NSRegularExpression = {
         let units = KoreanQuestions.units.map(\.0).sorted { $0.count > $1.count }.map(NSRegularExpression.escapedPattern(for:))
         // Not a rate ("1일당") and not a longer word ("21세기", "1990년대").
-        return try! NSRegularExpression(pattern: "(?<![0-9제])[0-9][0-9,.]*\\s?(?:" + units.joined(separator: "|") + ")(?![당기대])")
+        return try! NSRegularExpression(pattern: "(?<![0-9제~\\-])[0-9][0-9,.]*\\s?(?:" + units.joined(separator: "|") + ")(?![당기대])")
     }()
     static let definitionRegex = try! NSRegularExpression(pattern: "[\"“']?([가-힣A-Za-z0-9·]{2,15})[\"”']?(?:이)?란\\s+(.{2,60}?)(?:을|를)\\s?(?:말합니다|말한다|뜻합니다|의미합니다)")
     static let quotedRegex = try! NSRegularExpression(pattern: "[\"“「『']([가-힣A-Za-z0-9 ·]{2,20})[\"”」』']")
@@ -55,6 +55,8 @@ public struct ExtractiveSynthesizer: Sendable {
                 byKind[q.generator, default: []].append(q)
             }
         }
+        // Kinds people ask about most first: names and terms before dates and amounts.
+        order.sort { (Self.kindPriority.firstIndex(of: $0) ?? 99) < (Self.kindPriority.firstIndex(of: $1) ?? 99) }
         var out: [SynthesizedQuestion] = []
         var round = 0
         while out.count < perChunk {
@@ -68,6 +70,9 @@ public struct ExtractiveSynthesizer: Sendable {
         }
         return out
     }
+
+    static let kindPriority = ["extractive/definition", "extractive/term", "extractive/entity", "extractive/noun",
+                               "extractive/date", "extractive/amount"]
 
     func questions(sentence: String, chunk: Chunk) -> [SynthesizedQuestion] {
         var out: [SynthesizedQuestion] = []
@@ -87,7 +92,9 @@ public struct ExtractiveSynthesizer: Sendable {
         // Cloze spans: dates, amounts and counts, quoted terms.
         var spans: [Span] = []
         for m in Self.dateRegex.matches(in: sentence, range: whole) {
-            if let r = Range(m.range, in: sentence) { spans.append(Span(range: r, answer: String(sentence[r]), questionWord: "언제", kind: "date")) }
+            // A date in parentheses is a birth date or an aside ("박대성(1978년 8월 ~ )"), not what the sentence says.
+            guard let r = Range(m.range, in: sentence), !sentence[..<r.lowerBound].hasSuffix("(") else { continue }
+            spans.append(Span(range: r, answer: String(sentence[r]), questionWord: "언제", kind: "date"))
         }
         for m in Self.numberRegex.matches(in: sentence, range: whole) {
             guard let r = Range(m.range, in: sentence), !spans.contains(where: { $0.range.overlaps(r) }) else { continue }
@@ -99,6 +106,7 @@ public struct ExtractiveSynthesizer: Sendable {
             guard let r = Range(m.range, in: sentence), let inner = Range(m.range(at: 1), in: sentence) else { continue }
             spans.append(Span(range: r, answer: String(sentence[inner]), questionWord: "무엇", kind: "term"))
         }
+        if let noun = Self.nounSpan(in: sentence, avoiding: spans.map(\.range)) { spans.append(noun) }
         for span in spans {
             var s = sentence
             var range = span.range
@@ -106,9 +114,10 @@ public struct ExtractiveSynthesizer: Sendable {
             let after = sentence[span.range.upperBound...]
             // "2009년에" → "언제" (not "언제에"); "…"라는 → "무엇이라는".
             if span.kind == "date" {
-                for particle in ["에는", "에"] where after.hasPrefix(particle) && !after.hasPrefix("에서") {
+                for particle in ["에는", "에", "부터", "까지"] where after.hasPrefix(particle) && !after.hasPrefix("에서") {
                     range = span.range.lowerBound..<sentence.index(span.range.upperBound, offsetBy: particle.count)
                     if particle == "에는" { word += "는" }
+                    if particle == "부터" || particle == "까지" { word += particle }
                     break
                 }
             }
@@ -122,8 +131,11 @@ public struct ExtractiveSynthesizer: Sendable {
                     break
                 }
             }
+            if span.kind == "noun" { range = span.range }
             s.replaceSubrange(range, with: word)
-            guard let q = KoreanQuestions.question(from: Self.clause(s, around: span.questionWord), style: style) else { continue }
+            let cut = Self.endingClause(Self.clause(s, around: span.questionWord), after: span.questionWord)
+            guard let q = cut.isQuestion ? (style == .haeyo ? cut.text : KoreanQuestions.restyle(cut.text, to: style)) : KoreanQuestions.question(from: cut.text, style: style),
+                  q.count <= Self.longestQuestion else { continue }
             make(q, span.answer, span.kind)
         }
         // Institutions as subjects: "X공단은 …합니다" → "…하는 곳은 어디인가요?"
@@ -149,10 +161,113 @@ public struct ExtractiveSynthesizer: Sendable {
             }
         }
         var out = String(s[start...])
-        for prefix in ["다만 ", "또한 ", "이 경우 ", "그리고 ", "회사는 ", "당사는 "] where out.hasPrefix(prefix) {
-            out.removeFirst(prefix.count)
+        var trimmed = true
+        while trimmed {
+            trimmed = false
+            for prefix in leadingConnectives where out.hasPrefix(prefix) && out.count > prefix.count + 4 {
+                out.removeFirst(prefix.count)
+                out = out.trimmingCharacters(in: CharacterSet(charactersIn: ", "))
+                trimmed = true
+            }
         }
         return out
+    }
+
+    /// Words that tie a sentence to the one before it; a question read alone does without them.
+    static let leadingConnectives = ["다만 ", "또한 ", "이 경우 ", "그리고 ", "회사는 ", "당사는 ", "이로 인해 ", "이로 인하여 ", "게다가 ",
+                                     "연이어 ", "이에 대해 ", "이에 ", "당시 ", "그러나 ", "하지만 ", "또 ", "이 영향으로 ", "한편 ", "이때 ",
+                                     "그 후 ", "이후 ", "결국 ", "그런데 ", "따라서 ", "그래서 ", "특히 ", "실제로 ", "이 밖에 ", "그 결과 "]
+
+    /// Longer than this and a question reads like the sentence it came from, not like something a person asks.
+    static let longestQuestion = 80
+
+    /// A question that goes on past its own clause ("언제 공개됐고, 인터뷰에서 발표되기도 했나요?") ends at the
+    /// first connective after the question word when that connective can be turned into a question
+    /// ending: "공개됐고," → "공개됐나요?".
+    static func endingClause(_ s: String, after word: String) -> (text: String, isQuestion: Bool) {
+        guard let at = s.range(of: word) else { return (s, false) }
+        let words = s[at.upperBound...].split(separator: " ", omittingEmptySubsequences: true)
+        var consumed: [Substring] = []
+        for w in words.dropLast() {
+            let bare = w.hasSuffix(",") ? w.dropLast() : w
+            for ending in ["으며", "는데", "지만", "고", "며"] where bare.hasSuffix(ending) {
+                let stem = String(bare.dropLast(ending.count))
+                if let ended = questionEnding(stem: stem) {
+                    let head = String(s[..<at.upperBound])
+                    let middle = (consumed.map(String.init) + [ended]).joined(separator: " ")
+                    return (head + " " + middle + "?", true)
+                }
+            }
+            consumed.append(w)
+        }
+        return (s, false)
+    }
+
+    /// "공개됐" → "공개됐나요", "담당하" → "담당하나요", "정치인이" → "정치인인가요"; nil for a stem that may be a noun ("최", "광").
+    static func questionEnding(stem: String) -> String? {
+        guard let last = stem.unicodeScalars.last, (0xAC00...0xD7A3).contains(last.value), stem.count >= 2 else { return nil }
+        let jong = (last.value - 0xAC00) % 28
+        if jong == 20 { return stem + "나요" }                                  // ㅆ: past tense (했, 됐, 었, 였)
+        if ["하", "되", "있", "없"].contains(String(stem.suffix(1))) { return stem + "나요" }
+        if stem.hasSuffix("이"), stem.count >= 3 { return String(stem.dropLast()) + "인가요" }
+        return nil
+    }
+
+    /// Words too general to be an answer on their own.
+    static let nounStopwords: Set<String> = ["것", "수", "등", "때", "경우", "이후", "이상", "이하", "당시", "이것", "그것", "자신", "우리",
+        "그들", "이들", "하나", "사람", "일부", "부분", "모두", "다른", "이름", "대한", "관한", "위한", "통해", "사용", "정도", "가장",
+        "이번", "최근", "또는", "그리고", "관련", "문제", "내용", "결과", "이유", "방법", "사실", "기간", "자리", "가운데", "이곳", "그곳",
+        "여기", "거기", "무엇", "누구", "어디", "언제", "이전", "다음", "처음", "마지막", "동안", "사이", "중심", "이외", "그녀", "그는"]
+
+    /// Particles after a noun answer: the form after a final consonant, the form after a vowel, the question word's form.
+    static let nounParticles: [(consonant: String, vowel: String, question: String)] = [
+        ("에서", "에서", "어디에서"), ("에게", "에게", "누구에게"), ("을", "를", "무엇을"), ("이", "가", "무엇이"), ("과", "와", "무엇과"),
+    ]
+
+    /// One noun phrase with a case particle ("학생회관 건물 계단에서" → "학생회관 건물 계단", "어디에서"), the
+    /// latest in the sentence that overlaps no other span: the object or place nearest the predicate
+    /// is what the sentence is about. Bare nouns before it (no particle, no verb ending) join the phrase.
+    static func nounSpan(in sentence: String, avoiding taken: [Range<String.Index>]) -> Span? {
+        var words: [Range<String.Index>] = []
+        var i = sentence.startIndex
+        while i < sentence.endIndex {
+            while i < sentence.endIndex, sentence[i] == " " { i = sentence.index(after: i) }
+            var j = i
+            while j < sentence.endIndex, sentence[j] != " " { j = sentence.index(after: j) }
+            if i < j { words.append(i..<j) }
+            i = j
+        }
+        guard words.count >= 3 else { return nil }
+        func isNounText(_ s: Substring) -> Bool {
+            s.count >= 2 && s.count <= 12 && s.unicodeScalars.allSatisfy { (0xAC00...0xD7A3).contains($0.value) || CharacterSet.alphanumerics.contains($0) || $0 == "·" }
+                && s.unicodeScalars.contains { (0xAC00...0xD7A3).contains($0.value) || CharacterSet.letters.contains($0) }
+                && !s.unicodeScalars.allSatisfy { CharacterSet.decimalDigits.contains($0) }
+        }
+        func isBareNoun(_ s: Substring) -> Bool {
+            guard isNounText(s), let last = s.last else { return false }
+            return !"은는이가을를에의도로과와고며서다요한된던인할될적게히어여아지면니".contains(last) && !nounStopwords.contains(String(s))
+        }
+        // The last word carries the predicate: never the answer.
+        for w in words.indices.dropLast().reversed() {
+            let word = sentence[words[w]]
+            for p in nounParticles {
+                for (particle, needsBatchim) in [(p.consonant, true), (p.vowel, false)] where word.hasSuffix(particle) {
+                    let stem = word.dropLast(particle.count)
+                    // "남아있을 수", "사용하여": a verb stem before 을/이 is an ending, not a particle.
+                    guard isNounText(stem), !nounStopwords.contains(String(stem)), let end = stem.last, !"있없했됐겠하되였었았".contains(end),
+                          particle == "에서" || particle == "에게" || hasBatchim(String(stem)) == needsBatchim else { continue }
+                    var first = w
+                    while first > 0, w - first < 2, isBareNoun(sentence[words[first - 1]]) { first -= 1 }
+                    let answerRange = words[first].lowerBound..<sentence.index(words[w].upperBound, offsetBy: -particle.count)
+                    let replaced = words[first].lowerBound..<words[w].upperBound
+                    guard !taken.contains(where: { $0.overlaps(replaced) }) else { continue }
+                    let answer = String(sentence[answerRange])
+                    guard answer.count <= 20 else { continue }
+                    return Span(range: replaced, answer: answer, questionWord: p.question, kind: "noun")
+                }
+            }
+        }
+        return nil
     }
 
     /// "분쟁조정을 담당합니다." → "분쟁조정을 담당하는" (the predicate as a modifier of 곳).

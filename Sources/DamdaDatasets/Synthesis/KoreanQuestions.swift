@@ -21,6 +21,7 @@ public enum KoreanQuestions {
         ("됩니다", [.haeyo: "되나요", .hapnida: "됩니까", .banmal: "돼"]),
         ("입니다", [.haeyo: "인가요", .hapnida: "입니까", .banmal: "이야"]),
         ("합니다", [.haeyo: "하나요", .hapnida: "합니까", .banmal: "해"]),
+        ("습니다", [.haeyo: "나요", .hapnida: "습니까", .banmal: "어"]),
         ("니다", [.haeyo: "나요", .hapnida: "니까", .banmal: "어"]),
         ("있다", [.haeyo: "있나요", .hapnida: "있습니까", .banmal: "있어"]),
         ("없다", [.haeyo: "없나요", .hapnida: "없습니까", .banmal: "없어"]),

@@ -12,6 +12,9 @@ public struct SynthesisFilters: Sendable {
     public var nearDuplicate = 0.85
     /// Fewer topic terms than this (after question words) and a question could be asked of any chunk.
     public var minimumTopicTerms = 2
+    /// A noun answer whose rarest term has a lower IDF than this is a common word ("과정", "도움"), not a
+    /// name or a term a question would ask for.
+    public var minimumNounAnswerIDF: Float = 3.5
     public init() {}
 }
 
@@ -22,16 +25,21 @@ public struct SynthesisSummary: Codable, Sendable {
     public var chunksWithoutSpan = 0
     public var candidates = 0
     public var kept = 0
-    /// Filter → questions it dropped: not_a_span, length, generic, round_trip, duplicate, near_duplicate.
+    /// Filter → questions it dropped: not_a_span, length, duplicate, near_duplicate, common_answer, generic, round_trip.
     public var dropped: [String: Int] = [:]
     /// Generator → questions kept.
     public var kept_by_generator: [String: Int] = [:]
     public var seconds = 0.0
     public var questionsPerSecond = 0.0
+    /// With a teacher: requests sent, and chunks that got no questions by reason (timeout, HTTP
+    /// error, unreachable, malformed JSON, refused). Those chunks are not marked done, so a rerun asks again.
+    public var teacherRequests: Int?
+    public var teacherFailures: [String: Int]?
 
     enum CodingKeys: String, CodingKey {
         case chunks, candidates, kept, dropped, seconds
         case chunksWithoutSpan = "chunks_without_span", kept_by_generator = "kept_by_generator", questionsPerSecond = "questions_per_s"
+        case teacherRequests = "teacher_requests", teacherFailures = "teacher_failures"
     }
 }
 
@@ -40,11 +48,17 @@ public struct SynthesisSummary: Codable, Sendable {
 public struct QuestionSynthesis {
     public let index: SearchIndex
     public var synthesizer = ExtractiveSynthesizer()
+    /// When set, questions come from this model instead of the extractive rules.
+    public var teacher: TeacherSynthesizer?
+    /// At most this many teacher requests per second (0: no limit), so a shared endpoint is not flooded.
+    public var teacherRequestsPerSecond = 0.0
     public var filters = SynthesisFilters()
     public var mode: SearchMode
     /// Only chunks of these documents (nil: every chunk).
     public var documents: Set<String>?
     public var progress = true
+    /// Told the first teacher failure's reason and text (the rest are only counted).
+    public var onFirstFailure: (@Sendable (String) -> Void)?
 
     public init(index: SearchIndex, mode: SearchMode) { self.index = index; self.mode = mode }
 
@@ -60,7 +74,7 @@ public struct QuestionSynthesis {
     }
 
     public func run(existing: [SynthesizedQuestion], doneChunks: Set<String>,
-                    emit: (SynthesizedQuestion) throws -> Void, chunkDone: (String) throws -> Void) throws -> SynthesisSummary {
+                    emit: (SynthesizedQuestion) throws -> Void, chunkDone: (String) throws -> Void) async throws -> SynthesisSummary {
         let start = Date()
         var summary = SynthesisSummary()
         var seen = Set(existing.map { Self.normalized($0.question) })
@@ -70,11 +84,32 @@ public struct QuestionSynthesis {
         let chunks = index.indexedChunks.map(\.chunk).filter { c in documents.map { $0.contains(c.documentID) } ?? true }
         let bar = progress ? ProgressBar(total: Int64(chunks.count), label: "synthesize", unit: "chunks") : nil
         func drop(_ why: String) { summary.dropped[why, default: 0] += 1 }
+        var lastRequest: Date?
+        var firstFailure: String?
+        if teacher != nil { summary.teacherRequests = 0; summary.teacherFailures = [:] }
         for (i, chunk) in chunks.enumerated() {
             defer { bar?.update(to: Int64(i + 1)) }
             guard !doneChunks.contains(chunk.id) else { continue }
             summary.chunks += 1
-            let candidates = synthesizer.questions(for: chunk)
+            let candidates: [SynthesizedQuestion]
+            if let teacher {
+                if teacherRequestsPerSecond > 0, let last = lastRequest {
+                    let wait = 1 / teacherRequestsPerSecond - Date().timeIntervalSince(last)
+                    if wait > 0 { try await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
+                }
+                lastRequest = Date()
+                let outcome = await teacher.questions(for: chunk)
+                summary.teacherRequests = (summary.teacherRequests ?? 0) + outcome.requests
+                if let failure = outcome.failure {
+                    summary.teacherFailures = summary.teacherFailures ?? [:]
+                    summary.teacherFailures![failure.rawValue, default: 0] += 1
+                    if firstFailure == nil { firstFailure = outcome.detail; onFirstFailure?("\(failure.rawValue): \(outcome.detail ?? "")") }
+                    continue   // not marked done: a rerun asks the teacher again
+                }
+                candidates = outcome.questions
+            } else {
+                candidates = synthesizer.questions(for: chunk)
+            }
             if candidates.isEmpty { summary.chunksWithoutSpan += 1 }
             for var q in candidates {
                 summary.candidates += 1
@@ -89,6 +124,10 @@ public struct QuestionSynthesis {
                     Double(grams.intersection(other).count) / Double(max(grams.union(other).count, 1)) >= filters.nearDuplicate
                 }
                 guard !near else { drop("near_duplicate"); continue }
+                if q.generator == "extractive/noun" {
+                    let rarest = q.answers.map { index.queryTerms($0).weights.values.max() ?? 0 }.min() ?? 0
+                    guard rarest >= filters.minimumNounAnswerIDF else { drop("common_answer"); continue }
+                }
                 let hits = try index.search(q.question, k: filters.roundTripK, mode: mode)
                 guard hits.terms.weights.count >= filters.minimumTopicTerms else { drop("generic"); continue }
                 guard hits.contains(where: { $0.chunk.id == chunk.id }) else { drop("round_trip"); continue }

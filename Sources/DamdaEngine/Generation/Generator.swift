@@ -13,9 +13,38 @@ public struct GenerationRequest: Sendable {
     /// A stop string at the very start (after whitespace) does not stop: a model
     /// that opens with a section marker (`[답변]`) and then answers keeps going until the next one.
     public var stopsSkipLeading = false
+    /// An answer-or-refuse decision made once, by probability: see `FirstTokenGate`.
+    public var firstTokenGate: FirstTokenGate?
 
     public init(prompt: [Int32], maxTokens: Int = 256, sampling: SamplingParameters = .greedy, stop: [String] = []) {
         self.prompt = prompt; self.maxTokens = maxTokens; self.sampling = sampling; self.stop = stop
+    }
+}
+
+/// The first generated token may be one of `tokens` (a refusal's first token) only when their
+/// combined probability reaches `threshold`; then the likeliest of them is taken, otherwise they are
+/// excluded and the model answers. Greedy argmax refuses whenever the refusal token merely tops the
+/// list; a threshold set on held-out questions trades wrong refusals against answers to
+/// unanswerable questions, like SQuAD 2.0's no-answer threshold.
+public struct FirstTokenGate: Sendable, Equatable {
+    public var tokens: Set<Int32>
+    public var threshold: Float
+    public init(tokens: Set<Int32>, threshold: Float) { self.tokens = tokens; self.threshold = threshold }
+
+    /// The gated tokens' softmax probability under `logits` and the likeliest of them.
+    public func probability(_ logits: [Float]) -> (probability: Float, likeliest: Int32?) {
+        guard let peak = logits.max(), peak.isFinite else { return (0, nil) }
+        var total: Double = 0, gated: Double = 0
+        var best: Int32?
+        for (i, l) in logits.enumerated() {
+            let e = Double(Foundation.exp(l - peak))
+            total += e
+            if tokens.contains(Int32(i)) {
+                gated += e
+                if best.map({ logits[Int($0)] < l }) ?? true { best = Int32(i) }
+            }
+        }
+        return (Float(gated / total), best)
     }
 }
 
@@ -34,6 +63,8 @@ public struct GenerationSummary: Sendable {
     public var finishReason: FinishReason
     public var prefillSeconds: Double
     public var decodeSeconds: Double
+    /// With a `FirstTokenGate`: the gated tokens' probability at the first generated token.
+    public var firstTokenGateProbability: Float?
     public var promptTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
     public var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(max(tokens.count - 1, 0)) / decodeSeconds : 0 }
 }
@@ -67,6 +98,7 @@ public final class GenerationSession: @unchecked Sendable {
     /// `forwardGreedy` finds it without every fp32 logit, and the token lands here.
     let greedyOnly: Bool
     var greedyNext: Int32?
+    var gateProbability: Float?
     var out: [Int32] = []
     var decoder = StreamingDecoder()
     var text = ""          // everything generated so far
@@ -107,7 +139,8 @@ public final class GenerationSession: @unchecked Sendable {
             let t0 = clock.now
             let end = min(prefilled + prefillSlice, request.prompt.count)
             let slice = Array(request.prompt[prefilled..<end])
-            if end == request.prompt.count && greedyOnly {
+            // The gate needs every logit of the first token; greedy decoding resumes after it.
+            if end == request.prompt.count && greedyOnly && request.firstTokenGate == nil {
                 greedyNext = try model.forwardGreedy(slice, cache: cache)
             } else {
                 logits = try model.forward(slice, cache: cache, logits: end == request.prompt.count ? .last : .none)
@@ -119,7 +152,19 @@ public final class GenerationSession: @unchecked Sendable {
         }
         let t0 = clock.now
         defer { decodeTime += clock.now - t0 }
-        let next = greedyNext ?? sampler.sample(logits, history: history)
+        let next: Int32
+        if out.isEmpty, let gate = request.firstTokenGate, greedyNext == nil {
+            let (p, likeliest) = gate.probability(logits)
+            gateProbability = p
+            if p >= gate.threshold, let likeliest {
+                next = likeliest
+            } else {
+                for t in gate.tokens where Int(t) < logits.count { logits[Int(t)] = -.infinity }
+                next = sampler.sample(logits, history: history)
+            }
+        } else {
+            next = greedyNext ?? sampler.sample(logits, history: history)
+        }
         if request.stopAtEndOfGeneration && model.tokenizer.endOfGeneration.contains(next) { return finish(.stop) }
         out.append(next)
         history.append(next)
@@ -162,7 +207,7 @@ public final class GenerationSession: @unchecked Sendable {
 
     public var summary: GenerationSummary {
         GenerationSummary(text: text, tokens: out, promptTokens: request.prompt.count, finishReason: finishReason ?? .length,
-                          prefillSeconds: prefillTime.seconds, decodeSeconds: decodeTime.seconds)
+                          prefillSeconds: prefillTime.seconds, decodeSeconds: decodeTime.seconds, firstTokenGateProbability: gateProbability)
     }
 
     func firstStop(in text: String) -> String.Index? {

@@ -1,34 +1,16 @@
+import DamdaCore
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// An LLM judge behind any OpenAI-compatible chat endpoint on the company's network (vLLM,
 /// llama.cpp's server, `damda serve`): a Korean rubric scored 1–5 as JSON, and pairwise A/B asked
 /// in both orders. Replies are validated; malformed ones are retried, then counted, never fatal.
 public struct JudgeClient: Sendable {
-    /// Base URL, e.g. http://10.0.0.5:8000 (with or without a trailing /v1).
-    public var url: URL
-    public var model: String
-    public var key: String?
-    public var timeout: TimeInterval = 60
+    /// The judge model's endpoint.
+    public var endpoint: ChatEndpoint
     /// Attempts per question when the reply is not the JSON the rubric asks for.
     public var attempts = 3
 
-    public init(url: URL, model: String, key: String? = nil) { self.url = url; self.model = model; self.key = key }
-
-    public enum JudgeError: Error, CustomStringConvertible {
-        case http(Int, String)
-        case transport(String)
-        case malformed(String)
-        public var description: String {
-            switch self {
-            case let .http(code, body): "judge answered HTTP \(code): \(body.prefix(200))"
-            case let .transport(why): "judge unreachable: \(why)"
-            case let .malformed(reply): "judge reply is not an OpenAI chat completion: \(reply.prefix(200))"
-            }
-        }
-    }
+    public init(url: URL, model: String, key: String? = nil) { endpoint = ChatEndpoint(url: url, model: model, key: key) }
 
     /// The rubric's scores for one answer.
     public struct Scores: Codable, Sendable, Equatable {
@@ -79,60 +61,13 @@ public struct JudgeClient: Sendable {
         """
     }
 
-    struct ChatRequest: Encodable {
-        struct Message: Encodable { var role: String, content: String }
-        var model: String
-        var messages: [Message]
-        var temperature: Double = 0
-        var maxTokens = 64
-        enum CodingKeys: String, CodingKey { case model, messages, temperature, maxTokens = "max_tokens" }
-    }
-
-    struct ChatResponse: Decodable {
-        struct Choice: Decodable {
-            struct Message: Decodable { var content: String? }
-            var message: Message
-        }
-        var choices: [Choice]
-    }
-
-    func endpoint() -> URL {
-        var base = url.absoluteString
-        while base.hasSuffix("/") { base.removeLast() }
-        return URL(string: base.hasSuffix("/v1") ? base + "/chat/completions" : base + "/v1/chat/completions")!
-    }
-
-    /// One completion's text.
     func complete(_ prompt: String) async throws -> String {
-        var request = URLRequest(url: endpoint(), timeoutInterval: timeout)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        if let key { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
-        request.httpBody = try JSONEncoder().encode(ChatRequest(model: model, messages: [.init(role: "system", content: Self.system),
-                                                                                         .init(role: "user", content: prompt)]))
-        let (data, response): (Data, URLResponse)
-        do { (data, response) = try await URLSession.shared.data(for: request) } catch { throw JudgeError.transport("\(error)") }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        guard status == 200 else { throw JudgeError.http(status, String(decoding: data, as: UTF8.self)) }
-        guard let reply = try? JSONDecoder().decode(ChatResponse.self, from: data), let text = reply.choices.first?.message.content else {
-            throw JudgeError.malformed(String(decoding: data, as: UTF8.self))
-        }
-        return text
+        try await endpoint.complete(system: Self.system, user: prompt, maxTokens: 64)
     }
 
-    /// The first {...} object in a reply (models wrap JSON in prose or code fences).
+    /// The first {...} object in a reply, loosely typed: judges write scores as 5, 5.0 or "5".
     static func firstObject(_ text: String) -> [String: Any]? {
-        var depth = 0
-        var start: String.Index?
-        for i in text.indices {
-            if text[i] == "{" { if depth == 0 { start = i }; depth += 1 }
-            if text[i] == "}", depth > 0 {
-                depth -= 1
-                if depth == 0, let s = start,
-                   let o = try? JSONSerialization.jsonObject(with: Data(text[s...i].utf8)) as? [String: Any] { return o }
-            }
-        }
-        return nil
+        ChatEndpoint.firstJSONObject(in: text).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
     }
 
     /// Scores in 1...5, or nil when the reply does not hold all three.

@@ -13,7 +13,7 @@ public struct JudgePass {
     public init(client: JudgeClient) { self.client = client }
 
     public func run(_ rows: [EvalRow], configs: [EvalConfiguration], bootstrap: Bootstrap = Bootstrap()) async -> JudgeSummary {
-        var summary = JudgeSummary(model: client.model, url: client.url.absoluteString)
+        var summary = JudgeSummary(model: client.endpoint.model, url: client.endpoint.url.absoluteString)
         let byConfig = Dictionary(grouping: rows, by: \.config)
         func picked(_ name: String) -> [EvalRow] {
             let mine = byConfig[name] ?? []
