@@ -67,7 +67,9 @@ let package = Package(
         ]),
         // The one RAG prompt encoder (serving and training), context packing, training-data formats
         // and rendering, RAG context sampling with unanswerable examples.
-        .target(name: "DamdaDatasets", dependencies: ["DamdaCore", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval"]),
+        // Korean PII and prompt-injection detectors: formats, checksums, context words, no model.
+        .target(name: "DamdaGuardrails"),
+        .target(name: "DamdaDatasets", dependencies: ["DamdaCore", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaGuardrails"]),
         // LoRA/QLoRA fine-tuning: backward pass, AdamW, checkpoints, adapter merge.
         .target(name: "DamdaTraining", dependencies: ["DamdaCore", "DamdaModelIO", "DamdaEngine", "DamdaDatasets"],
                 swiftSettings: kernelFlags),
@@ -91,7 +93,7 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], resources: [.embedInCode("Web/index.html")]),
         .executableTarget(name: "damda", dependencies: [
-            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaPostgres", "DamdaDatasets", "DamdaTraining", "DamdaAssistant", "DamdaEval", "DamdaServer",
+            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaPostgres", "DamdaDatasets", "DamdaTraining", "DamdaAssistant", "DamdaEval", "DamdaServer", "DamdaGuardrails",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -110,6 +112,7 @@ let package = Package(
         .testTarget(name: "DamdaDatasetsTests", dependencies: ["DamdaDatasets", "DamdaCore", "DamdaRetrieval", "DamdaEngine", "DamdaTestSupport"]),
         .testTarget(name: "DamdaTrainingTests", dependencies: ["DamdaTraining", "DamdaDatasets", "DamdaEngine", "DamdaModelIO", "DamdaCore", "DamdaTestSupport"]),
         .testTarget(name: "DamdaEvalTests", dependencies: ["DamdaEval"]),
+        .testTarget(name: "DamdaGuardrailsTests", dependencies: ["DamdaGuardrails"]),
         .testTarget(name: "DamdaPostgresTests", dependencies: ["DamdaPostgres", "DamdaRetrieval", "DamdaModelIO", "DamdaTestSupport"]),
         .testTarget(name: "DamdaServerTests", dependencies: ["DamdaServer", "DamdaEngine", "DamdaTestSupport"]),
     ]

@@ -17,6 +17,7 @@ set +e
 swift test -c release --disable-swift-testing 2>&1 | tee /tmp/damda-test.log | grep -vE "^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)"
 status=${PIPESTATUS[0]}
 set -e
+bash scripts/cli-tests.sh || status=$?
 bash scripts/server-tests.sh || status=$?
 # The evaluation gate: four configurations on the sample corpus against the committed baseline.
 bash scripts/eval-gate.sh || status=$?

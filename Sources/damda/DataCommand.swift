@@ -71,11 +71,13 @@ struct DataCommand: AsyncParsableCommand {
         @Option(help: "An index of the documents: drop questions whose best chunk fails the assistant's relevance gate.") var index: String?
         @Option(help: "Shares for train,validation,test by source document (e.g. 0.8,0.1,0.1).") var split: String?
         @Option(help: "Worker threads.") var threads: Int = Threads.available
+        @Flag(help: "Leave personal data as it is (default: masked as [주민등록번호], [휴대폰번호] …).") var keepPii = false
 
         func run() async throws {
             try await failing {
                 let (examples, skipped) = try QAExample.read(input)
                 var cleaner = DataCleaner()
+                if keepPii { cleaner.pii = nil }
                 if let dir = index {
                     let idx = try SearchIndex(directory: dir, embedder: try embedderIfIndexed(dir, threads: threads))
                     cleaner.index = idx

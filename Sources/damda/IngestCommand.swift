@@ -1,5 +1,6 @@
 import ArgumentParser
 import DamdaCore
+import DamdaGuardrails
 import DamdaModelIO
 import DamdaPostgres
 import DamdaRetrieval
@@ -53,13 +54,33 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(help: "JSONL/CSV field holding the document id.") var idField = "id"
     @Option(help: "Chunk budget in (approximate) model tokens.") var chunkTokens = 256
     @Flag(help: "Print the summary as JSON.") var json = false
+    @Flag(help: "Mask personal data (주민등록번호, phone, card and account numbers, e-mail …) in titles and text before indexing: the index never holds it.")
+    var redactPii = false
 
     func run() async throws {
         try await failing {
             let idx = try indexOptions.open(analyzer: analyzer, chunker: Chunker(maxTokens: chunkTokens, overlapTokens: chunkTokens / 5),
                                             embedder: try indexOptions.embedder(threads: threads))
-            let loaded = DocumentLoader(fields: RecordFields(text: textField, title: titleField, id: idField)).load(paths)
+            var loaded = DocumentLoader(fields: RecordFields(text: textField, title: titleField, id: idField)).load(paths)
             for p in loaded.problems { FileHandle.standardError.write("warning: \(p)\n".data(using: .utf8)!) }
+            if redactPii {
+                let detector = PIIDetector()
+                var byType: [String: Int] = [:]
+                func redact(_ text: String) -> String {
+                    let found = detector.findings(in: text)
+                    for f in found { byType[f.type.rawValue, default: 0] += 1 }
+                    return found.isEmpty ? text : detector.masked(text, findings: found)
+                }
+                for d in loaded.documents.indices {
+                    loaded.documents[d].title = redact(loaded.documents[d].title)
+                    for s in loaded.documents[d].sections.indices {
+                        loaded.documents[d].sections[s].text = redact(loaded.documents[d].sections[s].text)
+                        loaded.documents[d].sections[s].headingPath = loaded.documents[d].sections[s].headingPath.map(redact)
+                    }
+                }
+                let counts = byType.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                FileHandle.standardError.write("redact-pii: masked \(counts.isEmpty ? "nothing" : counts)\n".data(using: .utf8)!)
+            }
             let s = try idx.ingest(loaded, prune: prune)
             if json {
                 printJSON(["added": s.added, "updated": s.updated, "skipped": s.skipped, "removed": s.removed,

@@ -132,6 +132,14 @@ final class SynthesisTests: XCTestCase {
         XCTAssertEqual(s.duplicates, 1)
         XCTAssertEqual(s.offDomain, 1, "the weather question matches no chunk")
         XCTAssertEqual(kept.map(\.id), ["1"])
+        // Personal data is masked wherever it appears in an example.
+        var withPII = ex("4", "제 번호 010-1234-5678로 입원 보험금 문의드려요", "policy")
+        withPII.context = "고객 주민번호 900101-1234568"
+        let (scrubbed, ps) = try DataCleaner().clean([withPII])
+        XCTAssertEqual(scrubbed.first?.question, "제 번호 [휴대폰번호]로 입원 보험금 문의드려요")
+        XCTAssertEqual(scrubbed.first?.context, "고객 주민번호 [주민등록번호]")
+        XCTAssertEqual(ps.piiMasked, 1)
+        XCTAssertEqual(ps.piiByType, ["mobile_phone": 1, "resident_registration_number": 1])
         let many = (0..<200).map { ex("\($0)", "질문 \($0)?", "doc-\($0 % 20)") }
         let parts = DataCleaner.split(many, shares: [0.8, 0.1, 0.1])
         XCTAssertEqual(parts.map(\.count).reduce(0, +), 200)

@@ -1,21 +1,27 @@
-import Foundation
+import DamdaGuardrails
 import DamdaRetrieval
+import Foundation
 
 /// `damda data clean`: standard text (NFC, whitespace, quotes and full-width punctuation),
 /// duplicates removed, questions the documents do not answer dropped (their best chunk passes
-/// neither relevance rule of the assistant's gate), and a split by source document so that no
-/// test question's passage is trained on.
+/// neither relevance rule of the assistant's gate), personal data masked (`[주민등록번호]`, the
+/// guardrails' detector), and a split by source document so that no test question's passage is trained on.
 public struct DataCleaner {
     /// With an index, drop questions whose best chunk is irrelevant (off-domain noise).
     public var index: SearchIndex?
     public var mode: SearchMode = .bm25
     public var minRelevance: Float = 0.3
     public var minSimilarity: Float? = 0.88
+    /// Mask personal data in questions, answers, contexts and evidence (nil: leave it).
+    public var pii: PIIDetector? = PIIDetector()
     public init() {}
 
     public struct Summary: Codable, Sendable {
         public var read = 0, kept = 0, duplicates = 0, empty = 0, offDomain = 0, changed = 0
-        enum CodingKeys: String, CodingKey { case read, kept, duplicates, empty, changed, offDomain = "off_domain" }
+        /// Examples with personal data masked, and the findings by type.
+        public var piiMasked = 0
+        public var piiByType: [String: Int] = [:]
+        enum CodingKeys: String, CodingKey { case read, kept, duplicates, empty, changed, offDomain = "off_domain", piiMasked = "pii_masked", piiByType = "pii_by_type" }
     }
 
     static let replacements: [(String, String)] = [
@@ -43,6 +49,21 @@ public struct DataCleaner {
             e.question = Self.standardize(e.question)
             e.answers = e.answers.map(Self.standardize).filter { !$0.isEmpty }
             if let c = e.context { e.context = c.precomposedStringWithCanonicalMapping }
+            if let pii {
+                var found = false
+                func scrub(_ text: String) -> String {
+                    let f = pii.findings(in: text)
+                    guard !f.isEmpty else { return text }
+                    found = true
+                    for x in f { s.piiByType[x.type.rawValue, default: 0] += 1 }
+                    return pii.masked(text, findings: f)
+                }
+                e.question = scrub(e.question)
+                e.answers = e.answers.map(scrub)
+                e.context = e.context.map(scrub)
+                e.evidence = e.evidence.map(scrub)
+                if found { s.piiMasked += 1 }
+            }
             if e != before { s.changed += 1 }
             guard !e.question.isEmpty, !e.answers.isEmpty else { s.empty += 1; continue }
             // Standardized text, not spaceless: a spacing variant from `data augment` is not a duplicate.
