@@ -34,3 +34,24 @@ $DAMDA data clean --in "$work/qa.jsonl" --out "$work/clean.jsonl" >"$work/clean.
 grep -q '\[휴대폰번호\]' "$work/clean.jsonl" && ! grep -q "1234-5678" "$work/clean.jsonl" || { cat "$work/clean.jsonl"; exit 1; }
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["clean"]; assert s["pii_masked"] == 1 and s["pii_by_type"] == {"mobile_phone": 1}, s' "$work/clean.json"
 echo "data clean: masked and counted"
+
+echo "== damda data synthesize --docs (a temporary index; bad input counted; a rerun resumes)"
+mkdir -p "$work/docs" "$work/empty"
+cp samples/insurance/*.md "$work/docs/"
+printf 'Hello world. This page has no Korean at all.\n' >"$work/docs/english.txt"
+: >"$work/docs/blank.txt"
+$DAMDA data synthesize --docs "$work/docs" --out "$work/syn.jsonl" >"$work/syn.json" 2>"$work/syn.err"
+python3 - "$work/syn.json" "$work/syn.jsonl" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+rows = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+assert s["kept"] == len(rows) > 3 and s["chunks_without_span"] >= 1, s   # the English page has no span
+assert all(set(r) >= {"id", "question", "answers", "doc_id", "chunk_id", "evidence", "generator"} for r in rows)
+print("synthesize --docs:", {k: s[k] for k in ("chunks", "chunks_without_span", "candidates", "kept")})
+PY
+$DAMDA data synthesize --docs "$work/docs" --out "$work/syn.jsonl" >"$work/syn-again.json" 2>>"$work/syn.err"
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["chunks"] == 0 and s["kept"] == 0, s' "$work/syn-again.json"
+grep -q "resuming:" "$work/syn.err" || { cat "$work/syn.err"; exit 1; }
+if $DAMDA data synthesize --docs "$work/empty" --out "$work/none.jsonl" 2>"$work/none.err"; then echo "an empty folder must fail" >&2; exit 1; fi
+grep -q "no readable documents" "$work/none.err" || { cat "$work/none.err"; exit 1; }
+echo "synthesize --docs: resumes; an empty folder is a clear error"

@@ -138,7 +138,7 @@ public struct PIIDetector: Sendable {
         return String(out)
     }
 
-    static func scalarOffset(_ text: String, utf16 offset: Int) -> Int {
+    public static func scalarOffset(_ text: String, utf16 offset: Int) -> Int {
         let i = String.Index(utf16Offset: offset, in: text)
         return text.unicodeScalars.distance(from: text.unicodeScalars.startIndex, to: i)
     }

@@ -11,9 +11,14 @@ struct DataCommand: AsyncParsableCommand {
 
     struct Synthesize: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write questions for an index's chunks without a model (extractive, Korean), filtered by span, length, genericity, round trip and duplicates.",
+            abstract: "Write questions for an index's (or documents') chunks, extractive and Korean or by a teacher model, filtered by span, length, genericity, round trip and duplicates.",
             discussion: "Running it again with the same --out continues after the chunks already done.")
-        @OptionGroup var indexOptions: IndexOptions
+        @Option(help: "Index of the documents to write questions for (with --docs: where they are ingested first).") var index: String?
+        @Option(help: "Documents (a file or folder `damda ingest` reads: JSONL, CSV, Markdown, HTML, PDF, text): ingested into --index, or a temporary BM25 index, and only they get questions.")
+        var docs: String?
+        @Option(help: "Embedding model file for a new index (default: the fetched multilingual-e5-small, if present).") var embeddingModel: String?
+        @Flag(help: "Do not embed chunks of --docs (BM25 round trip only).") var noEmbeddings = false
+        @Option(help: "The index's documents and chunks are in this PostgreSQL database (as `damda ingest --store`).") var store: String?
         @Option(help: "Worker threads.") var threads: Int = Threads.available
         @Option(help: "Output JSONL: {id, question, answers, doc_id, chunk_id, evidence, generator}.") var out: String
         @Option(help: "Questions per chunk before filtering.") var perChunk = 3
@@ -23,10 +28,29 @@ struct DataCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await failing {
+                guard index != nil || docs != nil else { throw ValidationError("give --index DIR (an index to write questions for) or --docs PATH") }
+                var arguments = ["--index", index ?? FileManager.default.temporaryDirectory.appendingPathComponent("damda-synthesize-\(getpid())").path]
+                if let e = embeddingModel { arguments += ["--embedding-model", e] }
+                if let store { arguments += ["--store", store] }
+                // A temporary index for --docs alone is BM25 only: embedding every chunk would cost more than the synthesis.
+                if noEmbeddings || (docs != nil && index == nil) { arguments.append("--no-embeddings") }
+                let indexOptions = try IndexOptions.parse(arguments)
+                defer { if index == nil { try? FileManager.default.removeItem(atPath: indexOptions.index) } }
                 let idx = try indexOptions.open(embedder: try indexOptions.embedder(threads: threads))
-                guard idx.chunkCount > 0 else { throw ValidationError("the index at \(indexOptions.index) is empty: ingest documents first") }
                 var documents: Set<String>?
-                if let f = documentsOf { documents = Set(try QAExample.read(f).examples.compactMap(\.documentID)) }
+                if let docs {
+                    let loaded = DocumentLoader().load([docs])
+                    for p in loaded.problems { note("warning: \(p)") }
+                    guard !loaded.documents.isEmpty else { throw ValidationError("no readable documents in \(docs)") }
+                    let ingested = try idx.ingest(loaded)
+                    note("ingested \(loaded.documents.count) documents (\(ingested.chunks) chunks written) into \(indexOptions.index)")
+                    documents = Set(loaded.documents.map(\.id))
+                }
+                guard idx.chunkCount > 0 else { throw ValidationError("the index at \(indexOptions.index) is empty: ingest documents first") }
+                if let f = documentsOf {
+                    let named = Set(try QAExample.read(f).examples.compactMap(\.documentID))
+                    documents = documents.map { $0.intersection(named) } ?? named
+                }
                 let summary = try await synthesizeQuestions(index: idx, out: out, perChunk: perChunk, roundTripK: roundTripK, documents: documents,
                                                             teacher: try teacherOptions.teacher(perChunk: perChunk))
                 print(jsonString(summary))
