@@ -75,7 +75,7 @@ let package = Package(
                 swiftSettings: kernelFlags),
         // The answer pipeline: rewrite → retrieve → build → generate → clean → check → cite; the feedback store.
         .target(name: "DamdaAssistant", dependencies: [
-            "DamdaCore", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaDatasets",
+            "DamdaCore", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaDatasets", "DamdaGuardrails",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Evaluations: answer metrics (KorQuAD EM/F1), retrieval recall and fusion sweeps, the

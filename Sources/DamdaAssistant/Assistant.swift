@@ -33,6 +33,8 @@ public struct AssistantConfig: Sendable {
     /// Chosen with `scripts/refusal-threshold.py` on questions of the training articles: see the
     /// model card of the default adapter.
     public var refusalThreshold: Float?
+    /// Personal data and prompt injection in questions and answers (the input and output guards).
+    public var guardrails = GuardPolicy()
     public var rewrite = RewriteMode.model
     /// Wrap the RAG prompt in this chat template as a user turn; nil: raw completion.
     public var chatTemplate: ChatTemplate?
@@ -101,11 +103,14 @@ public struct AssistantAnswer: Sendable, Codable {
     public var finishReason: String?
     /// With a refusal threshold: the probability the model gave its refusal at the first token.
     public var refusalProbability: Float?
+    /// What the input and output guards found and did (nil with guardrails off).
+    public var guardDecision: GuardDecision?
 
     enum CodingKeys: String, CodingKey {
         case id, question, rewrite, answer, refused, citations, context, usage, timings, model, adapter
         case standaloneQuestion = "standalone_question", rawAnswer = "raw_answer", refusalReason = "refusal_reason"
         case echoOnly = "echo_only", finishReason = "finish_reason", unsupported, refusalProbability = "refusal_probability"
+        case guardDecision = "guard"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -119,6 +124,7 @@ public struct AssistantAnswer: Sendable, Codable {
         try c.encode(context, forKey: .context); try c.encode(usage, forKey: .usage); try c.encode(timings, forKey: .timings)
         try c.encode(model, forKey: .model); try c.encode(adapter, forKey: .adapter); try c.encode(finishReason, forKey: .finishReason)
         try c.encodeIfPresent(refusalProbability, forKey: .refusalProbability)
+        try c.encodeIfPresent(guardDecision, forKey: .guardDecision)
     }
 }
 
@@ -173,14 +179,44 @@ public final class Assistant: @unchecked Sendable {
     public func answer(_ question: String, history: [ChatMessage] = [], config override: AssistantConfig? = nil,
                        emit: (AssistantEvent) -> Void = { _ in }) async throws -> AssistantAnswer {
         let cfg = override ?? config
-        let q = question.trimmingCharacters(in: .whitespacesAndNewlines)
+        var q = question.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !q.isEmpty else { throw AssistantError.emptyQuestion }
         let clock = ContinuousClock()
         let start = clock.now
+        // The input guard runs first: nothing after it sees personal data it masked.
+        var guardDecision: GuardDecision?
+        var history = history
+        if cfg.guardrails.enabled {
+            let inputGuard = InputGuard(policy: cfg.guardrails)
+            let (guarded, decision) = inputGuard.check(q)
+            q = guarded
+            guardDecision = decision
+            history = history.map { ChatMessage(role: $0.role, content: inputGuard.check($0.content).question) }
+            if let reason = decision.blocked {
+                let text = InputGuard.refusal(for: reason, decision: decision)
+                emit(.text(text))
+                var blocked = AssistantAnswer(
+                    id: Self.newAnswerID(), question: q, standaloneQuestion: q, rewrite: "none", answer: text, rawAnswer: "", refused: true,
+                    refusalReason: "guard_" + reason, echoOnly: false, citations: [],
+                    context: ContextReport(budgetTokens: cfg.budgetTokens, promptTokens: 0, chunksUsed: 0, truncated: false),
+                    usage: Usage(promptTokens: 0, completionTokens: 0),
+                    timings: Timings(retrievalMs: 0, generationMs: 0, totalMs: (clock.now - start).milliseconds), model: modelName,
+                    adapter: adapterName, finishReason: nil)
+                blocked.guardDecision = decision
+                return blocked
+            }
+        }
+        let outputGuard = OutputGuard(policy: cfg.guardrails)
         let rewrite = try await QueryRewriter(mode: cfg.rewrite).rewrite(q, history: history, generator: generator)
         let retrievalStart = clock.now
-        if !cfg.useRetrieval { return try await answerWithoutContext(q, rewrite: rewrite, config: cfg, start: start, emit: emit) }
-        let hits = try index.search(rewrite.question, k: cfg.k, mode: cfg.mode ?? (index.hasEmbeddings && index.embedder != nil ? .hybrid : .bm25),
+        if !cfg.useRetrieval {
+            var a = try await answerWithoutContext(q, rewrite: rewrite, config: cfg, start: start, emit: emit)
+            if guardDecision != nil { guardDecision?.answerPII = a.guardDecision?.answerPII ?? [] }
+            a.guardDecision = guardDecision
+            return a
+        }
+        // A mask label ("[주민등록번호]") is not a topic: it would only lower every chunk's relevance.
+        let hits = try index.search(InputGuard.withoutMaskLabels(rewrite.question), k: cfg.k, mode: cfg.mode ?? (index.hasEmbeddings && index.embedder != nil ? .hybrid : .bm25),
                                     filter: cfg.filter)
         let relevant = hits.filter { Self.isRelevant($0, config: cfg) }
         let prompt = prompt(cfg)
@@ -210,6 +246,7 @@ public final class Assistant: @unchecked Sendable {
             answer: PromptTemplate.refusal, rawAnswer: "", refused: true, refusalReason: "no_relevant_chunks", echoOnly: false,
             citations: citations, context: context, usage: Usage(promptTokens: 0, completionTokens: 0),
             timings: Timings(retrievalMs: retrievalMs, generationMs: 0, totalMs: 0), model: modelName, adapter: adapterName, finishReason: nil)
+        result.guardDecision = guardDecision
         guard !entries.isEmpty else {
             emit(.text(PromptTemplate.refusal))
             result.timings.totalMs = (clock.now - start).milliseconds
@@ -230,15 +267,17 @@ public final class Assistant: @unchecked Sendable {
                 var c = cleaner.clean(raw)
                 // Hold back what may be the start of a marker ("[내").
                 if let open = c.lastIndex(of: "["), c.distance(from: open, to: c.endIndex) <= 12 { c = String(c[..<open]) }
+                c = outputGuard.streamable(c)
                 if c.count > sent.count, c.hasPrefix(sent) { emit(.text(String(c.dropFirst(sent.count)))); sent = c }
             case let .done(s): summary = s
             }
         }
         guard let s = summary else { throw CancellationError() }
-        let cleaned = cleaner.clean(s.text)
+        let (cleaned, maskedInAnswer) = outputGuard.check(cleaner.clean(s.text))
         if cleaned.count > sent.count, cleaned.hasPrefix(sent) { emit(.text(String(cleaned.dropFirst(sent.count)))) }
         let modelRefused = AnswerCleaner.isRefusal(cleaned)
-        result.rawAnswer = s.text
+        result.guardDecision?.answerPII = maskedInAnswer
+        result.rawAnswer = outputGuard.check(s.text).answer
         result.answer = modelRefused ? PromptTemplate.refusal : cleaned
         result.refused = modelRefused
         result.refusalReason = modelRefused ? "model" : nil
@@ -286,19 +325,21 @@ public final class Assistant: @unchecked Sendable {
             if case let .done(s) = event { summary = s }
         }
         guard let s = summary else { throw CancellationError() }
-        let cleaned = AnswerCleaner(markers: cfg.template.markers, question: q).clean(s.text)
+        let outputGuard = OutputGuard(policy: cfg.guardrails)
+        let (cleaned, maskedInAnswer) = outputGuard.check(AnswerCleaner(markers: cfg.template.markers, question: q).clean(s.text))
         let refused = AnswerCleaner.isRefusal(cleaned)
         emit(.text(refused ? PromptTemplate.refusal : cleaned))
         let total = (clock.now - start).milliseconds
         var answer = AssistantAnswer(
             id: Self.newAnswerID(), question: q, standaloneQuestion: rewrite.question, rewrite: rewrite.method,
-            answer: refused ? PromptTemplate.refusal : cleaned, rawAnswer: s.text, refused: refused, refusalReason: refused ? "model" : nil,
+            answer: refused ? PromptTemplate.refusal : cleaned, rawAnswer: outputGuard.check(s.text).answer, refused: refused, refusalReason: refused ? "model" : nil,
             echoOnly: cleaned.isEmpty, citations: [],
             context: ContextReport(budgetTokens: cfg.budgetTokens, promptTokens: ids.count, chunksUsed: 0, truncated: false),
             usage: Usage(promptTokens: s.promptTokens, completionTokens: s.tokens.count),
             timings: Timings(retrievalMs: 0, generationMs: total, totalMs: total), model: modelName, adapter: adapterName,
             finishReason: s.finishReason.rawValue)
         answer.refusalProbability = s.firstTokenGateProbability
+        if cfg.guardrails.enabled { answer.guardDecision = GuardDecision(answerPII: maskedInAnswer) }
         return answer
     }
 }

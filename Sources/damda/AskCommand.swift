@@ -22,6 +22,12 @@ struct AssistantOptions: ParsableArguments {
     var minSimilarity: Float = 0.88
     @Option(help: "auto: the adapter's calibrated refusal threshold (its assistant.json), else argmax; off: argmax; or a probability 0–1: the model refuses only when its refusal's first token is at least this likely.")
     var refusalThreshold = "auto"
+    @Option(help: "Personal data in questions: mask (the model and logs see [주민등록번호]), block (refuse, saying why) or allow.")
+    var pii = "mask"
+    @Option(help: "Prompt injection in questions: flag (noted in the answer's guard metadata) or block (refuse, saying why).")
+    var injection = "flag"
+    @Flag(help: "Turn the input and output guards off (personal data and injection are neither masked nor scored).")
+    var noGuardrails = false
     @Flag(help: "No retrieval: the model answers from the question alone (an evaluation's no-context row).")
     var noContext = false
     @Option(help: "Prompt template file with {question} and {context} (default: the Korean RAG format).") var template: String?
@@ -55,6 +61,11 @@ struct AssistantOptions: ParsableArguments {
         guard let r = RewriteMode(rawValue: rewrite) else { throw ValidationError("rewrite must be model, concatenate or off") }
         c.rewrite = r
         c.filter = SearchFilter(sources: source, tags: tag)
+        guard let p = GuardPolicy.PIIAction(rawValue: pii) else { throw ValidationError("--pii must be mask, block or allow") }
+        guard let i = GuardPolicy.InjectionAction(rawValue: injection) else { throw ValidationError("--injection must be flag or block") }
+        c.guardrails.questionPII = p
+        c.guardrails.injection = i
+        c.guardrails.enabled = !noGuardrails
         return c
     }
 }

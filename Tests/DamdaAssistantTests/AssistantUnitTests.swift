@@ -16,6 +16,17 @@ final class PromptAndCleaningTests: XCTestCase {
         XCTAssertFalse(AnswerCleaner.isRefusal("3영업일 이내입니다."))
     }
 
+    func testOutputGuardMasksAndHoldsBackAPartialNumber() {
+        let guardOn = OutputGuard(policy: GuardPolicy())
+        XCTAssertEqual(guardOn.check("연락처는 010-1234-5678입니다").answer, "연락처는 [휴대폰번호]입니다")
+        XCTAssertEqual(guardOn.check("연락처는 010-1234-5678입니다").masked, ["mobile_phone"])
+        XCTAssertEqual(guardOn.streamable("연락처는 010-12"), "연락처는", "the number may still grow")
+        XCTAssertEqual(guardOn.streamable("연락처는 010-1234-5678입니다"), "연락처는 [휴대폰번호]입니다")
+        var allow = GuardPolicy()
+        allow.answerPII = .allow
+        XCTAssertEqual(OutputGuard(policy: allow).check("010-1234-5678").answer, "010-1234-5678")
+    }
+
     func testRewritePlausibility() {
         XCTAssertTrue(QueryRewriter.plausible("통원 치료비는 얼마까지 보상되나요?", question: "통원은요?"))
         XCTAssertFalse(QueryRewriter.plausible("[질문] 통원", question: "통원은요?"))

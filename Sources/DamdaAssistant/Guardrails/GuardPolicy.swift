@@ -1,0 +1,51 @@
+import DamdaGuardrails
+import Foundation
+
+/// What the assistant does with personal data and prompt injection, per place: in the question
+/// (before anything else sees it) and in the answer (before the reader sees it).
+public struct GuardPolicy: Sendable {
+    public enum PIIAction: String, Codable, Sendable, CaseIterable {
+        /// The model, retrieval and every log see `[주민등록번호]` instead of the number.
+        case mask
+        /// Refuse with the reason; the model is not called.
+        case block
+        /// Leave it as it is.
+        case allow
+    }
+    public enum InjectionAction: String, Codable, Sendable, CaseIterable { case flag, block }
+
+    public var enabled = true
+    /// Per type in questions; types not listed get `questionPII`.
+    public var questionPIIByType: [PIIDetector.Kind: PIIAction] = [:]
+    public var questionPII = PIIAction.mask
+    public var injection = InjectionAction.flag
+    /// Personal data the model writes into an answer (copied from a document, say).
+    public var answerPII = PIIAction.mask
+    public init() {}
+
+    func action(for kind: PIIDetector.Kind) -> PIIAction { questionPIIByType[kind] ?? questionPII }
+}
+
+/// Every guard decision of one answer, returned with it (`"guard"` in the JSON) and shown on the
+/// web page: what was found, what was done, and why an answer was withheld.
+public struct GuardDecision: Codable, Sendable, Equatable {
+    public struct PIIFinding: Codable, Sendable, Equatable {
+        public var type: String
+        public var action: String
+        public init(type: String, action: String) { self.type = type; self.action = action }
+    }
+    public struct Injection: Codable, Sendable, Equatable {
+        public var score: Double
+        public var flagged: Bool
+        public var rules: [String]
+    }
+    /// Personal data found in the question and what was done with each.
+    public var questionPII: [PIIFinding] = []
+    public var injection: Injection?
+    /// Why the question was not answered ("pii" or "injection"), nil when it was.
+    public var blocked: String?
+    /// Personal data masked in the answer, by type.
+    public var answerPII: [String] = []
+
+    enum CodingKeys: String, CodingKey { case injection, blocked, questionPII = "question_pii", answerPII = "answer_pii" }
+}
