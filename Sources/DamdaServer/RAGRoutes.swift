@@ -69,6 +69,7 @@ struct RAGRoutes {
 
     /// Every served answer is kept so feedback can refer to it.
     func log(_ a: AssistantAnswer) throws {
+        server.metrics.record(a.guardDecision)
         try server.feedback.record(AnswerRecord(a))
     }
 }

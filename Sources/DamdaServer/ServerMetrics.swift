@@ -1,3 +1,4 @@
+import DamdaAssistant
 import DamdaEngine
 import Foundation
 import Hummingbird
@@ -29,6 +30,23 @@ public final class ServerMetrics: @unchecked Sendable {
                              help: "HTTP requests by route and status.").increment()
         registry.makeDurationHistogram(name: "damda_request_duration_seconds", labels: [("route", route)], buckets: Self.buckets,
                                        help: "Request latency (streams: until the last byte).").record(duration)
+    }
+
+    /// Guard decisions by type and action; labels name types, never the data found.
+    func record(_ decision: GuardDecision?) {
+        guard let decision else { return }
+        for f in decision.questionPII {
+            registry.makeCounter(name: "damda_guard_pii_total", labels: [("place", "question"), ("type", f.type), ("action", f.action)],
+                                 help: "Personal data found by the guards, by place, type and action.").increment()
+        }
+        for type in decision.answerPII {
+            registry.makeCounter(name: "damda_guard_pii_total", labels: [("place", "answer"), ("type", type), ("action", "mask")],
+                                 help: "Personal data found by the guards, by place, type and action.").increment()
+        }
+        if let i = decision.injection, i.flagged {
+            registry.makeCounter(name: "damda_guard_injection_total", labels: [("action", decision.blocked == "injection" ? "block" : "flag")],
+                                 help: "Questions the injection detector flagged, by action.").increment()
+        }
     }
 
     func text(scheduler: DecodeScheduler) -> String {

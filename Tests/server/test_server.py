@@ -346,6 +346,19 @@ class TestRag(DamdaTestCase):
         for c in final["citations"]:
             self.assertCitation(c)
 
+    def test_personal_data_is_masked_and_counted(self):
+        # The number reaches neither the answer JSON nor the metrics; the type is counted.
+        r = request("POST", "/v1/rag/ask", {"question": "입원하면 하루에 보험금을 얼마 받나요? 900101-1234568"})
+        self.assertEqual(r.status, 200, r.body[:500])
+        a = r.json()
+        self.assertNotIn("1234568", r.text)
+        self.assertIn("[주민등록번호]", a.get("question", ""), a)
+        self.assertEqual(a["guard"]["question_pii"], [{"type": "resident_registration_number", "action": "mask"}], a)
+        metrics = request("GET", "/metrics", auth=False).text
+        self.assertNotIn("1234568", metrics)
+        self.assertIn('type="resident_registration_number"', metrics)
+        self.assertGreaterEqual(metric_value(metrics, "damda_guard_pii_total") or 0, 1)
+
     def test_off_topic_refused(self):
         r = request("POST", "/v1/rag/ask", {"question": OFF_TOPIC})
         self.assertEqual(r.status, 200, r.body[:500])
