@@ -211,7 +211,7 @@ public final class Assistant: @unchecked Sendable {
         let retrievalStart = clock.now
         if !cfg.useRetrieval {
             var a = try await answerWithoutContext(q, rewrite: rewrite, config: cfg, start: start, emit: emit)
-            if guardDecision != nil { guardDecision?.answerPII = a.guardDecision?.answerPII ?? [] }
+            guardDecision?.answerPII = a.guardDecision?.answerPII ?? []
             a.guardDecision = guardDecision
             return a
         }

@@ -86,8 +86,7 @@ public struct InjectionDetector: Sendable {
             // One rule name counts once, at its strongest pattern: repeats are not more evidence.
             if fired.insert(r.name).inserted { keep *= 1 - r.weight }
         }
-        let score = (1 - keep) * 1000
-        let rounded = score.rounded() / 1000
-        return Result(score: rounded, flagged: rounded >= threshold, matches: matches)
+        let score = ((1 - keep) * 1000).rounded() / 1000
+        return Result(score: score, flagged: score >= threshold, matches: matches)
     }
 }

@@ -131,7 +131,6 @@ public struct ExtractiveSynthesizer: Sendable {
                     break
                 }
             }
-            if span.kind == "noun" { range = span.range }
             s.replaceSubrange(range, with: word)
             let cut = Self.endingClause(Self.clause(s, around: span.questionWord), after: span.questionWord)
             guard let q = cut.isQuestion ? (style == .haeyo ? cut.text : KoreanQuestions.restyle(cut.text, to: style)) : KoreanQuestions.question(from: cut.text, style: style),
