@@ -73,10 +73,11 @@ let package = Package(
         // LoRA/QLoRA fine-tuning: backward pass, AdamW, checkpoints, adapter merge.
         .target(name: "DamdaTraining", dependencies: ["DamdaCore", "DamdaModelIO", "DamdaEngine", "DamdaDatasets"],
                 swiftSettings: kernelFlags),
-        // The answer pipeline: rewrite → retrieve → build → generate → clean → check → cite; the feedback store.
+        // The answer pipeline: guard → cache → rewrite → retrieve → build → generate → clean → guard → check → cite → cache; the feedback store.
         .target(name: "DamdaAssistant", dependencies: [
             "DamdaCore", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaDatasets", "DamdaGuardrails",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Evaluations: answer metrics (KorQuAD EM/F1), retrieval recall and fusion sweeps, the
         // relevance gate, answer-quality runs over the assistant; Codable reports.

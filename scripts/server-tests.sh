@@ -51,11 +51,14 @@ $DAMDA ingest samples/insurance --index "$IDX"
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 export DAMDA_URL="http://127.0.0.1:$PORT"
 export DAMDA_API_KEY="test-key-123"
+export DAMDA_OTHER_API_KEY="test-key-456"
+# The personal-data test greps every file the server writes.
+export DAMDA_INDEX_DIR="$IDX" DAMDA_SERVER_LOG="$LOG"
 export DAMDA_ARTIFACTS="${DAMDA_ARTIFACTS:-.build/artifacts}"
 mkdir -p "$DAMDA_ARTIFACTS"
 
 echo "== damda serve --index $IDX --port $PORT (log: $LOG)"
-$DAMDA serve --index "$IDX" --port "$PORT" --api-key "$DAMDA_API_KEY" --max-body-bytes 1048576 >"$LOG" 2>&1 &
+$DAMDA serve --index "$IDX" --port "$PORT" --api-key "$DAMDA_API_KEY" --api-key "$DAMDA_OTHER_API_KEY" --max-body-bytes 1048576 --redact-pii >"$LOG" 2>&1 &
 SERVER_PID=$!
 
 ready=0

@@ -36,6 +36,10 @@ public struct AssistantConfig: Sendable {
     /// Personal data and prompt injection in questions and answers (the input and output guards).
     public var guardrails = GuardPolicy()
     public var rewrite = RewriteMode.model
+    /// The answer cache's lookups, lifetime and size (used when the assistant has a cache).
+    public var cache = AnswerCacheSettings()
+    /// Whose cache entries a request may see: one tenant (API key) never gets another's cached answer.
+    public var cacheScope = "local"
     /// Wrap the RAG prompt in this chat template as a user turn; nil: raw completion.
     public var chatTemplate: ChatTemplate?
     public init() {}
@@ -105,12 +109,14 @@ public struct AssistantAnswer: Sendable, Codable {
     public var refusalProbability: Float?
     /// What the input and output guards found and did (nil with guardrails off).
     public var guardDecision: GuardDecision?
+    /// Served from the answer cache ("exact" or "semantic"), nil when the pipeline ran.
+    public var cache: CacheHit?
 
     enum CodingKeys: String, CodingKey {
         case id, question, rewrite, answer, refused, citations, context, usage, timings, model, adapter
         case standaloneQuestion = "standalone_question", rawAnswer = "raw_answer", refusalReason = "refusal_reason"
         case echoOnly = "echo_only", finishReason = "finish_reason", unsupported, refusalProbability = "refusal_probability"
-        case guardDecision = "guard"
+        case guardDecision = "guard", cache
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -125,6 +131,7 @@ public struct AssistantAnswer: Sendable, Codable {
         try c.encode(model, forKey: .model); try c.encode(adapter, forKey: .adapter); try c.encode(finishReason, forKey: .finishReason)
         try c.encodeIfPresent(refusalProbability, forKey: .refusalProbability)
         try c.encodeIfPresent(guardDecision, forKey: .guardDecision)
+        try c.encode(cache, forKey: .cache)
     }
 }
 
@@ -135,19 +142,22 @@ public enum AssistantEvent: Sendable {
     case done(AssistantAnswer)
 }
 
-/// Rewrite → retrieve → build the prompt within the budget (DamdaDatasets' `RAGPrompt`, the encoder
-/// training uses) → generate → clean → check grounding → cite.
+/// Input guard → cache lookup → rewrite → retrieve → build the prompt within the budget
+/// (DamdaDatasets' `RAGPrompt`, the encoder training uses) → generate → clean → output guard →
+/// check grounding → cite → cache store.
 public final class Assistant: @unchecked Sendable {
     public let index: SearchIndex
     public let generator: any TextGenerating
     public var config: AssistantConfig
     public let modelName: String
     public let adapterName: String?
+    /// Answers served before (nil: every question runs the whole pipeline).
+    public let cache: AnswerCache?
 
     public init(index: SearchIndex, generator: any TextGenerating, config: AssistantConfig = AssistantConfig(),
-                modelName: String, adapterName: String? = nil) {
+                modelName: String, adapterName: String? = nil, cache: AnswerCache? = nil) {
         self.index = index; self.generator = generator; self.config = config
-        self.modelName = modelName; self.adapterName = adapterName
+        self.modelName = modelName; self.adapterName = adapterName; self.cache = cache
     }
 
     public static func newAnswerID() -> String {
@@ -206,6 +216,32 @@ public final class Assistant: @unchecked Sendable {
                 return blocked
             }
         }
+        let lookup = AnswerCacheLookup(cache: cache, index: index, config: cfg, history: history, guardDecision: guardDecision,
+                                       model: modelName, adapter: adapterName)
+        let prepared = try lookup.prepare(question: q)
+        if let prepared, let hit = lookup.find(prepared) {
+            var a = hit
+            a.id = Self.newAnswerID()
+            a.question = q
+            a.standaloneQuestion = q
+            a.guardDecision = guardDecision
+            a.timings = Timings(retrievalMs: 0, generationMs: 0, totalMs: (clock.now - start).milliseconds)
+            if !a.citations.isEmpty { emit(.sources(a.citations)) }
+            emit(.text(a.answer))
+            return a
+        }
+        let answer = try await pipeline(q, history: history, config: cfg, guardDecision: guardDecision, queryVector: prepared?.embedding,
+                                        start: start, emit: emit)
+        if let prepared { lookup.store(answer, prepared: prepared) }
+        return answer
+    }
+
+    /// Rewrite → retrieve → build → generate → output guard → check → cite: everything after the
+    /// input guard and the cache lookup.
+    func pipeline(_ q: String, history: [ChatMessage], config cfg: AssistantConfig, guardDecision: GuardDecision?,
+                  queryVector: [Float]?, start: ContinuousClock.Instant, emit: (AssistantEvent) -> Void) async throws -> AssistantAnswer {
+        let clock = ContinuousClock()
+        var guardDecision = guardDecision
         let outputGuard = OutputGuard(policy: cfg.guardrails)
         let rewrite = try await QueryRewriter(mode: cfg.rewrite).rewrite(q, history: history, generator: generator)
         let retrievalStart = clock.now
@@ -217,7 +253,7 @@ public final class Assistant: @unchecked Sendable {
         }
         // A mask label ("[주민등록번호]") is not a topic: it would only lower every chunk's relevance.
         let hits = try index.search(InputGuard.withoutMaskLabels(rewrite.question), k: cfg.k, mode: cfg.mode ?? (index.hasEmbeddings && index.embedder != nil ? .hybrid : .bm25),
-                                    filter: cfg.filter)
+                                    filter: cfg.filter, queryVector: rewrite.question == q ? queryVector : nil)
         let relevant = hits.filter { Self.isRelevant($0, config: cfg) }
         let prompt = prompt(cfg)
         let builder = ContextBuilder(template: cfg.template, budgetTokens: cfg.budgetTokens)

@@ -2,10 +2,14 @@ import DamdaCore
 
 public enum AssistantError: DamdaError {
     case emptyQuestion
+    case unreadable(String)
+    case malformedLine(String, Int)
 
     public var message: String {
         switch self {
         case .emptyQuestion: "the question is empty"
+        case let .unreadable(path): "cannot read \(path)"
+        case let .malformedLine(path, line): "\(path):\(line) is not a JSON object with \"a\" and \"b\" strings"
         }
     }
 }

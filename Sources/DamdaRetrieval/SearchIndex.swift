@@ -1,3 +1,4 @@
+import Crypto
 import DamdaCore
 import DamdaEngine
 import Foundation
@@ -92,13 +93,42 @@ public final class SearchIndex: @unchecked Sendable {
     public func reload() throws {
         lock.lock()
         defer { lock.unlock() }
+        let before = documentHashes
+        documentHashes = try store.documentHashes()
+        contentDigest = Self.digest(documentHashes ?? [:])
         chunks = try store.allChunks()
         if legacyTerms { for i in chunks.indices { chunks[i].termFrequencies = chunkTerms(chunks[i].chunk) } }
         rebuildBM25()
         let dim = chunks.first(where: { !$0.embedding.isEmpty })?.embedding.count ?? 0
         let exact = ExactVectorIndex(dimension: dim, rows: chunks.map(\.embedding))
         vectors = exact.count >= hnswThreshold && dim > 0 ? try loadOrBuildHNSW(exact) : exact
+        if let before {
+            let change = IndexChange(before: before, after: documentHashes ?? [:])
+            if !change.isEmpty { for observer in observers { observer(change) } }
+        }
     }
+
+    /// Each document's content hash as of the last reload (nil before the first): what an answer
+    /// cache checks its entries' sources against.
+    var documentHashes: [String: String]?
+    var observers: [@Sendable (IndexChange) -> Void] = []
+
+    /// A digest of every document id and content hash: changes whenever a document is added,
+    /// changed or removed.
+    public var contentVersion: String { withLock { contentDigest } }
+    var contentDigest = ""
+
+    static func digest(_ hashes: [String: String]) -> String {
+        let pairs = hashes.sorted { $0.key < $1.key }.map { $0.key + ":" + $0.value }.joined(separator: "\n")
+        return SHA256.hash(data: Data(pairs.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The content hash of a document as searched now, nil when the index does not hold it.
+    public func documentHash(_ id: String) -> String? { withLock { documentHashes?[id] } }
+
+    /// Calls `observer` after every reload that added, changed or removed documents (ingest,
+    /// delete, or a reload that finds another process's writes).
+    public func observeChanges(_ observer: @escaping @Sendable (IndexChange) -> Void) { withLock { observers.append(observer) } }
 
     /// Whether every chunk has an embedding (vector and hybrid search need them).
     public var hasEmbeddings: Bool { vectors.count > 0 && chunks.allSatisfy { !$0.embedding.isEmpty } }
@@ -114,4 +144,23 @@ public final class SearchIndex: @unchecked Sendable {
 
     func termFrequencies(_ text: String) -> [String: Int] { analyzer.termFrequencies(text) }
 
+}
+
+/// The documents one reload added, changed (new content hash) and removed.
+public struct IndexChange: Sendable, Equatable {
+    public var added: Set<String> = []
+    public var changed: Set<String> = []
+    public var removed: Set<String> = []
+    public var isEmpty: Bool { added.isEmpty && changed.isEmpty && removed.isEmpty }
+
+    public init(added: Set<String> = [], changed: Set<String> = [], removed: Set<String> = []) {
+        self.added = added; self.changed = changed; self.removed = removed
+    }
+
+    init(before: [String: String], after: [String: String]) {
+        for (id, hash) in after {
+            if let old = before[id] { if old != hash { changed.insert(id) } } else { added.insert(id) }
+        }
+        removed = Set(before.keys.filter { after[$0] == nil })
+    }
 }

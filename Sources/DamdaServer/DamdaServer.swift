@@ -30,7 +30,7 @@ public enum DamdaServer {
         }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: state.metrics.text(scheduler: state.scheduler))))
+                     body: .init(byteBuffer: ByteBuffer(string: state.metrics.text(scheduler: state.scheduler, cache: state.cache))))
         }
         let v1 = router.group("v1")
         OpenAIRoutes(server: state).register(v1)

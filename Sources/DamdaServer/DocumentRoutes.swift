@@ -1,4 +1,5 @@
 import Crypto
+import DamdaAssistant
 import DamdaRetrieval
 import Foundation
 import Hummingbird
@@ -22,7 +23,7 @@ struct DocumentRoutes {
         var req = request
         let contentType = request.headers[.contentType] ?? ""
         let buffer = try await req.collectBody(upTo: server.maxBodyBytes)
-        let loaded: LoadResult
+        var loaded: LoadResult
         if contentType.lowercased().hasPrefix("multipart/form-data") {
             loaded = try Self.upload(buffer, contentType: contentType)
         } else {
@@ -32,9 +33,11 @@ struct DocumentRoutes {
             let why = loaded.problems.map(\.description).joined(separator: "; ")
             throw APIError(.badRequest, "no document could be read" + (why.isEmpty ? "" : ": " + why), code: "invalid_document")
         }
+        if server.redactDocuments { DocumentRedactor().redact(&loaded) }
         let ids = loaded.documents.map(\.id)
+        let toIngest = loaded
         let (summary, stored) = try await server.withIndex { idx in
-            (try idx.ingest(loaded, progress: false), try idx.store.documents().filter { ids.contains($0.id) })
+            (try idx.ingest(toIngest, progress: false), try idx.store.documents().filter { ids.contains($0.id) })
         }
         return try JSONResponse.object([
             "documents": stored.map { ["id": $0.id, "title": $0.title, "source": $0.source, "chunks": $0.chunks] },

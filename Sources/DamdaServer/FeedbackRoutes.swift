@@ -36,7 +36,8 @@ struct FeedbackRoutes {
         let answerID = try body.requiredString("answer_id")
         let ratingText = try body.requiredString("rating")
         guard let rating = Rating(rawValue: ratingText) else { throw APIError.invalid("rating", "must be \"up\" or \"down\"") }
-        let comment = try body.string("comment") ?? ""
+        // Comments become eval and training data: personal data in them is masked before it is stored.
+        let comment = DocumentRedactor().masked(try body.string("comment") ?? "")
         guard comment.count <= 10_000 else { throw APIError.invalid("comment", "is longer than 10,000 characters") }
         let log = self.log
         guard let id = try log.addFeedback(answerID: answerID, rating: rating, comment: comment) else {

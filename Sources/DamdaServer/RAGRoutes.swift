@@ -1,7 +1,9 @@
+import Crypto
 import DamdaAssistant
 import DamdaEngine
 import DamdaRetrieval
 import Foundation
+import HTTPTypes
 import Hummingbird
 
 /// `POST /v1/rag/ask`: a cited answer from the index, whole or as server-sent events.
@@ -25,6 +27,8 @@ struct RAGRoutes {
         if let b = try body.int("budget_tokens", in: 64...server.model.contextLength) { config.budgetTokens = b }
         if let t = try body.int("max_tokens", in: 1...1024) { config.maxAnswerTokens = t }
         if let r = try body.double("min_relevance", in: 0...1) { config.minRelevance = Float(r) }
+        if try body.bool("cache") == false { config.cache.exact = false; config.cache.semantic = false }
+        config.cacheScope = Self.cacheScope(request)
         var history: [ChatMessage] = []
         if body.has("history") {
             guard let turns = body.object["history"] as? [[String: Any]] else { throw APIError.invalid("history", "must be an array of {role, content}") }
@@ -64,7 +68,17 @@ struct RAGRoutes {
         for try await event in stream { if case let .done(a) = event { result = a } }
         guard let answer = result else { throw APIError(.internalServerError, "no answer was produced", code: "internal_error") }
         try log(answer)
-        return try JSONResponse.encodable(answer)
+        var response = try JSONResponse.encodable(answer)
+        response.headers[Self.cacheHeader] = answer.cache?.rawValue ?? "miss"
+        return response
+    }
+
+    static let cacheHeader = HTTPField.Name("X-Damda-Cache")!
+
+    /// The tenant a request's cached answers belong to: a digest of its API key (never the key itself).
+    static func cacheScope(_ request: Request) -> String {
+        guard let auth = request.headers[.authorization], !auth.isEmpty else { return "public" }
+        return "key:" + SHA256.hash(data: Data(auth.utf8)).prefix(12).map { String(format: "%02x", $0) }.joined()
     }
 
     /// Every served answer is kept so feedback can refer to it.

@@ -11,6 +11,8 @@ public final class ServerMetrics: @unchecked Sendable {
     let promptTokens: Counter
     let generations: Counter
     let cancelledGenerations: Counter
+    let prefixCacheHits: Counter
+    let prefixCachedTokens: Counter
     let queueDepth: Gauge
     let activeGenerations: Gauge
     static let buckets: [Duration] = [.milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(250), .milliseconds(500),
@@ -21,6 +23,8 @@ public final class ServerMetrics: @unchecked Sendable {
         promptTokens = registry.makeCounter(name: "damda_prompt_tokens_total", help: "Prompt tokens processed.")
         generations = registry.makeCounter(name: "damda_generations_total", help: "Generations finished.")
         cancelledGenerations = registry.makeCounter(name: "damda_cancelled_generations_total", help: "Generations stopped because the client went away.")
+        prefixCacheHits = registry.makeCounter(name: "damda_prefix_cache_hits_total", help: "Generations whose prompt prefix came from the prefix KV cache.")
+        prefixCachedTokens = registry.makeCounter(name: "damda_prefix_cache_tokens_total", help: "Prompt tokens not run because their keys and values came from the prefix cache.")
         queueDepth = registry.makeGauge(name: "damda_queue_depth", help: "Generation requests waiting for a slot.")
         activeGenerations = registry.makeGauge(name: "damda_active_generations", help: "Generations being interleaved now.")
     }
@@ -49,7 +53,30 @@ public final class ServerMetrics: @unchecked Sendable {
         }
     }
 
-    func text(scheduler: DecodeScheduler) -> String {
+    /// Answer-cache lookups by result (exact, semantic, miss, bypass) and evictions by reason.
+    func record(_ event: AnswerCacheEvent) {
+        switch event {
+        case let .hit(h): lookup(h.rawValue)
+        case .miss: lookup("miss")
+        case .bypass: lookup("bypass")
+        case .stored:
+            registry.makeCounter(name: "damda_cache_stores_total", help: "Answers stored in the answer cache.").increment()
+        case let .evicted(reason, count):
+            registry.makeCounter(name: "damda_cache_evictions_total", labels: [("reason", reason)],
+                                 help: "Answer-cache entries removed, by reason (document, ttl, lru, clear).").increment(by: Int64(count))
+        }
+    }
+
+    func lookup(_ result: String) {
+        registry.makeCounter(name: "damda_cache_lookups_total", labels: [("result", result)],
+                             help: "Answer-cache lookups by result: exact or semantic hit, miss, or bypass (not eligible).").increment()
+    }
+
+    func text(scheduler: DecodeScheduler, cache: AnswerCache?) -> String {
+        if let cache {
+            registry.makeGauge(name: "damda_cache_entries", help: "Answers in the answer cache.").set(Double(cache.count))
+            registry.makeGauge(name: "damda_cache_bytes", help: "Bytes the answer cache's entries take.").set(Double(cache.bytes))
+        }
         queueDepth.set(Double(scheduler.queueDepth))
         activeGenerations.set(Double(scheduler.activeCount))
         return registry.emitToString()

@@ -16,24 +16,36 @@ public final class ServerState: @unchecked Sendable {
     /// Answers served and their ratings: in the index's own store when it keeps feedback (SQLite),
     /// else in `feedback.sqlite` beside the index (a PostgreSQL-backed index).
     public let feedback: any FeedbackStore
+    /// Answers served before, in the index's store (nil when the cache is off).
+    public let cache: AnswerCache?
+    /// Mask personal data in uploaded documents before they are indexed (`--redact-pii`).
+    public var redactDocuments = false
     let started = Int(Date().timeIntervalSince1970)
     var embedder: (any Embedder)? { index.embedder }
 
     public init(model: any LanguageModel, modelName: String, adapterName: String? = nil, index: SearchIndex, config: AssistantConfig, chatTemplate: ChatTemplate,
-                maxBodyBytes: Int, maxActive: Int, maxQueue: Int) throws {
+                maxBodyBytes: Int, maxActive: Int, maxQueue: Int, prefixCacheBytes: Int = 128 << 20) throws {
         feedback = try SQLiteFeedbackStore(beside: index)
+        let cache = config.cache.exact || config.cache.semantic ? try AnswerCache(beside: index) : nil
+        self.cache = cache
         self.model = model
         self.modelName = modelName
         self.index = index
         self.chatTemplate = chatTemplate
         self.maxBodyBytes = maxBodyBytes
-        scheduler = DecodeScheduler(model: model, maxActive: maxActive, maxQueue: maxQueue)
-        assistant = Assistant(index: index, generator: scheduler, config: config, modelName: modelName, adapterName: adapterName)
+        scheduler = DecodeScheduler(model: model, maxActive: maxActive, maxQueue: maxQueue,
+                                    prefixCache: prefixCacheBytes > 0 ? PrefixCache(maxBytes: prefixCacheBytes) : nil)
+        assistant = Assistant(index: index, generator: scheduler, config: config, modelName: modelName, adapterName: adapterName, cache: cache)
         let metrics = self.metrics
+        cache?.onEvent = { metrics.record($0) }
         scheduler.onFinish = { summary, cancelled in
             metrics.promptTokens.increment(by: Int64(summary.promptTokens))
             metrics.generatedTokens.increment(by: Int64(summary.tokens.count))
             metrics.generations.increment()
+            if summary.cachedPromptTokens > 0 {
+                metrics.prefixCacheHits.increment()
+                metrics.prefixCachedTokens.increment(by: Int64(summary.cachedPromptTokens))
+            }
             if cancelled { metrics.cancelledGenerations.increment() }
         }
     }

@@ -30,6 +30,13 @@ struct AssistantOptions: ParsableArguments {
     var noGuardrails = false
     @Flag(help: "No retrieval: the model answers from the question alone (an evaluation's no-context row).")
     var noContext = false
+    @Flag(help: "Do not read or write the answer cache (on by default: the same question with the same settings is answered from the index's store).")
+    var noCache = false
+    @Flag(help: "Also answer reworded questions from the cache: e5 cosine at least --semantic-threshold and the same numbers, negations and key terms.")
+    var semanticCache = false
+    @Option(help: "Cosine a reworded question needs for a semantic cache hit.") var semanticThreshold: Float = AnswerCacheSettings().semanticThreshold
+    @Option(help: "Days a cached answer is served.") var cacheTtlDays: Double = 7
+    @Option(help: "Megabytes the answer cache may take before least recently used answers go.") var cacheMegabytes = 64
     @Option(help: "Prompt template file with {question} and {context} (default: the Korean RAG format).") var template: String?
     @Flag(help: "Wrap the prompt in the model's chat template (default: raw completion, the RAG training format).") var chat = false
     @Option(help: "Follow-up rewriting before retrieval: model, concatenate or off.") var rewrite = "model"
@@ -66,6 +73,13 @@ struct AssistantOptions: ParsableArguments {
         c.guardrails.questionPII = p
         c.guardrails.injection = i
         c.guardrails.enabled = !noGuardrails
+        guard (0...1).contains(semanticThreshold) else { throw ValidationError("--semantic-threshold must be in 0…1") }
+        guard cacheTtlDays > 0, cacheMegabytes > 0 else { throw ValidationError("--cache-ttl-days and --cache-megabytes must be positive") }
+        c.cache.exact = !noCache
+        c.cache.semantic = semanticCache && !noCache
+        c.cache.semanticThreshold = semanticThreshold
+        c.cache.ttl = cacheTtlDays * 86_400
+        c.cache.maxBytes = cacheMegabytes << 20
         return c
     }
 }
@@ -77,9 +91,9 @@ func makeAssistant(indexOptions: IndexOptions, modelOptions: ModelOptions, optio
     if idx.chunkCount == 0 {
         FileHandle.standardError.write("note: the index at \(indexOptions.index) is empty: ingest documents first (`damda ingest PATH --index \(indexOptions.index)`)\n".data(using: .utf8)!)
     }
-    return Assistant(index: idx, generator: Generator(model: model),
+    return Assistant(index: idx, generator: Generator(model: model, prefixCache: PrefixCache()),
                      config: try options.config(model: model, adapterDirectory: try modelOptions.assistantAdapterDirectory()), modelName: name,
-                     adapterName: adapterName)
+                     adapterName: adapterName, cache: options.noCache ? nil : try AnswerCache(beside: idx))
 }
 
 func jsonString<T: Encodable>(_ value: T) -> String {
@@ -115,6 +129,7 @@ func printAnswer(_ stream: AsyncThrowingStream<AssistantEvent, Error>, json: Boo
                 print("    » " + c.bestSentence)
             }
             let s = a.timings
+            if let hit = a.cache { print("(캐시된 답변: \(hit == .exact ? "같은 질문" : "같은 뜻의 질문")에 대한 이전 답변이며, 출처 문서는 그 뒤 바뀌지 않았습니다.)") }
             fflush(nil)
             FileHandle.standardError.write(String(format: "[%d chunks, %d/%d prompt tokens, %d answer tokens; retrieval %.0f ms, generation %.0f ms]\n",
                                                   a.context.chunksUsed, a.context.promptTokens, a.context.budgetTokens,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DamdaAssistant
 import DamdaCore
 import DamdaGuardrails
 import DamdaModelIO
@@ -64,20 +65,7 @@ struct IngestCommand: AsyncParsableCommand {
             var loaded = DocumentLoader(fields: RecordFields(text: textField, title: titleField, id: idField)).load(paths)
             for p in loaded.problems { FileHandle.standardError.write("warning: \(p)\n".data(using: .utf8)!) }
             if redactPii {
-                let detector = PIIDetector()
-                var byType: [String: Int] = [:]
-                func redact(_ text: String) -> String {
-                    let found = detector.findings(in: text)
-                    for f in found { byType[f.type.rawValue, default: 0] += 1 }
-                    return found.isEmpty ? text : detector.masked(text, findings: found)
-                }
-                for d in loaded.documents.indices {
-                    loaded.documents[d].title = redact(loaded.documents[d].title)
-                    for s in loaded.documents[d].sections.indices {
-                        loaded.documents[d].sections[s].text = redact(loaded.documents[d].sections[s].text)
-                        loaded.documents[d].sections[s].headingPath = loaded.documents[d].sections[s].headingPath.map(redact)
-                    }
-                }
+                let byType = DocumentRedactor().redact(&loaded)
                 let counts = byType.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
                 FileHandle.standardError.write("redact-pii: masked \(counts.isEmpty ? "nothing" : counts)\n".data(using: .utf8)!)
             }

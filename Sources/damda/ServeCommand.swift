@@ -20,6 +20,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest request body in bytes.") var maxBodyBytes = 8 << 20
     @Option(help: "Generations interleaved at once.") var maxActive = 8
     @Option(help: "Generation requests that may wait for a slot before 429.") var maxQueue = 16
+    @Flag(help: "Mask personal data in uploaded documents before they are indexed (as `damda ingest --redact-pii`).") var redactPii = false
+    @Option(help: "Megabytes of prompt keys and values kept so prompts that start the same skip that part of prefill (0: off).") var prefixCacheMegabytes = 128
 
     func run() async throws {
         try await failing {
@@ -27,7 +29,9 @@ struct ServeCommand: AsyncParsableCommand {
             let idx = try indexOptions.open(embedder: try indexOptions.embedder(threads: modelOptions.threads))
             let state = try ServerState(model: model, modelName: name, adapterName: adapterName,
                                     index: idx, config: try options.config(model: model, adapterDirectory: try modelOptions.assistantAdapterDirectory()), chatTemplate: model.chatTemplate,
-                                    maxBodyBytes: maxBodyBytes, maxActive: maxActive, maxQueue: maxQueue)
+                                    maxBodyBytes: maxBodyBytes, maxActive: maxActive, maxQueue: maxQueue,
+                                    prefixCacheBytes: prefixCacheMegabytes << 20)
+            state.redactDocuments = redactPii
             var server = ServerOptions()
             server.host = host
             server.port = port

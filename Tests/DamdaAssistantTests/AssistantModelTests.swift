@@ -113,6 +113,53 @@ final class AssistantModelTests: XCTestCase {
         XCTAssertFalse(small.citations.isEmpty)
     }
 
+    /// The second asking of a question is served from the cache (same answer, no model call, the
+    /// cache named); changing the document it cited evicts it, and the next asking runs the model.
+    func testCachedAnswerIsServedUntilItsSourceChanges() async throws {
+        let model = try loadModel(path: try defaultModelPath(), threads: 2)
+        let dir = try temporaryDirectory("assistant-cache")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let docs = dir.appendingPathComponent("docs")
+        try FileManager.default.createDirectory(at: docs, withIntermediateDirectories: true)
+        let policy = try String(contentsOf: repositoryRoot.appendingPathComponent("samples/insurance/policy.md"), encoding: .utf8)
+        try policy.write(to: docs.appendingPathComponent("policy.md"), atomically: true, encoding: .utf8)
+        let index = try SearchIndex(directory: dir.appendingPathComponent("index").path, embedder: nil)
+        _ = try index.ingest(DocumentLoader().load([docs.path]), progress: false)
+        var config = AssistantConfig()
+        config.maxAnswerTokens = 24
+        let cache = try AnswerCache(beside: index)
+        let a = Assistant(index: index, generator: Generator(model: model), config: config, modelName: "gemma-3-270m", cache: cache)
+        let question = "입원하면 하루에 보험금을 얼마 받나요?"
+        let first = try await a.answer(question)
+        XCTAssertNil(first.cache)
+        XCTAssertGreaterThan(first.usage.completionTokens, 0)
+        XCTAssertEqual(cache.count, 1)
+        var streamed = ""
+        let second = try await a.answer(question + "  ") { if case let .text(t) = $0 { streamed += t } }
+        XCTAssertEqual(second.cache, .exact)
+        XCTAssertEqual(second.answer, first.answer)
+        XCTAssertEqual(second.citations, first.citations)
+        XCTAssertEqual(streamed, first.answer)
+        XCTAssertNotEqual(second.id, first.id, "each serving gets its own id for feedback")
+        XCTAssertEqual(second.timings.generationMs, 0)
+        // Another tenant, or other settings, run the pipeline.
+        var other = config
+        other.cacheScope = "key:other"
+        let otherTenant = try await a.answer(question, config: other)
+        XCTAssertNil(otherTenant.cache)
+        var sampled = config
+        sampled.sampling.temperature = 0.8
+        let sampledAnswer = try await a.answer(question, config: sampled)
+        XCTAssertNil(sampledAnswer.cache)
+        // Changing the cited document evicts the entries that cited it.
+        try (policy + "\n\n제9조 (추가 조항) 이 조항은 시험용으로 추가되었습니다.\n").write(to: docs.appendingPathComponent("policy.md"), atomically: true, encoding: .utf8)
+        _ = try index.ingest(DocumentLoader().load([docs.path]), progress: false)
+        XCTAssertEqual(cache.count, 0)
+        let third = try await a.answer(question)
+        XCTAssertNil(third.cache)
+        XCTAssertGreaterThan(third.usage.completionTokens, 0)
+    }
+
     func testFollowUpIsRewrittenBeforeRetrieval() async throws {
         let a = try assistant()
         var config = a.config

@@ -60,3 +60,92 @@ final class DefaultModelTests: XCTestCase {
         }
     }
 }
+
+/// The prefix cache on the default model: a prompt that shares a prefix with one run before gets
+/// exactly the logits and tokens of an uncached run.
+final class PrefixCacheTests: XCTestCase {
+    func testRestoredPrefixGivesTheUncachedLogitsAndTokens() throws {
+        let model = try loadModel(path: try defaultModelPath(), threads: 2)
+        let policy = try String(contentsOf: repositoryRoot.appendingPathComponent("samples/insurance/policy.md"), encoding: .utf8)
+        let instruction = "아래 [내용]을 참고해서 [질문]에 대해 답변해주세요. 만약 질문에 답변할 수 없으면 \"답변을 찾을 수 없습니다.\"로 대답하세요.\n[질문]\n"
+        func encode(_ s: String) -> [Int32] { model.tokenizer.encode(s, addSpecial: true, parseSpecial: false) }
+        let first = encode(instruction + "입원하면 하루에 보험금을 얼마 받나요?\n[내용]\n" + policy + "\n[답변]\n")
+        let other = encode(instruction + "보험금 청구 서류는 무엇인가요?\n[내용]\n" + policy + "\n[답변]\n")
+        // A follow-up: the earlier prompt and answer, then a new turn (what a chat client resends).
+        let followUp = encode(instruction + "입원하면 하루에 보험금을 얼마 받나요?\n[내용]\n" + policy + "\n[답변]\n1일당 5만원입니다.\n[질문]\n최대 며칠까지 받나요?\n[답변]\n")
+        XCTAssertGreaterThan(first.count, 2 * PrefixCache.slice)
+        XCTAssertGreaterThan(PrefixCache.commonPrefix(first, followUp), 2 * PrefixCache.slice)
+
+        /// Prefill in the cache's slices from `cache.count` on; the last token's logits.
+        func prefill(_ p: [Int32], _ cache: KVCache) throws -> [Float] {
+            var logits: [Float] = []
+            var at = cache.count
+            while at < p.count {
+                let end = min(at + PrefixCache.slice, p.count)
+                logits = try model.forward(Array(p[at..<end]), cache: cache, logits: end == p.count ? .last : .none)
+                at = end
+            }
+            return logits
+        }
+        func uncached(_ p: [Int32]) throws -> [Float] { try prefill(p, model.makeCache(capacity: p.count + 16)) }
+        func maxDifference(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }
+
+        let prefixes = PrefixCache()
+        let warm = model.makeCache(capacity: first.count + 16)
+        _ = try prefill(first, warm)
+        prefixes.store(first, from: warm)
+        XCTAssertEqual(prefixes.count, 1)
+
+        for (name, prompt) in [("follow-up", followUp), ("same prompt", first)] {
+            let cache = model.makeCache(capacity: prompt.count + 16)
+            let restored = prefixes.restore(prompt, into: cache, slice: PrefixCache.slice)
+            XCTAssertGreaterThanOrEqual(restored, 2 * PrefixCache.slice, name)
+            XCTAssertEqual(restored % PrefixCache.slice, 0, name)
+            let cached = try prefill(prompt, cache), plain = try uncached(prompt)
+            XCTAssertEqual(cached.count, plain.count, name)
+            XCTAssertTrue(cached == plain, "\(name): logits differ by up to \(maxDifference(cached, plain))")
+        }
+        // Another question shares only the instruction, shorter than a slice: nothing is restored.
+        XCTAssertEqual(prefixes.restore(other, into: model.makeCache(capacity: other.count + 16), slice: PrefixCache.slice), 0)
+
+        // Whole generations, greedy and gated, through the generator and the scheduler's session.
+        var req = GenerationRequest(prompt: followUp, maxTokens: 12)
+        req.firstTokenGate = FirstTokenGate(tokens: [first[1]], threshold: 0.5)
+        let miss = try Generator(model: model, prefixCache: PrefixCache()).generate(req)
+        let hit = try Generator(model: model, prefixCache: prefixes).generate(req)
+        XCTAssertEqual(miss.cachedPromptTokens, 0)
+        XCTAssertGreaterThan(hit.cachedPromptTokens, 0)
+        XCTAssertEqual(hit.tokens, miss.tokens)
+        XCTAssertEqual(hit.firstTokenGateProbability, miss.firstTokenGateProbability)
+        XCTAssertEqual(hit.tokens, try Generator(model: model).generate(req).tokens, "one forward for the whole prompt decodes the same")
+        let session = try GenerationSession(model: model, request: GenerationRequest(prompt: followUp, maxTokens: 12), prefixCache: prefixes)
+        while !session.isFinished { _ = try session.step() }
+        XCTAssertGreaterThan(session.summary.cachedPromptTokens, 0)
+        XCTAssertEqual(session.summary.tokens, try Generator(model: model, prefixCache: PrefixCache()).generate(GenerationRequest(prompt: followUp, maxTokens: 12)).tokens)
+    }
+
+    func testBoundInBytesDropsTheLeastRecentlyUsed() throws {
+        let model = try loadModel(path: try defaultModelPath(), threads: 2)
+        func run(_ text: String) throws -> ([Int32], KVCache) {
+            let p = model.tokenizer.encode(text, addSpecial: true, parseSpecial: false)
+            let c = model.makeCache(capacity: p.count + 4)
+            _ = try model.forward(p, cache: c, logits: .none)
+            return (p, c)
+        }
+        let (a, ca) = try run("보험금 청구 서류는 진단서와 영수증입니다. 청구는 앱에서도 할 수 있습니다.")
+        let (b, cb) = try run("자동차보험 갱신은 만기 30일 전부터 가능하며 온라인으로 신청합니다.")
+        let (c, cc) = try run("해지환급금은 해지 신청 후 3영업일 이내에 지급되며 계좌로 입금됩니다.")
+        let probe = PrefixCache(minTokens: 4)
+        probe.store(a, from: ca)
+        let one = probe.bytes
+        let prefixes = PrefixCache(maxBytes: one * 2 + one / 2, minTokens: 4)
+        prefixes.store(a, from: ca)
+        prefixes.store(b, from: cb)
+        XCTAssertGreaterThan(prefixes.restore(a, into: model.makeCache(capacity: a.count), slice: 1), 0)   // a is used again
+        prefixes.store(c, from: cc)
+        XCTAssertEqual(prefixes.count, 2)
+        XCTAssertLessThanOrEqual(prefixes.bytes, prefixes.maxBytes)
+        XCTAssertEqual(prefixes.restore(b, into: model.makeCache(capacity: b.count), slice: 1), 0, "b went first")
+        XCTAssertEqual(prefixes.restore(c, into: model.makeCache(capacity: c.count), slice: 1), c.count - 1)
+    }
+}

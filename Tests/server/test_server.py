@@ -27,6 +27,7 @@ from openai import OpenAI
 
 DAMDA_URL = os.environ.get("DAMDA_URL", "http://127.0.0.1:8080").rstrip("/")
 API_KEY = os.environ.get("DAMDA_API_KEY", "")
+OTHER_API_KEY = os.environ.get("DAMDA_OTHER_API_KEY", "")  # a second key: another tenant
 TIMEOUT = 300  # seconds; generation on a 2-core CPU is slow, and requests may queue
 EMBED_MODEL = "multilingual-e5-small"
 
@@ -437,6 +438,119 @@ class TestDocuments(DamdaTestCase):
         ids = [d["id"] for d in r.json()["data"]]
         self.assertNotIn(self.DOC_ID, ids)
         self.assertNotIn(upload_id, ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# answer cache
+
+class TestAnswerCache(DamdaTestCase):
+    DOC_ID = "cache-test-doc"
+    QUESTION = "캐시 시험 보험금은 언제 지급하나요?"
+
+    def put_document(self, days):
+        r = request("POST", "/v1/documents", {
+            "id": self.DOC_ID, "title": "캐시 시험 약관",
+            "text": f"캐시 시험 약관 제1조. 캐시 시험 보험금은 청구 후 {days}영업일 이내에 지급합니다."})
+        self.assertEqual(r.status, 201, r.body[:500])
+
+    def ask(self, key=None, **extra):
+        r = request("POST", "/v1/rag/ask", {"question": self.QUESTION, "max_tokens": 24, **extra}, key=key)
+        self.assertEqual(r.status, 200, r.body[:500])
+        return r.headers.get("X-Damda-Cache"), r.json()
+
+    def test_exact_hit_per_tenant_until_the_source_changes(self):
+        request("DELETE", f"/v1/documents/{self.DOC_ID}")
+        self.addCleanup(request, "DELETE", f"/v1/documents/{self.DOC_ID}")
+        self.put_document(5)
+        header, first = self.ask()
+        self.assertEqual((header, first["cache"]), ("miss", None), first)
+        self.assertIn(self.DOC_ID, [c["document_id"] for c in first["citations"]], first["citations"])
+        header, second = self.ask()
+        self.assertEqual((header, second["cache"]), ("exact", "exact"), second)
+        self.assertEqual(second["answer"], first["answer"])
+        self.assertEqual(second["citations"], first["citations"])
+        self.assertNotEqual(second["id"], first["id"], "each serving has its own id for feedback")
+        self.assertEqual(second["timings"]["generation_ms"], 0, second["timings"])
+        # Another API key is another tenant: it never gets this cached answer.
+        header, other = self.ask(key=OTHER_API_KEY)
+        self.assertEqual((header, other["cache"]), ("miss", None), other)
+        # A request may opt out.
+        header, fresh = self.ask(cache=False)
+        self.assertIsNone(fresh["cache"], fresh)
+        metrics = request("GET", "/metrics", auth=False).text
+        self.assertGreaterEqual(metric_value(metrics, 'damda_cache_lookups_total{result="exact"}') or 0, 1, metrics)
+        evicted_before = metric_value(metrics, 'damda_cache_evictions_total{reason="document"}') or 0
+        # Changing the cited document evicts every answer that cited it.
+        self.put_document(7)
+        header, after = self.ask()
+        self.assertEqual((header, after["cache"]), ("miss", None), after)
+        self.assertTrue(any("7영업일" in c["text"] for c in after["citations"]), after["citations"])
+        metrics = request("GET", "/metrics", auth=False).text
+        self.assertGreaterEqual(metric_value(metrics, 'damda_cache_evictions_total{reason="document"}') or 0, evicted_before + 1, metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# personal data never written
+
+class TestNoRawPersonalData(DamdaTestCase):
+    """Personal data sent through every route is found in no file the server wrote (its index
+    directory with the SQLite database and WAL, and its log) and not in /metrics."""
+    RRN = "900101-1234568"
+    PHONE = "010-9876-5432"
+    CARD = "4111-1111-1111-1111"
+    EMAIL = "hong.gildong@example.com"
+    NEEDLES = [b"1234568", b"9876-5432", b"98765432", b"4111-1111", b"4111111111111111", b"hong.gildong"]
+
+    def test_no_file_the_server_wrote_holds_raw_personal_data(self):
+        index_dir = os.environ.get("DAMDA_INDEX_DIR")
+        log_path = os.environ.get("DAMDA_SERVER_LOG")
+        if not index_dir or not log_path:
+            self.skipTest("DAMDA_INDEX_DIR and DAMDA_SERVER_LOG name the server's files (scripts/server-tests.sh sets them)")
+        pii = f"주민번호 {self.RRN}, 연락처 {self.PHONE}, 카드 {self.CARD}, 메일 {self.EMAIL}"
+        r = request("POST", "/v1/rag/ask", {"question": f"입원하면 하루에 보험금을 얼마 받나요? {pii}", "max_tokens": 8})
+        self.assertEqual(r.status, 200, r.body[:500])
+        answer_id = r.json()["id"]
+        r = request("POST", "/v1/rag/ask", {"question": f"보험금 청구 서류는? {pii}", "max_tokens": 8, "stream": True},
+                    headers={"Accept": "text/event-stream"})
+        self.assertEqual(r.status, 200, r.body[:500])
+        r = request("POST", "/v1/chat/completions", {"model": model_id(), "max_tokens": 4,
+                                                      "messages": [{"role": "user", "content": f"제 정보입니다: {pii}"}]})
+        self.assertEqual(r.status, 200, r.body[:500])
+        r = request("POST", "/v1/completions", {"model": model_id(), "max_tokens": 2, "prompt": pii})
+        self.assertEqual(r.status, 200, r.body[:500])
+        r = request("POST", "/v1/embeddings", {"model": EMBED_MODEL, "input": pii})
+        self.assertIn(r.status, (200, 400), r.body[:500])  # 400 when the index has no embedder
+        r = request("POST", "/v1/documents", {"id": "pii-doc", "title": f"고객 {self.PHONE}", "text": f"고객 정보 문서. {pii}"})
+        self.assertEqual(r.status, 201, r.body[:500])
+        self.addCleanup(request, "DELETE", "/v1/documents/pii-doc")
+        boundary = "----damda-pii-" + uuid.uuid4().hex
+        body = b"".join([
+            f"--{boundary}\r\n".encode(),
+            b'Content-Disposition: form-data; name="file"; filename="pii-upload.txt"\r\n',
+            b"Content-Type: text/plain; charset=utf-8\r\n\r\n",
+            f"업로드한 고객 문서입니다. {pii}\n".encode("utf-8"),
+            f"\r\n--{boundary}--\r\n".encode(),
+        ])
+        r = request("POST", "/v1/documents", body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        self.assertEqual(r.status, 201, r.body[:500])
+        upload_id = r.json()["documents"][0]["id"]
+        self.addCleanup(request, "DELETE", "/v1/documents/" + urllib.parse.quote(upload_id, safe=""))
+        r = request("POST", "/v1/feedback", {"answer_id": answer_id, "rating": "down", "comment": f"제 번호로 연락 주세요 {pii}"})
+        self.assertEqual(r.status, 201, r.body[:500])
+        # The masked forms are what was kept.
+        search = request("POST", "/v1/rag/ask", {"question": "고객 정보 문서", "max_tokens": 4})
+        self.assertNotIn("1234568", search.text)
+
+        files = [log_path] + [os.path.join(root, name) for root, _, names in os.walk(index_dir) for name in names]
+        self.assertGreaterEqual(len(files), 2, files)
+        leaks = []
+        for path in files:
+            with open(path, "rb") as f:
+                data = f.read()
+            leaks += [(path, n.decode()) for n in self.NEEDLES if n in data]
+        self.assertEqual(leaks, [], "raw personal data in files the server wrote")
+        metrics = request("GET", "/metrics", auth=False).body
+        self.assertEqual([n for n in self.NEEDLES if n in metrics], [])
 
 
 # ---------------------------------------------------------------------------------------------

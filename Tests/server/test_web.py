@@ -158,6 +158,18 @@ class TestWebPage(unittest.TestCase):
         self.assertGreaterEqual(len(d.find_elements(By.CSS_SELECTOR, "#sources .source")), 1)
         d.save_screenshot(os.path.join(ARTIFACTS, "web-api-key.png"))
 
+    def test_c_guard_decisions_are_shown(self):
+        # The page says why: a masked 주민등록번호 is named, and the number is nowhere on the page.
+        d = self.driver
+        self.open_page(API_KEY)
+        self.ask(QUESTION + " 900101-1234568")
+        self.wait_for_answer("web-guard")
+        notes = [n.text for n in d.find_elements(By.CSS_SELECTOR, "#answer .guard-note")]
+        self.assertTrue(any("주민등록번호" in n for n in notes), notes)
+        for where in ("answer", "sources", "meta"):
+            self.assertNotIn("1234568", d.find_element(By.ID, where).text, where)
+        d.save_screenshot(os.path.join(ARTIFACTS, "web-guard.png"))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -8,6 +8,8 @@ public final class DecodeScheduler: TextGenerating, @unchecked Sendable {
     public let model: any LanguageModel
     public let maxActive: Int
     public let maxQueue: Int
+    /// Shared prompt prefixes across requests (nil: off).
+    public let prefixCache: PrefixCache?
     /// Called on the worker thread when a session ends: (summary, cancelled by its client).
     public var onFinish: @Sendable (GenerationSummary, Bool) -> Void = { _, _ in }
 
@@ -24,8 +26,9 @@ public final class DecodeScheduler: TextGenerating, @unchecked Sendable {
     private var waiting: [Job] = []
     private var active: [Job] = []
 
-    public init(model: any LanguageModel, maxActive: Int = 4, maxQueue: Int = 16) {
+    public init(model: any LanguageModel, maxActive: Int = 4, maxQueue: Int = 16, prefixCache: PrefixCache? = nil) {
         self.model = model
+        self.prefixCache = prefixCache
         self.maxActive = max(1, maxActive)
         self.maxQueue = max(0, maxQueue)
         let worker = Thread { [weak self] in self?.run() }
@@ -40,7 +43,7 @@ public final class DecodeScheduler: TextGenerating, @unchecked Sendable {
 
     /// Validates and enqueues; throws engine errors (context overflow, empty prompt) or `queueFull`.
     public func submit(_ req: GenerationRequest) throws -> AsyncThrowingStream<GenerationEvent, Error> {
-        let session = try GenerationSession(model: model, request: req)
+        let session = try GenerationSession(model: model, request: req, prefixCache: prefixCache)
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: GenerationEvent.self)
         let job = Job(session: session, continuation: continuation)
         continuation.onTermination = { [weak job] _ in job?.cancelled.set() }

@@ -65,6 +65,8 @@ public struct GenerationSummary: Sendable {
     public var decodeSeconds: Double
     /// With a `FirstTokenGate`: the gated tokens' probability at the first generated token.
     public var firstTokenGateProbability: Float?
+    /// Prompt tokens whose keys and values came from the prefix cache (not run).
+    public var cachedPromptTokens = 0
     public var promptTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
     public var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(max(tokens.count - 1, 0)) / decodeSeconds : 0 }
 }
@@ -109,8 +111,11 @@ public final class GenerationSession: @unchecked Sendable {
     public private(set) var finishReason: FinishReason?
     /// Prompt tokens run per step; bounds how long one session holds the model.
     public var prefillSlice = 128
+    /// Shared prompt prefixes: restored before the first prefill slice, the prompt stored after the last.
+    let prefixCache: PrefixCache?
+    var cachedPromptTokens = 0
 
-    public init(model: any LanguageModel, request req: GenerationRequest) throws {
+    public init(model: any LanguageModel, request req: GenerationRequest, prefixCache: PrefixCache? = nil) throws {
         guard !req.prompt.isEmpty else { throw EngineError.emptyPrompt }
         guard req.prompt.count < model.contextLength else {
             throw EngineError.contextOverflow(needed: req.prompt.count + 1, capacity: model.contextLength)
@@ -119,6 +124,7 @@ public final class GenerationSession: @unchecked Sendable {
             throw EngineError.badToken(t, vocabulary: model.vocabularySize)
         }
         self.model = model
+        self.prefixCache = prefixCache
         request = req
         cache = model.makeCache(capacity: min(req.prompt.count + max(req.maxTokens, 0), model.contextLength))
         sampler = Sampler(req.sampling)
@@ -137,6 +143,10 @@ public final class GenerationSession: @unchecked Sendable {
         let clock = ContinuousClock()
         if prefilled < request.prompt.count {
             let t0 = clock.now
+            if prefilled == 0, let prefixCache {
+                prefilled = prefixCache.restore(request.prompt, into: cache, slice: prefillSlice)
+                cachedPromptTokens = prefilled
+            }
             let end = min(prefilled + prefillSlice, request.prompt.count)
             let slice = Array(request.prompt[prefilled..<end])
             // The gate needs every logit of the first token; greedy decoding resumes after it.
@@ -146,6 +156,7 @@ public final class GenerationSession: @unchecked Sendable {
                 logits = try model.forward(slice, cache: cache, logits: end == request.prompt.count ? .last : .none)
             }
             prefilled = end
+            if end == request.prompt.count { prefixCache?.store(request.prompt, from: cache) }
             prefillTime += clock.now - t0
             if request.maxTokens <= 0 { finishReason = .length }
             return ""
@@ -207,7 +218,8 @@ public final class GenerationSession: @unchecked Sendable {
 
     public var summary: GenerationSummary {
         GenerationSummary(text: text, tokens: out, promptTokens: request.prompt.count, finishReason: finishReason ?? .length,
-                          prefillSeconds: prefillTime.seconds, decodeSeconds: decodeTime.seconds, firstTokenGateProbability: gateProbability)
+                          prefillSeconds: prefillTime.seconds, decodeSeconds: decodeTime.seconds, firstTokenGateProbability: gateProbability,
+                          cachedPromptTokens: cachedPromptTokens)
     }
 
     func firstStop(in text: String) -> String.Index? {
@@ -229,13 +241,17 @@ public final class GenerationSession: @unchecked Sendable {
 /// Runs one sequence at a time: prefill then token-by-token decode, streaming text pieces.
 public final class Generator: TextGenerating, @unchecked Sendable {
     public let model: any LanguageModel
+    /// Keys and values of earlier prompts (nil: every prompt is run whole).
+    public let prefixCache: PrefixCache?
 
-    public init(model: any LanguageModel) { self.model = model }
+    public init(model: any LanguageModel, prefixCache: PrefixCache? = nil) { self.model = model; self.prefixCache = prefixCache }
 
     /// Synchronous core: calls `onText` for each complete piece; returning false cancels.
     public func generate(_ req: GenerationRequest, onText: (String) -> Bool = { _ in true }) throws -> GenerationSummary {
-        let session = try GenerationSession(model: model, request: req)
-        session.prefillSlice = Int.max
+        let session = try GenerationSession(model: model, request: req, prefixCache: prefixCache)
+        // One forward for the whole prompt is fastest; with a prefix cache, fixed slices make a
+        // restored prefix compute exactly what an uncached run computes.
+        session.prefillSlice = prefixCache == nil ? Int.max : PrefixCache.slice
         while !session.isFinished {
             let piece = try session.step()
             if !piece.isEmpty && !onText(piece) { session.cancel() }

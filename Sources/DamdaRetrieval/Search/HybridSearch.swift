@@ -7,7 +7,7 @@ extension SearchIndex {
     /// document are kept (the rest of its chunks give way to other documents), so the top k covers
     /// more documents, as a search over whole documents would.
     public func search(_ query: String, k: Int = 5, mode: SearchMode = .bm25, filter: SearchFilter = SearchFilter(),
-                       perDocument: Int = 0) throws -> SearchResult {
+                       perDocument: Int = 0, queryVector: [Float]? = nil) throws -> SearchResult {
         lock.lock()
         defer { lock.unlock() }
         let allowed: ((Int) -> Bool)? = filter.isEmpty ? nil : { [chunks] i in
@@ -22,7 +22,7 @@ extension SearchIndex {
             q = nil
         } else {
             guard let e = embedder, hasEmbeddings else { throw RetrievalError.noEmbeddings(mode) }
-            q = e.embed(query: query)
+            q = queryVector ?? e.embed(query: query)
         }
         func rank(_ k: Int) -> [(index: Int, score: Float)] {
             switch mode {
