@@ -55,3 +55,28 @@ grep -q "resuming:" "$work/syn.err" || { cat "$work/syn.err"; exit 1; }
 if $DAMDA data synthesize --docs "$work/empty" --out "$work/none.jsonl" 2>"$work/none.err"; then echo "an empty folder must fail" >&2; exit 1; fi
 grep -q "no readable documents" "$work/none.err" || { cat "$work/none.err"; exit 1; }
 echo "synthesize --docs: resumes; an empty folder is a clear error"
+
+echo "== damda bench pii (labelled set in evals/)"
+$DAMDA bench pii >"$work/pii.json"
+python3 - "$work/pii.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["false_alarms_on_lines_without_pii"] == 0, r["false_alarms"]
+assert r["micro_precision"] >= 0.98 and r["micro_recall"] >= 0.98, (r["micro_precision"], r["micro_recall"], r["missed"])
+print("bench pii:", {k: r[k] for k in ("values", "micro_precision", "micro_recall")})
+PY
+
+echo "== damda bench cache (semantic cache: no near miss may be served another question's answer)"
+$DAMDA bench cache --entries 200 >"$work/cache.json"
+python3 - "$work/cache.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["chosen"]["near_miss_false_hits"] == 0, r["near_misses_above_threshold"]
+assert r["chosen"]["paraphrase_hit_rate"] > 0.5, r["paraphrases_missed"]
+print("bench cache:", r["chosen"])
+PY
+echo "== damda bench cache with a malformed pair file"
+printf '{"a": "질문"}\nnot json\n' >"$work/bad-pairs.jsonl"
+if $DAMDA bench cache --paraphrases "$work/bad-pairs.jsonl" >/dev/null 2>"$work/bad.err"; then echo "a malformed pair file must fail" >&2; exit 1; fi
+grep -q "bad-pairs.jsonl:1" "$work/bad.err" || { cat "$work/bad.err"; exit 1; }
+echo "bench cache: a malformed line is named"

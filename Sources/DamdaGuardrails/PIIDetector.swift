@@ -56,7 +56,8 @@ public struct PIIDetector: Sendable {
     static let resident = rx("([0-9]{2})(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])\\s?[-–]?\\s?([1-8])([0-9]{6})")
     static let mobile = rx("01[016789][-. ]?[0-9]{3,4}[-. ]?[0-9]{4}")
     static let landline = rx("\\(?0(?:2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70)\\)?[-. )]?[0-9]{3,4}[-. ]?[0-9]{4}")
-    static let card = rx("[3-6][0-9]{3}(?:[- ]?[0-9]{4}){2}[- ]?[0-9]{1,7}")
+    // Amex 3, Visa 4, Mastercard 5, JCB and UnionPay 3/6, domestic cards (BC and others) 9.
+    static let card = rx("[3-69][0-9]{3}(?:[- ]?[0-9]{4}){2}[- ]?[0-9]{1,7}")
     static let driver = rx("(?:1[1-9]|2[0-8])-[0-9]{2}-[0-9]{6}-[0-9]{2}")
     static let business = rx("[0-9]{3}-[0-9]{2}-[0-9]{5}")
     static let passport = try! NSRegularExpression(pattern: "(?<![0-9A-Za-z])[MSRODG][0-9]{8}(?![0-9A-Za-z])|(?<![0-9A-Za-z])[MSRODG][0-9]{3}[A-Z][0-9]{4}(?![0-9A-Za-z])")

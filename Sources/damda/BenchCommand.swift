@@ -9,7 +9,7 @@ extension E5Arithmetic: ExpressibleByArgument {}
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks that print JSON.",
-                                                    subcommands: [Generate.self, BandwidthBench.self, RetrievalBench.self, AnswersBench.self, RelevanceBench.self, ScaleBench.self, TrainBench.self, GuardBench.self, CacheBench.self, Prefix.self])
+                                                    subcommands: [Generate.self, BandwidthBench.self, RetrievalBench.self, AnswersBench.self, RelevanceBench.self, ScaleBench.self, TrainBench.self, GuardBench.self, PIIBench.self, CacheBench.self, Prefix.self])
 
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -48,3 +48,77 @@ struct GuardBench: AsyncParsableCommand {
         print(jsonString(reports))
     }
 }
+
+/// The personal-data detector on a labelled set (`{"id", "text", "pii": [{"type", "value"}]}` per
+/// line, `evals/pii-labelled.jsonl`): per-type precision and recall (a finding counts when its type
+/// and exact span match a labelled value), and every miss and false alarm listed.
+struct PIIBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pii", abstract: "Personal-data detector precision and recall per type on a labelled JSONL set (JSON).")
+    @Option(name: .customLong("set"), help: "A labelled JSONL file.") var set = "evals/pii-labelled.jsonl"
+
+    struct Item: Decodable {
+        struct Value: Decodable { var type: String; var value: String }
+        var id: String; var text: String; var pii: [Value]
+    }
+
+    struct TypeReport: Encodable {
+        var type: String, labelled: Int, found: Int, correct: Int, precision: Double, recall: Double
+    }
+
+    struct Report: Encodable {
+        var file: String, lines: Int, values: Int, linesWithoutPII: Int
+        var microPrecision: Double, microRecall: Double
+        var falseAlarmsOnLinesWithoutPII: Int
+        var types: [TypeReport]
+        var missed: [String], falseAlarms: [String]
+        enum CodingKeys: String, CodingKey {
+            case file, lines, values, types, missed
+            case linesWithoutPII = "lines_without_pii", microPrecision = "micro_precision", microRecall = "micro_recall"
+            case falseAlarmsOnLinesWithoutPII = "false_alarms_on_lines_without_pii", falseAlarms = "false_alarms"
+        }
+    }
+
+    func run() async throws {
+        guard let text = try? String(contentsOfFile: set, encoding: .utf8) else { throw ValidationError("cannot read \(set)") }
+        var items: [Item] = []
+        for (n, line) in text.split(separator: "\n").enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            guard let item = try? JSONDecoder().decode(Item.self, from: Data(line.utf8)) else {
+                throw ValidationError("\(set):\(n + 1) is not {\"id\", \"text\", \"pii\": [{\"type\", \"value\"}]}")
+            }
+            items.append(item)
+        }
+        let detector = PIIDetector()
+        var labelled: [String: Int] = [:], found: [String: Int] = [:], correct: [String: Int] = [:]
+        var missed: [String] = [], alarms: [String] = []
+        var alarmsOnClean = 0
+        for item in items {
+            let scalars = Array(item.text.unicodeScalars)
+            let findings = detector.findings(in: item.text).map { f in
+                (type: f.type.rawValue, value: String(String.UnicodeScalarView(scalars[f.start..<f.end])))
+            }
+            for v in item.pii {
+                labelled[v.type, default: 0] += 1
+                if findings.contains(where: { $0.type == v.type && $0.value == v.value }) { correct[v.type, default: 0] += 1 } else {
+                    missed.append("\(item.id) \(v.type) '\(v.value)' found \(findings.map { "\($0.type) '\($0.value)'" })")
+                }
+            }
+            for f in findings {
+                found[f.type, default: 0] += 1
+                if !item.pii.contains(where: { $0.type == f.type && $0.value == f.value }) {
+                    alarms.append("\(item.id) \(f.type) '\(f.value)' in: \(item.text)")
+                    if item.pii.isEmpty { alarmsOnClean += 1 }
+                }
+            }
+        }
+        func share(_ a: Int, _ b: Int) -> Double { b == 0 ? 1 : (Double(a) / Double(b) * 1000).rounded() / 1000 }
+        let types = PIIDetector.Kind.allCases.map(\.rawValue).filter { labelled[$0] != nil || found[$0] != nil }.map { t in
+            TypeReport(type: t, labelled: labelled[t] ?? 0, found: found[t] ?? 0, correct: correct[t] ?? 0,
+                       precision: share(correct[t] ?? 0, found[t] ?? 0), recall: share(correct[t] ?? 0, labelled[t] ?? 0))
+        }
+        let tp = correct.values.reduce(0, +)
+        print(jsonString(Report(file: set, lines: items.count, values: labelled.values.reduce(0, +), linesWithoutPII: items.filter { $0.pii.isEmpty }.count,
+                                microPrecision: share(tp, found.values.reduce(0, +)), microRecall: share(tp, labelled.values.reduce(0, +)),
+                                falseAlarmsOnLinesWithoutPII: alarmsOnClean, types: types, missed: missed, falseAlarms: alarms)))
+    }
+}

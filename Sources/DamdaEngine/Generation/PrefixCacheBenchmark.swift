@@ -56,6 +56,7 @@ public struct PrefixCacheBenchmark {
             return Scenario(name: name, promptTokens: prompt.count, cachedTokens: runs[0].cached, timeToFirstTokenMs: r2(ms), runsMs: runs.map { r2($0.ms) },
                             speedup: r2((baseline?.0 ?? ms) / ms), sameFirstToken: runs.allSatisfy { $0.token == (baseline?.1 ?? runs[0].token) })
         }
+        _ = try Generator(model: model).generate(GenerationRequest(prompt: prompt, maxTokens: 1))   // warm-up: page in the weights
         let cold = try scenario("uncached", nil, warm: nil, baseline: nil)
         let baseline = (cold.timeToFirstTokenMs, try Generator(model: model).generate(GenerationRequest(prompt: prompt, maxTokens: 1)).tokens.first ?? -1)
         let cache = PrefixCache()
