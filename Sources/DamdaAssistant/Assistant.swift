@@ -254,7 +254,14 @@ public final class Assistant: @unchecked Sendable {
         // A mask label ("[주민등록번호]") is not a topic: it would only lower every chunk's relevance.
         let hits = try index.search(InputGuard.withoutMaskLabels(rewrite.question), k: cfg.k, mode: cfg.mode ?? (index.hasEmbeddings && index.embedder != nil ? .hybrid : .bm25),
                                     filter: cfg.filter, queryVector: rewrite.question == q ? queryVector : nil)
-        let relevant = hits.filter { Self.isRelevant($0, config: cfg) }
+        var relevant = hits.filter { Self.isRelevant($0, config: cfg) }
+        // Indirect injection: a chunk that addresses the model is noted, or left out of the prompt.
+        if cfg.guardrails.enabled {
+            let scan = ChunkInjectionScan(action: cfg.guardrails.chunkInjection)
+            let (kept, flagged) = scan.filter(relevant)
+            relevant = kept
+            guardDecision?.chunkInjection = flagged
+        }
         let prompt = prompt(cfg)
         let builder = ContextBuilder(template: cfg.template, budgetTokens: cfg.budgetTokens)
         // Each chunk's sentences and best sentence, found once: the budget trim and the citation both use them.
@@ -293,6 +300,8 @@ public final class Assistant: @unchecked Sendable {
         let genStart = clock.now
         var summary: GenerationSummary?
         // Stream the cleaned answer, not the raw text: a template echo never reaches the reader.
+        // With grounding policy `refuse` nothing streams until the answer is checked.
+        let holdUntilChecked = cfg.guardrails.enabled && cfg.guardrails.grounding == .refuse
         let cleaner = AnswerCleaner(markers: cfg.template.markers, question: q)
         var raw = "", sent = ""
         for try await event in generator.stream(req) {
@@ -304,13 +313,13 @@ public final class Assistant: @unchecked Sendable {
                 // Hold back what may be the start of a marker ("[내").
                 if let open = c.lastIndex(of: "["), c.distance(from: open, to: c.endIndex) <= 12 { c = String(c[..<open]) }
                 c = outputGuard.streamable(c)
-                if c.count > sent.count, c.hasPrefix(sent) { emit(.text(String(c.dropFirst(sent.count)))); sent = c }
+                if !holdUntilChecked, c.count > sent.count, c.hasPrefix(sent) { emit(.text(String(c.dropFirst(sent.count)))); sent = c }
             case let .done(s): summary = s
             }
         }
         guard let s = summary else { throw CancellationError() }
         let (cleaned, maskedInAnswer) = outputGuard.check(cleaner.clean(s.text))
-        if cleaned.count > sent.count, cleaned.hasPrefix(sent) { emit(.text(String(cleaned.dropFirst(sent.count)))) }
+        if !holdUntilChecked, cleaned.count > sent.count, cleaned.hasPrefix(sent) { emit(.text(String(cleaned.dropFirst(sent.count)))) }
         let modelRefused = AnswerCleaner.isRefusal(cleaned)
         result.guardDecision?.answerPII = maskedInAnswer
         result.rawAnswer = outputGuard.check(s.text).answer
@@ -324,8 +333,16 @@ public final class Assistant: @unchecked Sendable {
             for i in citations.indices {
                 citations[i].used = Grounding.isUsed(answer: cleaned, number: citations[i].n, chunkText: citations[i].text, terms: hits.terms)
             }
-            result.unsupported = Grounding.support(of: cleaned, in: citations.map(\.text)) == 0
+            let check = outputGuard.grounding(of: cleaned, sources: citations.map(\.text))
+            result.unsupported = check.support == 0
+            if cfg.guardrails.enabled { result.guardDecision?.grounding = check }
+            if check.withheld {
+                result.answer = PromptTemplate.refusal
+                result.refused = true
+                result.refusalReason = "unsupported"
+            }
         }
+        if holdUntilChecked { emit(.text(result.answer)) }
         result.citations = citations
         result.usage = Usage(promptTokens: s.promptTokens, completionTokens: s.tokens.count)
         result.timings.generationMs = (clock.now - genStart).milliseconds

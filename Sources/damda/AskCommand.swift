@@ -26,6 +26,10 @@ struct AssistantOptions: ParsableArguments {
     var pii = "mask"
     @Option(help: "Prompt injection in questions: flag (noted in the answer's guard metadata) or block (refuse, saying why).")
     var injection = "flag"
+    @Option(help: "An answer that shares no content with its sources: flag (marked unsupported, the sources' sentences shown) or refuse (answer \"답변을 찾을 수 없습니다.\" with the reason).")
+    var grounding = "flag"
+    @Option(help: "A retrieved chunk that addresses the model (indirect prompt injection): flag (noted in the guard metadata) or drop (left out of the prompt).")
+    var chunkInjection = "flag"
     @Flag(help: "Turn the input and output guards off (personal data and injection are neither masked nor scored).")
     var noGuardrails = false
     @Flag(help: "No retrieval: the model answers from the question alone (an evaluation's no-context row).")
@@ -70,8 +74,12 @@ struct AssistantOptions: ParsableArguments {
         c.filter = SearchFilter(sources: source, tags: tag)
         guard let p = GuardPolicy.PIIAction(rawValue: pii) else { throw ValidationError("--pii must be mask, block or allow") }
         guard let i = GuardPolicy.InjectionAction(rawValue: injection) else { throw ValidationError("--injection must be flag or block") }
+        guard let g = GuardPolicy.GroundingAction(rawValue: grounding) else { throw ValidationError("--grounding must be flag or refuse") }
+        guard let ci = GuardPolicy.ChunkInjectionAction(rawValue: chunkInjection) else { throw ValidationError("--chunk-injection must be flag or drop") }
         c.guardrails.questionPII = p
         c.guardrails.injection = i
+        c.guardrails.grounding = g
+        c.guardrails.chunkInjection = ci
         c.guardrails.enabled = !noGuardrails
         guard (0...1).contains(semanticThreshold) else { throw ValidationError("--semantic-threshold must be in 0…1") }
         guard cacheTtlDays > 0, cacheMegabytes > 0 else { throw ValidationError("--cache-ttl-days and --cache-megabytes must be positive") }
@@ -118,6 +126,8 @@ func printAnswer(_ stream: AsyncThrowingStream<AssistantEvent, Error>, json: Boo
                 print("(관련 문서를 찾지 못했습니다: 가장 관련 있는 조각도 최소 관련도 기준에 미치지 못했습니다. 모델은 호출하지 않았습니다.)")
             } else if a.echoOnly {
                 print("(모델이 답변 대신 템플릿을 반복했습니다. 아래 출처의 문장이 답입니다.)")
+            } else if a.refusalReason == "unsupported" {
+                print("(모델의 답변이 출처에서 확인되지 않아 보여드리지 않습니다. 아래 출처의 문장을 확인하세요.)")
             } else if a.unsupported {
                 print("(이 답변의 내용은 출처에서 확인되지 않습니다. 아래 출처의 문장을 확인하세요.)")
             } else if a.answer != streamed.trimmingCharacters(in: .whitespacesAndNewlines) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DamdaGuardrails
+import DamdaRetrieval
 import Foundation
 
 /// The prompt-injection detector on labelled sets (`{"id", "text", "label": "attack"|"benign"}` per
@@ -11,15 +12,16 @@ struct GuardBench: AsyncParsableCommand {
     @Option(name: .customLong("set"), help: "A labelled JSONL file (repeatable; default: the three in evals/).")
     var sets: [String] = ["evals/injection-labelled.jsonl", "evals/injection-heldout.jsonl", "evals/injection-test.jsonl"]
     @Option(help: "Flag at or above this score.") var threshold = 0.5
+    @Option(help: "Also score with this classifier (from `damda guard train`) and with rules or classifier together.") var classifier: String?
     @Flag(help: "Print JSON (the only output format).") var json = false
 
-    struct Item: Decodable { var id: String; var text: String; var label: String }
+    typealias Item = LabelledInjectionSet.Item
 
     struct SetReport: Encodable {
-        var file: String, attacks: Int, benign: Int, caught: Int, falseAlarms: Int, recall: Double, falsePositiveRate: Double
+        var file: String, detector: String = "rules", attacks: Int, benign: Int, caught: Int, falseAlarms: Int, recall: Double, falsePositiveRate: Double
         var missed: [String], falseAlarmTexts: [String]
         enum CodingKeys: String, CodingKey {
-            case file, attacks, benign, caught, recall, missed
+            case file, detector, attacks, benign, caught, recall, missed
             case falseAlarms = "false_alarms", falsePositiveRate = "false_positive_rate", falseAlarmTexts = "false_alarm_texts"
         }
     }
@@ -28,22 +30,26 @@ struct GuardBench: AsyncParsableCommand {
         var detector = InjectionDetector()
         detector.threshold = threshold
         var reports: [SetReport] = []
+        let model = try classifier.map { try InjectionClassifier.read($0) }
+        let embedder = try model.map { _ in try e5Embedder(nil, threads: 2) }
         for file in sets {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read \(file)") }
-            var items: [Item] = []
-            for (n, line) in text.split(separator: "\n").enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-                guard let item = try? JSONDecoder().decode(Item.self, from: Data(line.utf8)), ["attack", "benign"].contains(item.label) else {
-                    throw ValidationError("\(file):\(n + 1) is not {\"id\", \"text\", \"label\": \"attack\"|\"benign\"}")
-                }
-                items.append(item)
-            }
+            let items = try LabelledInjectionSet.read(file)
             let attacks = items.filter { $0.label == "attack" }, benign = items.filter { $0.label == "benign" }
-            let missed = attacks.filter { !detector.check($0.text).flagged }.map(\.text)
-            let alarms = benign.filter { detector.check($0.text).flagged }.map(\.text)
             func share(_ a: Int, _ b: Int) -> Double { b == 0 ? 0 : (Double(a) / Double(b) * 1000).rounded() / 1000 }
-            reports.append(SetReport(file: file, attacks: attacks.count, benign: benign.count, caught: attacks.count - missed.count,
-                                     falseAlarms: alarms.count, recall: share(attacks.count - missed.count, attacks.count),
-                                     falsePositiveRate: share(alarms.count, benign.count), missed: missed, falseAlarmTexts: alarms))
+            func report(_ name: String, _ flagged: (Item) -> Bool) -> SetReport {
+                let missed = attacks.filter { !flagged($0) }.map(\.text)
+                let alarms = benign.filter(flagged).map(\.text)
+                return SetReport(file: file, detector: name, attacks: attacks.count, benign: benign.count, caught: attacks.count - missed.count,
+                                 falseAlarms: alarms.count, recall: share(attacks.count - missed.count, attacks.count),
+                                 falsePositiveRate: share(alarms.count, benign.count), missed: missed, falseAlarmTexts: alarms)
+            }
+            let byRules = Dictionary(uniqueKeysWithValues: items.map { ($0.id, detector.check($0.text).flagged) })
+            reports.append(report("rules") { byRules[$0.id] ?? false })
+            if let model, let embedder {
+                let byModel = Dictionary(uniqueKeysWithValues: items.map { ($0.id, model.probability(embedder.embed(query: $0.text)) >= model.threshold) })
+                reports.append(report("classifier") { byModel[$0.id] ?? false })
+                reports.append(report("rules+classifier") { (byRules[$0.id] ?? false) || (byModel[$0.id] ?? false) })
+            }
         }
         print(jsonString(reports))
     }

@@ -27,6 +27,20 @@ final class PromptAndCleaningTests: XCTestCase {
         XCTAssertEqual(OutputGuard(policy: allow).check("010-1234-5678").answer, "010-1234-5678")
     }
 
+    func testGroundingCheckFlagsOrWithholds() {
+        let sources = ["제3조 회사는 입원 1일당 5만원을 최대 180일까지 지급합니다."]
+        let flag = OutputGuard(policy: GuardPolicy())
+        XCTAssertEqual(flag.grounding(of: "입원 1일당 5만원입니다.", sources: sources).withheld, false)
+        XCTAssertGreaterThan(flag.grounding(of: "입원 1일당 5만원입니다.", sources: sources).support, 0.5)
+        let unsupported = flag.grounding(of: "화성 탐사 로버의 바퀴", sources: sources)
+        XCTAssertEqual(unsupported.support, 0)
+        XCTAssertFalse(unsupported.withheld, "flag marks, it does not withhold")
+        var refuse = GuardPolicy()
+        refuse.grounding = .refuse
+        XCTAssertTrue(OutputGuard(policy: refuse).grounding(of: "화성 탐사 로버의 바퀴", sources: sources).withheld)
+        XCTAssertFalse(OutputGuard(policy: refuse).grounding(of: "5만원", sources: sources).withheld)
+    }
+
     func testRewritePlausibility() {
         XCTAssertTrue(QueryRewriter.plausible("통원 치료비는 얼마까지 보상되나요?", question: "통원은요?"))
         XCTAssertFalse(QueryRewriter.plausible("[질문] 통원", question: "통원은요?"))

@@ -46,7 +46,7 @@ public struct CacheKey: Sendable, Hashable {
             "sources=\(c.filter.sources.sorted())", "tags=\(c.filter.tags.sorted())", "excluded=\(c.filter.excludedDocuments.sorted())",
             "sampling=\(String(describing: c.sampling))", "min_relevance=\(c.minRelevance)", "min_similarity=\(c.minSimilarity.map { "\($0)" } ?? "-")",
             "retrieval=\(c.useRetrieval)", "refusal_threshold=\(c.refusalThreshold.map { "\($0)" } ?? "-")", "rewrite=\(c.rewrite.rawValue)",
-            "guard=\(policy.enabled),\(policy.questionPII.rawValue),\(piiByType),\(policy.injection.rawValue),\(policy.answerPII.rawValue)",
+            "guard=\(policy.enabled),\(policy.questionPII.rawValue),\(piiByType),\(policy.injection.rawValue),\(policy.answerPII.rawValue),\(policy.grounding.rawValue),\(policy.chunkInjection.rawValue)",
         ]
         return parts.joined(separator: "\u{1F}")
     }

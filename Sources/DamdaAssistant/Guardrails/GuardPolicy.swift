@@ -13,6 +13,10 @@ public struct GuardPolicy: Sendable {
         case allow
     }
     public enum InjectionAction: String, Codable, Sendable, CaseIterable { case flag, block }
+    /// An answer that shares nothing with its sources: marked (`unsupported`), or replaced by the refusal.
+    public enum GroundingAction: String, Codable, Sendable, CaseIterable { case flag, refuse }
+    /// A retrieved chunk that addresses the model (indirect injection): noted, or left out of the prompt.
+    public enum ChunkInjectionAction: String, Codable, Sendable, CaseIterable { case flag, drop }
 
     public var enabled = true
     /// Per type in questions; types not listed get `questionPII`.
@@ -21,6 +25,8 @@ public struct GuardPolicy: Sendable {
     public var injection = InjectionAction.flag
     /// Personal data the model writes into an answer (copied from a document, say).
     public var answerPII = PIIAction.mask
+    public var grounding = GroundingAction.flag
+    public var chunkInjection = ChunkInjectionAction.flag
     public init() {}
 
     func action(for kind: PIIDetector.Kind) -> PIIAction { questionPIIByType[kind] ?? questionPII }
@@ -46,6 +52,24 @@ public struct GuardDecision: Codable, Sendable, Equatable {
     public var blocked: String?
     /// Personal data masked in the answer, by type.
     public var answerPII: [String] = []
+    /// Retrieved chunks the injection detector flagged, and whether they were left out of the prompt.
+    public struct ChunkInjection: Codable, Sendable, Equatable {
+        public var chunkID: String
+        public var score: Double
+        public var rules: [String]
+        public var dropped: Bool
+        enum CodingKeys: String, CodingKey { case score, rules, dropped, chunkID = "chunk_id" }
+    }
+    public var chunkInjection: [ChunkInjection] = []
+    /// The grounding check: the share of the answer's content found in its sources, and whether the
+    /// answer was withheld for sharing none (policy `refuse`).
+    public struct GroundingCheck: Codable, Sendable, Equatable {
+        public var support: Double
+        public var withheld: Bool
+    }
+    public var grounding: GroundingCheck?
 
-    enum CodingKeys: String, CodingKey { case injection, blocked, questionPII = "question_pii", answerPII = "answer_pii" }
+    enum CodingKeys: String, CodingKey {
+        case injection, blocked, grounding, questionPII = "question_pii", answerPII = "answer_pii", chunkInjection = "chunk_injection"
+    }
 }

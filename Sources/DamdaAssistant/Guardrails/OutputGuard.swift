@@ -17,6 +17,14 @@ public struct OutputGuard: Sendable {
         return (pii.masked(answer, findings: findings), findings.map(\.type.rawValue))
     }
 
+    /// The grounding check on a finished answer: the share of its content units (syllable bigrams,
+    /// numbers) found in the chunks it was given, and whether policy `refuse` withholds it for
+    /// sharing none.
+    public func grounding(of answer: String, sources: [String]) -> GuardDecision.GroundingCheck {
+        let support = Grounding.support(of: answer, in: sources)
+        return .init(support: (support * 1000).rounded() / 1000, withheld: policy.enabled && policy.grounding == .refuse && support == 0)
+    }
+
     /// The part of a partial answer that is safe to stream: masked, without a trailing run of
     /// digits, letters and separators that the next tokens may turn into personal data.
     public func streamable(_ partial: String) -> String {
