@@ -195,10 +195,17 @@ public final class Assistant: @unchecked Sendable {
         let start = clock.now
         // The input guard runs first: nothing after it sees personal data it masked.
         var guardDecision: GuardDecision?
+        var questionVector: [Float]?
         var history = history
         if cfg.guardrails.enabled {
             let inputGuard = InputGuard(policy: cfg.guardrails)
-            let (guarded, decision) = inputGuard.check(q)
+            var (guarded, decision) = inputGuard.check(q)
+            // The classifier reads the question's e5 vector, which retrieval and the semantic cache then reuse.
+            if cfg.guardrails.injectionClassifier != nil, index.embedder != nil, index.hasEmbeddings {
+                let v = try index.embed(query: guarded)
+                inputGuard.classify(&decision, vector: v)
+                questionVector = v
+            }
             q = guarded
             guardDecision = decision
             history = history.map { ChatMessage(role: $0.role, content: inputGuard.check($0.content).question) }
@@ -218,7 +225,7 @@ public final class Assistant: @unchecked Sendable {
         }
         let lookup = AnswerCacheLookup(cache: cache, index: index, config: cfg, history: history, guardDecision: guardDecision,
                                        model: modelName, adapter: adapterName)
-        let prepared = try lookup.prepare(question: q)
+        let prepared = try lookup.prepare(question: q, vector: questionVector)
         if let prepared, let hit = lookup.find(prepared) {
             var a = hit
             a.id = Self.newAnswerID()
@@ -230,7 +237,7 @@ public final class Assistant: @unchecked Sendable {
             emit(.text(a.answer))
             return a
         }
-        let answer = try await pipeline(q, history: history, config: cfg, guardDecision: guardDecision, queryVector: prepared?.embedding,
+        let answer = try await pipeline(q, history: history, config: cfg, guardDecision: guardDecision, queryVector: prepared?.embedding ?? questionVector,
                                         start: start, emit: emit)
         if let prepared { lookup.store(answer, prepared: prepared) }
         return answer

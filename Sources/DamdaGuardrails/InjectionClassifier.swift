@@ -15,6 +15,9 @@ public struct InjectionClassifier: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey { case embedder, weights, bias, threshold, trainedOn = "trained_on" }
 
+    /// Where the repository keeps the shipped classifier, under `models/`.
+    public static let shippedPath = "guard/injection-classifier.json"
+
     public func probability(_ vector: [Float]) -> Float {
         guard vector.count == weights.count else { return 0 }
         var z = bias
@@ -52,6 +55,21 @@ public struct InjectionClassifier: Codable, Sendable, Equatable {
     }
 
     public static func read(_ path: String) throws -> InjectionClassifier {
-        try JSONDecoder().decode(InjectionClassifier.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        guard let data = FileManager.default.contents(atPath: path) else { throw ClassifierFileError.unreadable(path) }
+        guard let model = try? JSONDecoder().decode(InjectionClassifier.self, from: data), !model.weights.isEmpty, model.weights.allSatisfy(\.isFinite) else {
+            throw ClassifierFileError.malformed(path)
+        }
+        return model
+    }
+}
+
+public enum ClassifierFileError: Error, CustomStringConvertible {
+    case unreadable(String)
+    case malformed(String)
+    public var description: String {
+        switch self {
+        case let .unreadable(p): "cannot read the injection classifier at \(p)"
+        case let .malformed(p): "\(p) is not an injection classifier (JSON with embedder, weights, bias, threshold; run `damda guard train`)"
+        }
     }
 }

@@ -19,18 +19,7 @@ public enum DefaultAdapter {
     public static func candidates(executable: String = CommandLine.arguments.first ?? "") -> [String] {
         var out: [String] = []
         if let e = ProcessInfo.processInfo.environment["DAMDA_DEFAULT_ADAPTER"], !e.isEmpty { out.append(e) }
-        let exe = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
-        // .build/<triple>/release/damda and .build/release/damda (a symlink) both lead to the package root.
-        var dir = exe
-        for _ in 0..<4 {
-            if dir.lastPathComponent.hasPrefix(".build") { out.append(dir.deletingLastPathComponent().appendingPathComponent("models/\(folderName)").path); break }
-            dir = dir.deletingLastPathComponent()
-        }
-        out.append(exe.deletingLastPathComponent().appendingPathComponent("share/damda/\(folderName)").path)
-        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        out.append(source.appendingPathComponent("models/\(folderName)").path)
-        var seen = Set<String>()
-        return out.filter { seen.insert($0).inserted }
+        return out + ShippedFiles.candidates(folderName, executable: executable)
     }
 
     /// The first candidate folder holding the adapter's files.
@@ -44,7 +33,35 @@ public enum DefaultAdapter {
     public static func isDefaultModel(_ modelPath: String) -> Bool {
         URL(fileURLWithPath: modelPath).lastPathComponent == baseModel.fileName
     }
+}
 
+/// Small artifacts the repository ships under `models/` (the default adapter, the injection
+/// classifier): found beside the binary's package, an installed `share/damda/`, or the source tree.
+public enum ShippedFiles {
+    /// Paths for `models/<relative>`, in the order they are tried.
+    public static func candidates(_ relative: String, executable: String = CommandLine.arguments.first ?? "") -> [String] {
+        var out: [String] = []
+        let exe = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
+        // .build/<triple>/release/damda and .build/release/damda (a symlink) both lead to the package root.
+        var dir = exe
+        for _ in 0..<4 {
+            if dir.lastPathComponent.hasPrefix(".build") { out.append(dir.deletingLastPathComponent().appendingPathComponent("models/\(relative)").path); break }
+            dir = dir.deletingLastPathComponent()
+        }
+        out.append(exe.deletingLastPathComponent().appendingPathComponent("share/damda/\(relative)").path)
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        out.append(source.appendingPathComponent("models/\(relative)").path)
+        var seen = Set<String>()
+        return out.filter { seen.insert($0).inserted }
+    }
+
+    /// The first candidate that exists.
+    public static func locate(_ relative: String) -> String? {
+        candidates(relative).first { FileManager.default.fileExists(atPath: $0) }
+    }
+}
+
+extension DefaultAdapter {
     /// The SHA-256 the folder's checksum file records for the weights.
     public static func expectedSHA256(directory: String) throws -> String {
         let sums = directory + "/" + checksumFile

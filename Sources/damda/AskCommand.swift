@@ -3,6 +3,7 @@ import DamdaAssistant
 import DamdaCore
 import DamdaDatasets
 import DamdaEngine
+import DamdaGuardrails
 import DamdaModelIO
 import DamdaRetrieval
 import Foundation
@@ -30,6 +31,8 @@ struct AssistantOptions: ParsableArguments {
     var grounding = "flag"
     @Option(help: "A retrieved chunk that addresses the model (indirect prompt injection): flag (noted in the guard metadata) or drop (left out of the prompt).")
     var chunkInjection = "flag"
+    @Option(help: "auto: the shipped prompt-injection classifier (models/guard/injection-classifier.json) when the index embeds queries; off; or a classifier file from `damda guard train`.")
+    var injectionClassifier = "auto"
     @Flag(help: "Turn the input and output guards off (personal data and injection are neither masked nor scored).")
     var noGuardrails = false
     @Flag(help: "No retrieval: the model answers from the question alone (an evaluation's no-context row).")
@@ -80,6 +83,11 @@ struct AssistantOptions: ParsableArguments {
         c.guardrails.injection = i
         c.guardrails.grounding = g
         c.guardrails.chunkInjection = ci
+        switch injectionClassifier {
+        case "off": c.guardrails.injectionClassifier = nil
+        case "auto": c.guardrails.injectionClassifier = try ShippedFiles.locate(InjectionClassifier.shippedPath).map { try InjectionClassifier.read($0) }
+        default: c.guardrails.injectionClassifier = try InjectionClassifier.read(injectionClassifier)
+        }
         c.guardrails.enabled = !noGuardrails
         guard (0...1).contains(semanticThreshold) else { throw ValidationError("--semantic-threshold must be in 0…1") }
         guard cacheTtlDays > 0, cacheMegabytes > 0 else { throw ValidationError("--cache-ttl-days and --cache-megabytes must be positive") }

@@ -48,4 +48,28 @@ final class InjectionDetectorTests: XCTestCase {
             XCTAssertLessThanOrEqual(Double(alarms.count) / Double(benign.count), 0.01, "\(name): \(alarms)")
         }
     }
+
+    func testClassifierLearnsASeparableSetAndRejectsABadFile() throws {
+        // Two clusters of unit vectors: "attacks" near e0, "benign" near e1.
+        func unit(_ v: [Float]) -> [Float] { let n = v.reduce(0) { $0 + $1 * $1 }.squareRoot(); return v.map { $0 / n } }
+        var vectors: [[Float]] = [], labels: [Bool] = []
+        for i in 0..<20 {
+            vectors.append(unit([1, Float(i % 5) * 0.05, 0.1])); labels.append(true)
+            vectors.append(unit([0.1, 1, Float(i % 4) * 0.05])); labels.append(false)
+        }
+        let model = InjectionClassifier.train(vectors: vectors, attack: labels, embedder: "toy", trainedOn: ["toy"], epochs: 500)
+        XCTAssertGreaterThanOrEqual(model.threshold, 0.5)
+        XCTAssertGreaterThan(model.probability(unit([1, 0.02, 0.1])), model.threshold)
+        XCTAssertLessThan(model.probability(unit([0.05, 1, 0.1])), 0.5)
+        XCTAssertEqual(model.probability([1, 2]), 0, "a vector of another size scores nothing")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("damda-clf-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let good = dir.appendingPathComponent("c.json"), bad = dir.appendingPathComponent("bad.json")
+        try JSONEncoder().encode(model).write(to: good)
+        XCTAssertEqual(try InjectionClassifier.read(good.path), model)
+        try Data("{\"weights\": \"no\"}".utf8).write(to: bad)
+        XCTAssertThrowsError(try InjectionClassifier.read(bad.path)) { XCTAssertTrue("\($0)".contains("not an injection classifier"), "\($0)") }
+        XCTAssertThrowsError(try InjectionClassifier.read(dir.appendingPathComponent("missing.json").path))
+    }
 }

@@ -30,7 +30,8 @@ struct AnswerCacheLookup {
     }
 
     /// nil when the request is not eligible (the cache is then neither read nor written).
-    func prepare(question: String) throws -> Prepared? {
+    /// `vector`: the question's e5 vector when an earlier stage computed it.
+    func prepare(question: String, vector: [Float]? = nil) throws -> Prepared? {
         guard let cache else { return nil }
         let settings = config.cache
         guard settings.exact || settings.semantic, config.useRetrieval, history.isEmpty else { return bypass(cache) }
@@ -38,7 +39,7 @@ struct AnswerCacheLookup {
         if let g = guardDecision, !g.questionPII.isEmpty || g.injection?.flagged == true { return bypass(cache) }
         let key = CacheKey(question: question, config: config, model: model, adapter: adapter, indexIdentity: indexIdentity)
         var embedding: [Float]?
-        if settings.semantic, index.embedder != nil, index.hasEmbeddings { embedding = try index.embed(query: question) }
+        if settings.semantic, index.embedder != nil, index.hasEmbeddings { embedding = try vector ?? index.embed(query: question) }
         return Prepared(key: key, question: question, embedding: embedding, contentVersion: index.contentVersion)
     }
 

@@ -27,6 +27,9 @@ public struct GuardPolicy: Sendable {
     public var answerPII = PIIAction.mask
     public var grounding = GroundingAction.flag
     public var chunkInjection = ChunkInjectionAction.flag
+    /// Scores questions by meaning too (with an index that embeds queries): a question is flagged
+    /// when the patterns or the classifier flag it.
+    public var injectionClassifier: InjectionClassifier?
     public init() {}
 
     func action(for kind: PIIDetector.Kind) -> PIIAction { questionPIIByType[kind] ?? questionPII }
@@ -44,6 +47,8 @@ public struct GuardDecision: Codable, Sendable, Equatable {
         public var score: Double
         public var flagged: Bool
         public var rules: [String]
+        /// The classifier's probability (nil without one).
+        public var classifier: Double?
     }
     /// Personal data found in the question and what was done with each.
     public var questionPII: [PIIFinding] = []

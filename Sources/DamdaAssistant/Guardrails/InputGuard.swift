@@ -29,6 +29,21 @@ public struct InputGuard: Sendable {
         return (text, decision)
     }
 
+    /// Adds the classifier's verdict on the (masked) question's e5 vector: flagged when the
+    /// patterns or the classifier flag it, blocked under policy `block`.
+    public func classify(_ decision: inout GuardDecision, vector: [Float]) {
+        guard let model = policy.injectionClassifier, var injection = decision.injection else { return }
+        let p = model.probability(vector)
+        injection.classifier = (Double(p) * 1000).rounded() / 1000
+        if p >= model.threshold {
+            injection.flagged = true
+            injection.rules.append("classifier")
+            injection.score = max(injection.score, Double(p))
+            if policy.injection == .block && decision.blocked == nil { decision.blocked = "injection" }
+        }
+        decision.injection = injection
+    }
+
     /// The text without the labels masking wrote (for retrieval).
     public static func withoutMaskLabels(_ text: String) -> String {
         var out = text
