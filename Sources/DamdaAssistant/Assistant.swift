@@ -259,8 +259,10 @@ public final class Assistant: @unchecked Sendable {
             return a
         }
         // A mask label ("[주민등록번호]") is not a topic: it would only lower every chunk's relevance.
-        let hits = try index.search(InputGuard.withoutMaskLabels(rewrite.question), k: cfg.k, mode: cfg.mode ?? (index.hasEmbeddings && index.embedder != nil ? .hybrid : .bm25),
-                                    filter: cfg.filter, queryVector: rewrite.question == q ? queryVector : nil)
+        let query = InputGuard.withoutMaskLabels(rewrite.question)
+        // The question's vector (computed for the classifier or the semantic cache) fits only the same text.
+        let hits = try index.search(query, k: cfg.k, mode: cfg.mode ?? (index.hasEmbeddings && index.embedder != nil ? .hybrid : .bm25),
+                                    filter: cfg.filter, queryVector: query == q ? queryVector : nil)
         var relevant = hits.filter { Self.isRelevant($0, config: cfg) }
         // Indirect injection: a chunk that addresses the model is noted, or left out of the prompt.
         if cfg.guardrails.enabled {

@@ -79,11 +79,7 @@ public final class AnswerCache: @unchecked Sendable {
     /// The cache of `index`: in its SQLite database, or `cache.sqlite` in its directory (PostgreSQL),
     /// evicting entries whenever the index's documents change.
     public convenience init(beside index: SearchIndex) throws {
-        if let lite = index.store as? SQLiteStore {
-            try self.init(database: lite.database)
-        } else {
-            try self.init(path: index.directory.appendingPathComponent("cache.sqlite").path)
-        }
+        try self.init(database: try index.sqliteDatabase(orFile: "cache.sqlite"))
         index.observeChanges { [weak self] change in _ = try? self?.invalidate(change) }
     }
 

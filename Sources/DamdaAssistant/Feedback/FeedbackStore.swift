@@ -56,11 +56,7 @@ public final class SQLiteFeedbackStore: FeedbackStore, @unchecked Sendable {
 
     /// The feedback store of `index`: its SQLite database, or `feedback.sqlite` in its directory.
     public convenience init(beside index: SearchIndex) throws {
-        if let lite = index.store as? SQLiteStore {
-            try self.init(database: lite.database)
-        } else {
-            try self.init(path: index.directory.appendingPathComponent("feedback.sqlite").path)
-        }
+        try self.init(database: try index.sqliteDatabase(orFile: "feedback.sqlite"))
     }
 
     /// "v3-answers-feedback" is the identifier the chunk store used when it created these tables,
@@ -118,5 +114,14 @@ public final class SQLiteFeedbackStore: FeedbackStore, @unchecked Sendable {
                                                            citations: citations, model: r["model"], adapter: r["adapter"]))
             }
         }
+    }
+}
+
+extension SearchIndex {
+    /// Where the assistant keeps its own tables for this index: the index's SQLite database (one
+    /// file to back up), or `file` in the index's directory when the chunks live in PostgreSQL.
+    func sqliteDatabase(orFile file: String) throws -> any DatabaseWriter {
+        if let lite = store as? SQLiteStore { return lite.database }
+        return try DatabasePool(path: directory.appendingPathComponent(file).path)
     }
 }
