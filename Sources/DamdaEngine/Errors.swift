@@ -5,6 +5,7 @@ public enum EngineError: DamdaError {
     case contextOverflow(needed: Int, capacity: Int)
     case badToken(Int32, vocabulary: Int)
     case emptyPrompt
+    case sharedCacheInBatch
 
     public var message: String {
         switch self {
@@ -13,6 +14,7 @@ public enum EngineError: DamdaError {
             "the prompt and generation need \(needed) tokens but the context holds \(capacity): shorten the prompt, lower --max-tokens, or raise --context"
         case let .badToken(id, n): "token id \(id) is outside the vocabulary (0..<\(n))"
         case .emptyPrompt: "the prompt is empty: give at least one token"
+        case .sharedCacheInBatch: "a decode batch holds the same KV cache twice: each sequence needs its own"
         }
     }
 }

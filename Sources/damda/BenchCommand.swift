@@ -18,13 +18,25 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Prompt length for the prefill test.") var prompt = 512
         @Option(help: "Tokens for the decode test.") var decode = 128
         @Option(help: "Repetitions; the median is reported.") var repetitions = 3
+        @Option(help: "Also decode this many sequences at once in batched steps, e.g. 1,4,8 (total and per-sequence rates).")
+        var batch: String?
         @Flag(help: "Print JSON (the only output format; kept for symmetry with other benches).") var json = false
 
         func run() async throws {
             try await failing {
                 let path = try options.resolvedModel()
-                var report = try GenerationBenchmark(model: try loadModel(path: path, threads: options.threads), promptTokens: prompt,
-                                                     decodeTokens: decode, repetitions: repetitions).run()
+                let sizes = try batch.map { list in
+                    try list.split(separator: ",").map { item -> Int in
+                        guard let n = Int(item.trimmingCharacters(in: .whitespaces)), n >= 1, n <= 64 else {
+                            throw ValidationError("--batch takes sizes from 1 to 64 separated by commas, got '\(item)'")
+                        }
+                        return n
+                    }
+                } ?? []
+                var bench = GenerationBenchmark(model: try loadModel(path: path, threads: options.threads), promptTokens: prompt,
+                                                decodeTokens: decode, repetitions: repetitions)
+                bench.batchSizes = sizes
+                var report = try bench.run()
                 report.model = path
                 print(jsonString(report))
             }

@@ -35,6 +35,42 @@ final class DecodeSchedulerTests: XCTestCase {
         XCTAssertLessThan(lastFirst, firstDone, "every stream produced text before any finished: \(events)")
     }
 
+    /// Eight clients at once, one of them sampling and one with a prompt of several prefill slices
+    /// arriving while the others decode: the scheduler batches their decode steps, and each gets
+    /// exactly the text its session gives running alone.
+    func testBatchedStreamsMatchLoneSessions() async throws {
+        let model = try loadModel(path: try defaultModelPath(), threads: 2)
+        var requests = ["대한민국의 수도는", "The capital of France is", "보험금 청구 서류는", "1 + 1 =", "입원 1일당",
+                        "Once upon a time", "def fib(n):"].map { GenerationRequest(prompt: model.tokenizer.encode($0), maxTokens: 16) }
+        requests[1].sampling = SamplingParameters(temperature: 0.8, topK: 40, seed: 7)
+        let long = String(repeating: "보험 약관은 피보험자의 권리와 의무를 정합니다. ", count: 30) + "요약하면"
+        requests.append(GenerationRequest(prompt: model.tokenizer.encode(long), maxTokens: 16))
+        XCTAssertGreaterThan(requests[7].prompt.count, 2 * PrefixCache.slice)
+        let lone = try requests.map { r -> String in
+            let session = try GenerationSession(model: model, request: r)
+            var text = ""
+            while !session.isFinished { text += try session.step() }
+            return text
+        }
+
+        let scheduler = DecodeScheduler(model: model, maxActive: 8, maxQueue: 8)
+        try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            for (i, r) in requests.enumerated() {
+                if i == 7 { try await Task.sleep(for: .milliseconds(300)) }   // arrives while the others decode
+                let stream = try scheduler.submit(r)
+                group.addTask {
+                    var text = ""
+                    for try await e in stream { if case let .text(t) = e { text += t } }
+                    return (i, text)
+                }
+            }
+            for try await (i, text) in group { XCTAssertEqual(text, lone[i], "stream \(i)") }
+        }
+        let stats = scheduler.decodeStats
+        XCTAssertGreaterThanOrEqual(stats.largestBatch, 7, "the streams decoded together")
+        XCTAssertGreaterThan(Double(stats.tokens) / Double(stats.steps), 2)
+    }
+
     func testQueueBoundAndValidation() throws {
         let model = try loadModel(path: try defaultModelPath(), threads: 2)
         let scheduler = DecodeScheduler(model: model, maxActive: 1, maxQueue: 1)

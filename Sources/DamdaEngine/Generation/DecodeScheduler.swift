@@ -1,9 +1,15 @@
 import Foundation
 
 
-/// Interleaves many generations on one model: a worker thread round-robins one step (a prefill
-/// slice or one decode token) of each active session, so every client makes progress. Requests
-/// beyond `maxActive` wait in a bounded queue; beyond that, `submit` refuses (HTTP 429).
+/// Serves many generations on one model with continuous batching: each step of its worker thread
+/// runs the next token of every session past its prompt in one batched decode step (the weights
+/// are read once for all of them), then spends up to `prefillTokensPerStep` prompt tokens on the
+/// sessions still prefilling, oldest first, in whole slices. Sessions join and leave the batch at
+/// any step, and a long new prompt costs the running streams one slice per step, never the whole
+/// prompt at once. Slices are cut by the prompt alone (`GenerationSession.prefillSlice`), not by
+/// the load, and a batched step gives each sequence its lone step's result, so every session's
+/// output is the one it gets running alone. Requests beyond `maxActive` wait in a bounded queue;
+/// beyond that, `submit` refuses (HTTP 429).
 public final class DecodeScheduler: TextGenerating, @unchecked Sendable {
     public let model: any LanguageModel
     public let maxActive: Int
@@ -12,6 +18,13 @@ public final class DecodeScheduler: TextGenerating, @unchecked Sendable {
     public let prefixCache: PrefixCache?
     /// Called on the worker thread when a session ends: (summary, cancelled by its client).
     public var onFinish: @Sendable (GenerationSummary, Bool) -> Void = { _, _ in }
+    /// Prompt tokens run per step beside the decode batch: one slice by default, so a running
+    /// stream waits at most one slice's prefill between its tokens.
+    public var prefillTokensPerStep = PrefixCache.slice
+    /// Decode steps run and tokens they decoded (their ratio is the mean batch size), and the
+    /// largest batch so far: for metrics.
+    public var decodeStats: (steps: Int, tokens: Int, largestBatch: Int) { condition.withLock { (steps, decoded, largest) } }
+    private var steps = 0, decoded = 0, largest = 0
 
     final class Job: @unchecked Sendable {
         let session: GenerationSession
@@ -67,26 +80,50 @@ public final class DecodeScheduler: TextGenerating, @unchecked Sendable {
             let round = active
             condition.unlock()
             var finished: [ObjectIdentifier] = []
+            func end(_ job: Job, cancelled: Bool) {
+                onFinish(job.session.summary, cancelled)
+                if !cancelled { job.continuation.yield(.done(job.session.summary)) }
+                job.continuation.finish()
+                finished.append(ObjectIdentifier(job))
+            }
+            func fail(_ job: Job, _ error: Error) {
+                job.session.cancel()
+                job.continuation.finish(throwing: error)
+                finished.append(ObjectIdentifier(job))
+            }
+            var live: [Job] = []
             for job in round {
-                if job.cancelled.isSet {
-                    job.session.cancel()
-                    onFinish(job.session.summary, true)
-                    job.continuation.finish()
-                    finished.append(ObjectIdentifier(job))
-                    continue
-                }
+                if job.cancelled.isSet { job.session.cancel(); end(job, cancelled: true) } else { live.append(job) }
+            }
+
+            // Decode: every session past its prompt takes its token, then one batched step runs them all.
+            var slots: [DecodeSlot] = [], owners: [Job] = []
+            for job in live where !job.session.isPrefilling {
+                let (piece, slot) = job.session.takeNextToken()
+                if !piece.isEmpty { job.continuation.yield(.text(piece)) }
+                if let slot { slots.append(slot); owners.append(job) } else if job.session.isFinished { end(job, cancelled: false) }
+            }
+            if !slots.isEmpty {
+                let t0 = ContinuousClock.now
                 do {
-                    let piece = try job.session.step()
-                    if !piece.isEmpty { job.continuation.yield(.text(piece)) }
-                    if job.session.isFinished {
-                        onFinish(job.session.summary, false)
-                        job.continuation.yield(.done(job.session.summary))
-                        job.continuation.finish()
-                        finished.append(ObjectIdentifier(job))
-                    }
+                    let results = try model.decodeStep(slots)
+                    for (job, result) in zip(owners, results) { job.session.receive(result) }
                 } catch {
-                    job.continuation.finish(throwing: error)
-                    finished.append(ObjectIdentifier(job))
+                    for job in owners { fail(job, error) }
+                }
+                let elapsed = ContinuousClock.now - t0
+                for job in owners { job.session.addDecodeTime(elapsed) }
+                condition.withLock { steps += 1; decoded += slots.count; largest = max(largest, slots.count) }
+            }
+
+            // Prefill: whole slices, oldest session first, within the step's token budget.
+            var budget = prefillTokensPerStep
+            for job in live where budget > 0 && job.session.isPrefilling {
+                do {
+                    budget -= max(try job.session.prefillStep(), 1)
+                    if job.session.isFinished { end(job, cancelled: false) }
+                } catch {
+                    fail(job, error)
                 }
             }
             if !finished.isEmpty {

@@ -8,6 +8,8 @@ public struct GenerationBenchmark {
     public var promptTokens = 512
     public var decodeTokens = 128
     public var repetitions = 3
+    /// Batched decode runs: B sequences stepped together (`decodeStep`) for `decodeTokens` steps.
+    public var batchSizes: [Int] = []
 
     public init(model: any LanguageModel, promptTokens: Int = 512, decodeTokens: Int = 128, repetitions: Int = 3) {
         self.model = model; self.promptTokens = promptTokens; self.decodeTokens = decodeTokens; self.repetitions = repetitions
@@ -54,13 +56,67 @@ public struct GenerationBenchmark {
         }
         func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
         func r1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
+        let batches = try batchSizes.map { b in
+            let runs = try (0..<max(repetitions, 1)).map { _ in try batchedDecode(b, prompt: ids) }
+            return BatchDecodeReport(batch: b, totalTokensPerSecond: r1(median(runs.map(\.rate))),
+                                     perSequenceTokensPerSecond: r1(median(runs.map(\.rate)) / Double(b)), runs: runs.map { r1($0.rate) },
+                                     sameTokensAsLone: runs.allSatisfy(\.same))
+        }
         return GenerationBenchmarkReport(
             model: "", threads: model.threads, promptTokens: prompt, decodeTokens: decode, repetitions: repetitions,
             prefillTokensPerSecond: r1(median(prefill)), decodeTokensPerSecond: r1(median(decodeRates)),
             prefillRuns: prefill.map(r1), decodeRuns: decodeRates.map(r1),
             decodeFullLogitsTokensPerSecond: r1(median(fullRates)), decodeFullLogitsRuns: fullRates.map(r1),
             greedyTokensMatchFullLogits: sameTokens, decodeWeightBytesPerToken: (model as? Gemma3Model)?.decodeWeightBytes ?? 0,
-            peakRSSBytes: peakResidentBytes())
+            batchDecode: batches, peakRSSBytes: peakResidentBytes())
+    }
+
+    /// `count` sequences, each from its own short prompt (a different start of the benchmark
+    /// prompt, so their lengths differ), decoded greedily in batched steps; every sequence's tokens
+    /// are checked against its lone decode.
+    func batchedDecode(_ count: Int, prompt ids: [Int32]) throws -> (rate: Double, same: Bool) {
+        let decode = decodeTokens
+        let prompts = (0..<count).map { Array(ids.prefix(1 + $0 % 16)) }
+        let caches = prompts.map { model.makeCache(capacity: $0.count + decode + 1) }
+        var tokens = try zip(prompts, caches).map { try model.forwardGreedy($0, cache: $1) }
+        var generated = [[Int32]](repeating: [], count: count)
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        for _ in 0..<decode {
+            let results = try model.decodeStep(tokens.indices.map { DecodeSlot(token: tokens[$0], cache: caches[$0], wantsLogits: false) })
+            for (i, r) in results.enumerated() {
+                guard case let .greedy(t) = r else { continue }
+                tokens[i] = t
+                generated[i].append(t)
+            }
+        }
+        let rate = Double(count * decode) / (clock.now - t0).seconds
+        // Lone decodes of the distinct prompts (16 at most), after the timing.
+        var same = true
+        for i in 0..<min(count, 16) {
+            let cache = model.makeCache(capacity: prompts[i].count + decode + 1)
+            var t = try model.forwardGreedy(prompts[i], cache: cache)
+            var lone: [Int32] = []
+            for _ in 0..<decode { t = try model.forwardGreedy([t], cache: cache); lone.append(t) }
+            same = same && lone == generated[i]
+        }
+        return (rate, same)
+    }
+}
+
+/// Decode of `batch` sequences at once: the total rate and each sequence's share.
+public struct BatchDecodeReport: Codable, Sendable {
+    public var batch: Int
+    public var totalTokensPerSecond: Double
+    public var perSequenceTokensPerSecond: Double
+    public var runs: [Double]
+    /// Every sequence's tokens equal its lone greedy decode.
+    public var sameTokensAsLone: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case batch, runs
+        case totalTokensPerSecond = "total_tokens_per_s", perSequenceTokensPerSecond = "per_sequence_tokens_per_s"
+        case sameTokensAsLone = "same_tokens_as_lone"
     }
 }
 
@@ -80,6 +136,8 @@ public struct GenerationBenchmarkReport: Codable, Sendable {
     /// Greedy decode through the screened head gave the same tokens as full fp32 logits.
     public var greedyTokensMatchFullLogits: Bool
     public var decodeWeightBytesPerToken: Int
+    /// `--batch`: batched decode rates per batch size.
+    public var batchDecode: [BatchDecodeReport]
     public var peakRSSBytes: Int64
 
     enum CodingKeys: String, CodingKey {
@@ -89,6 +147,6 @@ public struct GenerationBenchmarkReport: Codable, Sendable {
         case prefillRuns = "prefill_runs", decodeRuns = "decode_runs"
         case decodeFullLogitsTokensPerSecond = "decode_full_logits_tokens_per_s", decodeFullLogitsRuns = "decode_full_logits_runs"
         case greedyTokensMatchFullLogits = "greedy_tokens_match_full_logits", decodeWeightBytesPerToken = "decode_weight_bytes_per_token"
-        case peakRSSBytes = "peak_rss_bytes"
+        case batchDecode = "batch_decode", peakRSSBytes = "peak_rss_bytes"
     }
 }

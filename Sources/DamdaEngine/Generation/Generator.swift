@@ -137,32 +137,53 @@ public final class GenerationSession: @unchecked Sendable {
     public var promptTokens: Int { request.prompt.count }
     public var generatedTokens: Int { out.count }
 
+    /// Whether the prompt still has tokens to run (the next step is a prefill slice).
+    public var isPrefilling: Bool { finishReason == nil && prefilled < request.prompt.count }
+
     /// Advances by one prefill slice or one token; returns newly safe text (possibly empty).
     public func step() throws -> String {
         guard finishReason == nil else { return "" }
-        let clock = ContinuousClock()
-        if prefilled < request.prompt.count {
-            let t0 = clock.now
-            if prefilled == 0, let prefixCache {
-                prefilled = prefixCache.restore(request.prompt, into: cache, slice: prefillSlice)
-                cachedPromptTokens = prefilled
-            }
-            let end = min(prefilled + prefillSlice, request.prompt.count)
-            let slice = Array(request.prompt[prefilled..<end])
-            // The gate needs every logit of the first token; greedy decoding resumes after it.
-            if end == request.prompt.count && greedyOnly && request.firstTokenGate == nil {
-                greedyNext = try model.forwardGreedy(slice, cache: cache)
-            } else {
-                logits = try model.forward(slice, cache: cache, logits: end == request.prompt.count ? .last : .none)
-            }
-            prefilled = end
-            if end == request.prompt.count { prefixCache?.store(request.prompt, from: cache) }
-            prefillTime += clock.now - t0
-            if request.maxTokens <= 0 { finishReason = .length }
-            return ""
+        if isPrefilling { _ = try prefillStep(); return "" }
+        let t0 = ContinuousClock.now
+        defer { decodeTime += ContinuousClock.now - t0 }
+        let (piece, slot) = takeNextToken()
+        if let slot { receive(try model.decodeStep([slot])[0]) }
+        return piece
+    }
+
+    /// Runs the next prefill slice (restoring a cached prefix first); returns the prompt tokens run.
+    @discardableResult
+    public func prefillStep() throws -> Int {
+        guard isPrefilling else { return 0 }
+        let t0 = ContinuousClock.now
+        defer { prefillTime += ContinuousClock.now - t0 }
+        if prefilled == 0, let prefixCache {
+            prefilled = prefixCache.restore(request.prompt, into: cache, slice: prefillSlice)
+            cachedPromptTokens = prefilled
         }
-        let t0 = clock.now
-        defer { decodeTime += clock.now - t0 }
+        let start = prefilled
+        let end = min(prefilled + prefillSlice, request.prompt.count)
+        guard start < end else { return 0 }
+        let slice = Array(request.prompt[start..<end])
+        // The gate needs every logit of the first token; greedy decoding resumes after it.
+        if end == request.prompt.count && greedyOnly && request.firstTokenGate == nil {
+            greedyNext = try model.forwardGreedy(slice, cache: cache)
+        } else {
+            logits = try model.forward(slice, cache: cache, logits: end == request.prompt.count ? .last : .none)
+        }
+        prefilled = end
+        if end == request.prompt.count { prefixCache?.store(request.prompt, from: cache) }
+        if request.maxTokens <= 0 && end == request.prompt.count { finishReason = .length }
+        return end - start
+    }
+
+    /// The decode half of a step before the model runs: takes the next token (greedy's pick, the
+    /// gate's decision or a sample), appends its text, and returns the text now safe to hand out
+    /// with the slot the model must run next (nil when this token ended the session). A batching
+    /// scheduler collects the slots of many sessions into one `decodeStep` and hands each result
+    /// back through `receive`.
+    func takeNextToken() -> (piece: String, slot: DecodeSlot?) {
+        guard finishReason == nil, !isPrefilling else { return ("", nil) }
         let next: Int32
         if out.isEmpty, let gate = request.firstTokenGate, greedyNext == nil {
             let (p, likeliest) = gate.probability(logits)
@@ -176,28 +197,38 @@ public final class GenerationSession: @unchecked Sendable {
         } else {
             next = greedyNext ?? sampler.sample(logits, history: history)
         }
-        if request.stopAtEndOfGeneration && model.tokenizer.endOfGeneration.contains(next) { return finish(.stop) }
+        if request.stopAtEndOfGeneration && model.tokenizer.endOfGeneration.contains(next) { return (finish(.stop), nil) }
         out.append(next)
         history.append(next)
         text += decoder.push(next, tokenizer: model.tokenizer)
         if let cut = firstStop(in: text) {
             text = String(text[..<cut])
             finishReason = .stop
-            return drain()
+            return (drain(), nil)
         }
-        if out.count >= request.maxTokens || cache.count >= cache.capacity { return finish(.length) }
-        if greedyOnly {
-            greedyNext = try model.forwardGreedy([next], cache: cache)
-        } else {
-            logits = try model.forward([next], cache: cache, logits: .last)
-        }
-        // Hold back a tail that might still become a stop string.
-        let safe = max(emitted, text.count - holdBack)
-        guard safe > emitted else { return "" }
+        if out.count >= request.maxTokens || cache.count >= cache.capacity { return (finish(.length), nil) }
+        let slot = DecodeSlot(token: next, cache: cache, wantsLogits: !greedyOnly)
+        // Hold back only a tail that might still become a stop string (the longest end of the
+        // text that begins one): a fixed hold of the longest stop's length delayed every stream's
+        // first text by several tokens.
+        let safe = max(emitted, text.count - partialStopLength())
+        guard safe > emitted else { return ("", slot) }
         let piece = String(text.dropFirst(emitted).prefix(safe - emitted))
         emitted = safe
-        return piece
+        return (piece, slot)
     }
+
+    /// The model's result for the slot `takeNextToken` returned.
+    func receive(_ result: DecodeResult) {
+        switch result {
+        case let .greedy(token): greedyNext = token
+        case let .logits(values): logits = values; greedyNext = nil
+        }
+    }
+
+    /// Time this session spent in a batched decode step (each member is charged the whole step:
+    /// it is the time its token took).
+    func addDecodeTime(_ d: Duration) { decodeTime += d }
 
     /// Stops the session early (client gone, server shutting down).
     public func cancel() { if finishReason == nil { finishReason = .cancelled } }
@@ -220,6 +251,21 @@ public final class GenerationSession: @unchecked Sendable {
         GenerationSummary(text: text, tokens: out, promptTokens: request.prompt.count, finishReason: finishReason ?? .length,
                           prefillSeconds: prefillTime.seconds, decodeSeconds: decodeTime.seconds, firstTokenGateProbability: gateProbability,
                           cachedPromptTokens: cachedPromptTokens)
+    }
+
+    /// Characters at the end of `text` that are the start of some stop string (0 when none).
+    func partialStopLength() -> Int {
+        guard holdBack > 0 else { return 0 }
+        var longest = 0
+        let tail = text.suffix(holdBack)
+        for stop in request.stop where stop.count > 1 {
+            var k = min(stop.count - 1, tail.count)
+            while k > longest {
+                if tail.hasSuffix(stop.prefix(k)) { longest = k; break }
+                k -= 1
+            }
+        }
+        return longest
     }
 
     func firstStop(in text: String) -> String.Index? {

@@ -64,73 +64,105 @@ public final class GreedyHead: @unchecked Sendable {
 
     /// The index of the largest (W x)ᵢ as the fp32 product computes it, the lowest index among ties.
     public func argmax(_ x: UnsafePointer<Float>, threads: Int) -> Int {
+        argmax(batch: x, count: 1, threads: threads)[0]
+    }
+
+    /// `argmax` for `count` vectors [count × columns] (one per sequence of a decode batch): one
+    /// screening pass reads each row of W once for all of them. Vector b's screen, bound and
+    /// candidates are exactly those a lone call computes, so its answer is the lone call's.
+    public func argmax(batch xs: UnsafePointer<Float>, count: Int, threads: Int) -> [Int] {
         #if arch(x86_64)
+        guard count > 0 else { return [] }
         let w = matrix
         let n = w.columns, blocks = n / 32, rows = w.rows
         let norms = norms(threads: threads)
         // x̂ = d·a per block; e = x − x̂ in double.
-        let values = UnsafeMutablePointer<Int8>.allocate(capacity: n)
-        let scales = UnsafeMutablePointer<Float>.allocate(capacity: blocks)
+        let values = UnsafeMutablePointer<Int8>.allocate(capacity: count * n)
+        let scales = UnsafeMutablePointer<Float>.allocate(capacity: count * blocks)
         defer { values.deallocate(); scales.deallocate() }
-        var errorSquared = 0.0, normSquared = 0.0
-        for b in 0..<blocks {
-            var sum: Int32 = 0
-            Q8Activations.quantizeBlock(x + b * 32, values + b * 32, &scales[b], &sum)
-            for j in 0..<32 {
-                let v = Double(x[b * 32 + j])
-                let e = v - Double(scales[b]) * Double(values[b * 32 + j])
-                errorSquared += e * e
-                normSquared += v * v
+        var reaches = [Float](repeating: 0, count: count)
+        for v in 0..<count {
+            let x = xs + v * n, q = values + v * n, d = scales + v * blocks
+            var errorSquared = 0.0, normSquared = 0.0
+            for b in 0..<blocks {
+                var sum: Int32 = 0
+                Q8Activations.quantizeBlock(x + b * 32, q + b * 32, &d[b], &sum)
+                for j in 0..<32 {
+                    let value = Double(x[b * 32 + j])
+                    let e = value - Double(d[b]) * Double(q[b * 32 + j])
+                    errorSquared += e * e
+                    normSquared += value * value
+                }
             }
+            reaches[v] = Float((errorSquared.squareRoot() + 1e-4 * normSquared.squareRoot()) * (1 + 1e-6)).nextUp
         }
-        let reach = Float((errorSquared.squareRoot() + 1e-4 * normSquared.squareRoot()) * (1 + 1e-6)).nextUp
 
-        // Each part keeps the rows that could still win against its own running lower bound
-        // (a superset of the final candidates, usually a few dozen), so nothing is rescanned.
-        let kept = UnsafeMutablePointer<(row: Int32, upper: Float)>.allocate(capacity: rows)
+        // Each part keeps, per vector, the rows that could still win against that vector's running
+        // lower bound (a superset of its final candidates, usually a few dozen), so nothing is rescanned.
+        let kept = UnsafeMutablePointer<(row: Int32, upper: Float)>.allocate(capacity: rows * count)
         defer { kept.deallocate() }
         let parts = max(1, min(threads, rows / 1024))
-        var lowerBounds = [Float](repeating: -.infinity, count: parts), keptCounts = [Int](repeating: 0, count: parts)
+        var lowerBounds = [Float](repeating: -.infinity, count: parts * count), keptCounts = [Int](repeating: 0, count: parts * count)
         norms.withUnsafeBufferPointer { normBuffer in
-            let norm = normBuffer.baseAddress!
-            lowerBounds.withUnsafeMutableBufferPointer { lows in
-                keptCounts.withUnsafeMutableBufferPointer { counts in
-                    let lowOut = lows.baseAddress!, countOut = counts.baseAddress!
-                    parallelFor(parts) { part in
-                        let range = (rows * part / parts)..<(rows * (part + 1) / parts)
-                        let mine = kept + range.lowerBound
-                        var low = -Float.infinity, count = 0
-                        let end = w.row(range.upperBound)
-                        var next = w.row(range.lowerBound) + matvecPrefetchBytes
-                        for r in range {
-                            let limit = min(w.row(r + 1) + matvecPrefetchBytes, end)
-                            while next < limit { damda_prefetch(next); next += 64 }
-                            let s = Self.screenedDot(w.row(r), values, scales, blocks: blocks)
-                            let bound = norm[r] * reach
-                            low = max(low, s - bound)
-                            if s + bound >= low { mine[count] = (Int32(r), s + bound); count += 1 }
+            reaches.withUnsafeBufferPointer { reachBuffer in
+                lowerBounds.withUnsafeMutableBufferPointer { lows in
+                    keptCounts.withUnsafeMutableBufferPointer { counts in
+                        let norm = normBuffer.baseAddress!, reach = reachBuffer.baseAddress!
+                        let lowOut = lows.baseAddress!, countOut = counts.baseAddress!
+                        parallelFor(parts) { part in
+                            let range = (rows * part / parts)..<(rows * (part + 1) / parts)
+                            // Vector v's kept rows of this part start at (v · rows + range.lowerBound).
+                            let low = lowOut + part * count, kc = countOut + part * count
+                            let end = w.row(range.upperBound)
+                            var next = w.row(range.lowerBound) + matvecPrefetchBytes
+                            for r in range {
+                                let limit = min(w.row(r + 1) + matvecPrefetchBytes, end)
+                                while next < limit { damda_prefetch(next); next += 64 }
+                                let row = w.row(r)
+                                @inline(__always) func keep(_ v: Int, _ s: Float) {
+                                    let bound = norm[r] * reach[v]
+                                    low[v] = max(low[v], s - bound)
+                                    if s + bound >= low[v] {
+                                        kept[v * rows + range.lowerBound + kc[v]] = (Int32(r), s + bound)
+                                        kc[v] += 1
+                                    }
+                                }
+                                var v = 0
+                                while v + 4 <= count {
+                                    let s = Self.screenedDot4(row, values + v * n, stride: n, scales + v * blocks, blocks: blocks)
+                                    keep(v, s[0]); keep(v + 1, s[1]); keep(v + 2, s[2]); keep(v + 3, s[3])
+                                    v += 4
+                                }
+                                while v < count {
+                                    keep(v, Self.screenedDot(row, values + v * n, scales + v * blocks, blocks: blocks))
+                                    v += 1
+                                }
+                            }
                         }
-                        lowOut[part] = low
-                        countOut[part] = count
                     }
                 }
             }
         }
-        let floor = lowerBounds.max()!
         // Candidates, in row order, recomputed with the full product's own kernel.
         let dot = w.kernels.dot
-        var best = -Float.infinity, at = -1, candidates = 0
-        for part in 0..<parts {
-            let mine = kept + rows * part / parts
-            for k in 0..<keptCounts[part] where mine[k].upper >= floor {
-                let r = Int(mine[k].row)
-                candidates += 1
-                let v = dot(w.row(r), x, n)
-                if v > best || at < 0 { best = v; at = r }
+        var picks = [Int](repeating: 0, count: count)
+        var candidates = 0
+        for v in 0..<count {
+            let floor = (0..<parts).map { lowerBounds[$0 * count + v] }.max()!
+            var best = -Float.infinity, at = -1
+            for part in 0..<parts {
+                let mine = kept + v * rows + rows * part / parts
+                for k in 0..<keptCounts[part * count + v] where mine[k].upper >= floor {
+                    let r = Int(mine[k].row)
+                    candidates += 1
+                    let value = dot(w.row(r), xs + v * n, n)
+                    if value > best || at < 0 { best = value; at = r }
+                }
             }
+            picks[v] = max(at, 0)
         }
         lastCandidates = candidates
-        return max(at, 0)
+        return picks
         #else
         preconditionFailure("GreedyHead needs x86_64")
         #endif
@@ -160,6 +192,42 @@ public final class GreedyHead: @unchecked Sendable {
         }
         if b < blocks { acc0 = block(b, acc0) }
         return unsafeBitCast(_mm256_add_ps(acc0, acc1), to: F8.self).sum()
+    }
+
+    /// `screenedDot` for four quantized vectors (a + j·stride, scales d + j·blocks): each weight
+    /// block is loaded, made absolute and its scale read once for all four; each vector's sum
+    /// takes `screenedDot`'s operations in its order, so each result is that call's.
+    @inline(__always)
+    static func screenedDot4(_ row: UnsafeRawPointer, _ a: UnsafePointer<Int8>, stride: Int, _ d: UnsafePointer<Float>,
+                             blocks: Int) -> SIMD4<Float> {
+        let ones = _mm256_set1_epi16(1)
+        let z = _mm256_setzero_ps()
+        var acc = (z, z, z, z), alt = (z, z, z, z)
+        @inline(__always) func term(_ q: __m256i, _ absolute: __m256i, _ b: Int, _ j: Int, _ scale: Float, _ into: __m256) -> __m256 {
+            let x = UnsafeRawPointer(a + j * stride + b * 32).loadUnaligned(as: __m256i.self)
+            let pairs = _mm256_maddubs_epi16(absolute, _mm256_sign_epi8(x, q))
+            let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones))
+            return _mm256_fmadd_ps(sums, _mm256_set1_ps(scale * d[j * blocks + b]), into)
+        }
+        @inline(__always) func block(_ b: Int, _ into: inout (__m256, __m256, __m256, __m256)) {
+            let p = row + b * 34
+            let q = p.loadUnaligned(fromByteOffset: 2, as: __m256i.self)
+            let absolute = _mm256_sign_epi8(q, q)
+            let scale = f16(p)
+            into.0 = term(q, absolute, b, 0, scale, into.0)
+            into.1 = term(q, absolute, b, 1, scale, into.1)
+            into.2 = term(q, absolute, b, 2, scale, into.2)
+            into.3 = term(q, absolute, b, 3, scale, into.3)
+        }
+        var b = 0
+        while b + 2 <= blocks {
+            block(b, &acc)
+            block(b + 1, &alt)
+            b += 2
+        }
+        if b < blocks { block(b, &acc) }
+        @inline(__always) func total(_ x: __m256, _ y: __m256) -> Float { unsafeBitCast(_mm256_add_ps(x, y), to: F8.self).sum() }
+        return SIMD4(total(acc.0, alt.0), total(acc.1, alt.1), total(acc.2, alt.2), total(acc.3, alt.3))
     }
     #endif
 }

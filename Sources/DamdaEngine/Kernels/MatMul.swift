@@ -150,14 +150,18 @@ public final class Scratch: @unchecked Sendable {
     }
 }
 
+/// Prompts shorter than this run their products as batched matrix × vector passes (`matvecBatch`,
+/// the decode kernels, weights read once for all tokens) instead of dequantizing every weight to
+/// fp32 for sgemm: that dequantization is a fixed cost of about one 30-token sgemm prefill on the
+/// default model, which made a short chat question's first token slower than llama.cpp's.
+public let matvecBatchTokens = 32
+
 /// `matmul` for matrices that read the same X (Q, K and V; gate and up); a few tokens go
-/// through the grouped `matvec`.
+/// through the grouped `matvecBatch`.
 public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, tokens: Int, _ ys: [UnsafeMutablePointer<Float>],
                    threads: Int, scratch: Scratch) {
-    if tokens < 4 {
-        for t in 0..<tokens {
-            matvec(ws, x + t * ws[0].columns, zip(ws, ys).map { $1 + t * $0.rows }, threads: threads)
-        }
+    if tokens < matvecBatchTokens {
+        matvecBatch(ws, x, count: tokens, ys, threads: threads)
         return
     }
     for (w, y) in zip(ws, ys) { matmul(w, x, tokens: tokens, y, threads: threads, scratch: scratch) }
@@ -167,8 +171,8 @@ public func matmul(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, tokens: Int,
 /// once (weights reused across all tokens) and multiply with OpenBLAS sgemm, all in fp32.
 public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ y: UnsafeMutablePointer<Float>,
                    threads: Int, scratch: Scratch) {
-    if tokens < 4 {
-        for t in 0..<tokens { matvec(w, x + t * w.columns, y + t * w.rows, threads: threads) }
+    if tokens < matvecBatchTokens {
+        matvecBatch([w], x, count: tokens, [y], threads: threads)
         return
     }
     let wf: UnsafePointer<Float>

@@ -146,6 +146,11 @@ public struct RopeTable {
     public let sin: [Float]
 
     public init(positions: Range<Int>, nRot: Int, base: Double, freqScale: Double) {
+        self.init(positions: Array(positions), nRot: nRot, base: base, freqScale: freqScale)
+    }
+
+    /// Rows for arbitrary positions: one per sequence of a decode batch, each at its own length.
+    public init(positions: [Int], nRot: Int, base: Double, freqScale: Double) {
         half = nRot / 2
         let inv = (0..<half).map { Foundation.pow(base, -2.0 * Double($0) / Double(nRot)) }
         var c = [Float](repeating: 0, count: positions.count * half), s = c

@@ -35,4 +35,19 @@ package struct LayerProjections: Sendable {
         guard let adapter else { return }
         for (t, y) in zip(targets, ys) { adapter.apply(layer: layer, t, x: x, tokens: tokens, y: y, threads: threads) }
     }
+
+    /// `project` for one token of each of `count` sequences (a decode batch): the weights are read
+    /// once for all of them, and the adapter runs per sequence, as its lone step runs it, so each
+    /// row is bit for bit that sequence's lone result.
+    func projectBatch(_ targets: [LoRATarget], _ x: UnsafePointer<Float>, count: Int, _ ys: [UnsafeMutablePointer<Float>],
+                      layer: Int, adapter: LoRAAdapter?, threads: Int) {
+        matvecBatch(targets.map(matrix), x, count: count, ys, threads: threads)
+        guard let adapter else { return }
+        for (t, y) in zip(targets, ys) {
+            let w = matrix(t)
+            for b in 0..<count {
+                adapter.apply(layer: layer, t, x: x + b * w.columns, tokens: 1, y: y + b * w.rows, threads: threads)
+            }
+        }
+    }
 }

@@ -21,7 +21,41 @@ public protocol LanguageModel: AnyObject, Sendable {
     func forwardGreedy(_ tokens: [Int32], cache: KVCache) throws -> Int32
 }
 
+/// One sequence's part of a batched decode step: the token to run at the cache's next position.
+public struct DecodeSlot {
+    public var token: Int32
+    public var cache: KVCache
+    /// Every logit of the next token (sampling, a first-token gate) rather than greedy's pick.
+    public var wantsLogits: Bool
+    public init(token: Int32, cache: KVCache, wantsLogits: Bool) {
+        self.token = token; self.cache = cache; self.wantsLogits = wantsLogits
+    }
+}
+
+/// What a decode step gives one sequence: greedy's pick, or every logit.
+public enum DecodeResult: Equatable {
+    case greedy(Int32)
+    case logits([Float])
+}
+
+/// Models that can run one decode step for several sequences at once.
+public protocol BatchDecoding: LanguageModel {
+    /// One token per slot, each at its own cache's next position; slot i's result is bit for bit
+    /// what `forwardGreedy([token], cache:)` (or `forward(…, logits: .last)`) gives it alone.
+    func decode(_ slots: [DecodeSlot]) throws -> [DecodeResult]
+}
+
 extension LanguageModel {
+    /// A batched step where the model has one, otherwise the slots one after another: either way
+    /// each slot's result is its lone step's.
+    public func decodeStep(_ slots: [DecodeSlot]) throws -> [DecodeResult] {
+        if slots.count > 1, let batched = self as? any BatchDecoding { return try batched.decode(slots) }
+        return try slots.map { s in
+            s.wantsLogits ? .logits(try forward([s.token], cache: s.cache, logits: .last))
+                : .greedy(try forwardGreedy([s.token], cache: s.cache))
+        }
+    }
+
     public func forwardGreedy(_ tokens: [Int32], cache: KVCache) throws -> Int32 {
         let logits = try forward(tokens, cache: cache, logits: .last)
         return Int32(Ops.argmax(logits))

@@ -1,0 +1,191 @@
+import CIntrinsics
+import DamdaCore
+
+/// Yᵢ[b] = Wᵢ x[b] for `count` activation rows that each stand for a different sequence (batched
+/// decoding): every weight row is read from memory once and dotted with all of them while it sits
+/// in L1, so a step of B sequences streams the weights once instead of B times.
+///
+/// Each product is the very function `matvec` runs for one vector (same kernel, same summation
+/// order, same block sums), so row b of the result is bit for bit `matvec(W, x[b])`: a sequence
+/// decodes the same tokens alone or in a batch. Only the loop around the kernel changes.
+///
+/// `xs`: [count × columns]; `ys[i]`: [count × Wᵢ.rows].
+public func matvecBatch(_ ws: [WeightMatrix], _ xs: UnsafePointer<Float>, count: Int, _ ys: [UnsafeMutablePointer<Float>],
+                        threads: Int) {
+    precondition(ws.count == ys.count && !ws.isEmpty, "one output per matrix")
+    guard count > 0 else { return }
+    if count == 1 { matvec(ws, xs, ys, threads: threads); return }
+    let columns = ws[0].columns
+    precondition(ws.allSatisfy { $0.columns == columns }, "matrices that share x have as many columns")
+    let total = ws.reduce(0) { $0 + $1.rows }
+    let bytes = ws.reduce(0) { $0 + $1.rows * $1.rowBytes }
+    // The same threshold `matvec` uses, scaled by the work: B vectors make a small matrix worth a thread.
+    let t = bytes * count < 64 * 1024 ? 1 : threads
+    let needsSums = ws.contains { $0.decodeRows?.needsBlockSums ?? false }
+    let blocks = columns / 32
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: needsSums ? count * blocks : 1) { sums in
+        if needsSums {
+            for b in 0..<count { DecodeRows.blockSums(xs + b * columns, blocks: blocks, into: sums.baseAddress! + b * blocks) }
+        }
+        let blockSums = needsSums ? UnsafePointer(sums.baseAddress!) : nil
+        parallelRanges(total, threads: t, granule: 16) { range in
+            var first = 0
+            for (w, y) in zip(ws, ys) {
+                let lo = max(range.lowerBound - first, 0), hi = min(range.upperBound - first, w.rows)
+                if lo < hi { multiplyRowsBatch(w, lo..<hi, xs, count: count, y, blockSums: blockSums) }
+                first += w.rows
+            }
+        }
+    }
+}
+
+/// y[b][r] = W[r] · x[b] for r in `range` and every b, weights prefetched as `multiplyRows` does.
+@inline(__always)
+func multiplyRowsBatch(_ w: WeightMatrix, _ range: Range<Int>, _ xs: UnsafePointer<Float>, count: Int,
+                       _ y: UnsafeMutablePointer<Float>, blockSums: UnsafePointer<Float>?) {
+    if let rows = w.decodeRows { rows.multiplyRowsBatch(range, xs, count: count, y, blockSums: blockSums); return }
+    let dot = w.kernels.dot
+    let cols = w.columns, outRows = w.rows
+    // Q8_0 on full-width cores (the output matrix of sampled decoding): four vectors per pass of
+    // `q8BlockWide`'s arithmetic, as `QuantKernels.of` picks it.
+    let fused = w.type == .q8_0 && CPUFeatures.fullWidth256 && cols % 32 == 0
+    let end = w.row(range.upperBound)
+    var next = w.row(range.lowerBound) + matvecPrefetchBytes
+    for r in range {
+        let limit = min(w.row(r + 1) + matvecPrefetchBytes, end)
+        while next < limit { damda_prefetch(next); next += 64 }
+        let row = w.row(r)
+        var b = 0
+        if fused {
+            while b + 4 <= count {
+                let d = DecodeRows.scaledBlocks4(row, xs + b * cols, stride: cols, blocks: cols / 32, blockBytes: 34,
+                                                 DecodeRows.q8Block, DecodeRows.q8Scale)
+                y[b * outRows + r] = d[0]; y[(b + 1) * outRows + r] = d[1]; y[(b + 2) * outRows + r] = d[2]; y[(b + 3) * outRows + r] = d[3]
+                b += 4
+            }
+        }
+        while b < count { y[b * outRows + r] = dot(row, xs + b * cols, cols); b += 1 }
+    }
+}
+
+extension DecodeRows {
+    /// `multiplyRows` for `count` vectors: y[b·rows + r] = row r · x[b], each with its own block sums
+    /// (`blockSums`: [count × blocks], where the format has mins). Vectors go four at a time through
+    /// `dot4Vectors`, which unpacks each weight block once for all four; a remainder takes `dot`.
+    func multiplyRowsBatch(_ range: Range<Int>, _ xs: UnsafePointer<Float>, count: Int, _ y: UnsafeMutablePointer<Float>,
+                           blockSums: UnsafePointer<Float>?) {
+        let base = UnsafeRawPointer(data), rowBytes = rowBytes
+        let end = base + range.upperBound * rowBytes
+        var next = base + range.lowerBound * rowBytes + matvecPrefetchBytes
+        for r in range {
+            let limit = min(base + (r + 1) * rowBytes + matvecPrefetchBytes, end)
+            while next < limit { damda_prefetch(next); next += 64 }
+            var b = 0
+            while b + 4 <= count {
+                let d = dot4Vectors(row: r, xs + b * columns, stride: columns, blockSums: blockSums.map { $0 + b * blocks })
+                y[b * rows + r] = d[0]; y[(b + 1) * rows + r] = d[1]; y[(b + 2) * rows + r] = d[2]; y[(b + 3) * rows + r] = d[3]
+                b += 4
+            }
+            while b < count {
+                y[b * rows + r] = dot(row: r, xs + b * columns, blockSums: blockSums.map { $0 + b * blocks })
+                b += 1
+            }
+        }
+    }
+
+    /// Row r · x_j for four vectors x_j = x + j·stride (block sums likewise `blocks` apart): each
+    /// block's weights are converted to fp32 once and used for all four, and every product then
+    /// takes exactly the operations, in the order, of `dot(row:)` on that vector alone.
+    @inline(__always)
+    func dot4Vectors(row r: Int, _ x: UnsafePointer<Float>, stride: Int, blockSums: UnsafePointer<Float>?) -> SIMD4<Float> {
+        let p = UnsafeRawPointer(data + r * rowBytes)
+        var scaled: SIMD4<Float>
+        switch layout {
+        case .bytes: scaled = Self.scaledBlocks4(p, x, stride: stride, blocks: blocks, blockBytes: 36, Self.bytesBlock, Self.scaleAt32)
+        case .nibbles: scaled = Self.scaledBlocks4(p, x, stride: stride, blocks: blocks, blockBytes: 20, Self.nibblesBlock, Self.scaleAt16)
+        case .bytesHalves: scaled = Self.halves4(p, x, stride: stride, blocks: blocks)
+        }
+        guard let mins, let blockSums else { return scaled }
+        let m = mins + r * blocks
+        for j in 0..<4 { scaled[j] = scaled[j] - dotF32(m, blockSums + j * blocks, blocks) }
+        return scaled
+    }
+
+    /// A block's 32 values as four fp32 vectors (values 0–7, 8–15, 16–23, 24–31).
+    typealias Block = (F8, F8, F8, F8)
+
+    @inline(__always) static func bytesBlock(_ p: UnsafeRawPointer) -> Block {
+        @inline(__always) func q(_ o: Int) -> F8 { toFloat(p.loadUnaligned(fromByteOffset: o, as: SIMD8<Int8>.self)) }
+        return (q(0), q(8), q(16), q(24))
+    }
+
+    @inline(__always) static func scaleAt32(_ p: UnsafeRawPointer) -> F8 { F8(repeating: p.loadUnaligned(fromByteOffset: 32, as: Float.self)) }
+    @inline(__always) static func scaleAt16(_ p: UnsafeRawPointer) -> F8 { F8(repeating: p.loadUnaligned(fromByteOffset: 16, as: Float.self)) }
+
+    /// A file-layout Q8_0 block (f16 scale, then 32 int8 values), as `LegacyQuants.q8BlockWide` reads it.
+    @inline(__always) static func q8Block(_ p: UnsafeRawPointer) -> Block {
+        @inline(__always) func q(_ o: Int) -> F8 { toFloat(p.loadUnaligned(fromByteOffset: 2 + o, as: SIMD8<Int8>.self)) }
+        return (q(0), q(8), q(16), q(24))
+    }
+    @inline(__always) static func q8Scale(_ p: UnsafeRawPointer) -> F8 { F8(repeating: f16(p)) }
+
+    @inline(__always) static func nibblesBlock(_ p: UnsafeRawPointer) -> Block {
+        let lo = widen(p.loadUnaligned(as: SIMD8<UInt8>.self)), hi = widen(p.loadUnaligned(fromByteOffset: 8, as: SIMD8<UInt8>.self))
+        return (toFloat(lo & 0xF), toFloat(hi & 0xF), toFloat(lo &>> 4), toFloat(hi &>> 4))
+    }
+
+    /// `blockSum` / `nibbleBlockSum` on already converted values: the same two products, two fused
+    /// multiply-adds and the final add.
+    @inline(__always) static func sum(_ q: Block, _ x: UnsafePointer<Float>) -> F8 {
+        let s0 = (q.0 * loadF8(x)).addingProduct(q.1, loadF8(x + 8))
+        let s1 = (q.2 * loadF8(x + 16)).addingProduct(q.3, loadF8(x + 24))
+        return s0 + s1
+    }
+
+    /// `scaledBlocks` for four vectors.
+    @inline(__always)
+    static func scaledBlocks4(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, stride: Int, blocks nb: Int, blockBytes: Int,
+                              _ decode: (UnsafeRawPointer) -> Block, _ scale: (UnsafeRawPointer) -> F8) -> SIMD4<Float> {
+        let x0 = x, x1 = x + stride, x2 = x + 2 * stride, x3 = x + 3 * stride
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        var c0 = F8(), c1 = F8(), c2 = F8(), c3 = F8()
+        var b = 0
+        while b + 2 <= nb {
+            let p = row + b * blockBytes, o = b * 32
+            let q = decode(p), s = scale(p)
+            a0 = a0.addingProduct(sum(q, x0 + o), s); a1 = a1.addingProduct(sum(q, x1 + o), s)
+            a2 = a2.addingProduct(sum(q, x2 + o), s); a3 = a3.addingProduct(sum(q, x3 + o), s)
+            let q2 = decode(p + blockBytes), s2 = scale(p + blockBytes)
+            c0 = c0.addingProduct(sum(q2, x0 + o + 32), s2); c1 = c1.addingProduct(sum(q2, x1 + o + 32), s2)
+            c2 = c2.addingProduct(sum(q2, x2 + o + 32), s2); c3 = c3.addingProduct(sum(q2, x3 + o + 32), s2)
+            b += 2
+        }
+        if b < nb {
+            let p = row + b * blockBytes, o = b * 32
+            let q = decode(p), s = scale(p)
+            a0 = a0.addingProduct(sum(q, x0 + o), s); a1 = a1.addingProduct(sum(q, x1 + o), s)
+            a2 = a2.addingProduct(sum(q, x2 + o), s); a3 = a3.addingProduct(sum(q, x3 + o), s)
+        }
+        return SIMD4((a0 + c0).sum(), (a1 + c1).sum(), (a2 + c2).sum(), (a3 + c3).sum())
+    }
+
+    /// `dot16` (two scales per block) for four vectors.
+    @inline(__always)
+    static func halves4(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, stride: Int, blocks nb: Int) -> SIMD4<Float> {
+        var a = (F8(), F8(), F8(), F8()), c = (F8(), F8(), F8(), F8())
+        @inline(__always) func halves(_ q: Block, _ xb: UnsafePointer<Float>) -> (F8, F8) {
+            ((q.0 * loadF8(xb)).addingProduct(q.1, loadF8(xb + 8)), (q.2 * loadF8(xb + 16)).addingProduct(q.3, loadF8(xb + 24)))
+        }
+        for b in 0..<nb {
+            let p = row + b * 40, o = b * 32
+            let q = bytesBlock(p)
+            let s0 = F8(repeating: p.loadUnaligned(fromByteOffset: 32, as: Float.self))
+            let s1 = F8(repeating: p.loadUnaligned(fromByteOffset: 36, as: Float.self))
+            var h = halves(q, x + o); a.0 = a.0.addingProduct(h.0, s0); c.0 = c.0.addingProduct(h.1, s1)
+            h = halves(q, x + stride + o); a.1 = a.1.addingProduct(h.0, s0); c.1 = c.1.addingProduct(h.1, s1)
+            h = halves(q, x + 2 * stride + o); a.2 = a.2.addingProduct(h.0, s0); c.2 = c.2.addingProduct(h.1, s1)
+            h = halves(q, x + 3 * stride + o); a.3 = a.3.addingProduct(h.0, s0); c.3 = c.3.addingProduct(h.1, s1)
+        }
+        return SIMD4((a.0 + c.0).sum(), (a.1 + c.1).sum(), (a.2 + c.2).sum(), (a.3 + c.3).sum())
+    }
+}
