@@ -79,6 +79,11 @@ public final class ServerMetrics: @unchecked Sendable {
         }
         queueDepth.set(Double(scheduler.queueDepth))
         activeGenerations.set(Double(scheduler.activeCount))
+        // Gauges set from the scheduler's own counters (its worker thread owns them).
+        let stats = scheduler.decodeStats
+        registry.makeGauge(name: "damda_decode_steps", help: "Batched decode steps run so far.").set(Double(stats.steps))
+        registry.makeGauge(name: "damda_decode_step_tokens", help: "Tokens those decode steps ran (÷ steps = mean batch size).").set(Double(stats.tokens))
+        registry.makeGauge(name: "damda_decode_batch_largest", help: "The most sequences one decode step has run.").set(Double(stats.largestBatch))
         return registry.emitToString()
     }
 }

@@ -716,6 +716,40 @@ class TestConcurrency(DamdaTestCase):
         self.assertLess(max(r["first"] for r in results), min(r["end"] for r in results),
                         f"streams ran one after another, not interleaved: (first, end) = {summary}")
 
+    def test_batched_streams_give_each_its_lone_text(self):
+        # Greedy completions one at a time, then all at once: decoded together in batched steps,
+        # each stream's text is the one it got alone, and /metrics shows a batch of several.
+        prompts = ["1, 2, 3, 4, 5,", "옛날 옛적에 한 마을에", "서울에서 부산까지 가는 길에", "The insured must",
+                   "보험금 청구 서류는"]
+        model = model_id()
+        c = client()
+        alone = [c.completions.create(model=model, prompt=p, max_tokens=12, temperature=0).choices[0].text for p in prompts]
+        results = [None] * len(prompts)
+        barrier = threading.Barrier(len(prompts))
+        errors = []
+
+        def run(i):
+            try:
+                ci = client()
+                barrier.wait(timeout=30)
+                text = ""
+                for chunk in ci.completions.create(model=model, prompt=prompts[i], max_tokens=12, temperature=0, stream=True):
+                    if chunk.choices:
+                        text += chunk.choices[0].text or ""
+                results[i] = text
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(f"stream {i}: {e!r}")
+
+        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(prompts))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(TIMEOUT)
+        self.assertFalse(errors, errors)
+        self.assertEqual(results, alone)
+        largest = metric_value(request("GET", "/metrics", auth=False).text, "damda_decode_batch_largest")
+        self.assertGreaterEqual(largest, 2, "concurrent streams shared decode steps")
+
     def test_disconnect_cancels_generation(self):
         before = metric_value(request("GET", "/metrics", auth=False).text,
                               "damda_cancelled_generations_total") or 0.0

@@ -64,7 +64,76 @@ public final class GreedyHead: @unchecked Sendable {
 
     /// The index of the largest (W x)ᵢ as the fp32 product computes it, the lowest index among ties.
     public func argmax(_ x: UnsafePointer<Float>, threads: Int) -> Int {
-        argmax(batch: x, count: 1, threads: threads)[0]
+        #if arch(x86_64)
+        let w = matrix
+        let n = w.columns, blocks = n / 32, rows = w.rows
+        let norms = norms(threads: threads)
+        // x̂ = d·a per block; e = x − x̂ in double.
+        let values = UnsafeMutablePointer<Int8>.allocate(capacity: n)
+        let scales = UnsafeMutablePointer<Float>.allocate(capacity: blocks)
+        defer { values.deallocate(); scales.deallocate() }
+        var errorSquared = 0.0, normSquared = 0.0
+        for b in 0..<blocks {
+            var sum: Int32 = 0
+            Q8Activations.quantizeBlock(x + b * 32, values + b * 32, &scales[b], &sum)
+            for j in 0..<32 {
+                let v = Double(x[b * 32 + j])
+                let e = v - Double(scales[b]) * Double(values[b * 32 + j])
+                errorSquared += e * e
+                normSquared += v * v
+            }
+        }
+        let reach = Float((errorSquared.squareRoot() + 1e-4 * normSquared.squareRoot()) * (1 + 1e-6)).nextUp
+
+        // Each part keeps the rows that could still win against its own running lower bound
+        // (a superset of the final candidates, usually a few dozen), so nothing is rescanned.
+        let kept = UnsafeMutablePointer<(row: Int32, upper: Float)>.allocate(capacity: rows)
+        defer { kept.deallocate() }
+        let parts = max(1, min(threads, rows / 1024))
+        var lowerBounds = [Float](repeating: -.infinity, count: parts), keptCounts = [Int](repeating: 0, count: parts)
+        norms.withUnsafeBufferPointer { normBuffer in
+            let norm = normBuffer.baseAddress!
+            lowerBounds.withUnsafeMutableBufferPointer { lows in
+                keptCounts.withUnsafeMutableBufferPointer { counts in
+                    let lowOut = lows.baseAddress!, countOut = counts.baseAddress!
+                    parallelFor(parts) { part in
+                        let range = (rows * part / parts)..<(rows * (part + 1) / parts)
+                        let mine = kept + range.lowerBound
+                        var low = -Float.infinity, count = 0
+                        let end = w.row(range.upperBound)
+                        var next = w.row(range.lowerBound) + matvecPrefetchBytes
+                        for r in range {
+                            let limit = min(w.row(r + 1) + matvecPrefetchBytes, end)
+                            while next < limit { damda_prefetch(next); next += 64 }
+                            let s = Self.screenedDot(w.row(r), values, scales, blocks: blocks)
+                            let bound = norm[r] * reach
+                            low = max(low, s - bound)
+                            if s + bound >= low { mine[count] = (Int32(r), s + bound); count += 1 }
+                        }
+                        lowOut[part] = low
+                        countOut[part] = count
+                    }
+                }
+            }
+        }
+        let floor = lowerBounds.max()!
+        // Candidates, in row order, recomputed with the full product's own kernel.
+        let dot = w.kernels.dot
+        var best = -Float.infinity, at = -1, candidates = 0
+        for part in 0..<parts {
+            let mine = kept + rows * part / parts
+            for k in 0..<keptCounts[part] where mine[k].upper >= floor {
+                let r = Int(mine[k].row)
+                candidates += 1
+                let v = dot(w.row(r), x, n)
+                if v > best || at < 0 { best = v; at = r }
+            }
+        }
+        lastCandidates = candidates
+        return max(at, 0)
+        #else
+        preconditionFailure("GreedyHead needs x86_64")
+        #endif
     }
 
     /// `argmax` for `count` vectors [count × columns] (one per sequence of a decode batch): one
@@ -72,7 +141,7 @@ public final class GreedyHead: @unchecked Sendable {
     /// candidates are exactly those a lone call computes, so its answer is the lone call's.
     public func argmax(batch xs: UnsafePointer<Float>, count: Int, threads: Int) -> [Int] {
         #if arch(x86_64)
-        guard count > 0 else { return [] }
+        guard count > 1 else { return count == 1 ? [argmax(xs, threads: threads)] : [] }
         let w = matrix
         let n = w.columns, blocks = n / 32, rows = w.rows
         let norms = norms(threads: threads)

@@ -143,6 +143,18 @@ public final class LoRAAdapter: @unchecked Sendable {
         guard let s = slots[layer][t] else { return }
         let z = UnsafeMutablePointer<Float>.allocate(capacity: tokens * rank)
         defer { z.deallocate() }
+        // A decode step (one token, alone or as one row of a batch) in plain loops: sgemm's
+        // dispatch costs more than these rank-16 products, and a batch applies the adapter row
+        // by row through this same code, so batched and lone steps agree bit for bit.
+        if tokens <= 4 {
+            let a = parameters + s.a, b = parameters + s.b
+            for t in 0..<tokens {
+                let xt = x + t * s.input, yt = y + t * s.output, zt = z + t * rank
+                for r in 0..<rank { zt[r] = dotF32(a + r * s.input, xt, s.input) }
+                for o in 0..<s.output { yt[o] += scale * dotF32(b + o * rank, zt, rank) }
+            }
+            return
+        }
         BLAS.gemm(false, true, tokens, rank, s.input, 1, x, s.input, parameters + s.a, s.input, 0, z, rank, threads: threads)
         BLAS.gemm(false, true, tokens, s.output, rank, scale, z, rank, parameters + s.b, rank, 1, y, s.output, threads: threads)
     }
