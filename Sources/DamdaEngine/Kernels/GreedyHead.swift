@@ -68,22 +68,11 @@ public final class GreedyHead: @unchecked Sendable {
         let w = matrix
         let n = w.columns, blocks = n / 32, rows = w.rows
         let norms = norms(threads: threads)
-        // x̂ = d·a per block; e = x − x̂ in double.
+        // The int8 copies of x that the screen multiplies.
         let values = UnsafeMutablePointer<Int8>.allocate(capacity: n)
         let scales = UnsafeMutablePointer<Float>.allocate(capacity: blocks)
         defer { values.deallocate(); scales.deallocate() }
-        var errorSquared = 0.0, normSquared = 0.0
-        for b in 0..<blocks {
-            var sum: Int32 = 0
-            Q8Activations.quantizeBlock(x + b * 32, values + b * 32, &scales[b], &sum)
-            for j in 0..<32 {
-                let v = Double(x[b * 32 + j])
-                let e = v - Double(scales[b]) * Double(values[b * 32 + j])
-                errorSquared += e * e
-                normSquared += v * v
-            }
-        }
-        let reach = Float((errorSquared.squareRoot() + 1e-4 * normSquared.squareRoot()) * (1 + 1e-6)).nextUp
+        let reach = Self.quantize(x, values, scales, blocks: blocks)
 
         // Each part keeps the rows that could still win against its own running lower bound
         // (a superset of the final candidates, usually a few dozen), so nothing is rescanned.
@@ -145,26 +134,11 @@ public final class GreedyHead: @unchecked Sendable {
         let w = matrix
         let n = w.columns, blocks = n / 32, rows = w.rows
         let norms = norms(threads: threads)
-        // x̂ = d·a per block; e = x − x̂ in double.
+        // The int8 copies of x that the screen multiplies.
         let values = UnsafeMutablePointer<Int8>.allocate(capacity: count * n)
         let scales = UnsafeMutablePointer<Float>.allocate(capacity: count * blocks)
         defer { values.deallocate(); scales.deallocate() }
-        var reaches = [Float](repeating: 0, count: count)
-        for v in 0..<count {
-            let x = xs + v * n, q = values + v * n, d = scales + v * blocks
-            var errorSquared = 0.0, normSquared = 0.0
-            for b in 0..<blocks {
-                var sum: Int32 = 0
-                Q8Activations.quantizeBlock(x + b * 32, q + b * 32, &d[b], &sum)
-                for j in 0..<32 {
-                    let value = Double(x[b * 32 + j])
-                    let e = value - Double(d[b]) * Double(q[b * 32 + j])
-                    errorSquared += e * e
-                    normSquared += value * value
-                }
-            }
-            reaches[v] = Float((errorSquared.squareRoot() + 1e-4 * normSquared.squareRoot()) * (1 + 1e-6)).nextUp
-        }
+        let reaches = (0..<count).map { v in Self.quantize(xs + v * n, values + v * n, scales + v * blocks, blocks: blocks) }
 
         // Each part keeps, per vector, the rows that could still win against that vector's running
         // lower bound (a superset of its final candidates, usually a few dozen), so nothing is rescanned.
@@ -235,6 +209,24 @@ public final class GreedyHead: @unchecked Sendable {
         #else
         preconditionFailure("GreedyHead needs x86_64")
         #endif
+    }
+
+    /// Rounds x to int8 per 32-value block (x̂ = d·a) into `values` / `scales` and returns the
+    /// bound's factor for it: ‖x − x̂‖ (in double) plus the fp32 rounding margin 10⁻⁴‖x‖, rounded up.
+    static func quantize(_ x: UnsafePointer<Float>, _ values: UnsafeMutablePointer<Int8>, _ scales: UnsafeMutablePointer<Float>,
+                         blocks: Int) -> Float {
+        var errorSquared = 0.0, normSquared = 0.0
+        for b in 0..<blocks {
+            var sum: Int32 = 0
+            Q8Activations.quantizeBlock(x + b * 32, values + b * 32, &scales[b], &sum)
+            for j in 0..<32 {
+                let v = Double(x[b * 32 + j])
+                let e = v - Double(scales[b]) * Double(values[b * 32 + j])
+                errorSquared += e * e
+                normSquared += v * v
+            }
+        }
+        return Float((errorSquared.squareRoot() + 1e-4 * normSquared.squareRoot()) * (1 + 1e-6)).nextUp
     }
 
     #if arch(x86_64)
