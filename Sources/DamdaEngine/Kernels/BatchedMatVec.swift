@@ -49,11 +49,9 @@ func multiplyRowsBatch(_ w: WeightMatrix, _ range: Range<Int>, _ xs: UnsafePoint
     // Q8_0 on full-width cores (the output matrix of sampled decoding): four vectors per pass of
     // `q8BlockWide`'s arithmetic, as `QuantKernels.of` picks it.
     let fused = w.type == .q8_0 && CPUFeatures.fullWidth256 && cols % 32 == 0
-    let end = w.row(range.upperBound)
-    var next = w.row(range.lowerBound) + matvecPrefetchBytes
+    var prefetch = RowPrefetcher(from: w.row(range.lowerBound), to: w.row(range.upperBound))
     for r in range {
-        let limit = min(w.row(r + 1) + matvecPrefetchBytes, end)
-        while next < limit { damda_prefetch(next); next += 64 }
+        prefetch.ahead(ofRowEnding: w.row(r + 1))
         let row = w.row(r)
         var b = 0
         if fused {
@@ -75,11 +73,9 @@ extension DecodeRows {
     func multiplyRowsBatch(_ range: Range<Int>, _ xs: UnsafePointer<Float>, count: Int, _ y: UnsafeMutablePointer<Float>,
                            blockSums: UnsafePointer<Float>?) {
         let base = UnsafeRawPointer(data), rowBytes = rowBytes
-        let end = base + range.upperBound * rowBytes
-        var next = base + range.lowerBound * rowBytes + matvecPrefetchBytes
+        var prefetch = RowPrefetcher(from: base + range.lowerBound * rowBytes, to: base + range.upperBound * rowBytes)
         for r in range {
-            let limit = min(base + (r + 1) * rowBytes + matvecPrefetchBytes, end)
-            while next < limit { damda_prefetch(next); next += 64 }
+            prefetch.ahead(ofRowEnding: base + (r + 1) * rowBytes)
             var b = 0
             while b + 4 <= count {
                 let d = dot4Vectors(row: r, xs + b * columns, stride: columns, blockSums: blockSums.map { $0 + b * blocks })

@@ -334,11 +334,9 @@ public final class DecodeRows: @unchecked Sendable {
     func multiplyRows(_ range: Range<Int>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                       blockSums: UnsafePointer<Float>?) {
         let base = UnsafeRawPointer(data), rowBytes = rowBytes
-        let end = base + range.upperBound * rowBytes
-        var next = base + range.lowerBound * rowBytes + matvecPrefetchBytes
+        var prefetch = RowPrefetcher(from: base + range.lowerBound * rowBytes, to: base + range.upperBound * rowBytes)
         for r in range {
-            let limit = min(base + (r + 1) * rowBytes + matvecPrefetchBytes, end)
-            while next < limit { damda_prefetch(next); next += 64 }
+            prefetch.ahead(ofRowEnding: base + (r + 1) * rowBytes)
             y[r] = dot(row: r, x, blockSums: blockSums)
         }
     }

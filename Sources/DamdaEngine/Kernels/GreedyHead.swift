@@ -89,11 +89,9 @@ public final class GreedyHead: @unchecked Sendable {
                         let range = (rows * part / parts)..<(rows * (part + 1) / parts)
                         let mine = kept + range.lowerBound
                         var low = -Float.infinity, count = 0
-                        let end = w.row(range.upperBound)
-                        var next = w.row(range.lowerBound) + matvecPrefetchBytes
+                        var prefetch = RowPrefetcher(from: w.row(range.lowerBound), to: w.row(range.upperBound))
                         for r in range {
-                            let limit = min(w.row(r + 1) + matvecPrefetchBytes, end)
-                            while next < limit { damda_prefetch(next); next += 64 }
+                            prefetch.ahead(ofRowEnding: w.row(r + 1))
                             let s = Self.screenedDot(w.row(r), values, scales, blocks: blocks)
                             let bound = norm[r] * reach
                             low = max(low, s - bound)
@@ -156,11 +154,9 @@ public final class GreedyHead: @unchecked Sendable {
                             let range = (rows * part / parts)..<(rows * (part + 1) / parts)
                             // Vector v's kept rows of this part start at (v · rows + range.lowerBound).
                             let low = lowOut + part * count, kc = countOut + part * count
-                            let end = w.row(range.upperBound)
-                            var next = w.row(range.lowerBound) + matvecPrefetchBytes
+                            var prefetch = RowPrefetcher(from: w.row(range.lowerBound), to: w.row(range.upperBound))
                             for r in range {
-                                let limit = min(w.row(r + 1) + matvecPrefetchBytes, end)
-                                while next < limit { damda_prefetch(next); next += 64 }
+                                prefetch.ahead(ofRowEnding: w.row(r + 1))
                                 let row = w.row(r)
                                 @inline(__always) func keep(_ v: Int, _ s: Float) {
                                     let bound = norm[r] * reach[v]

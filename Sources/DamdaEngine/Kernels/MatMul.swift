@@ -88,6 +88,25 @@ public struct WeightMatrix: @unchecked Sendable {
 /// merely stream it; asking 16 KB ahead brought it to 18–19 ms.
 let matvecPrefetchBytes = 16 * 1024
 
+/// Asks for the weights of a range of contiguous rows `matvecPrefetchBytes` ahead of the row being
+/// multiplied, so the range streams in once, a fixed distance before the arithmetic reaches it.
+struct RowPrefetcher {
+    private var next: UnsafeRawPointer
+    private let end: UnsafeRawPointer
+
+    /// `first`: the range's first byte; `end`: one past its last.
+    @inline(__always) init(from first: UnsafeRawPointer, to end: UnsafeRawPointer) {
+        next = first + matvecPrefetchBytes
+        self.end = end
+    }
+
+    /// Call before multiplying the row that ends at `rowEnd`.
+    @inline(__always) mutating func ahead(ofRowEnding rowEnd: UnsafeRawPointer) {
+        let limit = min(rowEnd + matvecPrefetchBytes, end)
+        while next < limit { damda_prefetch(next); next += 64 }
+    }
+}
+
 /// y = W x for one token: each row is dequantized in registers and dotted with x in fp32.
 public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, threads: Int) {
     matvec([w], x, [y], threads: threads)
@@ -127,13 +146,9 @@ func multiplyRows(_ w: WeightMatrix, _ range: Range<Int>, _ x: UnsafePointer<Flo
     if let rows = w.decodeRows { rows.multiplyRows(range, x, y, blockSums: blockSums); return }
     let dot = w.kernels.dot
     let cols = w.columns
-    // Rows are contiguous: prefetching each row's span, shifted ahead, streams the whole range
-    // once, a fixed distance before the arithmetic reaches it.
-    let end = w.row(range.upperBound)
-    var next = w.row(range.lowerBound) + matvecPrefetchBytes
+    var prefetch = RowPrefetcher(from: w.row(range.lowerBound), to: w.row(range.upperBound))
     for r in range {
-        let limit = min(w.row(r + 1) + matvecPrefetchBytes, end)
-        while next < limit { damda_prefetch(next); next += 64 }
+        prefetch.ahead(ofRowEnding: w.row(r + 1))
         y[r] = dot(w.row(r), x, cols)
     }
 }
