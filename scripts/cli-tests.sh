@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Command-line checks on real files: `damda guard check --json` reports personal data by type and
 # span and leaves look-alikes alone; `damda ingest --redact-pii` leaves no raw personal data in any
-# file of the index; `damda data clean` masks it in training data. Assumes `swift build -c release`.
+# file of the index; `damda data clean` masks it in training data; `damda batch` resumes after kill -9. Assumes `swift build -c release`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DAMDA=.build/release/damda
@@ -80,3 +80,49 @@ printf '{"a": "질문"}\nnot json\n' >"$work/bad-pairs.jsonl"
 if $DAMDA bench cache --paraphrases "$work/bad-pairs.jsonl" >/dev/null 2>"$work/bad.err"; then echo "a malformed pair file must fail" >&2; exit 1; fi
 grep -q "bad-pairs.jsonl:1" "$work/bad.err" || { cat "$work/bad.err"; exit 1; }
 echo "bench cache: a malformed line is named"
+
+echo "== damda batch (broken lines counted; kill -9 mid-run, a rerun resumes; answers are damda ask's)"
+$DAMDA ingest samples/insurance --index "$work/batch-index" --no-embeddings >/dev/null 2>&1
+python3 - "$work/questions.jsonl" <<'PY'
+import json, sys
+qs = ["입원하면 하루에 보험금을 얼마 받나요?", "보험료를 연체하면 계약이 어떻게 되나요?", "청약을 철회할 수 있는 기간은 언제까지인가요?",
+      "수술비는 얼마나 나오나요?", "보험금은 언제까지 청구해야 하나요?", "해지환급금은 어떻게 계산하나요?",
+      "통원 치료도 보장되나요?", "화성 탐사 로버의 바퀴는 몇 개인가?"]
+with open(sys.argv[1], "w") as f:
+    for i, q in enumerate(qs):
+        f.write(json.dumps({"id": f"q{i}", "question": q}, ensure_ascii=False) + "\n")
+        if i == 2: f.write("{broken json\n")
+    f.write(json.dumps({"id": "q0", "question": "중복"}, ensure_ascii=False) + "\n")
+PY
+run_batch() { $DAMDA batch --index "$work/batch-index" --in "$work/questions.jsonl" --out "$work/answers.jsonl" --concurrency 4 --max-tokens 24 "$@"; }
+run_batch >"$work/batch1.json" 2>"$work/batch1.err" &
+pid=$!
+for _ in $(seq 600); do [ -f "$work/answers.jsonl" ] && [ "$(wc -l <"$work/answers.jsonl")" -ge 2 ] && break; sleep 0.1; done
+kill -9 "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+before=$(wc -l <"$work/answers.jsonl")
+run_batch >"$work/batch2.json" 2>"$work/batch2.err"
+python3 - "$work/batch2.json" "$work/answers.jsonl" "$before" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+rows = [json.loads(l) for l in open(sys.argv[2])]
+ids = [r["id"] for r in rows]
+assert sorted(ids) == [f"q{i}" for i in range(8)], ids           # each question once, none lost
+assert s["questions"] == 8 and s["lines"] == 10 and [k["line"] for k in s["skipped"]] == [4, 10], s
+assert s["already_answered"] == int(sys.argv[3]) and s["answered"] == 8 - int(sys.argv[3]), s
+assert not s["failed"], s["failed"]
+assert next(r for r in rows if r["id"] == "q7")["refused"], "the off-topic question is refused"
+print("batch: killed after", sys.argv[3], "answers; the rerun answered", s["answered"], "more; mean decode batch", s["mean_decode_batch"])
+PY
+grep -q "resuming: $before of 8" "$work/batch2.err" || { cat "$work/batch2.err"; exit 1; }
+$DAMDA ask "입원하면 하루에 보험금을 얼마 받나요?" --index "$work/batch-index" --max-tokens 24 --json --no-cache >"$work/ask.json" 2>/dev/null
+python3 - "$work/ask.json" "$work/answers.jsonl" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))
+b = next(json.loads(l) for l in open(sys.argv[2]) if json.loads(l)["id"] == "q0")
+assert a["answer"] == b["answer"] and [c["chunk_id"] for c in a["citations"]] == [c["chunk_id"] for c in b["citations"]], (a["answer"], b["answer"])
+print("batch: answers decoded together are damda ask's:", b["answer"][:40])
+PY
+if $DAMDA batch --index "$work/batch-index" --in "$work/missing.jsonl" --out "$work/x.jsonl" 2>"$work/missing.err"; then echo "a missing questions file must fail" >&2; exit 1; fi
+grep -q "cannot read" "$work/missing.err" || { cat "$work/missing.err"; exit 1; }
+echo "batch: resumes after kill -9; a missing file is a clear error"

@@ -101,13 +101,15 @@ struct AssistantOptions: ParsableArguments {
 }
 
 /// Loads the index, the model and the assistant the way every assistant command does.
-func makeAssistant(indexOptions: IndexOptions, modelOptions: ModelOptions, options: AssistantOptions) throws -> Assistant {
+/// `generator` turns the model into what the assistant calls (default: one sequence at a time).
+func makeAssistant(indexOptions: IndexOptions, modelOptions: ModelOptions, options: AssistantOptions,
+                   generator: (any LanguageModel) -> any TextGenerating = { Generator(model: $0, prefixCache: PrefixCache()) }) throws -> Assistant {
     let (model, _, name, adapterName) = try modelOptions.load(useDefaultAdapter: true)
     let idx = try indexOptions.open(embedder: try indexOptions.embedder(threads: modelOptions.threads))
     if idx.chunkCount == 0 {
         FileHandle.standardError.write("note: the index at \(indexOptions.index) is empty: ingest documents first (`damda ingest PATH --index \(indexOptions.index)`)\n".data(using: .utf8)!)
     }
-    return Assistant(index: idx, generator: Generator(model: model, prefixCache: PrefixCache()),
+    return Assistant(index: idx, generator: generator(model),
                      config: try options.config(model: model, adapterDirectory: try modelOptions.assistantAdapterDirectory()), modelName: name,
                      adapterName: adapterName, cache: options.noCache ? nil : try AnswerCache(beside: idx))
 }
