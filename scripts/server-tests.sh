@@ -54,7 +54,7 @@ export DAMDA_API_KEY="test-key-123"
 export DAMDA_OTHER_API_KEY="test-key-456"
 # The personal-data test greps every file the server writes.
 export DAMDA_INDEX_DIR="$IDX" DAMDA_SERVER_LOG="$LOG"
-export DAMDA_ARTIFACTS="${DAMDA_ARTIFACTS:-.build/artifacts}"
+export DAMDA_ARTIFACTS="$(realpath -m "${DAMDA_ARTIFACTS:-.build/artifacts}")"
 mkdir -p "$DAMDA_ARTIFACTS"
 
 echo "== damda serve --index $IDX --port $PORT (log: $LOG)"
@@ -83,7 +83,8 @@ fi
 echo "== server healthy at $DAMDA_URL"
 
 status=0
-python3 -m unittest -v Tests/server/test_server.py Tests/server/test_web.py || status=$?
+# DAMDA_SERVER_TESTS picks tests (e.g. "test_server.TestFeedback"); by default all of them.
+(cd Tests/server && python3 -m unittest -v ${DAMDA_SERVER_TESTS:-test_server test_web}) || status=$?
 # The eval judge against this server as its endpoint: the 270M model is a poor judge, so most
 # replies fail the rubric's schema; they must be retried, counted and reported, never fatal.
 echo "== damda eval --judge-url $DAMDA_URL (two configurations, three questions, the feedback the tests left)"

@@ -286,9 +286,7 @@ public final class Assistant: @unchecked Sendable {
         var citations = entries.map { e -> Citation in
             let g = grounding[e.hit.chunk.id]
             let best = g.map { $0.sentences.isEmpty ? "" : $0.sentences[$0.best] } ?? ""
-            return Citation(n: e.number, chunkID: e.hit.chunk.id, documentID: e.hit.chunk.documentID, title: e.hit.chunk.title,
-                            source: e.hit.chunk.source, page: e.hit.chunk.page, heading: e.hit.chunk.headingPath,
-                            score: e.hit.score, relevance: e.hit.relevance, text: e.text, bestSentence: best, used: false)
+            return Citation(n: e.number, hit: e.hit, text: e.text, bestSentence: best)
         }
         let ids = prompt.encode(promptText)
         let context = ContextReport(budgetTokens: cfg.budgetTokens, promptTokens: entries.isEmpty ? 0 : ids.count,

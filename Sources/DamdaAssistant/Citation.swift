@@ -1,3 +1,4 @@
+import DamdaDatasets
 import DamdaRetrieval
 
 /// A chunk the answer was given, with where it came from and how it relates to the answer.
@@ -22,11 +23,27 @@ public struct Citation: Sendable, Codable, Equatable {
         case chunkID = "chunk_id", documentID = "document_id", bestSentence = "best_sentence"
     }
 
+    /// The prompt's context these citations were given as: the served context, rebuilt exactly
+    /// (a feedback export pairs a correction with it).
+    public static func context(_ citations: [Citation]) -> String {
+        ContextBuilder.render(citations.map { (ContextBuilder.header($0.n, title: $0.title, headingPath: $0.heading, page: $0.page), $0.text) })
+    }
+
     /// "title — source › heading (p.N)", as the CLI prints it.
     public var location: String {
         var loc = source
         if !heading.isEmpty { loc += " › " + heading.joined(separator: " › ") }
         if let p = page { loc += " (p.\(p))" }
         return "\(title) — \(loc)"
+    }
+}
+
+extension Citation {
+    /// Chunk `hit` given to the model as [n], as `text` (the whole chunk, or the sentences that fit).
+    public init(n: Int, hit: SearchHit, text: String? = nil, bestSentence: String = "", used: Bool = false) {
+        self.n = n; chunkID = hit.chunk.id; documentID = hit.chunk.documentID; title = hit.chunk.title
+        source = hit.chunk.source; page = hit.chunk.page; heading = hit.chunk.headingPath
+        score = hit.score; relevance = hit.relevance; self.text = text ?? hit.chunk.text
+        self.bestSentence = bestSentence; self.used = used
     }
 }

@@ -23,14 +23,24 @@ public struct ContextBuilder: Sendable {
     }
 
     public static func header(_ n: Int, _ hit: SearchHit) -> String {
-        var h = "[\(n)] \(hit.chunk.title)"
-        if !hit.chunk.headingPath.isEmpty { h += " › " + hit.chunk.headingPath.joined(separator: " › ") }
-        if let p = hit.chunk.page { h += " (p.\(p))" }
+        header(n, title: hit.chunk.title, headingPath: hit.chunk.headingPath, page: hit.chunk.page)
+    }
+
+    /// "[n] title › heading (p.N)": how a chunk is introduced to the model.
+    public static func header(_ n: Int, title: String, headingPath: [String], page: Int?) -> String {
+        var h = "[\(n)] \(title)"
+        if !headingPath.isEmpty { h += " › " + headingPath.joined(separator: " › ") }
+        if let p = page { h += " (p.\(p))" }
         return h
     }
 
     public static func render(_ entries: [ContextEntry]) -> String {
-        entries.map { header($0.number, $0.hit) + "\n" + $0.text }.joined(separator: "\n\n")
+        render(entries.map { (header($0.number, $0.hit), $0.text) })
+    }
+
+    /// Headed chunk texts as the prompt's context.
+    public static func render(_ parts: [(header: String, text: String)]) -> String {
+        parts.map { $0.header + "\n" + $0.text }.joined(separator: "\n\n")
     }
 
     /// Picks entries in rank order while the rendered prompt stays within the budget.

@@ -30,7 +30,8 @@ struct BatchCommand: AsyncParsableCommand {
             let assistant = try makeAssistant(indexOptions: indexOptions, modelOptions: modelOptions, options: options) { model in
                 DecodeScheduler(model: model, maxActive: n, maxQueue: n, prefixCache: PrefixCache())
             }
-            let job = BatchJob(questions: input, answers: out, concurrency: concurrency)
+            var job = BatchJob(questions: input, answers: out, concurrency: concurrency)
+            job.answerLog = try SQLiteFeedbackStore(beside: assistant.index)
             let result = try await job.run(assistant: assistant) { FileHandle.standardError.write(("note: " + $0 + "\n").data(using: .utf8)!) }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]

@@ -1,4 +1,5 @@
 import DamdaAssistant
+import DamdaDatasets
 import DamdaEval
 import DamdaEngine
 import DamdaModelIO
@@ -96,6 +97,9 @@ final class AssistantModelTests: XCTestCase {
         XCTAssertEqual(answer.context.promptTokens, answer.usage.promptTokens)
         XCTAssertEqual(answer.context.chunksUsed, answer.citations.count)
         XCTAssertGreaterThan(answer.usage.completionTokens, 0)
+        // The citations rebuild the served context exactly (a feedback export pairs corrections with it).
+        let rebuilt = RAGPrompt(tokenizer: a.generator.model.tokenizer).encode(question: answer.question, context: Citation.context(answer.citations))
+        XCTAssertEqual(rebuilt.count, answer.context.promptTokens)
         for c in answer.citations {
             XCTAssertFalse(c.bestSentence.isEmpty)
             XCTAssertTrue(c.text.contains(c.bestSentence))

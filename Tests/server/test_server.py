@@ -596,6 +596,48 @@ class TestFeedback(DamdaTestCase):
         self.assertIn("adapter", row)
         self.assertTrue(row.get("created_at"), row)
 
+    def test_correction_becomes_eval_and_training_data(self):
+        r = request("POST", "/v1/rag/ask", {"question": QUESTION})
+        self.assertEqual(r.status, 200, r.body[:500])
+        a = r.json()
+        # A correction goes with a down rating; its personal data is masked before it is stored.
+        r = request("POST", "/v1/feedback", {"answer_id": a["id"], "rating": "up", "correction": "5만원"})
+        self.assertError(r, 400, "invalid_request_error")
+        r = request("POST", "/v1/feedback", {"answer_id": a["id"], "rating": "down", "correction": "담당자 010-2222-3333에게 물어보세요"})
+        self.assertEqual(r.status, 201, r.body[:500])
+        self.assertEqual(r.json()["correction"], "담당자 [휴대폰번호]에게 물어보세요")
+        r = request("POST", "/v1/feedback", {"answer_id": a["id"], "rating": "down", "comment": "금액", "correction": "입원 1일당 5만원"})
+        self.assertEqual(r.status, 201, r.body[:500])
+        fid = r.json()["id"]
+
+        def export(kind):
+            r = request("GET", "/v1/feedback/export?as=" + kind)
+            self.assertEqual(r.status, 200, r.body[:500])
+            self.assertEqual(r.headers.get("X-Damda-Export-Rows"), str(len(r.text.splitlines())))
+            self.assertEqual(len(r.headers.get("X-Damda-Export-SHA256", "")), 64)
+            self.assertNotIn("2222-3333", r.text)
+            return [json.loads(line) for line in r.text.splitlines() if line.strip()]
+
+        triage = [row for row in export("triage") if row["feedback_id"] == fid]
+        self.assertEqual(len(triage), 1)
+        # The served sources hold "입원 1일당 5만원": the model missed it (or, with other sources, retrieval did).
+        self.assertIn(triage[0]["label"], ("wrong_answer", "retrieval_miss"), triage[0])
+        self.assertEqual(triage[0]["correction"], "입원 1일당 5만원", "the latest correction counts")
+        items = [row for row in export("eval") if row["feedback_id"] == fid]
+        self.assertEqual([(i["question"], i["answers"]) for i in items], [(QUESTION, ["입원 1일당 5만원"])])
+        self.assertTrue(items[0]["doc_id"], items[0])
+        sft = [row for row in export("sft") if row["feedback_id"] == fid]
+        self.assertEqual(len(sft), 1)
+        self.assertEqual(sft[0]["answer"], "입원 1일당 5만원")
+        self.assertIn("5만원", sft[0]["context"])
+        dpo = [row for row in export("dpo") if row["feedback_id"] == fid]
+        if triage[0]["label"] == "wrong_answer" and a["answer"] != "입원 1일당 5만원":
+            self.assertEqual(len(dpo), 1)
+            self.assertEqual((dpo[0]["chosen"], dpo[0]["rejected"]), ("입원 1일당 5만원", a["answer"]))
+            self.assertIn(QUESTION, dpo[0]["prompt"])
+        r = request("GET", "/v1/feedback/export?as=parquet")
+        self.assertError(r, 400, "invalid_request_error")
+
     def test_feedback_unknown_answer(self):
         r = request("POST", "/v1/feedback", {"answer_id": "ans_does_not_exist_" + uuid.uuid4().hex,
                                              "rating": "up"})

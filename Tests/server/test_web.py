@@ -143,6 +143,25 @@ class TestWebPage(unittest.TestCase):
         if fid.isdigit():
             self.assertIn(int(fid), [r.get("id") for r in rows])
 
+    def test_a2_correction_after_thumbs_down(self):
+        d = self.driver
+        self.open_page(API_KEY)
+        self.ask(QUESTION)
+        self.wait_for_answer("web-correction-answer")
+        correction = d.find_element(By.ID, "correction")
+        self.assertFalse(correction.is_displayed(), "the correction box waits for a down rating")
+        d.find_element(By.ID, "thumbs-down").click()
+        WebDriverWait(d, 30).until(lambda d: d.execute_script("return document.body.dataset.feedback") == "saved")
+        self.assertTrue(correction.is_displayed())
+        d.execute_script("delete document.body.dataset.feedback")
+        correction.send_keys("입원 1일당 5만원")
+        d.find_element(By.ID, "send-feedback").click()
+        WebDriverWait(d, 30).until(lambda d: d.execute_script("return document.body.dataset.feedback") == "saved")
+        d.save_screenshot(os.path.join(ARTIFACTS, "web-correction.png"))
+        rows = export_rows()
+        self.assertTrue(any(r.get("rating") == "down" and r.get("correction") == "입원 1일당 5만원" and r.get("question") == QUESTION
+                            for r in rows), rows[-3:])
+
     def test_b_api_key_prompt(self):
         if not API_KEY:
             self.skipTest("server runs without an API key")

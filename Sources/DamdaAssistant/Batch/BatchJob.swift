@@ -164,6 +164,8 @@ public struct BatchJob: Sendable {
     public var questionsPath: String
     public var answersPath: String
     public var concurrency: Int
+    /// Where served answers are recorded so they can be rated later (the server's answer log).
+    public var answerLog: (any FeedbackStore)?
 
     public init(questions: String, answers: String, concurrency: Int = 8) {
         questionsPath = questions; answersPath = answers; self.concurrency = concurrency
@@ -260,6 +262,7 @@ public struct BatchJob: Sendable {
             while let outcome = try await group.next() {
                 let q = outcome.question
                 if let a = outcome.answer {
+                    try answerLog?.record(AnswerRecord(a))
                     var line = try encoder.encode(BatchResult(id: q.id, a))
                     line.append(UInt8(ascii: "\n"))
                     try out.write(contentsOf: line)

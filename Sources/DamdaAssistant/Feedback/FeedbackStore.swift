@@ -27,6 +27,8 @@ public struct FeedbackRecord: Sendable {
     public var id: Int64
     public var rating: Rating
     public var comment: String
+    /// What the answer should have said (empty: no correction).
+    public var correction: String
     public var createdAt: Date
     public var answer: AnswerRecord
 }
@@ -34,8 +36,8 @@ public struct FeedbackRecord: Sendable {
 /// The feedback flywheel's storage: answers served and their thumbs up/down with comments.
 public protocol FeedbackStore: Sendable {
     func record(_ answer: AnswerRecord) throws
-    /// Stores a rating; nil when no answer has that id.
-    func addFeedback(answerID: String, rating: Rating, comment: String) throws -> Int64?
+    /// Stores a rating, with an optional correction; nil when no answer has that id.
+    func addFeedback(answerID: String, rating: Rating, comment: String, correction: String) throws -> Int64?
     func feedback() throws -> [FeedbackRecord]
 }
 
@@ -76,6 +78,9 @@ public final class SQLiteFeedbackStore: FeedbackStore, @unchecked Sendable {
                 CREATE INDEX IF NOT EXISTS feedback_answer ON feedback(answer_id);
                 """)
         }
+        m.registerMigration("v4-feedback-correction") { db in
+            try db.execute(sql: "ALTER TABLE feedback ADD COLUMN correction TEXT NOT NULL DEFAULT ''")
+        }
         return m
     }
 
@@ -89,11 +94,11 @@ public final class SQLiteFeedbackStore: FeedbackStore, @unchecked Sendable {
         }
     }
 
-    public func addFeedback(answerID: String, rating: Rating, comment: String) throws -> Int64? {
+    public func addFeedback(answerID: String, rating: Rating, comment: String, correction: String = "") throws -> Int64? {
         try db.write { db in
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM answers WHERE id = ?", arguments: [answerID]) != nil else { return nil }
-            try db.execute(sql: "INSERT INTO feedback (answer_id, rating, comment, created_at) VALUES (?, ?, ?, ?)",
-                           arguments: [answerID, rating.rawValue, comment, Date().timeIntervalSince1970])
+            try db.execute(sql: "INSERT INTO feedback (answer_id, rating, comment, correction, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [answerID, rating.rawValue, comment, correction, Date().timeIntervalSince1970])
             return db.lastInsertedRowID
         }
     }
@@ -104,11 +109,11 @@ public final class SQLiteFeedbackStore: FeedbackStore, @unchecked Sendable {
         let decoder = JSONDecoder()
         return try db.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT f.id, f.rating, f.comment, f.created_at, a.id AS answer_id, a.question, a.answer, a.citations, a.model, a.adapter
+                SELECT f.id, f.rating, f.comment, f.correction, f.created_at, a.id AS answer_id, a.question, a.answer, a.citations, a.model, a.adapter
                 FROM feedback f JOIN answers a ON a.id = f.answer_id ORDER BY f.id
                 """).map { r in
                 let citations = (try? decoder.decode([Citation].self, from: Data((r["citations"] as String).utf8))) ?? []
-                return FeedbackRecord(id: r["id"], rating: Rating(rawValue: r["rating"]) ?? .down, comment: r["comment"],
+                return FeedbackRecord(id: r["id"], rating: Rating(rawValue: r["rating"]) ?? .down, comment: r["comment"], correction: r["correction"],
                                       createdAt: Date(timeIntervalSince1970: r["created_at"]),
                                       answer: AnswerRecord(id: r["answer_id"], question: r["question"], answer: r["answer"],
                                                            citations: citations, model: r["model"], adapter: r["adapter"]))
