@@ -92,7 +92,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
-        ], resources: [.embedInCode("Web/index.html")]),
+        ], resources: [.embedInCode("Web/index.html"), .embedInCode("Web/panel.html")]),
         .executableTarget(name: "damda", dependencies: [
             "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaPostgres", "DamdaDatasets", "DamdaTraining", "DamdaAssistant", "DamdaEval", "DamdaServer", "DamdaGuardrails",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -23,6 +23,10 @@ public enum DamdaServer {
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.index_html)))
         }
+        router.get("/panel") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.panel_html)))
+        }
         router.get("/health") { _, _ in
             try JSONResponse.object(["status": "ok", "model": state.modelName, "adapter": state.assistant.adapterName ?? NSNull(),
                                      "chunks": state.index.chunkCount,
@@ -37,6 +41,7 @@ public enum DamdaServer {
         RAGRoutes(server: state).register(v1)
         DocumentRoutes(server: state).register(v1)
         FeedbackRoutes(server: state).register(v1)
+        PanelRoutes(server: state).register(v1)
         return router
     }
 

@@ -16,6 +16,8 @@ public final class ServerState: @unchecked Sendable {
     /// Answers served and their ratings: in the index's own store when it keeps feedback (SQLite),
     /// else in `feedback.sqlite` beside the index (a PostgreSQL-backed index).
     public let feedback: any FeedbackStore
+    /// Blind A/B surveys, in the same database as the feedback.
+    public let panel: PanelStore
     /// Answers served before, in the index's store (nil when the cache is off).
     public let cache: AnswerCache?
     /// Mask personal data in uploaded documents before they are indexed (`--redact-pii`).
@@ -26,6 +28,7 @@ public final class ServerState: @unchecked Sendable {
     public init(model: any LanguageModel, modelName: String, adapterName: String? = nil, index: SearchIndex, config: AssistantConfig, chatTemplate: ChatTemplate,
                 maxBodyBytes: Int, maxActive: Int, maxQueue: Int, prefixCacheBytes: Int = 128 << 20) throws {
         feedback = try SQLiteFeedbackStore(beside: index)
+        panel = try PanelStore(beside: index)
         let cache = config.cache.exact || config.cache.semantic ? try AnswerCache(beside: index) : nil
         self.cache = cache
         self.model = model

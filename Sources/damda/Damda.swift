@@ -9,7 +9,7 @@ struct Damda: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "damda",
         abstract: "Put your company's knowledge into a small LLM: exact CPU inference, retrieval, fine-tuning, serving.",
-        subcommands: [ModelCommand.self, TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self, IngestCommand.self, SearchCommand.self, AskCommand.self, ChatCommand.self, BatchCommand.self, ServeCommand.self, FeedbackCommand.self, DataCommand.self, GuardCommand.self, TrainCommand.self, TuneCommand.self, AdapterCommand.self, EvalCommand.self, BenchCommand.self])
+        subcommands: [ModelCommand.self, TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self, IngestCommand.self, SearchCommand.self, AskCommand.self, ChatCommand.self, BatchCommand.self, ServeCommand.self, FeedbackCommand.self, PanelCommand.self, DataCommand.self, GuardCommand.self, TrainCommand.self, TuneCommand.self, AdapterCommand.self, EvalCommand.self, BenchCommand.self])
 }
 
 /// Options every model-using command shares.

@@ -41,7 +41,7 @@ struct FeedbackExportCommand: AsyncParsableCommand {
             let store = try SQLiteFeedbackStore(beside: index)
             var export = FeedbackExport(kind: k, since: sinceDate, triage: FeedbackTriage(index: index))
             export.includeApproved = includeApproved
-            let (jsonl, manifest) = try export.run(try store.feedback())
+            let (jsonl, manifest) = try export.run(try store.feedback(), preferences: k == .dpo ? try PanelStore(beside: index).preferences() : [])
             try Data(jsonl.utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]

@@ -41,8 +41,12 @@ public struct BatchCitation: Sendable, Codable, Equatable {
     public var chunkID: String
     public var title: String
     public var source: String
+    public var heading: [String]
+    public var page: Int?
     public var used: Bool
-    enum CodingKeys: String, CodingKey { case n, title, source, used, documentID = "document_id", chunkID = "chunk_id" }
+    /// The text the model was given (the whole chunk, or the sentences that fit the budget).
+    public var text: String
+    enum CodingKeys: String, CodingKey { case n, title, source, heading, page, used, text, documentID = "document_id", chunkID = "chunk_id" }
 }
 
 /// One line of the answers file.
@@ -71,7 +75,8 @@ public struct BatchResult: Sendable, Codable, Equatable {
         self.id = id; question = a.question; answer = a.answer; refused = a.refused; refusalReason = a.refusalReason
         unsupported = a.unsupported
         citations = a.citations.map {
-            BatchCitation(n: $0.n, documentID: $0.documentID, chunkID: $0.chunkID, title: $0.title, source: $0.source, used: $0.used)
+            BatchCitation(n: $0.n, documentID: $0.documentID, chunkID: $0.chunkID, title: $0.title, source: $0.source,
+                          heading: $0.heading, page: $0.page, used: $0.used, text: $0.text)
         }
         promptTokens = a.usage.promptTokens; completionTokens = a.usage.completionTokens
         finishReason = a.finishReason; answerID = a.id; cache = a.cache?.rawValue

@@ -49,9 +49,17 @@ public struct FeedbackPreferencePair: Sendable, Codable, Equatable {
     public var chosen: String
     public var rejected: String
     public var documentID: String?
-    public var feedbackID: Int64
+    /// The rating the pair comes from (nil for an A/B vote).
+    public var feedbackID: Int64?
+    /// "correction" (a down-rated answer and its correction) or "ab" (a blind A/B vote).
+    public var kind: String
+    /// The A/B vote and the configurations behind the answers.
+    public var voteID: Int64?
+    public var chosenConfig: String?
+    public var rejectedConfig: String?
     enum CodingKeys: String, CodingKey {
-        case id, prompt, question, context, chosen, rejected, documentID = "doc_id", feedbackID = "feedback_id"
+        case id, prompt, question, context, chosen, rejected, kind, documentID = "doc_id", feedbackID = "feedback_id"
+        case voteID = "vote_id", chosenConfig = "chosen_config", rejectedConfig = "rejected_config"
     }
 }
 
@@ -140,8 +148,8 @@ public struct FeedbackExport: Sendable {
         return order.compactMap { byAnswer[$0] }
     }
 
-    /// The export's JSONL text and its manifest.
-    public func run(_ records: [FeedbackRecord], now: Date = Date()) throws -> (jsonl: String, manifest: FeedbackExportManifest) {
+    /// The export's JSONL text and its manifest; `preferences` (blind A/B votes) join the dpo export.
+    public func run(_ records: [FeedbackRecord], preferences: [PanelPreference] = [], now: Date = Date()) throws -> (jsonl: String, manifest: FeedbackExportManifest) {
         let mask = DocumentRedactor()
         let considered = records.filter { since == nil || $0.createdAt >= since! }
         let rated = Self.latestPerAnswer(considered)
@@ -230,8 +238,20 @@ public struct FeedbackExport: Sendable {
                 let maskedContext = mask.masked(context)
                 try emit(FeedbackPreferencePair(id: id, prompt: template.render(question: question, context: maskedContext), question: question,
                                                 context: maskedContext, chosen: correction, rejected: answer, documentID: f.documentID,
-                                                feedbackID: r.feedbackID),
+                                                feedbackID: r.feedbackID, kind: "correction"),
                          key: normalized(question) + "\u{0}" + normalized(correction) + "\u{0}" + normalized(answer))
+            }
+        }
+        if kind == .dpo {
+            // An A/B vote: the winner's answer over the loser's, on the winner's prompt.
+            for p in preferences {
+                let question = mask.masked(p.question), context = mask.masked(p.chosen.context)
+                let chosen = mask.masked(p.chosen.answer), rejected = mask.masked(p.rejected.answer)
+                guard normalized(chosen) != normalized(rejected) else { skipped["A/B vote between identical answers", default: 0] += 1; continue }
+                try emit(FeedbackPreferencePair(id: "ab-\(p.voteID)", prompt: template.render(question: question, context: context), question: question,
+                                                context: context, chosen: chosen, rejected: rejected, documentID: nil, feedbackID: nil,
+                                                kind: "ab", voteID: p.voteID, chosenConfig: p.chosen.config, rejectedConfig: p.rejected.config),
+                         key: normalized(question) + "\u{0}" + normalized(chosen) + "\u{0}" + normalized(rejected))
             }
         }
         let jsonl = lines.map { $0 + "\n" }.joined()
