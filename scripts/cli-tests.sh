@@ -126,3 +126,24 @@ PY
 if $DAMDA batch --index "$work/batch-index" --in "$work/missing.jsonl" --out "$work/x.jsonl" 2>"$work/missing.err"; then echo "a missing questions file must fail" >&2; exit 1; fi
 grep -q "cannot read" "$work/missing.err" || { cat "$work/missing.err"; exit 1; }
 echo "batch: resumes after kill -9; a missing file is a clear error"
+
+echo "== damda panel create | results (a survey from two damda batch answer files)"
+$DAMDA batch --index "$work/batch-index" --in "$work/questions.jsonl" --out "$work/short.jsonl" --concurrency 4 --max-tokens 2 >/dev/null 2>&1
+$DAMDA panel create --index "$work/batch-index" --name "24 vs 2 tokens" --config full="$work/answers.jsonl" --config short="$work/short.jsonl" >"$work/survey.json"
+$DAMDA panel results --index "$work/batch-index" >"$work/results.json"
+python3 - "$work/survey.json" "$work/results.json" <<'PY'
+import json, sys
+s, r = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert s["items"] == 8 and s["configs"] == ["full", "short"], s
+assert r["survey"]["id"] == s["id"] and r["votes"] == 0 and r["pairs"][0]["votes"] == 0, r
+print("panel: survey of", s["items"], "items over", s["configs"])
+PY
+printf 'not a batch line\n' >"$work/bad-answers.jsonl"
+if $DAMDA panel create --index "$work/batch-index" --name x --config a="$work/answers.jsonl" --config b="$work/bad-answers.jsonl" 2>"$work/panel.err"; then
+  echo "a malformed answers file must fail" >&2; exit 1
+fi
+grep -q "bad-answers.jsonl:1" "$work/panel.err" || { cat "$work/panel.err"; exit 1; }
+$DAMDA feedback export --index "$work/batch-index" --as eval --out "$work/fb-eval.jsonl" >"$work/fb.json"
+python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["rows"] == 0 and m["kind"] == "eval" and len(m["sha256"]) == 64, m' "$work/fb.json"
+if $DAMDA feedback export --index "$work/batch-index" --as csv --out "$work/x.jsonl" 2>/dev/null; then echo "--as csv must fail" >&2; exit 1; fi
+echo "panel and feedback export: malformed input named; an empty export has a manifest"

@@ -649,6 +649,104 @@ class TestFeedback(DamdaTestCase):
 
 
 # ---------------------------------------------------------------------------------------------
+# blind A/B panel
+
+def batch_line(qid, a):
+    """A served answer as a line of a `damda batch` answers file."""
+    return {"id": qid, "question": a["question"], "answer": a["answer"], "refused": a["refused"],
+            "refusal_reason": a.get("refusal_reason"), "unsupported": a.get("unsupported", False),
+            "citations": [{"n": c["n"], "document_id": c["document_id"], "chunk_id": c["chunk_id"], "title": c["title"],
+                           "source": c["source"], "heading": c.get("heading", []), "page": c.get("page"), "used": c["used"],
+                           "text": c["text"]} for c in a["citations"]],
+            "prompt_tokens": a["usage"]["prompt_tokens"], "completion_tokens": a["usage"]["completion_tokens"],
+            "finish_reason": a.get("finish_reason"), "answer_id": a["id"], "cache": a.get("cache")}
+
+
+PANEL_QUESTIONS = [QUESTION, "보험금 청구에 필요한 서류는 무엇인가요?"]
+
+
+def panel_configs():
+    """Two configurations' answers to PANEL_QUESTIONS: whole answers, and answers cut at one token."""
+    configs = []
+    for name, extra in (("full", {}), ("one-token", {"max_tokens": 1})):
+        answers = []
+        for i, q in enumerate(PANEL_QUESTIONS):
+            r = request("POST", "/v1/rag/ask", dict({"question": q, "cache": False}, **extra))
+            assert r.status == 200, r.body[:500]
+            answers.append(batch_line(f"p{i}", r.json()))
+        configs.append({"name": name, "answers": answers})
+    return configs
+
+
+class TestPanel(DamdaTestCase):
+    def test_blind_survey_votes_and_results(self):
+        configs = panel_configs()
+        r = request("POST", "/v1/panel/surveys", {"name": "full vs one-token", "configs": configs[:1]})
+        self.assertError(r, 400, "invalid_request_error")
+        r = request("POST", "/v1/panel/surveys", {"name": "x", "configs": [{"name": "a", "answers": [{"id": "p0"}]}, configs[1]]})
+        self.assertError(r, 400, "invalid_request_error")
+        r = request("POST", "/v1/panel/surveys", {"name": "full vs one-token", "configs": configs})
+        self.assertEqual(r.status, 201, r.body[:500])
+        survey = r.json()
+        self.assertEqual((survey["items"], survey["configs"]), (2, ["full", "one-token"]))
+        base = "/v1/panel/surveys/" + survey["id"]
+        evaluator = "평가자-" + uuid.uuid4().hex[:6]
+
+        r = request("POST", base + "/votes", {"item_id": "p0", "evaluator": evaluator, "choice": "1"})
+        self.assertError(r, 409, code="not_shown")
+        seen = []
+        for _ in PANEL_QUESTIONS:
+            r = request("GET", base + "/next?evaluator=" + urllib.parse.quote(evaluator))
+            self.assertEqual(r.status, 200, r.body[:500])
+            task = r.json()
+            self.assertNotIn("full", r.text.replace("full vs", ""), "the page must not learn which configuration wrote what")
+            self.assertNotIn("one-token", r.text)
+            self.assertEqual([a["slot"] for a in task["answers"]], ["1", "2"])
+            item = task["item_id"]
+            seen.append(item)
+            bad = [{"choice": "3"}, {"choice": "1", "ratings": {"1": {"accuracy": 6, "grounding": 1, "usefulness": 1}}},
+                   {"choice": "1", "ratings": {"1": {"accuracy": 1}}}]
+            for extra in bad:
+                r = request("POST", base + "/votes", dict({"item_id": item, "evaluator": evaluator}, **extra))
+                self.assertError(r, 400, "invalid_request_error")
+            ratings = {"1": {"accuracy": 4, "grounding": 5, "usefulness": 4}, "2": {"accuracy": 2, "grounding": 3, "usefulness": 1}}
+            vote = {"item_id": item, "evaluator": evaluator, "choice": "1", "ratings": ratings, "correction": "연락처 010-3333-4444"}
+            r = request("POST", base + "/votes", vote)
+            self.assertEqual(r.status, 201, r.body[:500])
+            r = request("POST", base + "/votes", vote)
+            self.assertError(r, 409, code="duplicate_vote")
+        self.assertEqual(sorted(seen), ["p0", "p1"])
+        r = request("GET", base + "/next?evaluator=" + urllib.parse.quote(evaluator))
+        self.assertTrue(r.json()["finished"], r.body[:300])
+        r = request("POST", base + "/votes", {"item_id": "p9", "evaluator": evaluator, "choice": "tie"})
+        self.assertError(r, 404, "not_found_error")
+        r = request("GET", "/v1/panel/surveys/srv_nope/next?evaluator=x")
+        self.assertError(r, 404, "not_found_error")
+
+        r = request("GET", base + "/results")
+        self.assertEqual(r.status, 200, r.body[:500])
+        res = r.json()
+        self.assertEqual((res["votes"], res["evaluators"], res["corrections"]), (2, 1, 2))
+        pair = res["pairs"][0]
+        self.assertEqual((pair["a"], pair["b"], pair["votes"]), ("full", "one-token", 2))
+        self.assertEqual(pair["a_wins"] + pair["b_wins"] + pair["ties"], 2)
+        self.assertLessEqual(pair["a_win_rate_low"], pair["a_win_rate"])
+        self.assertLessEqual(pair["a_win_rate"], pair["a_win_rate_high"])
+        for c in ("full", "one-token"):
+            self.assertEqual(res["ratings"][c]["accuracy"]["n"], 2)
+        # Votes become preference pairs; the correction's phone number was masked before it was stored.
+        r = request("GET", "/v1/feedback/export?as=dpo")
+        self.assertEqual(r.status, 200, r.body[:500])
+        self.assertNotIn("3333-4444", r.text)
+        ab = [json.loads(l) for l in r.text.splitlines() if json.loads(l).get("kind") == "ab"]
+        differing = sum(1 for i in range(2) if configs[0]["answers"][i]["answer"] != configs[1]["answers"][i]["answer"])
+        self.assertGreaterEqual(len(ab), differing if differing else 0)
+        for p in ab:
+            self.assertIn(p["question"], p["prompt"])
+            self.assertIn(p["chosen_config"], ("full", "one-token"))
+
+
+# ---------------------------------------------------------------------------------------------
 # errors
 
 class TestErrors(DamdaTestCase):

@@ -29,6 +29,7 @@ CHROMEDRIVER = os.environ.get("DAMDA_CHROMEDRIVER", "/usr/bin/chromedriver")
 KEY_NAME = "damda.apiKey"  # the page's localStorage key
 
 QUESTION = "입원하면 하루에 보험금을 얼마 받나요?"
+PANEL_QUESTIONS = [QUESTION, "보험금 청구에 필요한 서류는 무엇인가요?"]
 ANSWER_TIMEOUT = 120
 
 
@@ -49,6 +50,30 @@ def export_rows():
     with urllib.request.urlopen(req, timeout=60) as resp:
         text = resp.read().decode("utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def api(method, path, body=None):
+    data = json.dumps(body).encode("utf-8") if body is not None else None
+    headers = {"Content-Type": "application/json"} if data else {}
+    if API_KEY:
+        headers["Authorization"] = f"Bearer {API_KEY}"
+    req = urllib.request.Request(DAMDA_URL + path, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(req, timeout=300) as resp:
+        return json.loads(resp.read().decode("utf-8"))
+
+
+def batch_answers(path, **extra):
+    """Answers to PANEL_QUESTIONS in the layout of a `damda batch` answers file."""
+    with open(path, "w", encoding="utf-8") as f:
+        for i, q in enumerate(PANEL_QUESTIONS):
+            a = api("POST", "/v1/rag/ask", dict({"question": q, "cache": False}, **extra))
+            line = {"id": f"w{i}", "question": a["question"], "answer": a["answer"], "refused": a["refused"],
+                    "refusal_reason": a.get("refusal_reason"), "unsupported": a.get("unsupported", False),
+                    "citations": [{k: c.get(k) for k in ("n", "document_id", "chunk_id", "title", "source", "heading", "page", "used", "text")}
+                                  for c in a["citations"]],
+                    "prompt_tokens": a["usage"]["prompt_tokens"], "completion_tokens": a["usage"]["completion_tokens"],
+                    "finish_reason": a.get("finish_reason"), "answer_id": a["id"], "cache": a.get("cache")}
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
 class TestWebPage(unittest.TestCase):
@@ -161,6 +186,59 @@ class TestWebPage(unittest.TestCase):
         rows = export_rows()
         self.assertTrue(any(r.get("rating") == "down" and r.get("correction") == "입원 1일당 5만원" and r.get("question") == QUESTION
                             for r in rows), rows[-3:])
+
+    def test_a3_blind_ab_panel(self):
+        """The administrator uploads two configurations' answer files, an evaluator rates both items
+        blind, and the results page shows the win rate and the mean ratings."""
+        d = self.driver
+        full, short = os.path.abspath(os.path.join(ARTIFACTS, "panel-full.jsonl")), os.path.abspath(os.path.join(ARTIFACTS, "panel-short.jsonl"))
+        batch_answers(full)
+        batch_answers(short, max_tokens=1)
+        d.get(DAMDA_URL + "/panel")
+        if API_KEY:
+            d.execute_script("localStorage.setItem(arguments[0], arguments[1]);", KEY_NAME, API_KEY)
+        d.get(DAMDA_URL + "/panel#admin")
+        d.refresh()
+        WebDriverWait(d, 30).until(lambda d: d.find_element(By.ID, "admin-view").is_displayed())
+        d.find_element(By.ID, "new-name").send_keys("웹 A/B 설문")
+        names = d.find_elements(By.CSS_SELECTOR, ".config-name")
+        files = d.find_elements(By.CSS_SELECTOR, ".config-file")
+        names[0].send_keys("full"); files[0].send_keys(full)
+        names[1].send_keys("one-token"); files[1].send_keys(short)
+        d.find_element(By.ID, "create").click()
+        WebDriverWait(d, 30).until(lambda d: "만들었습니다" in d.find_element(By.ID, "create-status").text)
+        d.save_screenshot(os.path.join(ARTIFACTS, "panel-admin-created.png"))
+
+        d.find_element(By.ID, "tab-eval").click()
+        d.find_element(By.ID, "evaluator").clear()
+        d.find_element(By.ID, "evaluator").send_keys("웹 평가자")
+        d.find_element(By.ID, "start").click()
+        for n in range(2):
+            WebDriverWait(d, 30).until(lambda d: (d.execute_script("return document.body.dataset.task") or "").startswith("w"))
+            item = d.execute_script("return document.body.dataset.task")
+            answers = d.find_elements(By.CSS_SELECTOR, "#pair .answer")
+            self.assertEqual(len(answers), 2)
+            self.assertNotIn("one-token", d.find_element(By.ID, "pair").text, "blind: no configuration names")
+            if n == 0:
+                d.save_screenshot(os.path.join(ARTIFACTS, "panel-evaluate.png"))
+            d.find_element(By.ID, "submit").click()
+            self.assertIn("골라", d.find_element(By.ID, "vote-status").text, "a choice is required")
+            d.find_element(By.CSS_SELECTOR, '.choice[data-choice="1"]').click()
+            for slot in ("1", "2"):
+                for c in ("accuracy", "grounding", "usefulness"):
+                    d.find_element(By.CSS_SELECTOR, f'input[name="r{slot}-{c}"][value="{5 if slot == "1" else 2}"]').click()
+            d.find_element(By.ID, "submit").click()
+            WebDriverWait(d, 30).until(lambda d: d.execute_script("return document.body.dataset.task") != item)
+        WebDriverWait(d, 30).until(lambda d: d.execute_script("return document.body.dataset.task") == "finished")
+        self.assertTrue(d.find_element(By.ID, "finished").is_displayed())
+
+        d.find_element(By.ID, "tab-admin").click()
+        WebDriverWait(d, 30).until(lambda d: d.execute_script("return document.body.dataset.results") == "2")
+        rows = d.find_elements(By.CSS_SELECTOR, "#results tr.pair-row")
+        self.assertEqual(len(rows), 1)
+        self.assertIn("full", rows[0].text)
+        self.assertIn("5.00", d.find_element(By.ID, "results").text, "slot 1's ratings were all 5")
+        d.save_screenshot(os.path.join(ARTIFACTS, "panel-results.png"))
 
     def test_b_api_key_prompt(self):
         if not API_KEY:
