@@ -87,15 +87,20 @@ status=0
 (cd Tests/server && python3 -m unittest -v ${DAMDA_SERVER_TESTS:-test_server test_web}) || status=$?
 # The eval judge against this server as its endpoint: the 270M model is a poor judge, so most
 # replies fail the rubric's schema; they must be retried, counted and reported, never fatal.
-echo "== damda eval --judge-url $DAMDA_URL (two configurations, three questions, the feedback the tests left)"
+echo "== damda eval --judge-url $DAMDA_URL --panel (two configurations, three questions, the feedback and A/B votes the tests left)"
 python3 -c 'import sys, urllib.request; r = urllib.request.Request(sys.argv[1] + "/v1/feedback/export?format=jsonl", headers={"Authorization": "Bearer " + sys.argv[2]}); open(sys.argv[3], "wb").write(urllib.request.urlopen(r, timeout=60).read())' \
   "$DAMDA_URL" "$DAMDA_API_KEY" "$DAMDA_ARTIFACTS/feedback.jsonl"
 if $DAMDA eval --qa evals/sample-qa.jsonl --index "$IDX" --limit 3 --config rag --config peft+rag \
     --judge-url "$DAMDA_URL" --judge-key "$DAMDA_API_KEY" --judge-model damda --judge-attempts 2 --feedback "$DAMDA_ARTIFACTS/feedback.jsonl" \
-    --json "$DAMDA_ARTIFACTS/judge.json" --out "$DAMDA_ARTIFACTS/judge.rows.jsonl" >"$DAMDA_ARTIFACTS/judge.txt" 2>&1; then
+    --json "$DAMDA_ARTIFACTS/judge.json" --out "$DAMDA_ARTIFACTS/judge.rows.jsonl" --panel --report "$DAMDA_ARTIFACTS/judge-report.html" >"$DAMDA_ARTIFACTS/judge.txt" 2>&1; then
   python3 - "$DAMDA_ARTIFACTS/judge.json" "$DAMDA_ARTIFACTS/feedback.jsonl" <<'PY' || status=1
 import json, sys
-j = json.load(open(sys.argv[1]))["judge"]
+report = json.load(open(sys.argv[1]))
+j = report["judge"]
+# The panel surveys the tests voted on are in the eval report (--panel).
+voted = [p for p in report.get("panel") or [] if p["votes"] >= 2]
+assert voted and all(p["pairs"][0]["votes"] == p["votes"] for p in voted), report.get("panel")
+assert "People's blind A/B panel" in open(sys.argv[1].replace("judge.json", "judge-report.html"), encoding="utf-8").read()
 for name in ("rag", "peft+rag"):
     c = j["scores"][name]["counts"]
     assert c["valid"] + c["invalid"] + c["errors"] == 6, (name, c)  # 3 answerable + 3 off-domain

@@ -1,3 +1,4 @@
+import DamdaAssistant
 import Foundation
 
 /// What a metric keeps of one row: a value (or two), flags, or n-gram counts. Bootstrap resamples
@@ -123,6 +124,8 @@ public struct EvalReport: Codable, Sendable {
     public var resamples: Int
     /// The judge's scores and A/B results (`--judge-url`).
     public var judge: JudgeSummary?
+    /// People's blind A/B surveys on the panel (`--panel`): win rates and mean ratings.
+    public var panel: [PanelResults]?
 
     public struct Counts: Codable, Sendable { public var answerable = 0, unanswerable = 0, offDomain = 0 }
 
@@ -134,7 +137,7 @@ public struct EvalReport: Codable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case model, index, created, questions, configurations, metrics, comparisons, resamples, judge, overheadPct = "overhead_pct"
+        case model, index, created, questions, configurations, metrics, comparisons, resamples, judge, panel, overheadPct = "overhead_pct"
     }
 
     /// Summarizes `rows` (every configuration's answers to the same questions).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DamdaAssistant
 import DamdaCore
 import DamdaEngine
 import DamdaEval
@@ -39,6 +40,7 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "Questions the judge scores per configuration (0: all).") var judgeLimit = 0
     @Option(help: "Attempts per judgement when the reply is not the rubric's JSON.") var judgeAttempts = 3
     @Option(help: "People's ratings (the JSONL of GET /v1/feedback/export): report the judge's agreement with them.") var feedback: String?
+    @Flag(help: "Add the index's blind A/B panel results (every survey: win rates, mean ratings) to the JSON and the HTML report.") var panel = false
 
     func run() async throws {
         try await failing {
@@ -98,6 +100,10 @@ struct EvalCommand: AsyncParsableCommand {
                 }
                 if let e = judged.firstError { note("judge: \(e)") }
                 summary.judge = judged
+            }
+            if panel {
+                let store = try PanelStore(beside: idx)
+                summary.panel = try store.surveys().map { PanelResults(survey: $0, votes: try store.votes($0.id)) }
             }
             if let json { try jsonString(summary).write(toFile: json, atomically: true, encoding: .utf8) }
             if let report { try HTMLReport.render(summary, rows: rows).write(toFile: report, atomically: true, encoding: .utf8) }

@@ -630,7 +630,7 @@ class TestFeedback(DamdaTestCase):
         self.assertEqual(len(sft), 1)
         self.assertEqual(sft[0]["answer"], "입원 1일당 5만원")
         self.assertIn("5만원", sft[0]["context"])
-        dpo = [row for row in export("dpo") if row["feedback_id"] == fid]
+        dpo = [row for row in export("dpo") if row.get("feedback_id") == fid]
         if triage[0]["label"] == "wrong_answer" and a["answer"] != "입원 1일당 5만원":
             self.assertEqual(len(dpo), 1)
             self.assertEqual((dpo[0]["chosen"], dpo[0]["rejected"]), ("입원 1일당 5만원", a["answer"]))

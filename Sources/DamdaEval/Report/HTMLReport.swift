@@ -1,3 +1,4 @@
+import DamdaAssistant
 import Foundation
 
 /// `damda eval --report FILE`: one self-contained HTML page (no network): the configurations, a
@@ -73,6 +74,25 @@ public enum HTMLReport {
                 }
                 html += "</table>"
             }
+        }
+        for p in report.panel ?? [] {
+            html += "<h2>People's blind A/B panel: \(esc(p.survey.name))</h2><p class=\"muted\">\(p.evaluators) evaluators, \(p.votes) votes, \(p.corrections) corrections, \(p.survey.items) items; "
+            html += "win rate of A with a tie counting half, 95% Wilson interval; ratings 1–5 with 95% intervals.</p>"
+            html += "<table class=\"panel\"><tr><th>A</th><th>B</th><th>votes</th><th>A wins</th><th>B wins</th><th>ties</th><th>A win rate</th><th></th></tr>"
+            for x in p.pairs {
+                let bar = "<svg width=\"160\" height=\"12\"><rect width=\"160\" height=\"12\" fill=\"#eef1f6\"/><rect width=\"\(Int(160 * x.aWinRate))\" height=\"12\" fill=\"#2457c5\"/>"
+                    + "<line x1=\"\(160 * x.aWinRateLow)\" x2=\"\(160 * x.aWinRateHigh)\" y1=\"6\" y2=\"6\" stroke=\"#111\" stroke-width=\"2\"/></svg>"
+                html += "<tr><td>\(esc(x.a))</td><td>\(esc(x.b))</td><td class=\"num\">\(x.votes)</td><td class=\"num\">\(x.aWins)</td><td class=\"num\">\(x.bWins)</td><td class=\"num\">\(x.ties)</td>"
+                html += "<td class=\"num\">\(String(format: "%.0f%%", 100 * x.aWinRate)) <span class=\"ci\">[\(String(format: "%.0f", 100 * x.aWinRateLow)), \(String(format: "%.0f", 100 * x.aWinRateHigh))]</span></td><td>\(x.votes > 0 ? bar : "")</td></tr>"
+            }
+            html += "</table><table class=\"panel\"><tr><th>config</th><th>정확성</th><th>근거</th><th>유용성</th></tr>"
+            for c in p.survey.configs {
+                html += "<tr><td>\(esc(c))</td>" + ["accuracy", "grounding", "usefulness"].map { k in
+                    guard let r = p.ratings[c]?[k] else { return "<td class=\"num\">—</td>" }
+                    return "<td class=\"num\">\(String(format: "%.2f", r.mean)) <span class=\"ci\">[\(String(format: "%.2f", r.low)), \(String(format: "%.2f", r.high))] n=\(r.n)</span></td>"
+                }.joined() + "</tr>"
+            }
+            html += "</table>"
         }
         html += "<h2>Charts</h2><div class=\"charts\">"
         for m in shown where m.gated || m.name.hasPrefix("refused") {
