@@ -59,9 +59,9 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        // The PostgreSQL + pgvector implementation of the retrieval store.
+        // The PostgreSQL + pgvector implementation of the retrieval store, and the feedback store on the same database.
         .target(name: "DamdaPostgres", dependencies: [
-            "DamdaCore", "DamdaRetrieval",
+            "DamdaCore", "DamdaRetrieval", "DamdaAssistant",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(name: "DamdaTrainingTests", dependencies: ["DamdaTraining", "DamdaDatasets", "DamdaEngine", "DamdaModelIO", "DamdaCore", "DamdaTestSupport"]),
         .testTarget(name: "DamdaEvalTests", dependencies: ["DamdaEval"]),
         .testTarget(name: "DamdaGuardrailsTests", dependencies: ["DamdaGuardrails"]),
-        .testTarget(name: "DamdaPostgresTests", dependencies: ["DamdaPostgres", "DamdaRetrieval", "DamdaModelIO", "DamdaTestSupport"]),
+        .testTarget(name: "DamdaPostgresTests", dependencies: ["DamdaPostgres", "DamdaAssistant", "DamdaRetrieval", "DamdaModelIO", "DamdaTestSupport"]),
         .testTarget(name: "DamdaServerTests", dependencies: ["DamdaServer", "DamdaEngine", "DamdaTestSupport"]),
     ]
 )

@@ -18,6 +18,12 @@ public struct Citation: Sendable, Codable, Equatable {
     /// Whether the answer draws on this chunk (cited as [n], or most of its terms occur in the chunk).
     public var used: Bool
 
+    public init(n: Int, chunkID: String, documentID: String, title: String, source: String, page: Int?, heading: [String],
+                score: Float, relevance: Float, text: String, bestSentence: String, used: Bool) {
+        self.n = n; self.chunkID = chunkID; self.documentID = documentID; self.title = title; self.source = source; self.page = page
+        self.heading = heading; self.score = score; self.relevance = relevance; self.text = text; self.bestSentence = bestSentence; self.used = used
+    }
+
     enum CodingKeys: String, CodingKey {
         case n, title, source, page, heading, score, relevance, text, used
         case chunkID = "chunk_id", documentID = "document_id", bestSentence = "best_sentence"

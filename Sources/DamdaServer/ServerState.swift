@@ -26,8 +26,9 @@ public final class ServerState: @unchecked Sendable {
     var embedder: (any Embedder)? { index.embedder }
 
     public init(model: any LanguageModel, modelName: String, adapterName: String? = nil, index: SearchIndex, config: AssistantConfig, chatTemplate: ChatTemplate,
-                maxBodyBytes: Int, maxActive: Int, maxQueue: Int, prefixCacheBytes: Int = 128 << 20) throws {
-        feedback = try SQLiteFeedbackStore(beside: index)
+                maxBodyBytes: Int, maxActive: Int, maxQueue: Int, prefixCacheBytes: Int = 128 << 20,
+                feedback: (any FeedbackStore)? = nil) throws {
+        self.feedback = try feedback ?? SQLiteFeedbackStore(beside: index)
         panel = try PanelStore(beside: index)
         let cache = config.cache.exact || config.cache.semantic ? try AnswerCache(beside: index) : nil
         self.cache = cache

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DamdaAssistant
 import DamdaEngine
+import DamdaPostgres
 import Foundation
 
 struct BatchCommand: AsyncParsableCommand {
@@ -31,7 +32,7 @@ struct BatchCommand: AsyncParsableCommand {
                 DecodeScheduler(model: model, maxActive: n, maxQueue: n, prefixCache: PrefixCache())
             }
             var job = BatchJob(questions: input, answers: out, concurrency: concurrency)
-            job.answerLog = try SQLiteFeedbackStore(beside: assistant.index)
+            job.answerLog = try feedbackStore(beside: assistant.index)
             let result = try await job.run(assistant: assistant) { FileHandle.standardError.write(("note: " + $0 + "\n").data(using: .utf8)!) }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DamdaAssistant
+import DamdaPostgres
 import Foundation
 
 struct FeedbackCommand: AsyncParsableCommand {
@@ -38,7 +39,7 @@ struct FeedbackExportCommand: AsyncParsableCommand {
             }
             guard FileManager.default.fileExists(atPath: indexOptions.index) else { throw ValidationError("no index at \(indexOptions.index)") }
             let index = try indexOptions.open(embedder: nil)
-            let store = try SQLiteFeedbackStore(beside: index)
+            let store = try feedbackStore(beside: index)
             var export = FeedbackExport(kind: k, since: sinceDate, triage: FeedbackTriage(index: index))
             export.includeApproved = includeApproved
             let (jsonl, manifest) = try export.run(try store.feedback(), preferences: k == .dpo ? try PanelStore(beside: index).preferences() : [])

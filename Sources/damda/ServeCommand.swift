@@ -3,6 +3,7 @@ import DamdaAssistant
 import DamdaCore
 import DamdaEngine
 import DamdaModelIO
+import DamdaPostgres
 import DamdaRetrieval
 import DamdaServer
 import Foundation
@@ -30,7 +31,7 @@ struct ServeCommand: AsyncParsableCommand {
             let state = try ServerState(model: model, modelName: name, adapterName: adapterName,
                                     index: idx, config: try options.config(model: model, adapterDirectory: try modelOptions.assistantAdapterDirectory()), chatTemplate: model.chatTemplate,
                                     maxBodyBytes: maxBodyBytes, maxActive: maxActive, maxQueue: maxQueue,
-                                    prefixCacheBytes: prefixCacheMegabytes << 20)
+                                    prefixCacheBytes: prefixCacheMegabytes << 20, feedback: try feedbackStore(beside: idx))
             state.redactDocuments = redactPii
             var server = ServerOptions()
             server.host = host

@@ -1,3 +1,4 @@
+import DamdaAssistant
 import DamdaModelIO
 import DamdaPostgres
 import DamdaRetrieval
@@ -105,5 +106,24 @@ final class PostgresStoreTests: XCTestCase {
         XCTAssertThrowsError(try PostgresStore(url: "mysql://nope"))
         XCTAssertThrowsError(try PostgresStore(url: "postgres://postgres@127.0.0.1:1/postgres", connectTimeout: 3), "nothing listens on port 1")
         try store.remove(documentIDs: ["a"])
+    }
+
+    /// Two processes' stores on one database (what two `damda serve --store postgres://…` hold):
+    /// an answer recorded through one is rated through the other, and both see every rating.
+    func testFeedbackIsSharedThroughOneDatabase() throws {
+        let url = try startServer()
+        let a = try PostgresFeedbackStore(store: try PostgresStore(url: url))
+        let b = try PostgresFeedbackStore(store: try PostgresStore(url: url))
+        let id = "ans_pg_" + UUID().uuidString.prefix(8)
+        let citation = Citation(n: 1, chunkID: "c1", documentID: "policy", title: "약관", source: "policy.md", page: nil, heading: ["제3조"],
+                                score: 1, relevance: 1, text: "입원 1일당 5만원", bestSentence: "입원 1일당 5만원", used: true)
+        try a.record(AnswerRecord(id: id, question: "입원하면 하루에 얼마 받나요?", answer: "10만원", citations: [citation], model: "gemma", adapter: "ko-rag"))
+        XCTAssertNil(try b.addFeedback(answerID: "ans_unknown", rating: .up, comment: "", correction: ""))
+        let fid = try XCTUnwrap(try b.addFeedback(answerID: id, rating: .down, comment: "틀림", correction: "입원 1일당 5만원"))
+        let seen = try a.feedback().filter { $0.answer.id == id }
+        XCTAssertEqual(seen.map(\.id), [fid])
+        XCTAssertEqual(seen.first?.correction, "입원 1일당 5만원")
+        XCTAssertEqual(seen.first?.answer.citations, [citation])
+        XCTAssertEqual(try b.feedback().filter { $0.answer.id == id }.map(\.id), [fid])
     }
 }

@@ -31,6 +31,9 @@ public struct FeedbackRecord: Sendable {
     public var correction: String
     public var createdAt: Date
     public var answer: AnswerRecord
+    public init(id: Int64, rating: Rating, comment: String, correction: String, createdAt: Date, answer: AnswerRecord) {
+        self.id = id; self.rating = rating; self.comment = comment; self.correction = correction; self.createdAt = createdAt; self.answer = answer
+    }
 }
 
 /// The feedback flywheel's storage: answers served and their thumbs up/down with comments.
