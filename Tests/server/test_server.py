@@ -550,6 +550,19 @@ class TestNoRawPersonalData(DamdaTestCase):
         self.addCleanup(request, "DELETE", "/v1/documents/" + urllib.parse.quote(upload_id, safe=""))
         r = request("POST", "/v1/feedback", {"answer_id": answer_id, "rating": "down", "comment": f"제 번호로 연락 주세요 {pii}"})
         self.assertEqual(r.status, 201, r.body[:500])
+        r = request("POST", "/v1/feedback", {"answer_id": answer_id, "rating": "down", "correction": f"정답은 5만원, 문의 {pii}"})
+        self.assertEqual(r.status, 201, r.body[:500])
+        # The panel: a survey whose questions and answers carry personal data, and a vote's correction.
+        line = {"id": "pii-q", "question": f"보험금 문의 {pii}", "answer": f"담당자 {pii}", "refused": False, "unsupported": False,
+                "citations": [], "prompt_tokens": 1, "completion_tokens": 1, "answer_id": "ans_pii"}
+        r = request("POST", "/v1/panel/surveys", {"name": "pii", "configs": [{"name": "a", "answers": [line]}, {"name": "b", "answers": [line]}]})
+        self.assertEqual(r.status, 201, r.body[:500])
+        survey = r.json()["id"]
+        task = request("GET", f"/v1/panel/surveys/{survey}/next?evaluator=pii-tester").json()
+        self.assertNotIn(self.RRN, json.dumps(task, ensure_ascii=False))
+        r = request("POST", f"/v1/panel/surveys/{survey}/votes", {"item_id": task["item_id"], "evaluator": "pii-tester", "choice": "tie",
+                                                                  "correction": f"연락처 {pii}"})
+        self.assertEqual(r.status, 201, r.body[:500])
         # The masked forms are what was kept.
         search = request("POST", "/v1/rag/ask", {"question": "고객 정보 문서", "max_tokens": 4})
         self.assertNotIn("1234568", search.text)

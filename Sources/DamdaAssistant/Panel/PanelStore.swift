@@ -75,6 +75,17 @@ public final class PanelStore: @unchecked Sendable {
         guard names.allSatisfy({ !$0.isEmpty }), Set(names).count == names.count else {
             throw PanelError.badSurvey("configuration names must be non-empty and distinct (got \(names))")
         }
+        // Questions, answers and their sources become what evaluators read and training pairs: personal data is masked first.
+        let mask = DocumentRedactor()
+        let configs = configs.map { c in
+            PanelConfigAnswers(name: c.name, answers: c.answers.map { a in
+                var answer = a.answer
+                answer.answer = mask.masked(answer.answer)
+                answer.context = mask.masked(answer.context)
+                answer.citations = answer.citations.map { var x = $0; x.text = mask.masked(x.text); x.title = mask.masked(x.title); return x }
+                return (a.id, mask.masked(a.question), answer)
+            })
+        }
         let byConfig = configs.map { c in Dictionary(c.answers.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }) }
         var items: [PanelItem] = []
         for a in configs[0].answers where byConfig.allSatisfy({ $0[a.id] != nil }) && !items.contains(where: { $0.id == a.id }) {
@@ -170,6 +181,7 @@ public final class PanelStore: @unchecked Sendable {
                      ratings: [String: PanelRatings], correction: String) throws -> PanelVote {
         let evaluator = evaluator.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !evaluator.isEmpty else { throw PanelError.badVote("the evaluator name is empty") }
+        let correction = DocumentRedactor().masked(correction)
         guard Set(ratings.keys).isSubset(of: ["1", "2"]) else { throw PanelError.badVote("ratings are keyed by the slots shown, \"1\" and \"2\"") }
         guard ratings.values.allSatisfy(\.isValid) else { throw PanelError.badVote("each rating (accuracy, grounding, usefulness) is an integer from 1 to 5") }
         _ = try survey(surveyID)
