@@ -81,7 +81,8 @@ struct FeedbackRoutes {
         }
         var export = FeedbackExport(kind: kind, since: since, triage: FeedbackTriage(index: server.index))
         export.includeApproved = request.uri.queryParameters.get("include_approved") == "true"
-        let (jsonl, manifest) = try export.run(try log.feedback(), preferences: kind == .dpo ? try server.panel.preferences() : [])
+        let (jsonl, manifest) = try export.run(try log.feedback(), preferences: kind == .dpo ? try server.panel.preferences() : [],
+                                               panelCorrections: kind == .sft ? try server.panel.corrections() : [])
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson; charset=utf-8",
                                                .contentDisposition: "attachment; filename=\"feedback-\(kind.rawValue).jsonl\"",
                                                HTTPField.Name("X-Damda-Export-Rows")!: String(manifest.rows),

@@ -93,5 +93,16 @@ final class PanelStoreTests: XCTestCase {
         XCTAssertEqual(pairs[0].kind, "ab")
         XCTAssertEqual(pairs[0].chosenConfig, "peft+rag")
         XCTAssertTrue(pairs[0].prompt.contains("[1] 약관\n근거 "), pairs[0].prompt)
+
+        // Corrections on the panel train with the shown context that holds them ("근거 q1" holds "근거 q1"; "정답" is in neither).
+        let corrections = try store.corrections()
+        XCTAssertEqual(corrections.map(\.correction), ["정답", "정답"])
+        var held = corrections[0]
+        held.correction = "근거 \(try store.items(survey.id).first { $0.question == held.question }!.id)"
+        let (sft, sftManifest) = try FeedbackExport(kind: .sft, triage: FeedbackTriage(index: index)).run([], panelCorrections: [held, corrections[1]])
+        let examples = try sft.split(separator: "\n").map { try JSONDecoder().decode(FeedbackSFTExample.self, from: Data($0.utf8)) }
+        XCTAssertEqual(examples.map(\.kind), ["panel_correction"])
+        XCTAssertEqual(examples.first?.answer, held.correction)
+        XCTAssertEqual(sftManifest.skipped["panel correction that neither shown context holds"], 1)
     }
 }

@@ -631,15 +631,15 @@ class TestFeedback(DamdaTestCase):
             self.assertNotIn("2222-3333", r.text)
             return [json.loads(line) for line in r.text.splitlines() if line.strip()]
 
-        triage = [row for row in export("triage") if row["feedback_id"] == fid]
+        triage = [row for row in export("triage") if row.get("feedback_id") == fid]
         self.assertEqual(len(triage), 1)
         # The served sources hold "입원 1일당 5만원": the model missed it (or, with other sources, retrieval did).
         self.assertIn(triage[0]["label"], ("wrong_answer", "retrieval_miss"), triage[0])
         self.assertEqual(triage[0]["correction"], "입원 1일당 5만원", "the latest correction counts")
-        items = [row for row in export("eval") if row["feedback_id"] == fid]
+        items = [row for row in export("eval") if row.get("feedback_id") == fid]
         self.assertEqual([(i["question"], i["answers"]) for i in items], [(QUESTION, ["입원 1일당 5만원"])])
         self.assertTrue(items[0]["doc_id"], items[0])
-        sft = [row for row in export("sft") if row["feedback_id"] == fid]
+        sft = [row for row in export("sft") if row.get("feedback_id") == fid]
         self.assertEqual(len(sft), 1)
         self.assertEqual(sft[0]["answer"], "입원 1일당 5만원")
         self.assertIn("5만원", sft[0]["context"])

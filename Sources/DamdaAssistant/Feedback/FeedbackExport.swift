@@ -30,8 +30,10 @@ public struct FeedbackSFTExample: Sendable, Codable, Equatable {
     public var context: String
     public var answer: String
     public var documentID: String?
-    public var feedbackID: Int64
-    /// "correction" (a down-rated answer's correction) or "approved" (an answer rated up).
+    /// The rating the example comes from (nil for a correction written on the A/B panel).
+    public var feedbackID: Int64?
+    /// "correction" (a down-rated answer's correction), "approved" (an answer rated up) or
+    /// "panel_correction" (a correction written on the A/B panel).
     public var kind: String
     public var triage: TriageLabel?
     enum CodingKeys: String, CodingKey {
@@ -148,8 +150,10 @@ public struct FeedbackExport: Sendable {
         return order.compactMap { byAnswer[$0] }
     }
 
-    /// The export's JSONL text and its manifest; `preferences` (blind A/B votes) join the dpo export.
-    public func run(_ records: [FeedbackRecord], preferences: [PanelPreference] = [], now: Date = Date()) throws -> (jsonl: String, manifest: FeedbackExportManifest) {
+    /// The export's JSONL text and its manifest; `preferences` (blind A/B votes) join the dpo
+    /// export, `panelCorrections` (corrections written on the panel) the sft export.
+    public func run(_ records: [FeedbackRecord], preferences: [PanelPreference] = [], panelCorrections: [PanelCorrection] = [],
+                    now: Date = Date()) throws -> (jsonl: String, manifest: FeedbackExportManifest) {
         let mask = DocumentRedactor()
         let considered = records.filter { since == nil || $0.createdAt >= since! }
         let rated = Self.latestPerAnswer(considered)
@@ -240,6 +244,19 @@ public struct FeedbackExport: Sendable {
                                                 context: maskedContext, chosen: correction, rejected: answer, documentID: f.documentID,
                                                 feedbackID: r.feedbackID, kind: "correction"),
                          key: normalized(question) + "\u{0}" + normalized(correction) + "\u{0}" + normalized(answer))
+            }
+        }
+        if kind == .sft {
+            // A correction on the panel trains with a context shown beside it that holds it.
+            for c in panelCorrections {
+                let question = mask.masked(c.question), correction = mask.masked(c.correction)
+                let holding = c.answers.map { ($0, Grounding.support(of: correction, in: [$0.context])) }.max { $0.1 < $1.1 }
+                guard let (answer, support) = holding, support >= triage.supportThreshold else {
+                    skipped["panel correction that neither shown context holds", default: 0] += 1; continue
+                }
+                try emit(FeedbackSFTExample(id: "ab-\(c.voteID)", question: question, context: mask.masked(answer.context), answer: correction,
+                                            documentID: nil, feedbackID: nil, kind: "panel_correction", triage: .wrongAnswer),
+                         key: normalized(question) + "\u{0}" + normalized(correction))
             }
         }
         if kind == .dpo {

@@ -219,6 +219,20 @@ public final class PanelStore: @unchecked Sendable {
         }
     }
 
+    /// Every correction written on the panel, with the two answers its evaluator was shown.
+    public func corrections() throws -> [PanelCorrection] {
+        var out: [PanelCorrection] = []
+        for survey in try surveys() {
+            let items = Dictionary(uniqueKeysWithValues: try items(survey.id).map { ($0.id, $0) })
+            for v in try votes(survey.id) where !v.correction.isEmpty {
+                guard let item = items[v.itemID] else { continue }
+                out.append(PanelCorrection(surveyID: survey.id, voteID: v.id, question: item.question, correction: v.correction,
+                                           answers: item.answers.filter { $0.config == v.first || $0.config == v.second }))
+            }
+        }
+        return out
+    }
+
     /// Every vote that picked a winner, with the winning and losing answers: preference pairs.
     public func preferences() throws -> [PanelPreference] {
         var out: [PanelPreference] = []
@@ -234,6 +248,15 @@ public final class PanelStore: @unchecked Sendable {
         }
         return out
     }
+}
+
+/// A correction an evaluator wrote on the panel, with the answers (and contexts) the item showed.
+public struct PanelCorrection: Sendable, Equatable {
+    public var surveyID: String
+    public var voteID: Int64
+    public var question: String
+    public var correction: String
+    public var answers: [PanelAnswer]
 }
 
 /// A blind A/B vote as a preference: the winner's answer chosen over the loser's.
