@@ -219,34 +219,33 @@ public final class PanelStore: @unchecked Sendable {
         }
     }
 
-    /// Every correction written on the panel, with the two answers its evaluator was shown.
-    public func corrections() throws -> [PanelCorrection] {
-        var out: [PanelCorrection] = []
+    /// Every vote of every survey with the item it was cast on.
+    func votesWithItems() throws -> [(survey: String, vote: PanelVote, item: PanelItem)] {
+        var out: [(survey: String, vote: PanelVote, item: PanelItem)] = []
         for survey in try surveys() {
             let items = Dictionary(uniqueKeysWithValues: try items(survey.id).map { ($0.id, $0) })
-            for v in try votes(survey.id) where !v.correction.isEmpty {
-                guard let item = items[v.itemID] else { continue }
-                out.append(PanelCorrection(surveyID: survey.id, voteID: v.id, question: item.question, correction: v.correction,
-                                           answers: item.answers.filter { $0.config == v.first || $0.config == v.second }))
-            }
+            for v in try votes(survey.id) { if let item = items[v.itemID] { out.append((survey.id, v, item)) } }
         }
         return out
     }
 
+    /// Every correction written on the panel, with the two answers its evaluator was shown.
+    public func corrections() throws -> [PanelCorrection] {
+        try votesWithItems().filter { !$0.vote.correction.isEmpty }.map { s, v, item in
+            PanelCorrection(surveyID: s, voteID: v.id, question: item.question, correction: v.correction,
+                            answers: item.answers.filter { $0.config == v.first || $0.config == v.second })
+        }
+    }
+
     /// Every vote that picked a winner, with the winning and losing answers: preference pairs.
     public func preferences() throws -> [PanelPreference] {
-        var out: [PanelPreference] = []
-        for survey in try surveys() {
-            let items = Dictionary(uniqueKeysWithValues: try items(survey.id).map { ($0.id, $0) })
-            for v in try votes(survey.id) {
-                guard let winner = v.winner, let item = items[v.itemID] else { continue }
-                let loser = winner == v.first ? v.second : v.first
-                guard let chosen = item.answers.first(where: { $0.config == winner }),
-                      let rejected = item.answers.first(where: { $0.config == loser }) else { continue }
-                out.append(PanelPreference(surveyID: survey.id, voteID: v.id, question: item.question, chosen: chosen, rejected: rejected))
-            }
+        try votesWithItems().compactMap { s, v, item in
+            guard let winner = v.winner else { return nil }
+            let loser = winner == v.first ? v.second : v.first
+            guard let chosen = item.answers.first(where: { $0.config == winner }),
+                  let rejected = item.answers.first(where: { $0.config == loser }) else { return nil }
+            return PanelPreference(surveyID: s, voteID: v.id, question: item.question, chosen: chosen, rejected: rejected)
         }
-        return out
     }
 }
 
