@@ -122,32 +122,23 @@ public struct FeedbackExport: Sendable {
         self.kind = kind; self.since = since; self.triage = triage
     }
 
-    /// One rated answer: its latest rating, with the last comment and correction given.
-    struct Rated {
-        var answer: AnswerRecord
-        var feedbackID: Int64
-        var rating: Rating
-        var comment: String
-        var correction: String
-        var createdAt: Date
-    }
-
-    static func latestPerAnswer(_ records: [FeedbackRecord]) -> [Rated] {
-        var byAnswer: [String: Rated] = [:]
+    /// One rating per answer: its latest, with the last non-empty comment and correction given.
+    static func latestPerAnswer(_ records: [FeedbackRecord]) -> [FeedbackRecord] {
+        var byAnswer: [String: FeedbackRecord] = [:]
         var order: [String] = []
         for f in records.sorted(by: { $0.id < $1.id }) {
-            if var r = byAnswer[f.answer.id] {
-                r.feedbackID = f.id; r.rating = f.rating; r.createdAt = f.createdAt
-                if !f.comment.isEmpty { r.comment = f.comment }
-                if !f.correction.isEmpty { r.correction = f.correction }
-                byAnswer[f.answer.id] = r
-            } else {
-                byAnswer[f.answer.id] = Rated(answer: f.answer, feedbackID: f.id, rating: f.rating, comment: f.comment,
-                                              correction: f.correction, createdAt: f.createdAt)
-                order.append(f.answer.id)
-            }
+            guard var r = byAnswer[f.answer.id] else { byAnswer[f.answer.id] = f; order.append(f.answer.id); continue }
+            r.id = f.id; r.rating = f.rating; r.createdAt = f.createdAt
+            if !f.comment.isEmpty { r.comment = f.comment }
+            if !f.correction.isEmpty { r.correction = f.correction }
+            byAnswer[f.answer.id] = r
         }
         return order.compactMap { byAnswer[$0] }
+    }
+
+    /// The document an answer drew on: its first used citation's, else its first citation's.
+    static func document(of answer: AnswerRecord) -> String? {
+        (answer.citations.first(where: \.used) ?? answer.citations.first)?.documentID
     }
 
     /// The export's JSONL text and its manifest; `preferences` (blind A/B votes) join the dpo
@@ -175,7 +166,7 @@ public struct FeedbackExport: Sendable {
             let question = mask.masked(r.answer.question)
             let answer = mask.masked(r.answer.answer)
             let correction = mask.masked(r.correction)
-            let id = "fb-\(r.feedbackID)"
+            let id = "fb-\(r.id)"
             var finding: TriageFinding?
             if r.rating == .down {
                 let f = try triage.triage(question: question, answer: r.answer, correction: correction)
@@ -188,8 +179,8 @@ public struct FeedbackExport: Sendable {
             case .triage:
                 guard let f = finding else { skipped["rated up", default: 0] += 1; continue }
                 try emit(FeedbackTriageRow(id: id, question: question, answer: answer, correction: correction, comment: mask.masked(r.comment),
-                                           label: f.label, why: f.why, documentID: f.documentID, feedbackID: r.feedbackID),
-                         key: "\(r.feedbackID)")
+                                           label: f.label, why: f.why, documentID: f.documentID, feedbackID: r.id),
+                         key: "\(r.id)")
             case .eval:
                 if let f = finding {
                     switch f.label {
@@ -197,15 +188,14 @@ public struct FeedbackExport: Sendable {
                     case .missingDocument: skipped["correction no document holds (see missing_documents)", default: 0] += 1
                     case .wrongAnswer, .retrievalMiss:
                         try emit(FeedbackEvalItem(id: id, question: question, answers: [correction], documentID: f.documentID,
-                                                  feedbackID: r.feedbackID, rating: .down, triage: f.label),
+                                                  feedbackID: r.id, rating: .down, triage: f.label),
                                  key: normalized(question) + "\u{0}" + normalized(correction))
                     }
                 } else if refused {
-                    try emit(FeedbackEvalItem(id: id, question: question, answers: [], documentID: nil, feedbackID: r.feedbackID, rating: .up, triage: nil),
+                    try emit(FeedbackEvalItem(id: id, question: question, answers: [], documentID: nil, feedbackID: r.id, rating: .up, triage: nil),
                              key: normalized(question) + "\u{0}")
                 } else {
-                    let doc = (r.answer.citations.first(where: \.used) ?? r.answer.citations.first)?.documentID
-                    try emit(FeedbackEvalItem(id: id, question: question, answers: [answer], documentID: doc, feedbackID: r.feedbackID, rating: .up, triage: nil),
+                    try emit(FeedbackEvalItem(id: id, question: question, answers: [answer], documentID: Self.document(of: r.answer), feedbackID: r.id, rating: .up, triage: nil),
                              key: normalized(question) + "\u{0}" + normalized(answer))
                 }
             case .sft:
@@ -216,12 +206,11 @@ public struct FeedbackExport: Sendable {
                         continue
                     }
                     try emit(FeedbackSFTExample(id: id, question: question, context: mask.masked(context), answer: correction, documentID: f.documentID,
-                                                feedbackID: r.feedbackID, kind: "correction", triage: f.label),
+                                                feedbackID: r.id, kind: "correction", triage: f.label),
                              key: normalized(question) + "\u{0}" + normalized(correction))
                 } else if includeApproved, !r.answer.citations.isEmpty {
-                    let doc = (r.answer.citations.first(where: \.used) ?? r.answer.citations.first)?.documentID
                     try emit(FeedbackSFTExample(id: id, question: question, context: mask.masked(Citation.context(r.answer.citations)), answer: answer,
-                                                documentID: refused ? nil : doc, feedbackID: r.feedbackID, kind: "approved", triage: nil),
+                                                documentID: refused ? nil : Self.document(of: r.answer), feedbackID: r.id, kind: "approved", triage: nil),
                              key: normalized(question) + "\u{0}" + normalized(answer))
                 } else {
                     skipped[includeApproved ? "rated up without sources" : "rated up (--include-approved adds these)", default: 0] += 1
@@ -242,7 +231,7 @@ public struct FeedbackExport: Sendable {
                 let maskedContext = mask.masked(context)
                 try emit(FeedbackPreferencePair(id: id, prompt: template.render(question: question, context: maskedContext), question: question,
                                                 context: maskedContext, chosen: correction, rejected: answer, documentID: f.documentID,
-                                                feedbackID: r.feedbackID, kind: "correction"),
+                                                feedbackID: r.id, kind: "correction"),
                          key: normalized(question) + "\u{0}" + normalized(correction) + "\u{0}" + normalized(answer))
             }
         }
