@@ -94,14 +94,15 @@ with open(sys.argv[1], "w") as f:
         if i == 2: f.write("{broken json\n")
     f.write(json.dumps({"id": "q0", "question": "중복"}, ensure_ascii=False) + "\n")
 PY
-run_batch() { $DAMDA batch --index "$work/batch-index" --in "$work/questions.jsonl" --out "$work/answers.jsonl" --concurrency 4 --max-tokens 24 "$@"; }
-run_batch >"$work/batch1.json" 2>"$work/batch1.err" &
+batch_args=(batch --index "$work/batch-index" --in "$work/questions.jsonl" --out "$work/answers.jsonl" --concurrency 4 --max-tokens 24)
+# Started directly, not through a shell function: `kill -9 $!` must hit damda itself, not a subshell that leaves it running.
+$DAMDA "${batch_args[@]}" >"$work/batch1.json" 2>"$work/batch1.err" &
 pid=$!
 for _ in $(seq 600); do [ -f "$work/answers.jsonl" ] && [ "$(wc -l <"$work/answers.jsonl")" -ge 2 ] && break; sleep 0.1; done
 kill -9 "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
 before=$(wc -l <"$work/answers.jsonl")
-run_batch >"$work/batch2.json" 2>"$work/batch2.err"
+$DAMDA "${batch_args[@]}" >"$work/batch2.json" 2>"$work/batch2.err"
 python3 - "$work/batch2.json" "$work/answers.jsonl" "$before" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
