@@ -2,11 +2,14 @@
 """Writes an HTML report (inline SVG plots, no dependencies) of a `damda train` run: training and
 validation loss by step, and — when `bench answers` results sit beside the adapters — exact match,
 F1 and refusal rate against examples trained.
-Usage: scripts/training-report.py LORA_DIR [BASE_ANSWERS.json] > report.html"""
-import glob, html, json, os, re, sys
+Usage: scripts/training-report.py LORA_DIR [BASE_ANSWERS.json] [--title TEXT] [--note TEXT] > report.html"""
+import argparse, glob, html, json, os, re, sys
 
-run = sys.argv[1]
-base = sys.argv[2] if len(sys.argv) > 2 else None
+ap = argparse.ArgumentParser()
+ap.add_argument("run"); ap.add_argument("base", nargs="?")
+ap.add_argument("--title"); ap.add_argument("--note", default="")
+a = ap.parse_args()
+run, base = a.run, a.base
 log = [json.loads(l) for l in open(os.path.join(run, "train_log.jsonl")) if l.strip()]
 
 def svg(series, xlabel, ylabel, w=560, h=300):
@@ -36,7 +39,7 @@ def svg(series, xlabel, ylabel, w=560, h=300):
     out.append("</svg>")
     return "\n".join(out)
 
-parts = [f"<h1>LoRA training: {html.escape(run)}</h1>"]
+parts = [f"<h1>{html.escape(a.title or 'LoRA training: ' + run)}</h1>"] + ([f"<p>{html.escape(a.note)}</p>"] if a.note else [])
 parts.append(svg([("training loss (per answer token)", [(e["step"], e["loss"]) for e in log], "#1f77b4"),
                   ("validation loss", [(e["step"], e["val_loss"]) for e in log if e.get("val_loss") is not None], "#d62728")],
                  "update", "cross-entropy"))

@@ -1,0 +1,21 @@
+#!/usr/bin/env python3
+"""The default adapter's training mix: KorQuAD questions of the training articles (every index % 3 != 2
+of split/train.jsonl; index % 3 == 2 is kept apart for refusal calibration) plus 600 of the easylaw
+extractive synthetic questions (`damda data synthesize --docs`), so the adapter also sees the domain's
+register. Writes WORK/split/mix.jsonl and WORK/split/calibration.jsonl.
+Usage: default-adapter-data.py WORK"""
+import json, random, sys
+
+work = sys.argv[1]
+rows = open(f"{work}/split/train.jsonl", encoding="utf-8").readlines()
+korquad = [json.loads(r) for i, r in enumerate(rows) if i % 3 != 2]
+open(f"{work}/split/calibration.jsonl", "w", encoding="utf-8").writelines(r for i, r in enumerate(rows) if i % 3 == 2)
+synthetic = [json.loads(l) for l in open(f"{work}/easylaw-syn.jsonl", encoding="utf-8") if l.strip()]
+random.seed(0)
+synthetic = random.sample(synthetic, min(600, len(synthetic)))
+mix = [{k: q[k] for k in ("id", "question", "answers", "doc_id")} for q in korquad + synthetic]
+random.shuffle(mix)
+with open(f"{work}/split/mix.jsonl", "w", encoding="utf-8") as f:
+    for q in mix:
+        f.write(json.dumps(q, ensure_ascii=False) + "\n")
+print(json.dumps({"korquad": len(korquad), "synthetic": len(synthetic), "mix": len(mix), "calibration": len(rows) - len(korquad)}))
