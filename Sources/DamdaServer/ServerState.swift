@@ -16,7 +16,7 @@ public final class ServerState: @unchecked Sendable {
     /// Answers served and their ratings: in the index's own store when it keeps feedback (SQLite),
     /// else in `feedback.sqlite` beside the index (a PostgreSQL-backed index).
     public let feedback: any FeedbackStore
-    /// Blind A/B surveys, in the same database as the feedback.
+    /// Blind A/B surveys, in the same database as the feedback (PostgreSQL for a PostgreSQL-backed index).
     public let panel: PanelStore
     /// Answers served before, in the index's store (nil when the cache is off).
     public let cache: AnswerCache?
@@ -27,9 +27,9 @@ public final class ServerState: @unchecked Sendable {
 
     public init(model: any LanguageModel, modelName: String, adapterName: String? = nil, index: SearchIndex, config: AssistantConfig, chatTemplate: ChatTemplate,
                 maxBodyBytes: Int, maxActive: Int, maxQueue: Int, prefixCacheBytes: Int = 128 << 20,
-                feedback: (any FeedbackStore)? = nil) throws {
+                feedback: (any FeedbackStore)? = nil, panel: PanelStore? = nil) throws {
         self.feedback = try feedback ?? SQLiteFeedbackStore(beside: index)
-        panel = try PanelStore(beside: index)
+        self.panel = try panel ?? PanelStore(beside: index)
         let cache = config.cache.exact || config.cache.semantic ? try AnswerCache(beside: index) : nil
         self.cache = cache
         self.model = model

@@ -4,6 +4,7 @@ import DamdaCore
 import DamdaEngine
 import DamdaEval
 import DamdaModelIO
+import DamdaPostgres
 import DamdaRetrieval
 import Foundation
 
@@ -102,7 +103,7 @@ struct EvalCommand: AsyncParsableCommand {
                 summary.judge = judged
             }
             if panel {
-                let store = try PanelStore(beside: idx)
+                let store = try panelStore(beside: idx)
                 summary.panel = try store.surveys().map { PanelResults(survey: $0, votes: try store.votes($0.id)) }
             }
             if let json { try jsonString(summary).write(toFile: json, atomically: true, encoding: .utf8) }

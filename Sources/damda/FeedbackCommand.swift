@@ -42,7 +42,7 @@ struct FeedbackExportCommand: AsyncParsableCommand {
             let store = try feedbackStore(beside: index)
             var export = FeedbackExport(kind: k, since: sinceDate, triage: FeedbackTriage(index: index))
             export.includeApproved = includeApproved
-            let panel = try PanelStore(beside: index)
+            let panel = try panelStore(beside: index)
             let (jsonl, manifest) = try export.run(try store.feedback(), preferences: k == .dpo ? try panel.preferences() : [],
                                                    panelCorrections: k == .sft ? try panel.corrections() : [])
             try Data(jsonl.utf8).write(to: URL(fileURLWithPath: out), options: .atomic)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DamdaAssistant
+import DamdaPostgres
 import Foundation
 
 struct PanelCommand: AsyncParsableCommand {
@@ -24,7 +25,7 @@ struct PanelCreateCommand: AsyncParsableCommand {
                 return try PanelConfigAnswers.read(name: String(spec[..<eq]), batchAnswers: String(spec[spec.index(after: eq)...]))
             }
             guard FileManager.default.fileExists(atPath: indexOptions.index) else { throw ValidationError("no index at \(indexOptions.index)") }
-            let store = try PanelStore(beside: try indexOptions.open(embedder: nil))
+            let store = try panelStore(beside: try indexOptions.open(embedder: nil))
             let survey = try store.createSurvey(name: name, configs: configs)
             print(jsonString(survey))
         }
@@ -40,7 +41,7 @@ struct PanelResultsCommand: AsyncParsableCommand {
     func run() async throws {
         try await failing {
             guard FileManager.default.fileExists(atPath: indexOptions.index) else { throw ValidationError("no index at \(indexOptions.index)") }
-            let store = try PanelStore(beside: try indexOptions.open(embedder: nil))
+            let store = try panelStore(beside: try indexOptions.open(embedder: nil))
             guard let id = try survey ?? store.surveys().last?.id else { throw ValidationError("the index has no survey: create one with `damda panel create`") }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]

@@ -126,4 +126,47 @@ final class PostgresStoreTests: XCTestCase {
         XCTAssertEqual(seen.first?.answer.citations, [citation])
         XCTAssertEqual(try b.feedback().filter { $0.answer.id == id }.map(\.id), [fid])
     }
+
+    /// Two panel stores on one database (two servers): both list the survey, an evaluator sees the
+    /// order the first one drew wherever they reload, and a vote cast through one is a duplicate
+    /// through the other; results count it once.
+    func testPanelIsSharedThroughOneDatabase() throws {
+        let url = try startServer()
+        let a = PanelStore(storage: try PostgresPanelStorage(store: try PostgresStore(url: url)))
+        let b = PanelStore(storage: try PostgresPanelStorage(store: try PostgresStore(url: url)))
+        func answers(_ name: String) -> PanelConfigAnswers {
+            PanelConfigAnswers(name: name, answers: ["q1", "q2"].map { id in
+                (id, "질문 \(id), 연락처 010-1234-5678", PanelAnswer(config: name, answer: "\(name) \(id)",
+                    citations: [PanelCitation(n: 1, title: "약관", source: "policy.md", text: "근거 \(id)")], context: "[1] 약관\n근거 \(id)"))
+            })
+        }
+        let survey = try a.createSurvey(name: "pg 패널", configs: [answers("rag"), answers("peft+rag")])
+        XCTAssertEqual(try b.survey(survey.id).items, 2)
+        XCTAssertEqual(try b.items(survey.id).map(\.id), ["q1", "q2"])
+        XCTAssertFalse(try b.items(survey.id).contains { $0.question.contains("1234-5678") }, "personal data is masked before it is stored")
+
+        let shown = try XCTUnwrap(try a.nextTask(survey: survey.id, evaluator: "김"))
+        for _ in 0..<5 { XCTAssertEqual(try b.nextTask(survey: survey.id, evaluator: "김"), shown, "one order, whichever server shows it") }
+        XCTAssertThrowsError(try b.vote(survey: survey.id, item: shown.itemID, evaluator: "이", choice: .tie, ratings: [:], correction: "")) {
+            XCTAssertEqual($0 as? PanelError, .notShown(shown.itemID))
+        }
+        let good = PanelRatings(accuracy: 5, grounding: 5, usefulness: 4)
+        let v = try b.vote(survey: survey.id, item: shown.itemID, evaluator: "김", choice: .first, ratings: ["1": good],
+                           correction: "정답은 5만원, 문의 010-9876-5432")
+        XCTAssertEqual(v.winner, shown.answers[0].answer.hasPrefix("peft+rag") ? "peft+rag" : "rag")
+        XCTAssertFalse(v.correction.contains("9876"))
+        XCTAssertThrowsError(try a.vote(survey: survey.id, item: shown.itemID, evaluator: "김", choice: .second, ratings: [:], correction: "")) {
+            XCTAssertEqual($0 as? PanelError, .duplicateVote(shown.itemID))
+        }
+        XCTAssertThrowsError(try a.vote(survey: survey.id, item: "q9", evaluator: "김", choice: .tie, ratings: [:], correction: "")) {
+            XCTAssertEqual($0 as? PanelError, .unknownItem("q9"))
+        }
+        XCTAssertEqual(try a.votes(survey.id), [v])
+        XCTAssertEqual(try a.survey(survey.id).votes, 1)
+        XCTAssertNotEqual(try a.nextTask(survey: survey.id, evaluator: "김")?.itemID, shown.itemID, "the voted item is done on both servers")
+        XCTAssertEqual(try b.preferences().filter { $0.surveyID == survey.id }.count, 1)
+        XCTAssertEqual(try b.corrections().filter { $0.surveyID == survey.id }.map(\.correction), [v.correction])
+        let results = PanelResults(survey: try a.survey(survey.id), votes: try a.votes(survey.id))
+        XCTAssertEqual(results.votes, 1)
+    }
 }

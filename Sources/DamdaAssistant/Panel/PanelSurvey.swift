@@ -45,6 +45,9 @@ public struct PanelSurvey: Sendable, Codable, Equatable {
     public var items: Int
     public var votes: Int
     public var createdAt: String
+    public init(id: String, name: String, configs: [String], items: Int, votes: Int, createdAt: String) {
+        self.id = id; self.name = name; self.configs = configs; self.items = items; self.votes = votes; self.createdAt = createdAt
+    }
     enum CodingKeys: String, CodingKey { case id, name, configs, items, votes, createdAt = "created_at" }
 }
 
@@ -92,5 +95,10 @@ public struct PanelVote: Sendable, Codable, Equatable {
     public var winner: String?
     public var ratings: [String: PanelRatings]
     public var correction: String
+    public init(id: Int64, itemID: String, evaluator: String, first: String, second: String, winner: String?,
+                ratings: [String: PanelRatings], correction: String) {
+        self.id = id; self.itemID = itemID; self.evaluator = evaluator; self.first = first; self.second = second
+        self.winner = winner; self.ratings = ratings; self.correction = correction
+    }
     enum CodingKeys: String, CodingKey { case id, evaluator, first, second, winner, ratings, correction, itemID = "item_id" }
 }
