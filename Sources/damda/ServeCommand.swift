@@ -31,7 +31,8 @@ struct ServeCommand: AsyncParsableCommand {
             let state = try ServerState(model: model, modelName: name, adapterName: adapterName,
                                     index: idx, config: try options.config(model: model, adapterDirectory: try modelOptions.assistantAdapterDirectory()), chatTemplate: model.chatTemplate,
                                     maxBodyBytes: maxBodyBytes, maxActive: maxActive, maxQueue: maxQueue,
-                                    prefixCacheBytes: prefixCacheMegabytes << 20, feedback: try feedbackStore(beside: idx), panel: try panelStore(beside: idx))
+                                    prefixCacheBytes: prefixCacheMegabytes << 20, feedback: try feedbackStore(beside: idx), panel: try panelStore(beside: idx),
+                                    makeCache: answerCache(beside:))
             state.redactDocuments = redactPii
             var server = ServerOptions()
             server.host = host

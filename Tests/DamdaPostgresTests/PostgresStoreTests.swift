@@ -169,4 +169,60 @@ final class PostgresStoreTests: XCTestCase {
         let results = PanelResults(survey: try a.survey(survey.id), votes: try a.votes(survey.id))
         XCTAssertEqual(results.votes, 1)
     }
+
+    /// Two answer caches on one database (two servers): an answer one stores is an exact and a
+    /// semantic hit on the other, an index change seen by one evicts it for both, the byte bound
+    /// drops the least recently used, and clear empties both.
+    func testAnswerCacheIsSharedThroughOneDatabase() throws {
+        let url = try startServer()
+        let a = AnswerCache(storage: try PostgresAnswerCacheStorage(store: try PostgresStore(url: url)))
+        let b = AnswerCache(storage: try PostgresAnswerCacheStorage(store: try PostgresStore(url: url)))
+        try a.clear()
+        func answer(_ q: String, refused: Bool = false) throws -> AssistantAnswer {
+            let json: [String: Any] = [
+                "id": "ans_pg", "question": q, "standalone_question": q, "rewrite": "none", "answer": refused ? "답변을 찾을 수 없습니다." : "5만원",
+                "raw_answer": "", "refused": refused, "refusal_reason": refused ? "model" : NSNull(), "echo_only": false, "unsupported": false,
+                "citations": [[String: Any]](), "context": ["budget_tokens": 512, "prompt_tokens": 100, "chunks_used": 1, "truncated": false],
+                "usage": ["prompt_tokens": 100, "completion_tokens": 3], "timings": ["retrieval_ms": 1, "generation_ms": 2, "total_ms": 3],
+                "model": "m", "adapter": NSNull(), "finish_reason": "stop",
+            ]
+            return try JSONDecoder().decode(AssistantAnswer.self, from: JSONSerialization.data(withJSONObject: json))
+        }
+        func key(_ q: String) -> CacheKey { CacheKey(question: q, config: AssistantConfig(), model: "m", adapter: nil, indexIdentity: "i") }
+        func unit(_ v: [Float]) -> [Float] { let n = v.reduce(0) { $0 + $1 * $1 }.squareRoot(); return v.map { $0 / n } }
+        var s = AnswerCacheSettings()
+        s.semantic = true
+        s.semanticThreshold = 0.9
+        let q = "입원하면 하루에 얼마 받나요?"
+        try a.store(key: key(q), question: q, embedding: unit([1, 0, 0]), answer: try answer(q), sources: ["policy": "h1"], contentVersion: "v", settings: s)
+        try a.store(key: key("화성 로버?"), question: "화성 로버?", embedding: nil, answer: try answer("화성 로버?", refused: true), sources: [:],
+                    contentVersion: "v", settings: s)
+        XCTAssertEqual(b.count, 2)
+        let exact = try XCTUnwrap(b.lookup(key: key("입원하면  하루에 얼마 받나요"), question: q, embedding: nil, settings: s, isCurrent: { _ in true }))
+        XCTAssertEqual(exact.hit, .exact)
+        XCTAssertEqual(exact.answer.answer, "5만원")
+        let p = "입원하면 하루에 얼마를 받나요?"
+        XCTAssertEqual(b.lookup(key: key(p), question: p, embedding: unit([1, 0.1, 0]), settings: s, isCurrent: { _ in true })?.hit, .semantic)
+        XCTAssertNil(b.lookup(key: key(p), question: p, embedding: unit([1, 1, 0]), settings: s, isCurrent: { _ in true }), "below the cosine")
+        XCTAssertEqual(try a.invalidate(IndexChange(changed: ["policy"])), 2, "the answer citing policy, and the refusal")
+        XCTAssertNil(b.lookup(key: key(q), question: q, embedding: nil, settings: s, isCurrent: { _ in true }), "evicted for every server")
+        XCTAssertEqual(b.count, 0)
+
+        // Room for about two entries: a third drops the least recently used, whichever server used it.
+        var bound = AnswerCacheSettings()
+        let t0 = Date(timeIntervalSince1970: 2_000_000)
+        try a.store(key: key("x"), question: "x", embedding: nil, answer: try answer("x"), sources: ["d": "h"], contentVersion: "v", settings: bound, now: t0)
+        let one = b.bytes
+        XCTAssertGreaterThan(one, 0)
+        bound.maxBytes = one * 2 + one / 2
+        try b.store(key: key("y"), question: "y", embedding: nil, answer: try answer("y"), sources: ["d": "h"], contentVersion: "v", settings: bound, now: t0 + 1)
+        XCTAssertNotNil(b.lookup(key: key("x"), question: "x", embedding: nil, settings: bound, isCurrent: { _ in true }, now: t0 + 2))
+        try a.store(key: key("z"), question: "z", embedding: nil, answer: try answer("z"), sources: ["d": "h"], contentVersion: "v", settings: bound, now: t0 + 3)
+        XCTAssertEqual(a.count, 2)
+        XCTAssertLessThanOrEqual(a.bytes, bound.maxBytes)
+        XCTAssertNil(a.lookup(key: key("y"), question: "y", embedding: nil, settings: bound, isCurrent: { _ in true }, now: t0 + 4))
+        XCTAssertNotNil(a.lookup(key: key("x"), question: "x", embedding: nil, settings: bound, isCurrent: { _ in true }, now: t0 + 4))
+        try b.clear()
+        XCTAssertEqual(a.count, 0)
+    }
 }

@@ -35,10 +35,11 @@ public enum AnswerCacheEvent: Sendable, Equatable {
     case evicted(reason: String, count: Int)
 }
 
-/// Answers served before, kept in the index's own store so a restart keeps them. Each entry records
-/// the documents (and their content hashes) of every chunk its prompt held: it is served only while
-/// those documents are unchanged, and evicted as soon as an ingest changes or removes one. A refusal
-/// depends on the whole index (a new document may hold the answer), so any change evicts it.
+/// Answers served before, kept in the index's own store so a restart keeps them (or in PostgreSQL,
+/// shared by every server on the database). Each entry records the documents (and their content
+/// hashes) of every chunk its prompt held: it is served only while those documents are unchanged,
+/// and evicted as soon as an ingest changes or removes one. A refusal depends on the whole index (a
+/// new document may hold the answer), so any change evicts it.
 public final class AnswerCache: @unchecked Sendable {
     /// One cached answer with what it depends on.
     public struct Entry: Sendable {
@@ -47,7 +48,8 @@ public final class AnswerCache: @unchecked Sendable {
         public internal(set) var question: String
         public internal(set) var signature: QuestionSignature
         public internal(set) var embedding: [Float]
-        var answer: Data
+        /// The answer's JSON.
+        public internal(set) var answer: Data
         /// Document id → content hash of every chunk the prompt held.
         public internal(set) var sources: [String: String]
         /// The index's content version when stored (a refusal is valid only while it holds).
@@ -55,85 +57,63 @@ public final class AnswerCache: @unchecked Sendable {
         public internal(set) var refused: Bool
         public internal(set) var createdAt: Date
         public internal(set) var usedAt: Date
-        var bytes: Int { answer.count + embedding.count * 4 + question.utf8.count + 256 }
+        /// What the entry takes, for the LRU bound.
+        public var bytes: Int { answer.count + embedding.count * 4 + question.utf8.count + 256 }
+        public init(key: String, settings: String, question: String, signature: QuestionSignature, embedding: [Float], answer: Data,
+                    sources: [String: String], contentVersion: String, refused: Bool, createdAt: Date, usedAt: Date) {
+            self.key = key; self.settings = settings; self.question = question; self.signature = signature; self.embedding = embedding
+            self.answer = answer; self.sources = sources; self.contentVersion = contentVersion; self.refused = refused
+            self.createdAt = createdAt; self.usedAt = usedAt
+        }
     }
 
-    let db: any DatabaseWriter
-    let lock = NSLock()
-    var entries: [String: Entry] = [:]
-    var totalBytes = 0
-    /// Hits whose last-used time is not written yet: written with the next store, so a hit costs no write.
-    var touched: Set<String> = []
+    public let storage: any AnswerCacheStorage
     public var onEvent: @Sendable (AnswerCacheEvent) -> Void = { _ in }
 
-    public init(database: any DatabaseWriter) throws {
-        db = database
-        try Self.migrator.migrate(db)
-        try load()
+    public init(storage: any AnswerCacheStorage) { self.storage = storage }
+
+    public convenience init(database: any DatabaseWriter) throws {
+        self.init(storage: try SQLiteAnswerCacheStorage(database: database))
     }
 
     public convenience init(path: String) throws {
         try self.init(database: try DatabasePool(path: path))
     }
 
-    /// The cache of `index`: in its SQLite database, or `cache.sqlite` in its directory (PostgreSQL),
-    /// evicting entries whenever the index's documents change.
+    /// The cache of a SQLite index: in its database, or `cache.sqlite` in its directory, evicting
+    /// entries whenever the index's documents change.
     public convenience init(beside index: SearchIndex) throws {
         try self.init(database: try index.sqliteDatabase(orFile: "cache.sqlite"))
+        observe(index)
+    }
+
+    /// Evicts entries whenever `index`'s documents change.
+    public func observe(_ index: SearchIndex) {
         index.observeChanges { [weak self] change in _ = try? self?.invalidate(change) }
     }
 
-    static var migrator: DatabaseMigrator {
-        var m = DatabaseMigrator()
-        m.registerMigration("v4-answer-cache") { db in
-            try db.execute(sql: """
-                CREATE TABLE IF NOT EXISTS answer_cache (
-                    key TEXT PRIMARY KEY, settings TEXT NOT NULL, question TEXT NOT NULL, signature TEXT NOT NULL,
-                    embedding BLOB, answer BLOB NOT NULL, sources TEXT NOT NULL, content_version TEXT NOT NULL,
-                    refused INTEGER NOT NULL, created_at REAL NOT NULL, used_at REAL NOT NULL);
-                """)
-        }
-        return m
-    }
-
-    func load() throws {
-        let decoder = JSONDecoder()
-        let rows = try db.read { try Row.fetchAll($0, sql: "SELECT * FROM answer_cache") }
-        for r in rows {
-            // A row that no longer decodes (written by an older build, or by hand) is skipped, not fatal.
-            guard let signature = try? decoder.decode(QuestionSignature.self, from: Data((r["signature"] as String).utf8)),
-                  let sources = try? decoder.decode([String: String].self, from: Data((r["sources"] as String).utf8)) else { continue }
-            let blob: Data? = r["embedding"]
-            let e = Entry(key: r["key"], settings: r["settings"], question: r["question"], signature: signature,
-                          embedding: blob.map { b in b.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) } } ?? [],
-                          answer: r["answer"], sources: sources, contentVersion: r["content_version"], refused: (r["refused"] as Int) != 0,
-                          createdAt: Date(timeIntervalSince1970: r["created_at"]), usedAt: Date(timeIntervalSince1970: r["used_at"]))
-            entries[e.key] = e
-            totalBytes += e.bytes
-        }
-    }
-
-    public var count: Int { lock.withLock { entries.count } }
-    public var bytes: Int { lock.withLock { totalBytes } }
+    public var count: Int { (try? storage.count()) ?? 0 }
+    public var bytes: Int { (try? storage.bytes()) ?? 0 }
 
     /// The cached answer for `key` (exact) or, with `semantic`, for the closest question under the
     /// same settings whose signature matches; nil on a miss. `isCurrent` says whether an entry's
     /// sources are still what the index holds; stale and expired entries met here are deleted.
+    /// A storage that cannot be read is a miss: the question is answered as if nothing were cached.
     public func lookup(key: CacheKey, question: String, embedding: [Float]?, settings: AnswerCacheSettings,
                 isCurrent: (Entry) -> Bool, now: Date = Date()) -> (answer: AssistantAnswer, hit: CacheHit)? {
         var stale: [(String, String)] = []
         defer { if !stale.isEmpty { remove(stale) } }
-        let found: (Entry, CacheHit)? = lock.withLock {
-            func usable(_ e: Entry) -> Bool {
-                if now.timeIntervalSince(e.createdAt) > settings.ttl { stale.append((e.key, "ttl")); return false }
-                if !isCurrent(e) { stale.append((e.key, "document")); return false }
-                return true
-            }
-            if settings.exact, let e = entries[key.value], usable(e) { return (e, .exact) }
+        func usable(_ e: Entry) -> Bool {
+            if now.timeIntervalSince(e.createdAt) > settings.ttl { stale.append((e.key, "ttl")); return false }
+            if !isCurrent(e) { stale.append((e.key, "document")); return false }
+            return true
+        }
+        func find() throws -> (Entry, CacheHit)? {
+            if settings.exact, let e = try storage.entry(key: key.value), usable(e) { return (e, .exact) }
             guard settings.semantic, let q = embedding, !q.isEmpty else { return nil }
             let signature = QuestionSignature(question)
             var candidates: [(Float, Entry)] = []
-            for e in entries.values where e.settings == key.settings && e.embedding.count == q.count {
+            for e in try storage.entries(settings: key.settings) where e.embedding.count == q.count {
                 var dot: Float = 0
                 for i in q.indices { dot += q[i] * e.embedding[i] }
                 if dot >= settings.semanticThreshold { candidates.append((dot, e)) }
@@ -141,14 +121,11 @@ public final class AnswerCache: @unchecked Sendable {
             for (_, e) in candidates.sorted(by: { $0.0 > $1.0 }) where e.signature.matches(signature) && usable(e) { return (e, .semantic) }
             return nil
         }
-        guard let (entry, hit) = found, var answer = try? JSONDecoder().decode(AssistantAnswer.self, from: entry.answer) else {
+        guard let (entry, hit) = (try? find()) ?? nil, var answer = try? JSONDecoder().decode(AssistantAnswer.self, from: entry.answer) else {
             onEvent(.miss)
             return nil
         }
-        lock.withLock {
-            entries[entry.key]?.usedAt = now
-            touched.insert(entry.key)
-        }
+        try? storage.touch(key: entry.key, at: now)
         answer.cache = hit
         onEvent(.hit(hit))
         return (answer, hit)
@@ -157,75 +134,35 @@ public final class AnswerCache: @unchecked Sendable {
     /// Keeps `answer` under `key`, then trims the cache to `maxBytes` by least recent use.
     public func store(key: CacheKey, question: String, embedding: [Float]?, answer: AssistantAnswer, sources: [String: String],
                contentVersion: String, settings: AnswerCacheSettings, now: Date = Date()) throws {
-        let encoder = JSONEncoder()
         var stored = answer
         stored.cache = nil
         let e = Entry(key: key.value, settings: key.settings, question: CacheKey.normalize(question), signature: QuestionSignature(question),
-                      embedding: embedding ?? [], answer: try encoder.encode(stored), sources: sources, contentVersion: contentVersion,
+                      embedding: embedding ?? [], answer: try JSONEncoder().encode(stored), sources: sources, contentVersion: contentVersion,
                       refused: answer.refused, createdAt: now, usedAt: now)
-        let (evict, used): ([String], [(String, Date)]) = lock.withLock {
-            if let old = entries[e.key] { totalBytes -= old.bytes }
-            entries[e.key] = e
-            totalBytes += e.bytes
-            var evict: [String] = []
-            if totalBytes > settings.maxBytes {
-                for old in entries.values.sorted(by: { $0.usedAt < $1.usedAt }) where old.key != e.key {
-                    evict.append(old.key)
-                    totalBytes -= old.bytes
-                    if totalBytes <= settings.maxBytes { break }
-                }
-                for k in evict { entries[k] = nil }
-            }
-            let used = touched.compactMap { k in entries[k].map { (k, $0.usedAt) } }
-            touched = []
-            return (evict, used)
-        }
-        let signature = String(decoding: try encoder.encode(e.signature), as: UTF8.self)
-        let sourcesJSON = String(decoding: try encoder.encode(e.sources), as: UTF8.self)
-        let vector: Data? = e.embedding.isEmpty ? nil : e.embedding.withUnsafeBytes { Data($0) }
-        try db.write { db in
-            try db.execute(sql: """
-                INSERT OR REPLACE INTO answer_cache (key, settings, question, signature, embedding, answer, sources, content_version, refused, created_at, used_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [e.key, e.settings, e.question, signature, vector, e.answer, sourcesJSON, e.contentVersion, e.refused ? 1 : 0,
-                                 now.timeIntervalSince1970, now.timeIntervalSince1970])
-            for k in evict { try db.execute(sql: "DELETE FROM answer_cache WHERE key = ?", arguments: [k]) }
-            for (k, t) in used { try db.execute(sql: "UPDATE answer_cache SET used_at = ? WHERE key = ?", arguments: [t.timeIntervalSince1970, k]) }
-        }
+        let evicted = try storage.put(e, maxBytes: settings.maxBytes)
         onEvent(.stored)
-        if !evict.isEmpty { onEvent(.evicted(reason: "lru", count: evict.count)) }
+        if !evicted.isEmpty { onEvent(.evicted(reason: "lru", count: evicted.count)) }
     }
 
     /// Evicts what a change to the index makes stale: every entry whose prompt held a changed or
     /// removed document, and every refusal (an added document may answer it). Returns how many.
     @discardableResult
     public func invalidate(_ change: IndexChange) throws -> Int {
-        let gone = change.changed.union(change.removed)
-        let keys: [(String, String)] = lock.withLock {
-            entries.values.filter { e in e.refused || e.sources.keys.contains { gone.contains($0) } }.map { ($0.key, "document") }
-        }
+        let keys = try storage.keys(refusedOrCiting: change.changed.union(change.removed)).map { ($0, "document") }
         remove(keys)
         return keys.count
     }
 
     /// Deletes every entry.
     public func clear() throws {
-        let n = lock.withLock { () -> Int in
-            let n = entries.count
-            entries = [:]; totalBytes = 0; touched = []
-            return n
-        }
-        try db.write { try $0.execute(sql: "DELETE FROM answer_cache") }
+        let n = try storage.removeAll()
         if n > 0 { onEvent(.evicted(reason: "clear", count: n)) }
     }
 
     /// Removes entries by key, counting them by reason.
     func remove(_ keys: [(key: String, reason: String)]) {
         guard !keys.isEmpty else { return }
-        lock.withLock {
-            for (k, _) in keys { if let e = entries.removeValue(forKey: k) { totalBytes -= e.bytes } }
-        }
-        try? db.write { db in for (k, _) in keys { try db.execute(sql: "DELETE FROM answer_cache WHERE key = ?", arguments: [k]) } }
+        _ = try? storage.remove(keys.map(\.key))
         for reason in Set(keys.map(\.reason)) { onEvent(.evicted(reason: reason, count: keys.filter { $0.reason == reason }.count)) }
     }
 }
