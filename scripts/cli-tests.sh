@@ -139,6 +139,15 @@ assert s["items"] == 8 and s["configs"] == ["full", "short"], s
 assert r["survey"]["id"] == s["id"] and r["votes"] == 0 and r["pairs"][0]["votes"] == 0, r
 print("panel: survey of", s["items"], "items over", s["configs"])
 PY
+head -2 "$work/questions.jsonl" >"$work/two-questions.jsonl"
+$DAMDA panel create --index "$work/batch-index" --name "k5 vs k1" --questions "$work/two-questions.jsonl" \
+  --config peft+rag=max-tokens=8 --config k1=k=1,max-tokens=8 >"$work/survey2.json" 2>"$work/survey2.err"
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["items"] == 2 and s["configs"] == ["peft+rag", "k1"], s' "$work/survey2.json"
+if $DAMDA panel create --index "$work/batch-index" --name x --questions "$work/two-questions.jsonl" --config a --config b=k=0 2>"$work/spec.err"; then
+  echo "a bad SPEC must fail" >&2; exit 1
+fi
+grep -q "not a preset\|positive integer" "$work/spec.err" || { cat "$work/spec.err"; exit 1; }
+echo "panel create --questions: each configuration answered the questions; a bad SPEC is named"
 printf 'not a batch line\n' >"$work/bad-answers.jsonl"
 if $DAMDA panel create --index "$work/batch-index" --name x --config a="$work/answers.jsonl" --config b="$work/bad-answers.jsonl" 2>"$work/panel.err"; then
   echo "a malformed answers file must fail" >&2; exit 1

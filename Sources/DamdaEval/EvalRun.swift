@@ -115,16 +115,9 @@ public struct EvalRunner {
         var answerSeconds = 0.0, totalSeconds = 0.0
         for (ci, config) in configs.enumerated() {
             let pending = work.filter { done[EvalRow.key(config: config.name, kind: $0.kind, id: $0.question.id)] == nil }
-            let adapterDirectory = pending.isEmpty ? nil : try applyAdapter(config.adapter)
-            let adapterName = adapterDirectory.map { URL(fileURLWithPath: $0).standardizedFileURL.lastPathComponent }
-            var assistantConfig = try assistantConfig(config)
-            switch config.refusalThreshold {
-            case "auto": assistantConfig.refusalThreshold = try adapterDirectory.flatMap { try AdapterSettings.read(directory: $0)?.refusalThreshold }
-            case "off": assistantConfig.refusalThreshold = nil
-            default: assistantConfig.refusalThreshold = Float(config.refusalThreshold)
-            }
-            let assistant = Assistant(index: index, generator: Generator(model: model), config: assistantConfig,
-                                      modelName: modelName, adapterName: adapterName)
+            // With nothing left to ask, the adapter is not even loaded.
+            let assistant = pending.isEmpty ? Assistant(index: index, generator: Generator(model: model), config: try assistantConfig(config),
+                                                        modelName: modelName) : try assistant(for: config)
             for (qi, item) in work.enumerated() {
                 defer { bar?.update(to: Int64(ci * work.count + qi + 1)) }
                 if let old = done[EvalRow.key(config: config.name, kind: item.kind, id: item.question.id)] { rows.append(old); continue }
@@ -142,6 +135,19 @@ public struct EvalRunner {
         }
         bar?.finish()
         return (rows, answerSeconds > 0 ? (totalSeconds - answerSeconds) / answerSeconds * 100 : nil)
+    }
+
+    /// Puts the configuration's adapter on the model and returns the assistant it configures.
+    public func assistant(for config: EvalConfiguration) throws -> Assistant {
+        let adapterDirectory = try applyAdapter(config.adapter)
+        let adapterName = adapterDirectory.map { URL(fileURLWithPath: $0).standardizedFileURL.lastPathComponent }
+        var assistantConfig = try assistantConfig(config)
+        switch config.refusalThreshold {
+        case "auto": assistantConfig.refusalThreshold = try adapterDirectory.flatMap { try AdapterSettings.read(directory: $0)?.refusalThreshold }
+        case "off": assistantConfig.refusalThreshold = nil
+        default: assistantConfig.refusalThreshold = Float(config.refusalThreshold)
+        }
+        return Assistant(index: index, generator: Generator(model: model), config: assistantConfig, modelName: modelName, adapterName: adapterName)
     }
 
     func assistantConfig(_ c: EvalConfiguration) throws -> AssistantConfig {

@@ -1,3 +1,4 @@
+import DamdaCore
 import DamdaAssistant
 import Foundation
 import Hummingbird
@@ -13,6 +14,7 @@ struct PanelRoutes {
         v1.get("panel/surveys/:id/next") { req, ctx in try self.next(req, try Self.survey(ctx)) }
         v1.post("panel/surveys/:id/votes") { req, ctx in try await self.vote(req, try Self.survey(ctx)) }
         v1.get("panel/surveys/:id/results") { _, ctx in try self.results(try Self.survey(ctx)) }
+        v1.get("panel/jobs/:id") { _, ctx in try self.job(try Self.survey(ctx)) }
     }
 
     static func survey(_ ctx: BasicRequestContext) throws -> String {
@@ -33,10 +35,14 @@ struct PanelRoutes {
         do { return try body() } catch let e as PanelError { throw Self.apiError(e) }
     }
 
-    /// `{"name", "configs": [{"name", "answers": [lines of a damda batch answers file]}]}`.
+    /// `{"name", "configs": [{"name", "answers": [lines of a damda batch answers file]}]}`, or
+    /// `{"name", "questions": ["…" or {"id", "question"}], "configs": [{"name", "spec"}]}`: the
+    /// server answers every question under each configuration (the eval's SPEC) in the background
+    /// and creates the survey; the reply (202) is the job, polled at /v1/panel/jobs/ID.
     func create(_ request: Request) async throws -> Response {
         let body = try await JSONBody(request, limit: server.maxBodyBytes)
         let name = try body.requiredString("name")
+        if body.has("questions") { return try createFromConfigurations(body, name: name) }
         guard let list = body.object["configs"] as? [[String: Any]] else { throw APIError.invalid("configs", "must be an array of {name, answers}") }
         var configs: [PanelConfigAnswers] = []
         for (i, c) in list.enumerated() {
@@ -95,5 +101,46 @@ struct PanelRoutes {
     func results(_ survey: String) throws -> Response {
         let (s, votes) = try panel { (try server.panel.survey(survey), try server.panel.votes(survey)) }
         return try JSONResponse.encodable(PanelResults(survey: s, votes: votes))
+    }
+
+    /// Largest survey the server answers in one job.
+    static let maxGeneratedAnswers = 2_000
+
+    func createFromConfigurations(_ body: JSONBody, name: String) throws -> Response {
+        guard let jobs = server.panelJobs else {
+            throw APIError(.badRequest, "this server cannot answer configurations: upload `damda batch` answer files instead", code: "invalid_value")
+        }
+        guard let list = body.object["questions"] as? [Any] else { throw APIError.invalid("questions", "must be an array of questions") }
+        var questions: [BatchQuestion] = []
+        for (i, q) in list.enumerated() {
+            let text: String?, id: String
+            if let s = q as? String { text = s; id = "q\(i + 1)" } else if let o = q as? [String: Any] {
+                text = o["question"] as? String
+                id = (o["id"] as? String) ?? (o["id"] as? Int).map(String.init) ?? "q\(i + 1)"
+            } else { text = nil; id = "" }
+            guard let t = text?.trimmingCharacters(in: .whitespacesAndNewlines), !t.isEmpty else {
+                throw APIError.invalid("questions", "item \(i + 1) must be a non-empty question (a string or {\"id\", \"question\"})")
+            }
+            questions.append(BatchQuestion(id: id, question: t, line: i + 1))
+        }
+        guard let cs = body.object["configs"] as? [[String: Any]] else { throw APIError.invalid("configs", "must be an array of {name, spec}") }
+        let configs = try cs.enumerated().map { i, c -> PanelConfigSpec in
+            guard let n = c["name"] as? String else { throw APIError.invalid("configs", "item \(i + 1) needs a string \"name\"") }
+            guard c["spec"] == nil || c["spec"] is String || c["spec"] is NSNull else { throw APIError.invalid("configs", "item \(i + 1): \"spec\" must be a string") }
+            return PanelConfigSpec(name: n.trimmingCharacters(in: .whitespaces), spec: (c["spec"] as? String) ?? "")
+        }
+        guard questions.count * configs.count <= Self.maxGeneratedAnswers else {
+            throw APIError.invalid("questions", "asks for \(questions.count * configs.count) answers; at most \(Self.maxGeneratedAnswers) per survey")
+        }
+        do {
+            return try JSONResponse.encodable(try jobs.start(name: name, configs: configs, questions: questions), status: .accepted)
+        } catch let e as PanelError { throw Self.apiError(e) } catch let e as any DamdaError {
+            throw APIError(.badRequest, e.message, code: "invalid_value")
+        }
+    }
+
+    func job(_ id: String) throws -> Response {
+        guard let job = server.panelJobs?.job(id) else { throw APIError.notFound("no survey job with id '\(id)'") }
+        return try JSONResponse.encodable(job)
     }
 }

@@ -16,6 +16,8 @@ public final class ServerState: @unchecked Sendable {
     /// Answers served and their ratings: in the index's own store when it keeps feedback (SQLite),
     /// else in `feedback.sqlite` beside the index (a PostgreSQL-backed index).
     public let feedback: any FeedbackStore
+    /// Surveys the server answers itself from configurations (nil: only uploaded answer files).
+    public var panelJobs: PanelJobs?
     /// Blind A/B surveys, in the same database as the feedback (PostgreSQL for a PostgreSQL-backed index).
     public let panel: PanelStore
     /// Answers served before, in the index's store, PostgreSQL included (nil when the cache is off).

@@ -34,6 +34,8 @@ struct ServeCommand: AsyncParsableCommand {
                                     prefixCacheBytes: prefixCacheMegabytes << 20, feedback: try feedbackStore(beside: idx), panel: try panelStore(beside: idx),
                                     makeCache: answerCache(beside:))
             state.redactDocuments = redactPii
+            state.panelJobs = PanelJobs(answering: LocalPanelAnswering(index: idx, modelPath: try modelOptions.resolvedModel(), threads: modelOptions.threads),
+                                        store: state.panel)
             var server = ServerOptions()
             server.host = host
             server.port = port

@@ -692,6 +692,40 @@ def panel_configs():
 
 
 class TestPanel(DamdaTestCase):
+    def test_survey_from_configurations(self):
+        """Questions and configurations (the eval's SPEC) instead of answer files: the server answers
+        them in the background and creates the survey; bad SPECs and shapes are refused first."""
+        questions = ["입원하면 하루에 보험금을 얼마 받나요?", {"id": "claim", "question": "보험금은 언제까지 청구해야 하나요?"}]
+        configs = [{"name": "peft+rag"}, {"name": "short", "spec": "max-tokens=1"}]
+        for bad in ({"questions": questions, "configs": configs[:1]},
+                    {"questions": [], "configs": configs},
+                    {"questions": [""], "configs": configs},
+                    {"questions": questions, "configs": [configs[0], {"name": "x", "spec": "k=0"}]},
+                    {"questions": questions, "configs": [configs[0], {"name": "x", "spec": "colour=blue"}]},
+                    {"questions": questions, "configs": [configs[0], {"name": "x", "spec": "adapter=/no/such/adapter"}]}):
+            r = request("POST", "/v1/panel/surveys", dict({"name": "bad"}, **bad))
+            self.assertError(r, 400, "invalid_request_error")
+        r = request("POST", "/v1/panel/surveys", {"name": "configurations", "questions": questions, "configs": configs})
+        self.assertEqual(r.status, 202, r.body[:500])
+        job = r.json()
+        self.assertEqual((job["status"] in ("queued", "running"), job["total"]), (True, 4))
+        deadline = time.time() + 300
+        while job["status"] not in ("done", "failed") and time.time() < deadline:
+            time.sleep(0.5)
+            job = request("GET", "/v1/panel/jobs/" + job["id"]).json()
+        self.assertEqual(job["status"], "done", job)
+        self.assertEqual((job["done"], job["survey"]["items"], job["survey"]["configs"]), (4, 2, ["peft+rag", "short"]))
+        base = "/v1/panel/surveys/" + job["survey"]["id"]
+        task = request("GET", base + "/next?evaluator=" + urllib.parse.quote("spec-" + uuid.uuid4().hex[:6])).json()
+        texts = sorted(a["answer"] for a in task["answers"])
+        self.assertEqual(len(texts), 2)
+        self.assertTrue(any(a["citations"] for a in task["answers"]), "answers keep their sources")
+        # peft+rag with the eval's defaults answers as the server does.
+        whole = request("POST", "/v1/rag/ask", {"question": task["question"], "cache": False}).json()["answer"]
+        self.assertIn(whole, texts)
+        r = request("GET", "/v1/panel/jobs/job_nope")
+        self.assertError(r, 404, "not_found_error")
+
     def test_blind_survey_votes_and_results(self):
         configs = panel_configs()
         r = request("POST", "/v1/panel/surveys", {"name": "full vs one-token", "configs": configs[:1]})

@@ -240,6 +240,33 @@ class TestWebPage(unittest.TestCase):
         self.assertIn("5.00", d.find_element(By.ID, "results").text, "slot 1's ratings were all 5")
         d.save_screenshot(os.path.join(ARTIFACTS, "panel-results.png"))
 
+    def test_a4_panel_survey_from_configurations(self):
+        """The administrator types questions and two configurations (the eval's SPEC); the server
+        answers them under each, the page shows the progress and then the new survey."""
+        d = self.driver
+        d.get(DAMDA_URL + "/panel")
+        if API_KEY:
+            d.execute_script("localStorage.setItem(arguments[0], arguments[1]);", KEY_NAME, API_KEY)
+        d.get(DAMDA_URL + "/panel#admin")
+        d.refresh()
+        WebDriverWait(d, 30).until(lambda d: d.find_element(By.ID, "admin-view").is_displayed())
+        d.find_element(By.ID, "spec-name").send_keys("설정 비교 k5 대 k1")
+        d.find_element(By.ID, "spec-questions").send_keys("입원하면 하루에 보험금을 얼마 받나요?\n보험금은 언제까지 청구해야 하나요?")
+        specs = d.find_elements(By.CSS_SELECTOR, ".spec-config-spec")
+        names = d.find_elements(By.CSS_SELECTOR, ".spec-config-name")
+        names[1].clear(); names[1].send_keys("k1")
+        specs[1].send_keys("k=1,max-tokens=8")
+        specs[0].send_keys("max-tokens=8")
+        d.find_element(By.ID, "create-spec").click()
+        WebDriverWait(d, 240).until(lambda d: "만들었습니다" in d.find_element(By.ID, "spec-status").text
+                                    or "못했습니다" in d.find_element(By.ID, "spec-status").text)
+        self.assertIn("2문항", d.find_element(By.ID, "spec-status").text)
+        d.save_screenshot(os.path.join(ARTIFACTS, "panel-admin-from-configurations.png"))
+        # A bad SPEC is refused before any work, in words.
+        specs[1].clear(); specs[1].send_keys("k=0")
+        d.find_element(By.ID, "create-spec").click()
+        WebDriverWait(d, 30).until(lambda d: "positive integer" in d.find_element(By.ID, "spec-status").text)
+
     def test_b_api_key_prompt(self):
         if not API_KEY:
             self.skipTest("server runs without an API key")

@@ -7,6 +7,7 @@ public struct BatchQuestion: Sendable, Equatable {
     public var id: String
     public var question: String
     public var line: Int
+    public init(id: String, question: String, line: Int) { self.id = id; self.question = question; self.line = line }
 }
 
 /// A questions-file line as read: "question", and "id" as a string or an integer (null: absent).
