@@ -13,17 +13,15 @@ public final class PostgresAnswerCacheStorage: AnswerCacheStorage, @unchecked Se
 
     public init(store: PostgresStore) throws {
         self.store = store
-        try store.blocking { [client = store.client, logger = store.logger] in
-            try await client.withTransaction(logger: logger) { c in
-                try await c.query("""
-                    CREATE TABLE IF NOT EXISTS damda_answer_cache (
-                        key TEXT PRIMARY KEY, settings TEXT NOT NULL, question TEXT NOT NULL, signature TEXT NOT NULL,
-                        embedding BYTEA, answer BYTEA NOT NULL, sources TEXT NOT NULL, content_version TEXT NOT NULL,
-                        refused BOOLEAN NOT NULL, bytes BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL, used_at DOUBLE PRECISION NOT NULL)
-                    """, logger: logger)
-                try await c.query("CREATE INDEX IF NOT EXISTS damda_answer_cache_settings ON damda_answer_cache(settings)", logger: logger)
-            }
-        }
+        try store.execute(inOneTransaction: [
+            """
+            CREATE TABLE IF NOT EXISTS damda_answer_cache (
+                key TEXT PRIMARY KEY, settings TEXT NOT NULL, question TEXT NOT NULL, signature TEXT NOT NULL,
+                embedding BYTEA, answer BYTEA NOT NULL, sources TEXT NOT NULL, content_version TEXT NOT NULL,
+                refused BOOLEAN NOT NULL, bytes BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL, used_at DOUBLE PRECISION NOT NULL)
+            """,
+            "CREATE INDEX IF NOT EXISTS damda_answer_cache_settings ON damda_answer_cache(settings)",
+        ])
     }
 
     static func entry(_ r: Row) -> AnswerCache.Entry? {
@@ -109,39 +107,12 @@ public final class PostgresAnswerCacheStorage: AnswerCacheStorage, @unchecked Se
     }
 
     public func remove(_ keys: [String]) throws -> Int {
-        guard !keys.isEmpty else { return 0 }
-        return try store.blocking { [client = store.client, logger = store.logger] in
-            let rows = try await client.query("DELETE FROM damda_answer_cache WHERE key = ANY(\(keys)) RETURNING key", logger: logger)
-            var n = 0
-            for try await _ in rows { n += 1 }
-            return n
-        }
+        keys.isEmpty ? 0 : try store.rowCount("DELETE FROM damda_answer_cache WHERE key = ANY(\(keys)) RETURNING key")
     }
 
-    public func removeAll() throws -> Int {
-        try store.blocking { [client = store.client, logger = store.logger] in
-            let rows = try await client.query("DELETE FROM damda_answer_cache RETURNING key", logger: logger)
-            var n = 0
-            for try await _ in rows { n += 1 }
-            return n
-        }
-    }
-
-    public func count() throws -> Int {
-        try store.blocking { [client = store.client, logger = store.logger] in
-            let rows = try await client.query("SELECT COUNT(*) FROM damda_answer_cache", logger: logger)
-            for try await n in rows.decode(Int64.self) { return Int(n) }
-            return 0
-        }
-    }
-
-    public func bytes() throws -> Int {
-        try store.blocking { [client = store.client, logger = store.logger] in
-            let rows = try await client.query("SELECT COALESCE(SUM(bytes), 0)::BIGINT FROM damda_answer_cache", logger: logger)
-            for try await n in rows.decode(Int64.self) { return Int(n) }
-            return 0
-        }
-    }
+    public func removeAll() throws -> Int { try store.rowCount("DELETE FROM damda_answer_cache RETURNING key") }
+    public func count() throws -> Int { try store.integer("SELECT COUNT(*) FROM damda_answer_cache") }
+    public func bytes() throws -> Int { try store.integer("SELECT COALESCE(SUM(bytes), 0)::BIGINT FROM damda_answer_cache") }
 }
 
 /// The answer cache of `index`: in its PostgreSQL database when its chunks live there (shared by

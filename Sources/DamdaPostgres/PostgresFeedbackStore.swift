@@ -11,22 +11,20 @@ public final class PostgresFeedbackStore: FeedbackStore, @unchecked Sendable {
 
     public init(store: PostgresStore) throws {
         self.store = store
-        try store.blocking { [client = store.client, logger = store.logger] in
-            try await client.withTransaction(logger: logger) { c in
-                try await c.query("""
-                    CREATE TABLE IF NOT EXISTS damda_answers (
-                        id TEXT PRIMARY KEY, question TEXT NOT NULL, answer TEXT NOT NULL, citations TEXT NOT NULL,
-                        model TEXT NOT NULL, adapter TEXT, created_at DOUBLE PRECISION NOT NULL)
-                    """, logger: logger)
-                try await c.query("""
-                    CREATE TABLE IF NOT EXISTS damda_feedback (
-                        id BIGSERIAL PRIMARY KEY, answer_id TEXT NOT NULL REFERENCES damda_answers(id),
-                        rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT NOT NULL DEFAULT '',
-                        correction TEXT NOT NULL DEFAULT '', created_at DOUBLE PRECISION NOT NULL)
-                    """, logger: logger)
-                try await c.query("CREATE INDEX IF NOT EXISTS damda_feedback_answer ON damda_feedback(answer_id)", logger: logger)
-            }
-        }
+        try store.execute(inOneTransaction: [
+            """
+            CREATE TABLE IF NOT EXISTS damda_answers (
+                id TEXT PRIMARY KEY, question TEXT NOT NULL, answer TEXT NOT NULL, citations TEXT NOT NULL,
+                model TEXT NOT NULL, adapter TEXT, created_at DOUBLE PRECISION NOT NULL)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS damda_feedback (
+                id BIGSERIAL PRIMARY KEY, answer_id TEXT NOT NULL REFERENCES damda_answers(id),
+                rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT NOT NULL DEFAULT '',
+                correction TEXT NOT NULL DEFAULT '', created_at DOUBLE PRECISION NOT NULL)
+            """,
+            "CREATE INDEX IF NOT EXISTS damda_feedback_answer ON damda_feedback(answer_id)",
+        ])
     }
 
     public func record(_ a: AnswerRecord) throws {

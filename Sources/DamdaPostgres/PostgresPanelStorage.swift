@@ -11,30 +11,28 @@ public final class PostgresPanelStorage: PanelStorage, @unchecked Sendable {
 
     public init(store: PostgresStore) throws {
         self.store = store
-        try store.blocking { [client = store.client, logger = store.logger] in
-            try await client.withTransaction(logger: logger) { c in
-                try await c.query("""
-                    CREATE TABLE IF NOT EXISTS damda_panel_surveys (
-                        id TEXT PRIMARY KEY, name TEXT NOT NULL, configs TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)
-                    """, logger: logger)
-                try await c.query("""
-                    CREATE TABLE IF NOT EXISTS damda_panel_items (
-                        survey_id TEXT NOT NULL REFERENCES damda_panel_surveys(id), item_id TEXT NOT NULL, position INTEGER NOT NULL,
-                        question TEXT NOT NULL, answers TEXT NOT NULL, PRIMARY KEY (survey_id, item_id))
-                    """, logger: logger)
-                try await c.query("""
-                    CREATE TABLE IF NOT EXISTS damda_panel_assignments (
-                        survey_id TEXT NOT NULL, item_id TEXT NOT NULL, evaluator TEXT NOT NULL,
-                        first_config TEXT NOT NULL, second_config TEXT NOT NULL, PRIMARY KEY (survey_id, item_id, evaluator))
-                    """, logger: logger)
-                try await c.query("""
-                    CREATE TABLE IF NOT EXISTS damda_panel_votes (
-                        id BIGSERIAL PRIMARY KEY, survey_id TEXT NOT NULL, item_id TEXT NOT NULL, evaluator TEXT NOT NULL,
-                        winner TEXT, ratings TEXT NOT NULL, correction TEXT NOT NULL DEFAULT '', created_at DOUBLE PRECISION NOT NULL,
-                        UNIQUE (survey_id, item_id, evaluator))
-                    """, logger: logger)
-            }
-        }
+        try store.execute(inOneTransaction: [
+            """
+            CREATE TABLE IF NOT EXISTS damda_panel_surveys (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, configs TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS damda_panel_items (
+                survey_id TEXT NOT NULL REFERENCES damda_panel_surveys(id), item_id TEXT NOT NULL, position INTEGER NOT NULL,
+                question TEXT NOT NULL, answers TEXT NOT NULL, PRIMARY KEY (survey_id, item_id))
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS damda_panel_assignments (
+                survey_id TEXT NOT NULL, item_id TEXT NOT NULL, evaluator TEXT NOT NULL,
+                first_config TEXT NOT NULL, second_config TEXT NOT NULL, PRIMARY KEY (survey_id, item_id, evaluator))
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS damda_panel_votes (
+                id BIGSERIAL PRIMARY KEY, survey_id TEXT NOT NULL, item_id TEXT NOT NULL, evaluator TEXT NOT NULL,
+                winner TEXT, ratings TEXT NOT NULL, correction TEXT NOT NULL DEFAULT '', created_at DOUBLE PRECISION NOT NULL,
+                UNIQUE (survey_id, item_id, evaluator))
+            """,
+        ])
     }
 
     public func insertSurvey(id: String, name: String, configs: [String], createdAt: Date, items: [PanelItem]) throws {
@@ -85,11 +83,7 @@ public final class PostgresPanelStorage: PanelStorage, @unchecked Sendable {
     }
 
     public func hasItem(survey: String, item: String) throws -> Bool {
-        try store.blocking { [client = store.client, logger = store.logger] in
-            let rows = try await client.query("SELECT 1 FROM damda_panel_items WHERE survey_id = \(survey) AND item_id = \(item)", logger: logger)
-            for try await _ in rows { return true }
-            return false
-        }
+        try store.rowCount("SELECT 1 FROM damda_panel_items WHERE survey_id = \(survey) AND item_id = \(item)") > 0
     }
 
     public func nextUnvoted(survey: String, evaluator: String) throws -> (item: PanelItem, voted: Int)? {

@@ -72,6 +72,32 @@ public final class PostgresStore: ChunkStore, @unchecked Sendable {
         }
     }
 
+    /// Runs `statements` in one transaction (the stores beside the chunks create their tables so).
+    func execute(inOneTransaction statements: [String]) throws {
+        try blocking { [client, logger] in
+            try await client.withTransaction(logger: logger) { c in
+                for sql in statements { try await c.query(PostgresQuery(unsafeSQL: sql), logger: logger) }
+            }
+        }
+    }
+
+    /// The number of rows `query` returns (a DELETE … RETURNING counts what it removed).
+    func rowCount(_ query: PostgresQuery) throws -> Int {
+        try blocking { [client, logger] in
+            var n = 0
+            for try await _ in try await client.query(query, logger: logger) { n += 1 }
+            return n
+        }
+    }
+
+    /// The first column of the first row, as an integer (0 when there is no row).
+    func integer(_ query: PostgresQuery) throws -> Int {
+        try blocking { [client, logger] in
+            for try await n in try await client.query(query, logger: logger).decode(Int64.self) { return Int(n) }
+            return 0
+        }
+    }
+
     func migrate() async throws {
         try await client.withTransaction(logger: logger) { c in
             try await c.query("CREATE EXTENSION IF NOT EXISTS vector", logger: logger)

@@ -187,6 +187,16 @@ class TestWebPage(unittest.TestCase):
         self.assertTrue(any(r.get("rating") == "down" and r.get("correction") == "입원 1일당 5만원" and r.get("question") == QUESTION
                             for r in rows), rows[-3:])
 
+    def open_panel_admin(self):
+        """The panel page's admin tab, with the API key stored as the page keeps it."""
+        d = self.driver
+        d.get(DAMDA_URL + "/panel")
+        if API_KEY:
+            d.execute_script("localStorage.setItem(arguments[0], arguments[1]);", KEY_NAME, API_KEY)
+        d.get(DAMDA_URL + "/panel#admin")
+        d.refresh()
+        WebDriverWait(d, 30).until(lambda d: d.find_element(By.ID, "admin-view").is_displayed())
+
     def test_a3_blind_ab_panel(self):
         """The administrator uploads two configurations' answer files, an evaluator rates both items
         blind, and the results page shows the win rate and the mean ratings."""
@@ -194,12 +204,7 @@ class TestWebPage(unittest.TestCase):
         full, short = os.path.abspath(os.path.join(ARTIFACTS, "panel-full.jsonl")), os.path.abspath(os.path.join(ARTIFACTS, "panel-short.jsonl"))
         batch_answers(full)
         batch_answers(short, max_tokens=1)
-        d.get(DAMDA_URL + "/panel")
-        if API_KEY:
-            d.execute_script("localStorage.setItem(arguments[0], arguments[1]);", KEY_NAME, API_KEY)
-        d.get(DAMDA_URL + "/panel#admin")
-        d.refresh()
-        WebDriverWait(d, 30).until(lambda d: d.find_element(By.ID, "admin-view").is_displayed())
+        self.open_panel_admin()
         d.find_element(By.ID, "new-name").send_keys("웹 A/B 설문")
         names = d.find_elements(By.CSS_SELECTOR, ".config-name")
         files = d.find_elements(By.CSS_SELECTOR, ".config-file")
@@ -244,12 +249,7 @@ class TestWebPage(unittest.TestCase):
         """The administrator types questions and two configurations (the eval's SPEC); the server
         answers them under each, the page shows the progress and then the new survey."""
         d = self.driver
-        d.get(DAMDA_URL + "/panel")
-        if API_KEY:
-            d.execute_script("localStorage.setItem(arguments[0], arguments[1]);", KEY_NAME, API_KEY)
-        d.get(DAMDA_URL + "/panel#admin")
-        d.refresh()
-        WebDriverWait(d, 30).until(lambda d: d.find_element(By.ID, "admin-view").is_displayed())
+        self.open_panel_admin()
         d.find_element(By.ID, "spec-name").send_keys("설정 비교 k5 대 k1")
         d.find_element(By.ID, "spec-questions").send_keys("입원하면 하루에 보험금을 얼마 받나요?\n보험금은 언제까지 청구해야 하나요?")
         specs = d.find_elements(By.CSS_SELECTOR, ".spec-config-spec")

@@ -49,13 +49,7 @@ public final class PanelJobs: @unchecked Sendable {
 
     /// Checks the survey's shape and SPECs now (errors are the caller's), then queues the work.
     public func start(name: String, configs: [PanelConfigSpec], questions: [BatchQuestion]) throws -> PanelJob {
-        let title = name.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !title.isEmpty else { throw PanelError.badSurvey("the name is empty") }
-        guard configs.count >= 2 else { throw PanelError.badSurvey("it needs two or more configurations (got \(configs.count))") }
-        let names = configs.map(\.name)
-        guard names.allSatisfy({ !$0.isEmpty }), Set(names).count == names.count else {
-            throw PanelError.badSurvey("configuration names must be non-empty and distinct (got \(names))")
-        }
+        let title = try PanelStore.checkShape(name: name, configs: configs.map(\.name))
         guard !questions.isEmpty else { throw PanelError.badSurvey("there are no questions") }
         guard Set(questions.map(\.id)).count == questions.count else { throw PanelError.badSurvey("question ids must be distinct") }
         try answering.check(configs)

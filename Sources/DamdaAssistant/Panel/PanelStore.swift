@@ -45,13 +45,8 @@ public final class PanelStore: Sendable {
     /// A survey over the questions every configuration answered (matched by id), in the first
     /// configuration's order. Needs two or more configurations with distinct names.
     public func createSurvey(name: String, configs: [PanelConfigAnswers]) throws -> PanelSurvey {
-        let title = name.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !title.isEmpty else { throw PanelError.badSurvey("the name is empty") }
-        guard configs.count >= 2 else { throw PanelError.badSurvey("it needs two or more configurations (got \(configs.count))") }
         let names = configs.map(\.name)
-        guard names.allSatisfy({ !$0.isEmpty }), Set(names).count == names.count else {
-            throw PanelError.badSurvey("configuration names must be non-empty and distinct (got \(names))")
-        }
+        let title = try Self.checkShape(name: name, configs: names)
         // Questions, answers and their sources become what evaluators read and training pairs: personal data is masked first.
         let mask = DocumentRedactor()
         let configs = configs.map { c in
@@ -77,6 +72,18 @@ public final class PanelStore: Sendable {
         let now = Date()
         try storage.insertSurvey(id: id, name: title, configs: names, createdAt: now, items: items)
         return PanelSurvey(id: id, name: title, configs: names, items: items.count, votes: 0, createdAt: ISO8601DateFormatter().string(from: now))
+    }
+
+    /// The survey's name trimmed, once it and its configurations' names are usable: a name, two or
+    /// more configurations, each named, no name twice.
+    static func checkShape(name: String, configs names: [String]) throws -> String {
+        let title = name.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !title.isEmpty else { throw PanelError.badSurvey("the name is empty") }
+        guard names.count >= 2 else { throw PanelError.badSurvey("it needs two or more configurations (got \(names.count))") }
+        guard names.allSatisfy({ !$0.isEmpty }), Set(names).count == names.count else {
+            throw PanelError.badSurvey("configuration names must be non-empty and distinct (got \(names))")
+        }
+        return title
     }
 
     public func surveys() throws -> [PanelSurvey] { try storage.surveys() }
