@@ -32,23 +32,35 @@ public final class PostgresPanelStorage: PanelStorage, @unchecked Sendable {
                 winner TEXT, ratings TEXT NOT NULL, correction TEXT NOT NULL DEFAULT '', created_at DOUBLE PRECISION NOT NULL,
                 UNIQUE (survey_id, item_id, evaluator))
             """,
+            "ALTER TABLE damda_panel_surveys ADD COLUMN IF NOT EXISTS fingerprint TEXT",
+            "CREATE UNIQUE INDEX IF NOT EXISTS damda_panel_surveys_fingerprint ON damda_panel_surveys(fingerprint)",
         ])
     }
 
-    public func insertSurvey(id: String, name: String, configs: [String], createdAt: Date, items: [PanelItem]) throws {
+    public func insertSurvey(id: String, name: String, configs: [String], createdAt: Date, items: [PanelItem], fingerprint: String) throws -> String? {
         let configs = try PanelJSON.encode(configs)
         let rows = try items.enumerated().map { (i, item) in (item.id, i, item.question, try PanelJSON.encode(item.answers)) }
         let created = createdAt.timeIntervalSince1970
-        try store.blocking { [client = store.client, logger = store.logger] in
-            try await client.withTransaction(logger: logger) { c in
-                try await c.query("INSERT INTO damda_panel_surveys (id, name, configs, created_at) VALUES (\(id), \(name), \(configs), \(created))",
-                                  logger: logger)
+        return try store.blocking { [client = store.client, logger = store.logger] () async throws -> String? in
+            try await client.withTransaction(logger: logger) { c -> String? in
+                let inserted = try await c.query("""
+                    INSERT INTO damda_panel_surveys (id, name, configs, created_at, fingerprint) VALUES (\(id), \(name), \(configs), \(created), \(fingerprint))
+                    ON CONFLICT (fingerprint) DO NOTHING RETURNING id
+                    """, logger: logger)
+                var stored = false
+                for try await _ in inserted { stored = true }
+                guard stored else {
+                    for try await existing in try await c.query("SELECT id FROM damda_panel_surveys WHERE fingerprint = \(fingerprint)", logger: logger)
+                        .decode(String.self) { return existing }
+                    return nil
+                }
                 for (itemID, position, question, answers) in rows {
                     try await c.query("""
                         INSERT INTO damda_panel_items (survey_id, item_id, position, question, answers)
                         VALUES (\(id), \(itemID), \(position), \(question), \(answers))
                         """, logger: logger)
                 }
+                return nil
             }
         }
     }

@@ -27,6 +27,7 @@ struct PanelRoutes {
         case .unknownSurvey, .unknownItem: APIError.notFound(e.message)
         case .duplicateVote: APIError(.conflict, e.message, code: "duplicate_vote")
         case .notShown: APIError(.conflict, e.message, code: "not_shown")
+        case .duplicateSurvey: APIError(.conflict, e.message, code: "duplicate_survey")
         case .badSurvey, .badVote: APIError(.badRequest, e.message, code: "invalid_value")
         }
     }

@@ -32,6 +32,12 @@ final class PanelStoreTests: XCTestCase {
             answers("rag", [("q1", "A1"), ("q2", "A2"), ("q3", "A3")]), answers("peft+rag", [("q2", "B2"), ("q1", "B1")])])
         XCTAssertEqual(survey.items, 2)
         XCTAssertEqual(try store.items(survey.id).map(\.id), ["q1", "q2"])
+        // Posted twice (a retried upload): one survey, and the second post names it.
+        XCTAssertThrowsError(try store.createSurvey(name: " PEFT+RAG 대 RAG", configs: [
+            answers("rag", [("q1", "A1"), ("q2", "A2"), ("q3", "A3")]), answers("peft+rag", [("q2", "B2"), ("q1", "B1")])])) {
+            XCTAssertEqual($0 as? PanelError, .duplicateSurvey(survey.id))
+        }
+        XCTAssertEqual(try store.surveys().count, 1)
 
         let good = PanelRatings(accuracy: 5, grounding: 4, usefulness: 5), poor = PanelRatings(accuracy: 2, grounding: 2, usefulness: 1)
         XCTAssertThrowsError(try store.vote(survey: survey.id, item: "q1", evaluator: "김", choice: .first, ratings: [:], correction: "")) {

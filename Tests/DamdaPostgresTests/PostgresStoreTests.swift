@@ -142,6 +142,10 @@ final class PostgresStoreTests: XCTestCase {
         }
         let survey = try a.createSurvey(name: "pg 패널", configs: [answers("rag"), answers("peft+rag")])
         XCTAssertEqual(try b.survey(survey.id).items, 2)
+        XCTAssertThrowsError(try b.createSurvey(name: "pg 패널", configs: [answers("rag"), answers("peft+rag")])) {
+            XCTAssertEqual($0 as? PanelError, .duplicateSurvey(survey.id), "the same survey posted through another server is one survey")
+        }
+        XCTAssertEqual(try a.surveys().filter { $0.name == "pg 패널" }.count, 1)
         XCTAssertEqual(try b.items(survey.id).map(\.id), ["q1", "q2"])
         XCTAssertFalse(try b.items(survey.id).contains { $0.question.contains("1234-5678") }, "personal data is masked before it is stored")
 

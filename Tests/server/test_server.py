@@ -735,6 +735,9 @@ class TestPanel(DamdaTestCase):
         r = request("POST", "/v1/panel/surveys", {"name": "full vs one-token", "configs": configs})
         self.assertEqual(r.status, 201, r.body[:500])
         survey = r.json()
+        r = request("POST", "/v1/panel/surveys", {"name": "full vs one-token", "configs": configs})
+        self.assertError(r, 409, code="duplicate_survey")
+        self.assertIn(survey["id"], r.json()["error"]["message"], "a survey posted twice is one survey, named in the error")
         self.assertEqual((survey["items"], survey["configs"]), (2, ["full", "one-token"]))
         base = "/v1/panel/surveys/" + survey["id"]
         evaluator = "평가자-" + uuid.uuid4().hex[:6]

@@ -23,7 +23,9 @@ public struct PanelVoteRow: Sendable {
 /// that several servers share one panel. `PanelStore` holds the rules (masking, blinding, one vote
 /// per evaluator and item); a storage only keeps rows, and decides races by its unique keys.
 public protocol PanelStorage: Sendable {
-    func insertSurvey(id: String, name: String, configs: [String], createdAt: Date, items: [PanelItem]) throws
+    /// Stores a survey and its items; when a survey with the same `fingerprint` exists, stores
+    /// nothing and returns that survey's id (decided by a unique key, so two writers store one).
+    func insertSurvey(id: String, name: String, configs: [String], createdAt: Date, items: [PanelItem], fingerprint: String) throws -> String?
     /// Every survey with its item and vote counts, oldest first.
     func surveys() throws -> [PanelSurvey]
     func items(survey: String) throws -> [PanelItem]

@@ -1,3 +1,4 @@
+import Crypto
 import DamdaCore
 import DamdaRetrieval
 import Foundation
@@ -10,6 +11,8 @@ public enum PanelError: DamdaError, Equatable {
     case notShown(String)
     case duplicateVote(String)
     case badVote(String)
+    /// The same survey (name, configurations, questions and answers) exists: its id.
+    case duplicateSurvey(String)
 
     public var message: String {
         switch self {
@@ -19,6 +22,7 @@ public enum PanelError: DamdaError, Equatable {
         case let .notShown(item): "item '\(item)' was not shown to this evaluator: ask for the next item first"
         case let .duplicateVote(item): "this evaluator already voted on item '\(item)'"
         case let .badVote(why): why
+        case let .duplicateSurvey(id): "this survey exists already (same name, configurations and answers): '\(id)'"
         }
     }
 }
@@ -70,7 +74,12 @@ public final class PanelStore: Sendable {
         guard !items.isEmpty else { throw PanelError.badSurvey("no question id is answered by every configuration") }
         let id = "srv_" + (0..<10).map { _ in String("0123456789abcdef".randomElement()!) }.joined()
         let now = Date()
-        try storage.insertSurvey(id: id, name: title, configs: names, createdAt: now, items: items)
+        // A survey posted twice (a retried upload, two administrators) is one survey: its content decides.
+        let fingerprint = SHA256.hash(data: Data(try PanelJSON.encode([title] + names + [try PanelJSON.encode(items)]).utf8))
+            .map { String(format: "%02x", $0) }.joined()
+        if let existing = try storage.insertSurvey(id: id, name: title, configs: names, createdAt: now, items: items, fingerprint: fingerprint) {
+            throw PanelError.duplicateSurvey(existing)
+        }
         return PanelSurvey(id: id, name: title, configs: names, items: items.count, votes: 0, createdAt: ISO8601DateFormatter().string(from: now))
     }
 

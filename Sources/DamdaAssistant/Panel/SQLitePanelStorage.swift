@@ -27,17 +27,27 @@ public final class SQLitePanelStorage: PanelStorage, @unchecked Sendable {
                     UNIQUE (survey_id, item_id, evaluator));
                 """)
         }
+        m.registerMigration("v6-panel-fingerprint") { db in
+            try db.execute(sql: """
+                ALTER TABLE panel_surveys ADD COLUMN fingerprint TEXT;
+                CREATE UNIQUE INDEX panel_surveys_fingerprint ON panel_surveys(fingerprint);
+                """)
+        }
         return m
     }
 
-    public func insertSurvey(id: String, name: String, configs: [String], createdAt: Date, items: [PanelItem]) throws {
+    public func insertSurvey(id: String, name: String, configs: [String], createdAt: Date, items: [PanelItem], fingerprint: String) throws -> String? {
         try db.write { db in
-            try db.execute(sql: "INSERT INTO panel_surveys (id, name, configs, created_at) VALUES (?, ?, ?, ?)",
-                           arguments: [id, name, try PanelJSON.encode(configs), createdAt.timeIntervalSince1970])
+            if let existing = try String.fetchOne(db, sql: "SELECT id FROM panel_surveys WHERE fingerprint = ?", arguments: [fingerprint]) {
+                return existing
+            }
+            try db.execute(sql: "INSERT INTO panel_surveys (id, name, configs, created_at, fingerprint) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [id, name, try PanelJSON.encode(configs), createdAt.timeIntervalSince1970, fingerprint])
             for (i, item) in items.enumerated() {
                 try db.execute(sql: "INSERT INTO panel_items (survey_id, item_id, position, question, answers) VALUES (?, ?, ?, ?, ?)",
                                arguments: [id, item.id, i, item.question, try PanelJSON.encode(item.answers)])
             }
+            return nil
         }
     }
 
