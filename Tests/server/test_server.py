@@ -696,7 +696,7 @@ class TestPanel(DamdaTestCase):
         """Questions and configurations (the eval's SPEC) instead of answer files: the server answers
         them in the background and creates the survey; bad SPECs and shapes are refused first."""
         questions = ["입원하면 하루에 보험금을 얼마 받나요?", {"id": "claim", "question": "보험금은 언제까지 청구해야 하나요?"}]
-        configs = [{"name": "peft+rag"}, {"name": "short", "spec": "max-tokens=1"}]
+        configs = [{"name": "peft+rag"}, {"name": "rag", "spec": "max-tokens=8"}]   # rag: the base model, no adapter
         for bad in ({"questions": questions, "configs": configs[:1]},
                     {"questions": [], "configs": configs},
                     {"questions": [""], "configs": configs},
@@ -705,16 +705,18 @@ class TestPanel(DamdaTestCase):
                     {"questions": questions, "configs": [configs[0], {"name": "x", "spec": "adapter=/no/such/adapter"}]}):
             r = request("POST", "/v1/panel/surveys", dict({"name": "bad"}, **bad))
             self.assertError(r, 400, "invalid_request_error")
+        served = request("POST", "/v1/rag/ask", {"question": questions[0], "cache": False}).json()["answer"]
         r = request("POST", "/v1/panel/surveys", {"name": "configurations", "questions": questions, "configs": configs})
         self.assertEqual(r.status, 202, r.body[:500])
         job = r.json()
         self.assertEqual((job["status"] in ("queued", "running"), job["total"]), (True, 4))
         deadline = time.time() + 300
         while job["status"] not in ("done", "failed") and time.time() < deadline:
-            time.sleep(0.5)
+            # The job switches adapters on its own model copy: answers served meanwhile are unchanged.
+            self.assertEqual(request("POST", "/v1/rag/ask", {"question": questions[0], "cache": False}).json()["answer"], served)
             job = request("GET", "/v1/panel/jobs/" + job["id"]).json()
         self.assertEqual(job["status"], "done", job)
-        self.assertEqual((job["done"], job["survey"]["items"], job["survey"]["configs"]), (4, 2, ["peft+rag", "short"]))
+        self.assertEqual((job["done"], job["survey"]["items"], job["survey"]["configs"]), (4, 2, ["peft+rag", "rag"]))
         base = "/v1/panel/surveys/" + job["survey"]["id"]
         task = request("GET", base + "/next?evaluator=" + urllib.parse.quote("spec-" + uuid.uuid4().hex[:6])).json()
         texts = sorted(a["answer"] for a in task["answers"])
