@@ -26,16 +26,9 @@ public final class PostgresAnswerCacheStorage: AnswerCacheStorage, @unchecked Se
 
     static func entry(_ r: Row) -> AnswerCache.Entry? {
         let (key, settings, question, signature, embedding, answer, sources, version, refused, created, used) = r
-        let decoder = JSONDecoder()
-        guard let sig = try? decoder.decode(QuestionSignature.self, from: Data(signature.utf8)),
-              let src = try? decoder.decode([String: String].self, from: Data(sources.utf8)) else { return nil }   // a row no build can read is skipped
-        var vector: [Float] = []
-        if var e = embedding, let bytes = e.readBytes(length: e.readableBytes) {
-            vector = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        }
-        return AnswerCache.Entry(key: key, settings: settings, question: question, signature: sig, embedding: vector,
-                                 answer: Data(answer.readableBytesView), sources: src, contentVersion: version, refused: refused,
-                                 createdAt: Date(timeIntervalSince1970: created), usedAt: Date(timeIntervalSince1970: used))
+        return AnswerCacheColumns.entry(key: key, settings: settings, question: question, signature: signature,
+                                        embedding: embedding.map { Data($0.readableBytesView) }, answer: Data(answer.readableBytesView),
+                                        sources: sources, contentVersion: version, refused: refused, createdAt: created, usedAt: used)
     }
 
     func fetch(_ query: PostgresQuery) throws -> [AnswerCache.Entry] {
@@ -56,9 +49,8 @@ public final class PostgresAnswerCacheStorage: AnswerCacheStorage, @unchecked Se
     }
 
     public func put(_ e: AnswerCache.Entry, maxBytes: Int) throws -> [String] {
-        let signature = String(decoding: try JSONEncoder().encode(e.signature), as: UTF8.self)
-        let sources = String(decoding: try JSONEncoder().encode(e.sources), as: UTF8.self)
-        let vector: ByteBuffer? = e.embedding.isEmpty ? nil : e.embedding.withUnsafeBytes { ByteBuffer(bytes: $0) }
+        let signature = try AnswerCacheColumns.text(e.signature), sources = try AnswerCacheColumns.text(e.sources)
+        let vector = AnswerCacheColumns.vector(e.embedding).map { ByteBuffer(bytes: $0) }
         let answer = ByteBuffer(bytes: e.answer)
         let (created, used, size) = (e.createdAt.timeIntervalSince1970, e.usedAt.timeIntervalSince1970, Int64(e.bytes))
         return try store.blocking { [client = store.client, logger = store.logger] in

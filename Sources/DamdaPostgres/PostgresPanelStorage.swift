@@ -65,16 +65,24 @@ public final class PostgresPanelStorage: PanelStorage, @unchecked Sendable {
         }
     }
 
-    public func surveys() throws -> [PanelSurvey] {
+    public func surveys() throws -> [PanelSurvey] { try fetchSurveys(id: nil) }
+
+    public func survey(id: String) throws -> PanelSurvey? { try fetchSurveys(id: id).first }
+
+    /// Every survey, or the one with `id`.
+    func fetchSurveys(id: String?) throws -> [PanelSurvey] {
+        try fetchSurveys("""
+            SELECT s.id, s.name, s.configs, s.created_at,
+                   (SELECT COUNT(*) FROM damda_panel_items i WHERE i.survey_id = s.id),
+                   (SELECT COUNT(*) FROM damda_panel_votes v WHERE v.survey_id = s.id)
+            FROM damda_panel_surveys s WHERE \(id)::TEXT IS NULL OR s.id = \(id) ORDER BY s.created_at
+            """)
+    }
+
+    func fetchSurveys(_ query: PostgresQuery) throws -> [PanelSurvey] {
         let rows = try store.blocking { [client = store.client, logger = store.logger] in
             var out: [(String, String, String, Double, Int64, Int64)] = []
-            let rows = try await client.query("""
-                SELECT s.id, s.name, s.configs, s.created_at,
-                       (SELECT COUNT(*) FROM damda_panel_items i WHERE i.survey_id = s.id),
-                       (SELECT COUNT(*) FROM damda_panel_votes v WHERE v.survey_id = s.id)
-                FROM damda_panel_surveys s ORDER BY s.created_at
-                """, logger: logger)
-            for try await r in rows.decode((String, String, String, Double, Int64, Int64).self) { out.append(r) }
+            for try await r in try await client.query(query, logger: logger).decode((String, String, String, Double, Int64, Int64).self) { out.append(r) }
             return out
         }
         return try rows.map { id, name, configs, created, items, votes in

@@ -24,14 +24,14 @@ public protocol AnswerCacheStorage: Sendable {
     func bytes() throws -> Int
 }
 
-/// Column codecs both storages use.
-enum AnswerCacheColumns {
+/// Column codecs both storages use (SQLite here, PostgreSQL in DamdaPostgres).
+public enum AnswerCacheColumns {
     static let encoder: JSONEncoder = { let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]; return e }()
-    static func vector(_ v: [Float]) -> Data? { v.isEmpty ? nil : v.withUnsafeBytes { Data($0) } }
-    static func floats(_ d: Data?) -> [Float] { d.map { b in b.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) } } ?? [] }
-    static func text<T: Encodable>(_ v: T) throws -> String { String(decoding: try encoder.encode(v), as: UTF8.self) }
+    public static func vector(_ v: [Float]) -> Data? { v.isEmpty ? nil : v.withUnsafeBytes { Data($0) } }
+    public static func floats(_ d: Data?) -> [Float] { d.map { b in b.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) } } ?? [] }
+    public static func text<T: Encodable>(_ v: T) throws -> String { String(decoding: try encoder.encode(v), as: UTF8.self) }
     /// A row that no longer decodes (written by an older build, or by hand) is skipped, not fatal.
-    static func entry(key: String, settings: String, question: String, signature: String, embedding: Data?, answer: Data, sources: String,
+    public static func entry(key: String, settings: String, question: String, signature: String, embedding: Data?, answer: Data, sources: String,
                       contentVersion: String, refused: Bool, createdAt: Double, usedAt: Double) -> AnswerCache.Entry? {
         let decoder = JSONDecoder()
         guard let sig = try? decoder.decode(QuestionSignature.self, from: Data(signature.utf8)),

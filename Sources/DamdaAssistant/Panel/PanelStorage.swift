@@ -28,6 +28,8 @@ public protocol PanelStorage: Sendable {
     func insertSurvey(id: String, name: String, configs: [String], createdAt: Date, items: [PanelItem], fingerprint: String) throws -> String?
     /// Every survey with its item and vote counts, oldest first.
     func surveys() throws -> [PanelSurvey]
+    /// One survey with its counts; nil when there is none with that id.
+    func survey(id: String) throws -> PanelSurvey?
     func items(survey: String) throws -> [PanelItem]
     func hasItem(survey: String, item: String) throws -> Bool
     /// The first item (in survey order) `evaluator` has not voted on, and how many items they voted on.

@@ -98,7 +98,7 @@ public final class PanelStore: Sendable {
     public func surveys() throws -> [PanelSurvey] { try storage.surveys() }
 
     public func survey(_ id: String) throws -> PanelSurvey {
-        guard let s = try surveys().first(where: { $0.id == id }) else { throw PanelError.unknownSurvey(id) }
+        guard let s = try storage.survey(id: id) else { throw PanelError.unknownSurvey(id) }
         return s
     }
 

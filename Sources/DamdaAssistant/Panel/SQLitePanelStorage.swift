@@ -51,14 +51,18 @@ public final class SQLitePanelStorage: PanelStorage, @unchecked Sendable {
         }
     }
 
-    public func surveys() throws -> [PanelSurvey] {
+    public func surveys() throws -> [PanelSurvey] { try fetchSurveys(where: "", []) }
+
+    public func survey(id: String) throws -> PanelSurvey? { try fetchSurveys(where: "WHERE s.id = ?", [id]).first }
+
+    func fetchSurveys(where condition: String, _ arguments: StatementArguments) throws -> [PanelSurvey] {
         try db.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT s.id, s.name, s.configs, s.created_at,
                        (SELECT COUNT(*) FROM panel_items i WHERE i.survey_id = s.id) AS items,
                        (SELECT COUNT(*) FROM panel_votes v WHERE v.survey_id = s.id) AS votes
-                FROM panel_surveys s ORDER BY s.created_at
-                """).map { r in
+                FROM panel_surveys s \(condition) ORDER BY s.created_at
+                """, arguments: arguments).map { r in
                 PanelSurvey(id: r["id"], name: r["name"], configs: try PanelJSON.decode([String].self, r["configs"]), items: r["items"],
                             votes: r["votes"], createdAt: PanelJSON.date(r["created_at"]))
             }
