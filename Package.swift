@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(name: "DamdaTrainingTests", dependencies: ["DamdaTraining", "DamdaDatasets", "DamdaEngine", "DamdaModelIO", "DamdaCore", "DamdaTestSupport"]),
         .testTarget(name: "DamdaEvalTests", dependencies: ["DamdaEval"]),
         .testTarget(name: "DamdaGuardrailsTests", dependencies: ["DamdaGuardrails"]),
-        .testTarget(name: "DamdaPostgresTests", dependencies: ["DamdaPostgres", "DamdaAssistant", "DamdaRetrieval", "DamdaModelIO", "DamdaTestSupport"]),
+        .testTarget(name: "DamdaPostgresTests", dependencies: ["DamdaPostgres", "DamdaAssistant", "DamdaRetrieval", "DamdaModelIO", "DamdaCore", "DamdaTestSupport"]),
         .testTarget(name: "DamdaServerTests", dependencies: ["DamdaServer", "DamdaEngine", "DamdaTestSupport"]),
     ]
 )

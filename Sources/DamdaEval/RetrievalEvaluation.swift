@@ -23,6 +23,9 @@ public struct RetrievalEvaluation {
     public var fusionSweep = false
     public var embedder: E5Embedder?
     public var progress = true
+    /// The store an analyzer's index is built in (default: SQLite in a temporary directory); a
+    /// PostgreSQL store measures search where the vectors live in the database.
+    public var store: ((_ analyzer: String) throws -> any ChunkStore)?
 
     public init(documents: LoadResult, questions: [EvalQuestion]) {
         self.documents = documents; self.questions = questions
@@ -46,7 +49,8 @@ public struct RetrievalEvaluation {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("damda-bench-\(getpid())-\(name)")
             try? FileManager.default.removeItem(at: dir)
             defer { try? FileManager.default.removeItem(at: dir) }
-            let idx = try SearchIndex(directory: dir.path, analyzer: name, chunker: chunker, embedder: withVectors ? embedder : nil)
+            let idx = try store.map { try SearchIndex(directory: dir.path, store: try $0(name), analyzer: name, chunker: chunker, embedder: withVectors ? embedder : nil) }
+                ?? SearchIndex(directory: dir.path, analyzer: name, chunker: chunker, embedder: withVectors ? embedder : nil)
             idx.bm25Parameters = bm25
             let s = try idx.ingest(documents, progress: withVectors && progress)
             var settings: [(label: String, wanted: String, mode: SearchMode, fusion: Fusion)] = [("bm25_" + name, "bm25", .bm25, .default)]
@@ -59,6 +63,7 @@ public struct RetrievalEvaluation {
                                          embedTokensPerSecond: (Double(tokens) / s.seconds).rounded(), threads: e.encoder.threads,
                                          arithmetic: e.encoder.arithmetic.rawValue)
                 if fusionSweep { report.fusionSweep = try sweepFusion(idx) }
+                report.vectorSearch = idx.vectorIndexKind
             }
             for setting in settings where modes.contains(setting.wanted) {
                 idx.fusion = setting.fusion
@@ -98,8 +103,8 @@ public struct RetrievalEvaluation {
         var lists: [(top: Lists, both: Lists, doc: String, half: String)] = []
         for (i, q) in questions.enumerated() {
             let v = try idx.embed(query: q.question)
-            let top = idx.candidateLists(q.question, vector: v, k: 50, scoredByBoth: false)
-            let both = idx.candidateLists(q.question, vector: v, k: 50, scoredByBoth: true)
+            let top = try idx.candidateLists(q.question, vector: v, k: 50, scoredByBoth: false)
+            let both = try idx.candidateLists(q.question, vector: v, k: 50, scoredByBoth: true)
             let doc = q.documentID ?? ""
             lists.append((top, both, doc, (position[doc] ?? 0) % 2 == 0 ? "even" : "odd"))
             bar?.update(to: Int64(i + 1))
@@ -145,6 +150,8 @@ public struct RetrievalReport: Codable, Sendable {
     public var modes: [String: ModeScore] = [:]
     public var embedding: EmbeddingReport?
     public var fusionSweep: [FusionSetting]?
+    /// What searched the vectors: exact, hnsw (Damda's) or pgvector-hnsw (in PostgreSQL).
+    public var vectorSearch: String?
 
     public struct BM25Settings: Codable, Sendable {
         public var k1: Double, b: Double, documentWeight: Double
@@ -153,7 +160,7 @@ public struct RetrievalReport: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case questions, documents, bm25, modes, embedding
-        case chunkTokens = "chunk_tokens", perDocument = "per_document", fusionSweep = "fusion_sweep"
+        case chunkTokens = "chunk_tokens", perDocument = "per_document", fusionSweep = "fusion_sweep", vectorSearch = "vector_search"
     }
 }
 

@@ -30,6 +30,7 @@ public struct ScaleEvaluation {
     }
 
     public func run() throws -> ScaleReport {
+        guard !index.vectorsInStore else { throw RetrievalError.vectorsInStore("the scale benchmark") }
         let real = index.indexedChunks
         guard let dim = real.first?.embedding.count, dim > 0, real.allSatisfy({ $0.embedding.count == dim }) else {
             throw RetrievalError.noEmbeddings(.vector)

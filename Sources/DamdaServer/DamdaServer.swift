@@ -30,7 +30,7 @@ public enum DamdaServer {
         router.get("/health") { _, _ in
             try JSONResponse.object(["status": "ok", "model": state.modelName, "adapter": state.assistant.adapterName ?? NSNull(),
                                      "chunks": state.index.chunkCount,
-                                     "embeddings": state.index.hasEmbeddings, "queue_depth": state.scheduler.queueDepth])
+                                     "embeddings": state.index.hasEmbeddings, "vector_search": state.index.vectorIndexKind, "queue_depth": state.scheduler.queueDepth])
         }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

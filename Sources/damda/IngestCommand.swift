@@ -13,11 +13,14 @@ struct IndexOptions: ParsableArguments {
     @Flag(help: "Do not embed chunks (BM25 only).") var noEmbeddings = false
     @Option(help: "Keep documents and chunks in PostgreSQL + pgvector instead of the index's SQLite file (postgres://USER@HOST:PORT/DB, or postgres://USER@/DB?host=/socket/dir).")
     var store: String?
+    @Option(help: "With --store: where vector search runs: database (pgvector's HNSW index; no embedding is loaded into this process) or memory (loaded and searched here).")
+    var vectorSearch: PostgresVectorSearch = .database
 
     /// The index at --index, over SQLite or the --store PostgreSQL database.
     func open(analyzer: String? = nil, chunker: Chunker = Chunker(), embedder: (any Embedder)?) throws -> SearchIndex {
         guard let url = store else { return try SearchIndex(directory: index, analyzer: analyzer, chunker: chunker, embedder: embedder) }
-        return try SearchIndex(directory: index, store: try PostgresStore(url: url), analyzer: analyzer, chunker: chunker, embedder: embedder)
+        return try SearchIndex(directory: index, store: try PostgresStore(url: url, vectorSearch: vectorSearch), analyzer: analyzer,
+                               chunker: chunker, embedder: embedder)
     }
 
     /// The e5 embedder when its model is available and not disabled. Threads come from the command:
@@ -33,6 +36,8 @@ struct IndexOptions: ParsableArguments {
         return try E5Embedder(path: path, threads: threads)
     }
 }
+
+extension PostgresVectorSearch: ExpressibleByArgument {}
 
 /// The e5 embedder when the index at `dir` holds embeddings and the model is cached, so queries
 /// are searched the way the index was built (hybrid); nil otherwise.

@@ -3,6 +3,7 @@ import DamdaCore
 import DamdaModelIO
 import DamdaEngine
 import DamdaEval
+import DamdaPostgres
 import DamdaRetrieval
 import Foundation
 
@@ -29,6 +30,10 @@ struct RetrievalBench: AsyncParsableCommand {
     var fusionSweep = false
     @Option(help: "Write each question's gold-document rank per mode here (JSONL: id, mode, rank or null), to study misses.")
     var ranks: String?
+    @Option(help: "Build the index in this PostgreSQL database (postgres://…) instead of a temporary SQLite file; unchanged documents already there are not embedded again.")
+    var store: String?
+    @Option(help: "With --store: database (pgvector's HNSW index) or memory (vectors loaded and searched here).")
+    var vectorSearch: PostgresVectorSearch = .database
     @Flag(help: "Print JSON (the only format).") var json = false
 
     func run() async throws {
@@ -44,6 +49,10 @@ struct RetrievalBench: AsyncParsableCommand {
             evaluation.bm25Weight = bm25Weight
             evaluation.modes = Set(modes.split(separator: ",").map(String.init))
             evaluation.fusionSweep = fusionSweep
+            if let url = store {
+                let place = vectorSearch
+                evaluation.store = { _ in try PostgresStore(url: url, vectorSearch: place) }
+            }
             let e5Path = embeddingModel ?? ModelCache.directory().appendingPathComponent(ModelSpec.e5Small.fileName).path
             if FileManager.default.fileExists(atPath: e5Path) {
                 evaluation.embedder = try E5Embedder(path: e5Path, threads: threads, arithmetic: e5Arithmetic)

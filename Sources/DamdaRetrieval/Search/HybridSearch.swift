@@ -24,16 +24,16 @@ extension SearchIndex {
             guard let e = embedder, hasEmbeddings else { throw RetrievalError.noEmbeddings(mode) }
             q = queryVector ?? e.embed(query: query)
         }
-        func rank(_ k: Int) -> [(index: Int, score: Float)] {
+        func rank(_ k: Int) throws -> [(index: Int, score: Float)] {
             switch mode {
             case .bm25:
                 return bm25.search(terms, k: k, allowed: allowed)
             case .vector, .hybrid:
-                let dense = vectors.search(q!, k: mode == .vector ? k : max(k, 50), allowed: allowed)
+                let dense = try vectors.search(q!, k: mode == .vector ? k : max(k, 50), allowed: allowed)
                 if mode == .vector { return dense }
                 let both: Bool
                 if case .weighted = fusion { both = scoreCandidatesWithBoth } else { both = false }
-                let (lexical, vector) = hybridCandidates(terms, q!, dense: dense, k: max(k, 50), allowed: allowed, scoredByBoth: both)
+                let (lexical, vector) = try hybridCandidates(terms, q!, dense: dense, k: max(k, 50), allowed: allowed, scoredByBoth: both)
                 return fusion.fuse(lexical, vector, k: k)
             }
         }
@@ -43,18 +43,16 @@ extension SearchIndex {
             var depth = k
             repeat {
                 depth = min(depth * 4, max(chunks.count, 1))
-                ranked = Self.collapse(rank(depth), perDocument: perDocument, k: k) { chunks[$0].chunk.documentID }
+                ranked = Self.collapse(try rank(depth), perDocument: perDocument, k: k) { chunks[$0].chunk.documentID }
             } while ranked.count < k && depth < chunks.count
         } else {
-            ranked = rank(k)
+            ranked = try rank(k)
         }
         let queryTerms = queryTerms(query)
+        let similarities = try q.map { try vectors.scores($0, of: ranked.map(\.index)) }
         let hits = ranked.enumerated().map { r, hit in
-            let similarity = q.map { q in
-                chunks[hit.index].embedding.withUnsafeBufferPointer { c in q.withUnsafeBufferPointer { dotF32(c.baseAddress!, $0.baseAddress!, q.count) } }
-            }
-            return SearchHit(chunk: chunks[hit.index].chunk, score: hit.score, rank: r + 1, tags: chunks[hit.index].tags,
-                             relevance: queryTerms.coverage(of: chunks[hit.index].termFrequencies), similarity: similarity)
+            SearchHit(chunk: chunks[hit.index].chunk, score: hit.score, rank: r + 1, tags: chunks[hit.index].tags,
+                      relevance: queryTerms.coverage(of: chunks[hit.index].termFrequencies), similarity: similarities?[r])
         }
         return SearchResult(hits: hits, terms: queryTerms)
     }
@@ -80,20 +78,21 @@ extension SearchIndex {
     /// BM25's and the vector index's top `k`, for weighted fusion completed over their union: each
     /// candidate gets its BM25 score (0 without a query term) and its cosine with the query.
     func hybridCandidates(_ terms: [String], _ q: [Float], dense: [(index: Int, score: Float)], k: Int, allowed: ((Int) -> Bool)?,
-                          scoredByBoth: Bool) -> (bm25: [(index: Int, score: Float)], dense: [(index: Int, score: Float)]) {
+                          scoredByBoth: Bool) throws -> (bm25: [(index: Int, score: Float)], dense: [(index: Int, score: Float)]) {
         var (scores, touched) = bm25.scores(terms)
         let lexical = BM25Index.top(k, of: &touched, scores: scores, allowed: allowed)
         guard scoredByBoth else { return (lexical, dense) }
-        return Fusion.scoredByBoth(lexical, dense, lexicalScore: { scores[$0] }) { i in
-            chunks[i].embedding.withUnsafeBufferPointer { c in q.withUnsafeBufferPointer { dotF32(c.baseAddress!, $0.baseAddress!, q.count) } }
-        }
+        // One batch of inner products (one query where the vectors live in the database).
+        let needed = Array(Set(lexical.map(\.index) + dense.map(\.index)))
+        let cosines = Dictionary(uniqueKeysWithValues: zip(needed, try vectors.scores(q, of: needed)))
+        return Fusion.scoredByBoth(lexical, dense, lexicalScore: { scores[$0] }) { cosines[$0] ?? 0 }
     }
 
     /// The two lists hybrid search fuses (by chunk number), with or without every candidate scored
     /// by both retrievers, so fusion settings can be compared without embedding the query again.
-    public func candidateLists(_ query: String, vector q: [Float], k: Int, scoredByBoth: Bool)
+    public func candidateLists(_ query: String, vector q: [Float], k: Int, scoredByBoth: Bool) throws
         -> (bm25: [(index: Int, score: Float)], dense: [(index: Int, score: Float)]) {
-        hybridCandidates(analyzer.terms(query), q, dense: vectors.search(q, k: k, allowed: nil), k: k, allowed: nil, scoredByBoth: scoredByBoth)
+        try hybridCandidates(analyzer.terms(query), q, dense: try vectors.search(q, k: k, allowed: nil), k: k, allowed: nil, scoredByBoth: scoredByBoth)
     }
 
     /// The query's embedding (what vector and hybrid search compare chunks with).

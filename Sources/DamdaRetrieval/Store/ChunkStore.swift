@@ -25,7 +25,7 @@ public struct StoredDocument: Sendable, Equatable {
 }
 
 /// Where documents, chunks and their index data live. SQLite (GRDB) is the embedded default;
-/// a PostgreSQL + pgvector store is the planned second implementation.
+/// PostgreSQL + pgvector (module DamdaPostgres) the shared one.
 public protocol ChunkStore: Sendable {
     func documentHashes() throws -> [String: String]
     /// Replaces each document's chunks atomically: all of a batch or none of it is written.
@@ -48,4 +48,17 @@ public struct IngestBatchItem: Sendable {
     public init(document: Document, hash: String, chunks: [Chunk], terms: [[String: Int]], embeddings: [[Float]]) {
         self.document = document; self.hash = hash; self.chunks = chunks; self.terms = terms; self.embeddings = embeddings
     }
+}
+
+/// A store that searches its own embeddings (PostgreSQL with pgvector's HNSW index): an index over
+/// it loads chunks without their vectors and asks the store for nearest neighbours instead, so no
+/// server process holds every embedding in memory.
+public protocol VectorSearchingStore: ChunkStore {
+    /// Whether vector search runs in the store (else the index loads the vectors as usual).
+    var searchesVectorsInPlace: Bool { get }
+    /// Every chunk, its `embedding` left empty.
+    func allChunksWithoutEmbeddings() throws -> [StoredChunk]
+    /// A vector index over the stored embeddings of `rows` (chunk row ids, in the index's order:
+    /// search results come back as positions in this list).
+    func vectorIndex(rows: [Int64]) throws -> any VectorIndex
 }

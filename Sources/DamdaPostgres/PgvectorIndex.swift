@@ -1,0 +1,136 @@
+import DamdaRetrieval
+import Foundation
+import PostgresNIO
+
+/// Where an index over PostgreSQL searches the chunks' vectors.
+public enum PostgresVectorSearch: String, Sendable, CaseIterable {
+    /// In the database: pgvector's HNSW index over the `embedding` column; no process holds the vectors.
+    case database
+    /// In each Damda process: the vectors are loaded on open and searched exactly (or by Damda's HNSW).
+    case memory
+}
+
+/// Nearest neighbours by inner product, computed by PostgreSQL: pgvector's HNSW index over the
+/// chunks' embeddings (`embedding::vector(D)`, `vector_ip_ops`). Results are positions in the rows
+/// the search index loaded; rows another process added since are skipped until the next reload.
+final class PgvectorIndex: VectorIndex, @unchecked Sendable {
+    var kind: String { "pgvector-hnsw" }
+    let store: PostgresStore
+    let dimension: Int
+    /// Rows of the loaded chunks that have an embedding.
+    let count: Int
+    let position: [Int64: Int]
+    /// HNSW's candidate list: the most rows one index scan returns. Deeper requests (a filter that
+    /// keeps few rows, a search collapsed to one chunk per document) scan exactly.
+    let efSearch: Int
+
+    init(store: PostgresStore, rows: [Int64], dimension: Int, count: Int, efSearch: Int) {
+        self.store = store
+        self.dimension = dimension
+        self.count = count
+        self.efSearch = efSearch
+        position = Dictionary(rows.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The vector as pgvector's text form, cast to the indexed type.
+    func literal(_ q: [Float]) -> String { PostgresStore.vectorLiteral(q) }
+
+    func search(_ q: [Float], k: Int, allowed: ((Int) -> Bool)?) throws -> [(index: Int, score: Float)] {
+        guard q.count == dimension, count > 0, k > 0 else { return [] }
+        // A filter is applied to what the database returns: ask for more rows until k pass it.
+        var limit = k
+        while true {
+            let rows = try store.nearestRows(literal(q), dimension: dimension, limit: limit, efSearch: efSearch)
+            var out: [(index: Int, score: Float)] = []
+            for (id, negativeProduct) in rows {
+                guard let i = position[id], allowed?(i) ?? true else { continue }
+                out.append((index: i, score: Float(-negativeProduct)))
+                if out.count == k { return out }
+            }
+            if rows.count < limit || limit >= count { return out }
+            limit = min(limit * 4, count)
+        }
+    }
+
+    func scores(_ q: [Float], of indices: [Int]) throws -> [Float] {
+        guard q.count == dimension, !indices.isEmpty else { return [Float](repeating: 0, count: indices.count) }
+        var rowOf: [Int: Int64] = [:]
+        for (id, i) in position { rowOf[i] = id }
+        let ids = indices.compactMap { rowOf[$0] }
+        let products = try store.innerProducts(literal(q), dimension: dimension, rows: ids)
+        return indices.map { i in rowOf[i].flatMap { products[$0] }.map(Float.init) ?? 0 }
+    }
+}
+
+extension PostgresStore: VectorSearchingStore {
+    public var searchesVectorsInPlace: Bool { vectorSearch == .database }
+
+    public func allChunksWithoutEmbeddings() throws -> [StoredChunk] { try allChunks(embeddings: false) }
+
+    /// The HNSW index is created (once, by whichever process gets there first) when embeddings of
+    /// one dimension exist; pgvector keeps it up to date on every later insert.
+    public func vectorIndex(rows: [Int64]) throws -> any VectorIndex {
+        // The dimension of the most recent embeddings (the model the index is searched with now).
+        let dimension = try integer("SELECT vector_dims(embedding)::BIGINT FROM chunks WHERE embedding IS NOT NULL ORDER BY id DESC LIMIT 1")
+        guard dimension > 0 else { return ExactVectorIndex(dimension: 0, rows: []) }
+        try execute(inOneTransaction: [
+            // Partial: a row of another dimension (another embedding model) is neither cast nor indexed.
+            "CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_\(dimension) ON chunks USING hnsw ((embedding::vector(\(dimension))) vector_ip_ops) WHERE vector_dims(embedding) = \(dimension)",
+        ])
+        let embedded = try integer("SELECT COUNT(*)::BIGINT FROM chunks WHERE vector_dims(embedding) = \(dimension) AND id = ANY(\(rows))")
+        return PgvectorIndex(store: self, rows: rows, dimension: dimension, count: embedded, efSearch: hnswEfSearch)
+    }
+
+    /// The `limit` rows nearest to `vector` with their negative inner product (pgvector's `<#>`).
+    /// Within HNSW's candidate list the index answers; deeper, the database scans every row.
+    func nearestRows(_ vector: String, dimension: Int, limit: Int, efSearch: Int) throws -> [(Int64, Double)] {
+        try blocking { [client, logger] in
+            try await client.withTransaction(logger: logger) { c in
+                if limit <= efSearch {
+                    try await c.query("SELECT set_config('hnsw.ef_search', \(String(max(efSearch, limit))), true)", logger: logger)
+                } else {
+                    try await c.query("SELECT set_config('enable_indexscan', 'off', true)", logger: logger)
+                }
+                let rows = try await c.query("""
+                    SELECT id, embedding::vector(\(unescaped: String(dimension))) <#> \(vector)::vector(\(unescaped: String(dimension)))
+                    FROM chunks WHERE vector_dims(embedding) = \(unescaped: String(dimension))
+                    ORDER BY embedding::vector(\(unescaped: String(dimension))) <#> \(vector)::vector(\(unescaped: String(dimension)))
+                    LIMIT \(Int64(limit))
+                    """, logger: logger)
+                var out: [(Int64, Double)] = []
+                for try await (id, d) in rows.decode((Int64, Double).self) { out.append((id, d)) }
+                return out
+            }
+        }
+    }
+
+    /// Inner products of `vector` with the given rows' embeddings.
+    func innerProducts(_ vector: String, dimension: Int, rows: [Int64]) throws -> [Int64: Double] {
+        try blocking { [client, logger] in
+            var out: [Int64: Double] = [:]
+            let result = try await client.query("""
+                SELECT id, (embedding::vector(\(unescaped: String(dimension))) <#> \(vector)::vector(\(unescaped: String(dimension)))) * -1
+                FROM chunks WHERE vector_dims(embedding) = \(unescaped: String(dimension)) AND id = ANY(\(rows))
+                """, logger: logger)
+            for try await (id, p) in result.decode((Int64, Double).self) { out[id] = p }
+            return out
+        }
+    }
+
+    /// How the planner answers a nearest-neighbour query (`EXPLAIN`), to show that the HNSW index serves it.
+    public func vectorSearchPlan(dimension: Int) throws -> String {
+        let zero = PostgresStore.vectorLiteral([Float](repeating: 0, count: dimension))
+        return try blocking { [client, logger] in
+            try await client.withTransaction(logger: logger) { c in
+                try await c.query("SELECT set_config('enable_seqscan', 'off', true)", logger: logger)
+                let rows = try await c.query("""
+                    EXPLAIN SELECT id FROM chunks WHERE vector_dims(embedding) = \(unescaped: String(dimension))
+                    ORDER BY embedding::vector(\(unescaped: String(dimension))) <#> \(zero)::vector(\(unescaped: String(dimension))) LIMIT 5
+                    """, logger: logger)
+                var lines: [String] = []
+                for try await line in rows.decode(String.self) { lines.append(line) }
+                return lines.joined(separator: "\n")
+            }
+        }
+    }
+}
