@@ -19,6 +19,8 @@ final class PgvectorIndex: VectorIndex, @unchecked Sendable {
     let dimension: Int
     /// Rows of the loaded chunks that have an embedding.
     let count: Int
+    /// Chunk row ids by position, and back.
+    let rows: [Int64]
     let position: [Int64: Int]
     /// HNSW's candidate list: the most rows one index scan returns. Deeper requests (a filter that
     /// keeps few rows, a search collapsed to one chunk per document) scan exactly.
@@ -29,6 +31,7 @@ final class PgvectorIndex: VectorIndex, @unchecked Sendable {
         self.dimension = dimension
         self.count = count
         self.efSearch = efSearch
+        self.rows = rows
         position = Dictionary(rows.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
@@ -40,25 +43,23 @@ final class PgvectorIndex: VectorIndex, @unchecked Sendable {
         // A filter is applied to what the database returns: ask for more rows until k pass it.
         var limit = k
         while true {
-            let rows = try store.nearestRows(literal(q), dimension: dimension, limit: limit, efSearch: efSearch)
+            let nearest = try store.nearestRows(literal(q), dimension: dimension, limit: limit, efSearch: efSearch)
             var out: [(index: Int, score: Float)] = []
-            for (id, negativeProduct) in rows {
+            for (id, negativeProduct) in nearest {
                 guard let i = position[id], allowed?(i) ?? true else { continue }
                 out.append((index: i, score: Float(-negativeProduct)))
                 if out.count == k { return out }
             }
-            if rows.count < limit || limit >= count { return out }
+            if nearest.count < limit || limit >= count { return out }
             limit = min(limit * 4, count)
         }
     }
 
     func scores(_ q: [Float], of indices: [Int]) throws -> [Float] {
         guard q.count == dimension, !indices.isEmpty else { return [Float](repeating: 0, count: indices.count) }
-        var rowOf: [Int: Int64] = [:]
-        for (id, i) in position { rowOf[i] = id }
-        let ids = indices.compactMap { rowOf[$0] }
+        let ids = indices.map { rows[$0] }
         let products = try store.innerProducts(literal(q), dimension: dimension, rows: ids)
-        return indices.map { i in rowOf[i].flatMap { products[$0] }.map(Float.init) ?? 0 }
+        return ids.map { products[$0].map(Float.init) ?? 0 }
     }
 }
 
