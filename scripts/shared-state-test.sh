@@ -3,7 +3,8 @@
 # an answer served by one is rated through the other, and both export the rating; a blind A/B
 # survey created on one is shown in the same order by both, and a vote cast through one is a
 # duplicate through the other; an answer cached by one is a cache hit on the other; both search
-# the chunks' vectors in the database (pgvector's HNSW index) and cite the same chunks. Assumes
+# the chunks' vectors in the database (pgvector's HNSW index, where this machine's pgvector build
+# runs it: scripts/pgvector-probe.py; else in memory) and cite the same chunks. Assumes
 # `swift build -c release` and the fetched models.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,16 +20,18 @@ cleanup() {
 }
 trap cleanup EXIT
 url=$(python3 -c 'import pgserver, sys; print(pgserver.get_server(sys.argv[1], cleanup_mode=None).get_uri())' "$work/pg" | sed 's|postgresql://postgres:@|postgres://postgres@|')
-echo "== PostgreSQL at $url"
-$DAMDA ingest samples/insurance --index "$work/a" --store "$url" >/dev/null 2>&1
-$DAMDA ingest samples/insurance --index "$work/b" --store "$url" >/dev/null 2>&1
+vector_search=$(python3 scripts/pgvector-probe.py 2>/dev/null || echo memory)
+echo "== PostgreSQL at $url (vector search: $vector_search)"
+$DAMDA ingest samples/insurance --index "$work/a" --store "$url" --vector-search "$vector_search" >/dev/null 2>&1
+$DAMDA ingest samples/insurance --index "$work/b" --store "$url" --vector-search "$vector_search" >/dev/null 2>&1
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 pa=$(free_port); pb=$(free_port)
-$DAMDA serve --index "$work/a" --store "$url" --port "$pa" --max-tokens 16 >"$work/a.log" 2>&1 & pids+=($!)
-$DAMDA serve --index "$work/b" --store "$url" --port "$pb" --max-tokens 16 >"$work/b.log" 2>&1 & pids+=($!)
-python3 - "$pa" "$pb" <<'PY'
+$DAMDA serve --index "$work/a" --store "$url" --vector-search "$vector_search" --port "$pa" --max-tokens 16 >"$work/a.log" 2>&1 & pids+=($!)
+$DAMDA serve --index "$work/b" --store "$url" --vector-search "$vector_search" --port "$pb" --max-tokens 16 >"$work/b.log" 2>&1 & pids+=($!)
+python3 - "$pa" "$pb" "$vector_search" <<'PY'
 import json, sys, time, urllib.request
 a, b = (f"http://127.0.0.1:{p}" for p in sys.argv[1:3])
+expected_search = {"database": "pgvector-hnsw", "memory": "exact"}[sys.argv[3]]
 def call(base, method, path, body=None):
     req = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body is not None else None,
                                  headers={"Content-Type": "application/json"})
@@ -44,11 +47,11 @@ for base in (a, b):
     else: sys.exit(f"{base} never became healthy")
 for base in (a, b):
     health = json.loads(call(base, "GET", "/health")[1])
-    assert health["embeddings"] and health["vector_search"] == "pgvector-hnsw", (base, health)
+    assert health["embeddings"] and health["vector_search"] == expected_search, (base, health)
 paraphrase = {"question": "병원에 입원해서 치료받으면 하루에 얼마가 나와요?", "cache": False}
 cited = [[c["chunk_id"] for c in json.loads(call(base, "POST", "/v1/rag/ask", paraphrase)[1])["citations"]] for base in (a, b)]
 assert cited[0] and cited[0] == cited[1], cited
-print("shared state: both servers search the vectors in PostgreSQL (pgvector HNSW) and cite the same chunks")
+print(f"shared state: both servers search the vectors ({expected_search}) and cite the same chunks")
 # Concurrent requests each wait on the database (search, cache, answer log) from a request thread:
 # all of them must finish (they once could leave no thread to run the queries they waited for).
 import concurrent.futures
