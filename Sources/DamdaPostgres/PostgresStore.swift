@@ -83,10 +83,13 @@ public final class PostgresStore: ChunkStore, @unchecked Sendable {
         }
     }
 
-    /// Runs `statements` in one transaction (the stores beside the chunks create their tables so).
+    /// Runs `statements` in one transaction, one process at a time (the stores beside the chunks
+    /// create their tables and indexes so: two servers started together raced on `CREATE TABLE IF NOT
+    /// EXISTS`, and one died on a duplicate key in the catalog).
     func execute(inOneTransaction statements: [String]) throws {
         try blocking { [client, logger] in
             try await client.withTransaction(logger: logger) { c in
+                try await c.query(PostgresQuery(unsafeSQL: Self.schemaLock), logger: logger)
                 for sql in statements { try await c.query(PostgresQuery(unsafeSQL: sql), logger: logger) }
             }
         }
@@ -112,7 +115,7 @@ public final class PostgresStore: ChunkStore, @unchecked Sendable {
     func migrate() async throws {
         try await client.withTransaction(logger: logger) { c in
             // Servers started together migrate one at a time (concurrent DDL can fail on the catalog).
-            try await c.query("SELECT pg_advisory_xact_lock(7477281163)", logger: logger)
+            try await c.query(PostgresQuery(unsafeSQL: Self.schemaLock), logger: logger)
             try await c.query("CREATE EXTENSION IF NOT EXISTS vector", logger: logger)
             try await c.query("""
                 CREATE TABLE IF NOT EXISTS documents (
@@ -148,6 +151,9 @@ public final class PostgresStore: ChunkStore, @unchecked Sendable {
             return out
         }
     }
+
+    /// Held until the end of the transaction that changes the schema.
+    static let schemaLock = "SELECT pg_advisory_xact_lock(7477281163)"
 
     static func vectorLiteral(_ v: [Float]) -> String { "[" + v.map { String($0) }.joined(separator: ",") + "]" }
 
