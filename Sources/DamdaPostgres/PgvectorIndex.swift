@@ -35,15 +35,13 @@ final class PgvectorIndex: VectorIndex, @unchecked Sendable {
         position = Dictionary(rows.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
-    /// The vector as pgvector's text form, cast to the indexed type.
-    func literal(_ q: [Float]) -> String { PostgresStore.vectorLiteral(q) }
-
     func search(_ q: [Float], k: Int, allowed: ((Int) -> Bool)?) throws -> [(index: Int, score: Float)] {
         guard q.count == dimension, count > 0, k > 0 else { return [] }
         // A filter is applied to what the database returns: ask for more rows until k pass it.
+        let vector = PostgresStore.vectorLiteral(q)
         var limit = k
         while true {
-            let nearest = try store.nearestRows(literal(q), dimension: dimension, limit: limit, efSearch: efSearch)
+            let nearest = try store.nearestRows(vector, dimension: dimension, limit: limit, efSearch: efSearch)
             var out: [(index: Int, score: Float)] = []
             for (id, negativeProduct) in nearest {
                 guard let i = position[id], allowed?(i) ?? true else { continue }
@@ -58,7 +56,7 @@ final class PgvectorIndex: VectorIndex, @unchecked Sendable {
     func scores(_ q: [Float], of indices: [Int]) throws -> [Float] {
         guard q.count == dimension, !indices.isEmpty else { return [Float](repeating: 0, count: indices.count) }
         let ids = indices.map { rows[$0] }
-        let products = try store.innerProducts(literal(q), dimension: dimension, rows: ids)
+        let products = try store.innerProducts(PostgresStore.vectorLiteral(q), dimension: dimension, rows: ids)
         return ids.map { products[$0].map(Float.init) ?? 0 }
     }
 }
@@ -76,11 +74,20 @@ extension PostgresStore: VectorSearchingStore {
         guard dimension > 0 else { return ExactVectorIndex(dimension: 0, rows: []) }
         try execute(inOneTransaction: [
             // Partial: a row of another dimension (another embedding model) is neither cast nor indexed.
-            "CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_\(dimension) ON chunks USING hnsw ((embedding::vector(\(dimension))) vector_ip_ops) WHERE vector_dims(embedding) = \(dimension)",
+            "CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_\(dimension) ON chunks USING hnsw ((\(Self.indexedVector(dimension).column)) vector_ip_ops) WHERE \(Self.ofDimension(dimension))",
         ])
-        let embedded = try integer("SELECT COUNT(*)::BIGINT FROM chunks WHERE vector_dims(embedding) = \(dimension) AND id = ANY(\(rows))")
+        let embedded = try integer("SELECT COUNT(*)::BIGINT FROM chunks WHERE \(unescaped: Self.ofDimension(dimension)) AND id = ANY(\(rows))")
         return PgvectorIndex(store: self, rows: rows, dimension: dimension, count: embedded, efSearch: hnswEfSearch)
     }
+
+    /// The indexed expression and the cast a bound vector needs to be compared with it (`<#>`), as the
+    /// HNSW index `chunks_embedding_hnsw_<dimension>` is built over it.
+    static func indexedVector(_ dimension: Int) -> (column: String, cast: String) {
+        ("embedding::vector(\(dimension))", "::vector(\(dimension))")
+    }
+
+    /// Only rows the partial index holds.
+    static func ofDimension(_ dimension: Int) -> String { "vector_dims(embedding) = \(dimension)" }
 
     /// The `limit` rows nearest to `vector` with their negative inner product (pgvector's `<#>`).
     /// Within HNSW's candidate list the index answers; deeper, the database scans every row.
@@ -88,15 +95,15 @@ extension PostgresStore: VectorSearchingStore {
         try blocking { [client, logger] in
             try await client.withTransaction(logger: logger) { c in
                 if limit <= efSearch {
-                    try await c.query("SELECT set_config('hnsw.ef_search', \(String(max(efSearch, limit))), true)", logger: logger)
+                    try await c.query("SELECT set_config('hnsw.ef_search', \(String(efSearch)), true)", logger: logger)
                 } else {
                     try await c.query("SELECT set_config('enable_indexscan', 'off', true)", logger: logger)
                 }
+                let (column, cast) = Self.indexedVector(dimension)
                 let rows = try await c.query("""
-                    SELECT id, embedding::vector(\(unescaped: String(dimension))) <#> \(vector)::vector(\(unescaped: String(dimension)))
-                    FROM chunks WHERE vector_dims(embedding) = \(unescaped: String(dimension))
-                    ORDER BY embedding::vector(\(unescaped: String(dimension))) <#> \(vector)::vector(\(unescaped: String(dimension)))
-                    LIMIT \(Int64(limit))
+                    SELECT id, \(unescaped: column) <#> \(vector)\(unescaped: cast)
+                    FROM chunks WHERE \(unescaped: Self.ofDimension(dimension))
+                    ORDER BY \(unescaped: column) <#> \(vector)\(unescaped: cast) LIMIT \(Int64(limit))
                     """, logger: logger)
                 var out: [(Int64, Double)] = []
                 for try await (id, d) in rows.decode((Int64, Double).self) { out.append((id, d)) }
@@ -109,9 +116,10 @@ extension PostgresStore: VectorSearchingStore {
     func innerProducts(_ vector: String, dimension: Int, rows: [Int64]) throws -> [Int64: Double] {
         try blocking { [client, logger] in
             var out: [Int64: Double] = [:]
+            let (column, cast) = Self.indexedVector(dimension)
             let result = try await client.query("""
-                SELECT id, (embedding::vector(\(unescaped: String(dimension))) <#> \(vector)::vector(\(unescaped: String(dimension)))) * -1
-                FROM chunks WHERE vector_dims(embedding) = \(unescaped: String(dimension)) AND id = ANY(\(rows))
+                SELECT id, (\(unescaped: column) <#> \(vector)\(unescaped: cast)) * -1
+                FROM chunks WHERE \(unescaped: Self.ofDimension(dimension)) AND id = ANY(\(rows))
                 """, logger: logger)
             for try await (id, p) in result.decode((Int64, Double).self) { out[id] = p }
             return out
@@ -121,12 +129,13 @@ extension PostgresStore: VectorSearchingStore {
     /// How the planner answers a nearest-neighbour query (`EXPLAIN`), to show that the HNSW index serves it.
     public func vectorSearchPlan(dimension: Int) throws -> String {
         let zero = PostgresStore.vectorLiteral([Float](repeating: 0, count: dimension))
+        let (column, cast) = Self.indexedVector(dimension)
         return try blocking { [client, logger] in
             try await client.withTransaction(logger: logger) { c in
                 try await c.query("SELECT set_config('enable_seqscan', 'off', true)", logger: logger)
                 let rows = try await c.query("""
-                    EXPLAIN SELECT id FROM chunks WHERE vector_dims(embedding) = \(unescaped: String(dimension))
-                    ORDER BY embedding::vector(\(unescaped: String(dimension))) <#> \(zero)::vector(\(unescaped: String(dimension))) LIMIT 5
+                    EXPLAIN SELECT id FROM chunks WHERE \(unescaped: Self.ofDimension(dimension))
+                    ORDER BY \(unescaped: column) <#> \(zero)\(unescaped: cast) LIMIT 5
                     """, logger: logger)
                 var lines: [String] = []
                 for try await line in rows.decode(String.self) { lines.append(line) }
