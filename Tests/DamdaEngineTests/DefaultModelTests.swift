@@ -124,6 +124,47 @@ final class PrefixCacheTests: XCTestCase {
         XCTAssertEqual(session.summary.tokens, try Generator(model: model, prefixCache: PrefixCache()).generate(GenerationRequest(prompt: followUp, maxTokens: 12)).tokens)
     }
 
+    /// A prompt sent again whole skips prefill (its last logits or greedy pick come back with its
+    /// keys and values), and every kind of request decodes what an uncached run decodes.
+    func testWholePromptHitSkipsPrefillAndDecodesTheSame() async throws {
+        let model = try loadModel(path: try defaultModelPath(), threads: 2)
+        let prompt = model.tokenizer.encode("다음은 보험 약관의 일부입니다. 회사는 피보험자가 입원한 경우 입원 1일당 5만원을 지급합니다. 이 조항을 쉽게 설명하면",
+                                            addSpecial: true, parseSpecial: false)
+        var sampled = GenerationRequest(prompt: prompt, maxTokens: 10, sampling: SamplingParameters(temperature: 0.8, seed: 7))
+        sampled.stopAtEndOfGeneration = false
+        var greedy = GenerationRequest(prompt: prompt, maxTokens: 10)
+        greedy.stopAtEndOfGeneration = false
+        var gated = greedy
+        gated.firstTokenGate = FirstTokenGate(tokens: [prompt[1]], threshold: 0.5)
+        for (name, first, second) in [("greedy after greedy", greedy, greedy), ("sampled after greedy", greedy, sampled),
+                                      ("sampled after sampled", sampled, sampled), ("greedy after sampled", sampled, greedy),
+                                      ("gated after sampled", sampled, gated)] {
+            let prefixes = PrefixCache()
+            let warm = try Generator(model: model, prefixCache: prefixes).generate(first)
+            XCTAssertEqual(warm.cachedPromptTokens, 0, name)
+            let hit = try Generator(model: model, prefixCache: prefixes).generate(second)
+            let plain = try Generator(model: model).generate(second)
+            XCTAssertEqual(hit.tokens, plain.tokens, name)
+            XCTAssertEqual(hit.firstTokenGateProbability, plain.firstTokenGateProbability, name)
+            // Sampling needs the logits, which a greedy run does not keep: it restores whole slices only.
+            let whole = !(first.sampling.temperature == 0 && second.sampling.temperature > 0)
+            XCTAssertEqual(hit.cachedPromptTokens, whole ? prompt.count : 0, name)
+            XCTAssertEqual(prefixes.wholeHits, whole ? 1 : 0, name)
+        }
+        // Through the scheduler, eight identical prompts at once: the first runs, the others restore it.
+        let prefixes = PrefixCache()
+        let scheduler = DecodeScheduler(model: model, maxActive: 8, maxQueue: 8, prefixCache: prefixes)
+        let lone = try Generator(model: model).generate(sampled)
+        let request = sampled
+        let results = try await withThrowingTaskGroup(of: GenerationSummary.self) { group in
+            for _ in 0..<8 { group.addTask { try await scheduler.complete(request) } }
+            return try await group.reduce(into: [GenerationSummary]()) { $0.append($1) }
+        }
+        XCTAssertEqual(results.count, 8)
+        for s in results { XCTAssertEqual(s.tokens, lone.tokens) }
+        XCTAssertEqual(results.filter { $0.cachedPromptTokens == prompt.count }.count, 7)
+    }
+
     func testBoundInBytesDropsTheLeastRecentlyUsed() throws {
         let model = try loadModel(path: try defaultModelPath(), threads: 2)
         func run(_ text: String) throws -> ([Int32], KVCache) {

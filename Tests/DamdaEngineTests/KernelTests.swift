@@ -157,15 +157,28 @@ final class KernelTests: XCTestCase {
             var row5 = [Float](repeating: 0, count: cols)
             row5.withUnsafeMutableBufferPointer { w.dequantizeRow(5, into: $0.baseAddress!) }
             var all = [Float](repeating: 0, count: rows)
-            for trial in 0..<40 {
-                // Half the trials point x at row 5, so the tied rows win.
-                let x = (0..<cols).map { j in (trial % 2 == 0 ? row5[j] * 3 : 0) + Float.random(in: -1...1, using: &rng) }
-                let picked = x.withUnsafeBufferPointer { head.argmax($0.baseAddress!, threads: 2) }
-                x.withUnsafeBufferPointer { xp in all.withUnsafeMutableBufferPointer { matvec(w, xp.baseAddress!, $0.baseAddress!, threads: 2) } }
-                let full = all.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, rows) }
-                XCTAssertEqual(picked, full, "trial \(trial)")
-                if trial % 2 == 0 { XCTAssertEqual(picked, 5, "the tie goes to the lowest index") }
-                XCTAssertLessThan(head.lastCandidates, rows / 10, "the screen should leave few rows")
+            // Every screen this machine runs, alone and for batches (eleven vectors: one pass of
+            // eight and one of three on AVX-512).
+            let screens: [GreedyHead.Screen] = GreedyHead.bestScreen == .avx512VNNI ? [.avx2, .avx512VNNI] : [.avx2]
+            for screen in screens {
+                head.screen = screen
+                var batch: [[Float]] = [], batchPicks: [Int] = []
+                for trial in 0..<40 {
+                    // Half the trials point x at row 5, so the tied rows win.
+                    let x = (0..<cols).map { j in (trial % 2 == 0 ? row5[j] * 3 : 0) + Float.random(in: -1...1, using: &rng) }
+                    let picked = x.withUnsafeBufferPointer { head.argmax($0.baseAddress!, threads: 2) }
+                    x.withUnsafeBufferPointer { xp in all.withUnsafeMutableBufferPointer { matvec(w, xp.baseAddress!, $0.baseAddress!, threads: 2) } }
+                    let full = all.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, rows) }
+                    XCTAssertEqual(picked, full, "\(screen) trial \(trial)")
+                    if trial % 2 == 0 { XCTAssertEqual(picked, 5, "the tie goes to the lowest index") }
+                    XCTAssertLessThan(head.lastCandidates, rows / 10, "the screen should leave few rows")
+                    if trial < 11 { batch.append(x); batchPicks.append(full) }
+                }
+                for count in [2, 3, 8, 11] {
+                    let flat = Array(batch.prefix(count).joined())
+                    let picks = flat.withUnsafeBufferPointer { head.argmax(batch: $0.baseAddress!, count: count, threads: 2) }
+                    XCTAssertEqual(picks, Array(batchPicks.prefix(count)), "\(screen) batch of \(count)")
+                }
             }
         }
         let f32 = [Float](repeating: 1, count: 64)

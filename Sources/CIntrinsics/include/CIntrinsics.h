@@ -13,4 +13,5 @@ static inline void damda_pause(void) {
     __builtin_ia32_pause();
 #endif
 }
+#include "ScreenQ8.h"
 #endif

@@ -158,6 +158,19 @@ public final class GenerationSession: @unchecked Sendable {
         let t0 = ContinuousClock.now
         defer { prefillTime += ContinuousClock.now - t0 }
         if prefilled == 0, let prefixCache {
+            // The same prompt again: its keys, values and last logits (or greedy's pick) as its run left them.
+            let needsLogits = !greedyOnly || request.firstTokenGate != nil
+            if let whole = prefixCache.restoreWhole(request.prompt, into: cache, needsLogits: needsLogits) {
+                prefilled = request.prompt.count
+                cachedPromptTokens = prefilled
+                if needsLogits {
+                    logits = whole.logits!
+                } else {
+                    greedyNext = whole.greedy ?? Int32(Ops.argmax(whole.logits!))
+                }
+                if request.maxTokens <= 0 { finishReason = .length }
+                return 0
+            }
             prefilled = prefixCache.restore(request.prompt, into: cache, slice: prefillSlice)
             cachedPromptTokens = prefilled
         }
@@ -166,13 +179,16 @@ public final class GenerationSession: @unchecked Sendable {
         guard start < end else { return 0 }
         let slice = Array(request.prompt[start..<end])
         // The gate needs every logit of the first token; greedy decoding resumes after it.
+        var output: PrefixCache.PromptOutput?
         if end == request.prompt.count && greedyOnly && request.firstTokenGate == nil {
             greedyNext = try model.forwardGreedy(slice, cache: cache)
+            output = .init(greedy: greedyNext)
         } else {
             logits = try model.forward(slice, cache: cache, logits: end == request.prompt.count ? .last : .none)
+            output = .init(logits: logits)
         }
         prefilled = end
-        if end == request.prompt.count { prefixCache?.store(request.prompt, from: cache) }
+        if end == request.prompt.count { prefixCache?.store(request.prompt, from: cache, output: output) }
         if request.maxTokens <= 0 && end == request.prompt.count { finishReason = .length }
         return end - start
     }

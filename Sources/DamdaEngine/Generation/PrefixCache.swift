@@ -6,7 +6,10 @@ import Foundation
 /// prefill's matrix products round differently for different batch sizes; so prefill runs in
 /// fixed slices from the prompt's start and a restored prefix is a whole number of slices: a hit
 /// runs exactly the slices a miss runs, and its logits are bit for bit those of an uncached run
-/// (tested). Bound in bytes; least recently used prompts go first. One cache per model (and
+/// (tested). A prompt sent again whole (a client retrying, several clients with one system text
+/// and question, a page reloaded) also keeps what its last position produced, the next token's
+/// logits or greedy's pick, so it skips prefill entirely: those are the very values its own run
+/// computed. Bound in bytes; least recently used prompts go first. One cache per model (and
 /// adapter): another model's keys mean nothing here.
 public final class PrefixCache: @unchecked Sendable {
     struct Entry {
@@ -14,8 +17,20 @@ public final class PrefixCache: @unchecked Sendable {
         /// Per layer, `tokens.count` rows of keys (then values), fp32 like the KV cache.
         var keys: [[Float]]
         var values: [[Float]]
+        /// What the last of `tokens` produced, for a prompt equal to `tokens`.
+        var output: PromptOutput?
         var lastUse: UInt64
-        var bytes: Int { (keys.reduce(0) { $0 + $1.count } + values.reduce(0) { $0 + $1.count }) * 4 + tokens.count * 4 }
+        var bytes: Int {
+            (keys.reduce(0) { $0 + $1.count } + values.reduce(0) { $0 + $1.count } + (output?.logits?.count ?? 0)) * 4 + tokens.count * 4
+        }
+    }
+
+    /// What a prompt's last position produced: the next token's logits (sampling, the first-token
+    /// gate) and greedy's pick, whichever its run computed.
+    public struct PromptOutput: Sendable {
+        public var logits: [Float]?
+        public var greedy: Int32?
+        public init(logits: [Float]? = nil, greedy: Int32? = nil) { self.logits = logits; self.greedy = greedy }
     }
 
     public let maxBytes: Int
@@ -28,6 +43,8 @@ public final class PrefixCache: @unchecked Sendable {
     var tick: UInt64 = 0
     public private(set) var hits = 0
     public private(set) var misses = 0
+    /// Hits that restored a whole prompt and its last position's output: no prefill at all.
+    public private(set) var wholeHits = 0
     /// Prompt tokens not run because their keys and values were copied.
     public private(set) var reusedTokens = 0
 
@@ -70,29 +87,69 @@ public final class PrefixCache: @unchecked Sendable {
         }
     }
 
-    /// Keeps the keys and values of `prompt` (the first `prompt.count` rows of `cache`). A stored
-    /// prompt that this one extends is replaced; one that extends this one makes storing pointless.
-    public func store(_ prompt: [Int32], from cache: KVCache) {
+    /// For a prompt stored whole with its last position's output: copies all its keys and values
+    /// into the empty `cache` and returns that output, or nil (nothing copied) when no entry is
+    /// this exact prompt or its entry lacks the logits a sampled or gated request needs.
+    public func restoreWhole(_ prompt: [Int32], into cache: KVCache, needsLogits: Bool) -> PromptOutput? {
+        precondition(cache.count == 0, "restore into an empty cache")
+        return lock.withLock {
+            guard prompt.count <= cache.capacity,
+                  let i = entries.firstIndex(where: { $0.tokens == prompt && $0.keys.count == cache.layers }),
+                  let output = entries[i].output, output.logits != nil || (!needsLogits && output.greedy != nil) else { return nil }
+            tick += 1
+            entries[i].lastUse = tick
+            let e = entries[i], n = prompt.count
+            guard e.keys[0].count == n * cache.keyDim else { return nil }
+            for l in 0..<cache.layers {
+                e.keys[l].withUnsafeBufferPointer { cache.keys[l].update(from: $0.baseAddress!, count: n * cache.keyDim) }
+                e.values[l].withUnsafeBufferPointer { cache.values[l].update(from: $0.baseAddress!, count: n * cache.valueDim) }
+            }
+            cache.count = n
+            hits += 1
+            wholeHits += 1
+            reusedTokens += n
+            return output
+        }
+    }
+
+    /// Keeps the keys and values of `prompt` (the first `prompt.count` rows of `cache`) and, when
+    /// given, what its last position produced. A stored prompt that this one extends is replaced;
+    /// one that extends this one makes storing pointless.
+    public func store(_ prompt: [Int32], from cache: KVCache, output: PromptOutput? = nil) {
         let n = min(prompt.count, cache.count)
         guard n >= minTokens else { return }
         let tokens = Array(prompt.prefix(n))
-        let entrySize = (cache.layers * n * (cache.keyDim + cache.valueDim) + n) * 4
+        let output = n == prompt.count ? output : nil
+        let entrySize = (cache.layers * n * (cache.keyDim + cache.valueDim) + n + (output?.logits?.count ?? 0)) * 4
         guard entrySize <= maxBytes else { return }
         lock.withLock {
             tick += 1
             if let i = entries.firstIndex(where: { $0.tokens.count >= n && Self.commonPrefix($0.tokens, tokens) == n }) {
                 entries[i].lastUse = tick
+                // The same prompt again: keep whichever outputs either run computed.
+                if let output, entries[i].tokens.count == n {
+                    var merged = entries[i].output ?? PromptOutput()
+                    merged.logits = merged.logits ?? output.logits
+                    merged.greedy = merged.greedy ?? output.greedy
+                    entries[i].output = merged
+                    evictOverBound()
+                }
                 return
             }
             entries.removeAll { $0.tokens.count < n && Self.commonPrefix($0.tokens, tokens) == $0.tokens.count }
             let keys = (0..<cache.layers).map { Array(UnsafeBufferPointer(start: cache.keys[$0], count: n * cache.keyDim)) }
             let values = (0..<cache.layers).map { Array(UnsafeBufferPointer(start: cache.values[$0], count: n * cache.valueDim)) }
-            entries.append(Entry(tokens: tokens, keys: keys, values: values, lastUse: tick))
-            var total = entries.reduce(0) { $0 + $1.bytes }
-            while total > maxBytes, let oldest = entries.indices.min(by: { entries[$0].lastUse < entries[$1].lastUse }) {
-                total -= entries[oldest].bytes
-                entries.remove(at: oldest)
-            }
+            entries.append(Entry(tokens: tokens, keys: keys, values: values, output: output, lastUse: tick))
+            evictOverBound()
+        }
+    }
+
+    /// Drops least recently used entries until the bound holds (the lock is held).
+    private func evictOverBound() {
+        var total = entries.reduce(0) { $0 + $1.bytes }
+        while total > maxBytes, let oldest = entries.indices.min(by: { entries[$0].lastUse < entries[$1].lastUse }) {
+            total -= entries[oldest].bytes
+            entries.remove(at: oldest)
         }
     }
 
