@@ -3,10 +3,13 @@
 streaming clients (OpenAI /v1/completions with stream=true), printed as one JSON object.
 
     python3 scripts/bench-serve.py --url http://127.0.0.1:8080 [--key KEY] [--clients 1,4,8] [--max-tokens 32]
-                                   [--rag-prompt] [--stagger 0.25]
+                                   [--rag-prompt] [--stagger 0.25] [--temperature 0.8] [--distinct-prompts]
 
-Every client sends the same-length prompt with a different seed, so the scheduler interleaves
-real, distinct generations. Usage counts come from the server's final chunk (stream_options).
+Every client sends the same short prompt with a different seed (temperature 0.8 by default), so
+the scheduler interleaves real, distinct generations, and a server that caches prompts (both
+`damda serve` and llama-server do) answers it from its cache after the first time;
+--distinct-prompts puts a different number in front of each request's prompt, so every prompt is
+run. Usage counts come from the server's final chunk (stream_options).
 --rag-prompt sends a RAG-sized prompt (~480 tokens: the field's instruction over retrieved
 insurance clauses, different for each client so no prefix is shared); --stagger starts client i
 i·S seconds after the first, so long prompts arrive while earlier streams decode. Works against
@@ -33,11 +36,11 @@ def rag_prompt(i):
             f"\"답변을 찾을 수 없습니다.\"로 대답하세요.\n[질문] 입원하면 하루에 얼마를 받나요?\n[내용]\n{context}\n[답변]")
 
 
-def one_stream(url, key, max_tokens, seed, out, prompt=PROMPT, delay=0.0):
+def one_stream(url, key, max_tokens, seed, out, prompt=PROMPT, delay=0.0, temperature=0.8):
     time.sleep(delay)
     u = urllib.parse.urlparse(url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
-    body = json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.8, "seed": seed,
+    body = json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": temperature, "seed": seed,
                        "stream": True, "stream_options": {"include_usage": True}})
     headers = {"Content-Type": "application/json"}
     if key:
@@ -70,10 +73,15 @@ def one_stream(url, key, max_tokens, seed, out, prompt=PROMPT, delay=0.0):
     out.update(ttft=(first or end) - start, seconds=end - start, tokens=tokens or 0)
 
 
-def run_level(url, key, clients, max_tokens, rag=False, stagger=0.0, first=0):
+def run_level(url, key, clients, max_tokens, rag=False, stagger=0.0, first=0, temperature=0.8, distinct=False):
     results = [dict() for _ in range(clients)]
+    def prompt(i):
+        if rag:
+            return rag_prompt(first + i)
+        # --distinct-prompts: a number in front, so no server has this prompt cached from before.
+        return f"{first + i + 1}. {PROMPT}" if distinct else PROMPT
     threads = [threading.Thread(target=one_stream, args=(url, key, max_tokens, 1000 + i, results[i],
-                                                         rag_prompt(first + i) if rag else PROMPT, i * stagger))
+                                                         prompt(i), i * stagger, temperature))
                for i in range(clients)]
     t0 = time.perf_counter()
     for t in threads:
@@ -103,15 +111,22 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--rag-prompt", action="store_true", help="~500-token RAG prompts, one per client")
     ap.add_argument("--stagger", type=float, default=0.0, help="seconds between client starts")
+    ap.add_argument("--temperature", type=float, default=0.8, help="0 decodes greedily")
+    ap.add_argument("--distinct-prompts", action="store_true",
+                    help="short prompts that differ per request (no prompt cache can answer them)")
     a = ap.parse_args()
-    run_level(a.url, a.key, 1, 4, a.rag_prompt, first=1000)  # warm-up, on a prompt no level sends
-    # Each level's RAG prompts are new to the server (no cached prefix from an earlier level).
+    # Warm-up. Without --distinct-prompts or --rag-prompt every request, the warm-up's too, sends the
+    # same short prompt, which a server's prompt cache answers after the first time; with them the
+    # warm-up's prompt is one no level sends.
+    run_level(a.url, a.key, 1, 4, a.rag_prompt, first=1000, temperature=a.temperature, distinct=a.distinct_prompts)
+    # Each level's RAG or distinct prompts are new to the server (no cached prefix from an earlier level).
     levels, first = [], 0
     for c in a.clients.split(","):
-        levels.append(run_level(a.url, a.key, int(c), a.max_tokens, a.rag_prompt, a.stagger, first))
+        levels.append(run_level(a.url, a.key, int(c), a.max_tokens, a.rag_prompt, a.stagger, first, a.temperature, a.distinct_prompts))
         first += int(c)
     print(json.dumps({"endpoint": "/v1/completions (stream)", "max_tokens": a.max_tokens, "rag_prompt": a.rag_prompt,
-                      "stagger_s": a.stagger, "levels": levels}, ensure_ascii=False))
+                      "stagger_s": a.stagger, "temperature": a.temperature, "distinct_prompts": a.distinct_prompts,
+                      "levels": levels}, ensure_ascii=False))
 
 
 if __name__ == "__main__":

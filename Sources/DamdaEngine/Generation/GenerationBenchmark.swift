@@ -58,9 +58,11 @@ public struct GenerationBenchmark {
         func r1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
         let batches = try batchSizes.map { b in
             let runs = try (0..<max(repetitions, 1)).map { _ in try batchedDecode(b, prompt: ids) }
+            let full = try (0..<max(repetitions, 1)).map { _ in try logitsDecode(b, prompt: ids) }
             return BatchDecodeReport(batch: b, totalTokensPerSecond: r1(median(runs.map(\.rate))),
                                      perSequenceTokensPerSecond: r1(median(runs.map(\.rate)) / Double(b)), runs: runs.map { r1($0.rate) },
-                                     sameTokensAsLone: runs.allSatisfy(\.same))
+                                     sameTokensAsLone: runs.allSatisfy(\.same),
+                                     logitsTotalTokensPerSecond: r1(median(full)))
         }
         return GenerationBenchmarkReport(
             model: "", threads: model.threads, promptTokens: prompt, decodeTokens: decode, repetitions: repetitions,
@@ -69,6 +71,27 @@ public struct GenerationBenchmark {
             decodeFullLogitsTokensPerSecond: r1(median(fullRates)), decodeFullLogitsRuns: fullRates.map(r1),
             greedyTokensMatchFullLogits: sameTokens, decodeWeightBytesPerToken: (model as? Gemma3Model)?.decodeWeightBytes ?? 0,
             batchDecode: batches, peakRSSBytes: peakResidentBytes())
+    }
+
+    /// The batched step sampling needs: every logit of each sequence (the sampler draws from
+    /// them); each sequence goes on with its likeliest token. Returns total tokens/s.
+    func logitsDecode(_ count: Int, prompt ids: [Int32]) throws -> Double {
+        let decode = decodeTokens
+        let prompts = (0..<count).map { Array(ids.prefix(1 + $0 % 16)) }
+        let caches = prompts.map { model.makeCache(capacity: $0.count + decode + 1) }
+        var tokens = try zip(prompts, caches).map { try model.forwardGreedy($0, cache: $1) }
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        for _ in 0..<decode {
+            let slots = tokens.indices.map { DecodeSlot(token: tokens[$0], cache: caches[$0], wantsLogits: true) }
+            for (i, r) in try model.decodeStep(slots).enumerated() {
+                switch r {
+                case let .greedy(t): tokens[i] = t
+                case let .logits(l): tokens[i] = Int32(Ops.argmax(l))
+                }
+            }
+        }
+        return Double(count * decode) / (clock.now - t0).seconds
     }
 
     /// `count` sequences, each from its own short prompt (a different start of the benchmark
@@ -112,11 +135,14 @@ public struct BatchDecodeReport: Codable, Sendable {
     public var runs: [Double]
     /// Every sequence's tokens equal its lone greedy decode.
     public var sameTokensAsLone: Bool
+    /// The same batch with every logit computed, as sampling needs (total tokens/s).
+    public var logitsTotalTokensPerSecond: Double
 
     enum CodingKeys: String, CodingKey {
         case batch, runs
         case totalTokensPerSecond = "total_tokens_per_s", perSequenceTokensPerSecond = "per_sequence_tokens_per_s"
         case sameTokensAsLone = "same_tokens_as_lone"
+        case logitsTotalTokensPerSecond = "full_logits_total_tokens_per_s"
     }
 }
 
