@@ -153,7 +153,7 @@ public final class GreedyHead: @unchecked Sendable {
 
         // Each part keeps, per vector, the rows that could still win against that vector's running
         // lower bound (a superset of its final candidates, usually a few dozen), so nothing is rescanned.
-        let kept = UnsafeMutablePointer<(row: Int32, upper: Float)>.allocate(capacity: rows * count)
+        let kept = UnsafeMutablePointer<damda_kept_row>.allocate(capacity: rows * count)
         defer { kept.deallocate() }
         let parts = max(1, min(threads, rows / 1024))
         var lowerBounds = [Float](repeating: -.infinity, count: parts * count), keptCounts = [Int](repeating: 0, count: parts * count)
@@ -175,7 +175,7 @@ public final class GreedyHead: @unchecked Sendable {
                                     let bound = norm[r] * reach[v]
                                     low[v] = max(low[v], s - bound)
                                     if s + bound >= low[v] {
-                                        kept[v * rows + range.lowerBound + kc[v]] = (Int32(r), s + bound)
+                                        kept[v * rows + range.lowerBound + kc[v]] = damda_kept_row(row: Int32(r), upper: s + bound)
                                         kc[v] += 1
                                     }
                                 }
@@ -195,25 +195,11 @@ public final class GreedyHead: @unchecked Sendable {
                 }
             }
         }
-        // Candidates, in row order, recomputed with the full product's own kernel.
-        let dot = w.kernels.dot
-        var picks = [Int](repeating: 0, count: count)
-        var candidates = 0
-        for v in 0..<count {
-            let floor = (0..<parts).map { lowerBounds[$0 * count + v] }.max()!
-            var best = -Float.infinity, at = -1
-            for part in 0..<parts {
-                let mine = kept + v * rows + rows * part / parts
-                for k in 0..<keptCounts[part * count + v] where mine[k].upper >= floor {
-                    let r = Int(mine[k].row)
-                    candidates += 1
-                    let value = dot(w.row(r), xs + v * n, n)
-                    if value > best || at < 0 { best = value; at = r }
-                }
+        let picks = lowerBounds.withUnsafeBufferPointer { lows in
+            keptCounts.withUnsafeBufferPointer { counts in
+                recomputeCandidates(xs, count: count, parts: parts, kept: kept, keptCounts: counts.baseAddress!, lowerBounds: lows.baseAddress!)
             }
-            picks[v] = max(at, 0)
         }
-        lastCandidates = candidates
         return picks
         #else
         preconditionFailure("GreedyHead needs x86_64")
@@ -272,11 +258,21 @@ public final class GreedyHead: @unchecked Sendable {
                 }
             }
         }
+        return recomputeCandidates(xs, count: count, parts: parts, kept: kept, keptCounts: keptCounts, lowerBounds: lows)
+    }
+
+    /// The screen's survivors, in row order, recomputed with the full product's own kernel: per
+    /// vector v, the rows kept by any part (part p's at kept + v·rows + rows·p/parts) whose upper
+    /// bound reaches the best lower bound over all parts; the largest, the lowest index among ties.
+    private func recomputeCandidates(_ xs: UnsafePointer<Float>, count: Int, parts: Int, kept: UnsafePointer<damda_kept_row>,
+                                     keptCounts: UnsafePointer<Int>, lowerBounds: UnsafePointer<Float>) -> [Int] {
+        let w = matrix
+        let n = w.columns, rows = w.rows
         let dot = w.kernels.dot
         var picks = [Int](repeating: 0, count: count)
         var candidates = 0
         for v in 0..<count {
-            let floor = (0..<parts).map { lows[$0 * count + v] }.max()!
+            let floor = (0..<parts).map { lowerBounds[$0 * count + v] }.max()!
             var best = -Float.infinity, at = -1
             for part in 0..<parts {
                 let mine = kept + v * rows + rows * part / parts
