@@ -20,6 +20,12 @@ static inline float half_to_float(const uint8_t *p) {
     return _cvtsh_ss(h);
 }
 
+// One vector's block scales for block pair p as 16 lanes: d_x[2p] in the low 8, d_x[2p+1] in the high 8.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,evex512,f16c,fma")))
+static inline __m512 pair_scales(const float *dx, int p) {
+    return _mm512_insertf32x8(_mm512_set1_ps(dx[2 * p]), _mm256_set1_ps(dx[2 * p + 1]), 1);
+}
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,evex512,f16c,fma")))
 void damda_screen_q8_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
                                 const uint8_t *xu, const float *dx, int count,
@@ -27,28 +33,18 @@ void damda_screen_q8_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blo
                                 damda_kept_row *kept, long kept_stride, long *kept_count) {
     const int pairs = blocks / 2, n = blocks * 32;
     const __m512i ones = _mm512_set1_epi8(1);
-    // Each vector's block scales as 16 lanes per block pair: d_x[2p] in the low 8, d_x[2p+1] in the high 8.
+    // The scales are the same for every row: built once when they fit (rows up to 1,024 values).
     __m512 dxv[8][16];
     const int cached = pairs <= 16;
     if (cached)
         for (int v = 0; v < count; v++)
-            for (int p = 0; p < pairs; p++)
-                dxv[v][p] = _mm512_insertf32x8(_mm512_set1_ps(dx[v * blocks + 2 * p]), _mm256_set1_ps(dx[v * blocks + 2 * p + 1]), 1);
+            for (int p = 0; p < pairs; p++) dxv[v][p] = pair_scales(dx + v * blocks, p);
     float lows[8];
     for (int v = 0; v < count; v++) lows[v] = low[v];
     for (long r = r0; r < r1; r++) {
         const uint8_t *row = matrix + (size_t)r * row_bytes;
-        _mm_prefetch((const char *)(row + 8 * row_bytes), _MM_HINT_T0);
-        _mm_prefetch((const char *)(row + 8 * row_bytes + 64), _MM_HINT_T0);
-        _mm_prefetch((const char *)(row + 8 * row_bytes + 128), _MM_HINT_T0);
-        _mm_prefetch((const char *)(row + 8 * row_bytes + 192), _MM_HINT_T0);
-        _mm_prefetch((const char *)(row + 8 * row_bytes + 256), _MM_HINT_T0);
-        _mm_prefetch((const char *)(row + 8 * row_bytes + 320), _MM_HINT_T0);
-        _mm_prefetch((const char *)(row + 8 * row_bytes + 384), _MM_HINT_T0);
-        _mm_prefetch((const char *)(row + 8 * row_bytes + 448), _MM_HINT_T0);
-        _mm_prefetch((const char *)(row + 8 * row_bytes + 512), _MM_HINT_T0);
-        _mm_prefetch((const char *)(row + 8 * row_bytes + 576), _MM_HINT_T0);
-        _mm_prefetch((const char *)(row + 8 * row_bytes + 640), _MM_HINT_T0);
+        // The row eight ahead, a cache line at a time, so its wait overlaps this row's arithmetic.
+        for (size_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)(row + 8 * row_bytes + o), _MM_HINT_T0);
         __m512 acc[8];
         for (int v = 0; v < count; v++) acc[v] = _mm512_setzero_ps();
         for (int p = 0; p < pairs; p++) {
@@ -62,8 +58,7 @@ void damda_screen_q8_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blo
             for (int v = 0; v < count; v++) {
                 const __m512i a = _mm512_loadu_si512((const void *)(xu + (size_t)v * n + p * 64));
                 const __m512 sums = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(correction, a, w));
-                const __m512 scale = cached ? _mm512_mul_ps(dw, dxv[v][p])
-                    : _mm512_mul_ps(dw, _mm512_insertf32x8(_mm512_set1_ps(dx[v * blocks + 2 * p]), _mm256_set1_ps(dx[v * blocks + 2 * p + 1]), 1));
+                const __m512 scale = _mm512_mul_ps(dw, cached ? dxv[v][p] : pair_scales(dx + v * blocks, p));
                 acc[v] = _mm512_fmadd_ps(sums, scale, acc[v]);
             }
         }

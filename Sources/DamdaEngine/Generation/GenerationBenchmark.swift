@@ -73,13 +73,20 @@ public struct GenerationBenchmark {
             batchDecode: batches, peakRSSBytes: peakResidentBytes())
     }
 
+    /// `count` sequences from their own short prompts (different starts of the benchmark prompt,
+    /// so their lengths differ), prefilled, with caches room for the decode and each first token.
+    func startBatch(_ count: Int, prompt ids: [Int32]) throws -> (prompts: [[Int32]], caches: [KVCache], tokens: [Int32]) {
+        let prompts = (0..<count).map { Array(ids.prefix(1 + $0 % 16)) }
+        let caches = prompts.map { model.makeCache(capacity: $0.count + decodeTokens + 1) }
+        return (prompts, caches, try zip(prompts, caches).map { try model.forwardGreedy($0, cache: $1) })
+    }
+
     /// The batched step sampling needs: every logit of each sequence (the sampler draws from
     /// them); each sequence goes on with its likeliest token. Returns total tokens/s.
     func logitsDecode(_ count: Int, prompt ids: [Int32]) throws -> Double {
         let decode = decodeTokens
-        let prompts = (0..<count).map { Array(ids.prefix(1 + $0 % 16)) }
-        let caches = prompts.map { model.makeCache(capacity: $0.count + decode + 1) }
-        var tokens = try zip(prompts, caches).map { try model.forwardGreedy($0, cache: $1) }
+        let (_, caches, first) = try startBatch(count, prompt: ids)
+        var tokens = first
         let clock = ContinuousClock()
         let t0 = clock.now
         for _ in 0..<decode {
@@ -99,9 +106,8 @@ public struct GenerationBenchmark {
     /// are checked against its lone decode.
     func batchedDecode(_ count: Int, prompt ids: [Int32]) throws -> (rate: Double, same: Bool) {
         let decode = decodeTokens
-        let prompts = (0..<count).map { Array(ids.prefix(1 + $0 % 16)) }
-        let caches = prompts.map { model.makeCache(capacity: $0.count + decode + 1) }
-        var tokens = try zip(prompts, caches).map { try model.forwardGreedy($0, cache: $1) }
+        let (prompts, caches, first) = try startBatch(count, prompt: ids)
+        var tokens = first
         var generated = [[Int32]](repeating: [], count: count)
         let clock = ContinuousClock()
         let t0 = clock.now

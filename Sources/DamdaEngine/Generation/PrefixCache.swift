@@ -68,21 +68,11 @@ public final class PrefixCache: @unchecked Sendable {
                 if n > best { best = n; bestIndex = i }
             }
             let n = min(best, prompt.count - 1, cache.capacity) / max(slice, 1) * max(slice, 1)
-            guard bestIndex >= 0, n >= minTokens, n > 0, entries[bestIndex].keys.count == cache.layers,
-                  entries[bestIndex].keys.first.map({ $0.count / max(entries[bestIndex].tokens.count, 1) }) == cache.keyDim else {
+            guard bestIndex >= 0, n >= minTokens, n > 0, Self.fits(entries[bestIndex], cache) else {
                 misses += 1
                 return 0
             }
-            tick += 1
-            entries[bestIndex].lastUse = tick
-            let e = entries[bestIndex]
-            for l in 0..<cache.layers {
-                e.keys[l].withUnsafeBufferPointer { cache.keys[l].update(from: $0.baseAddress!, count: n * cache.keyDim) }
-                e.values[l].withUnsafeBufferPointer { cache.values[l].update(from: $0.baseAddress!, count: n * cache.valueDim) }
-            }
-            cache.count = n
-            hits += 1
-            reusedTokens += n
+            copy(bestIndex, rows: n, into: cache)
             return n
         }
     }
@@ -94,20 +84,10 @@ public final class PrefixCache: @unchecked Sendable {
         precondition(cache.count == 0, "restore into an empty cache")
         return lock.withLock {
             guard prompt.count <= cache.capacity,
-                  let i = entries.firstIndex(where: { $0.tokens == prompt && $0.keys.count == cache.layers }),
+                  let i = entries.firstIndex(where: { $0.tokens == prompt && Self.fits($0, cache) }),
                   let output = entries[i].output, output.logits != nil || (!needsLogits && output.greedy != nil) else { return nil }
-            tick += 1
-            entries[i].lastUse = tick
-            let e = entries[i], n = prompt.count
-            guard e.keys[0].count == n * cache.keyDim else { return nil }
-            for l in 0..<cache.layers {
-                e.keys[l].withUnsafeBufferPointer { cache.keys[l].update(from: $0.baseAddress!, count: n * cache.keyDim) }
-                e.values[l].withUnsafeBufferPointer { cache.values[l].update(from: $0.baseAddress!, count: n * cache.valueDim) }
-            }
-            cache.count = n
-            hits += 1
+            copy(i, rows: prompt.count, into: cache)
             wholeHits += 1
-            reusedTokens += n
             return output
         }
     }
@@ -142,6 +122,25 @@ public final class PrefixCache: @unchecked Sendable {
             entries.append(Entry(tokens: tokens, keys: keys, values: values, output: output, lastUse: tick))
             evictOverBound()
         }
+    }
+
+    /// Whether `e` holds keys and values of `cache`'s shape (another model's mean nothing here).
+    static func fits(_ e: Entry, _ cache: KVCache) -> Bool {
+        e.keys.count == cache.layers && e.keys.first.map { $0.count / max(e.tokens.count, 1) } == cache.keyDim
+    }
+
+    /// Copies the first `n` rows of entry `i` into the empty `cache` and counts the hit (the lock is held).
+    private func copy(_ i: Int, rows n: Int, into cache: KVCache) {
+        tick += 1
+        entries[i].lastUse = tick
+        let e = entries[i]
+        for l in 0..<cache.layers {
+            e.keys[l].withUnsafeBufferPointer { cache.keys[l].update(from: $0.baseAddress!, count: n * cache.keyDim) }
+            e.values[l].withUnsafeBufferPointer { cache.values[l].update(from: $0.baseAddress!, count: n * cache.valueDim) }
+        }
+        cache.count = n
+        hits += 1
+        reusedTokens += n
     }
 
     /// Drops least recently used entries until the bound holds (the lock is held).
