@@ -195,16 +195,17 @@ public final class Assistant: @unchecked Sendable {
         let start = clock.now
         // The input guard runs first: nothing after it sees personal data it masked.
         var guardDecision: GuardDecision?
-        var questionVector: [Float]?
         var history = history
         if cfg.guardrails.enabled {
             let inputGuard = InputGuard(policy: cfg.guardrails)
             var (guarded, decision) = inputGuard.check(q)
-            // The classifier reads the question's e5 vector, which retrieval and the semantic cache then reuse.
-            if cfg.guardrails.injectionClassifier != nil, index.embedder != nil, index.hasEmbeddings {
-                let v = try index.embed(query: guarded)
-                inputGuard.classify(&decision, vector: v)
-                questionVector = v
+            // The classifier reads the model's own states for the question, taken between generations.
+            if let classifier = cfg.guardrails.injectionClassifier {
+                let probe = InjectionProbe(features: classifier.features)
+                if probe.mismatch(with: generator.model) == nil {
+                    let text = guarded
+                    inputGuard.classify(&decision, vector: try await generator.withModel { try probe.vector(text, model: $0) })
+                }
             }
             q = guarded
             guardDecision = decision
@@ -225,7 +226,7 @@ public final class Assistant: @unchecked Sendable {
         }
         let lookup = AnswerCacheLookup(cache: cache, index: index, config: cfg, history: history, guardDecision: guardDecision,
                                        model: modelName, adapter: adapterName)
-        let prepared = try lookup.prepare(question: q, vector: questionVector)
+        let prepared = try lookup.prepare(question: q)
         if let prepared, let hit = lookup.find(prepared) {
             var a = hit
             a.id = Self.newAnswerID()
@@ -237,7 +238,7 @@ public final class Assistant: @unchecked Sendable {
             emit(.text(a.answer))
             return a
         }
-        let answer = try await pipeline(q, history: history, config: cfg, guardDecision: guardDecision, queryVector: prepared?.embedding ?? questionVector,
+        let answer = try await pipeline(q, history: history, config: cfg, guardDecision: guardDecision, queryVector: prepared?.embedding,
                                         start: start, emit: emit)
         if let prepared { lookup.store(answer, prepared: prepared) }
         return answer

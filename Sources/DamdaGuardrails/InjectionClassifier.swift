@@ -1,62 +1,147 @@
 import Foundation
 
-/// Prompt injection by meaning: logistic regression over a sentence embedding (multilingual-e5's
-/// "query:" vector, the one retrieval computes anyway). Patterns catch the phrasings they were
-/// written for; a classifier over meaning also scores rewordings of them ("방금까지의 지침은 없던
-/// 걸로 하고"). Trained by `damda guard train` on the labelled sets; shipped as a small JSON file.
+/// Prompt injection by meaning: logistic regression over what the language model itself makes of
+/// the question, the mean and the last of its hidden states at a middle layer (`Features`). A model trained to
+/// follow instructions represents "an instruction to me" apart from "a question about 무시 or 관리자"
+/// far better than word patterns or a sentence embedding do: on a labelled set no pattern saw,
+/// patterns found 0.43 of the attacks, logistic regression on e5 vectors 0.43, and this 0.93
+/// (docs/benchmarks.md). Trained by `damda guard train`; shipped as a JSON file.
 public struct InjectionClassifier: Codable, Sendable, Equatable {
-    public var embedder: String
+    /// Which states the weights read; a model whose states differ cannot use them.
+    public struct Features: Codable, Sendable, Equatable {
+        /// The GGUF `general.name` of the model the states come from.
+        public var model: String
+        /// Width of the feature vector: the mean state, then the last token's state.
+        public var width: Int
+        /// 0-based layer after which the residual stream is read.
+        public var layer: Int
+        /// The question is read as a user turn of the model's chat template, cut to this many tokens.
+        public var maxTokens: Int
+        public init(model: String, width: Int, layer: Int, maxTokens: Int) {
+            self.model = model; self.width = width; self.layer = layer; self.maxTokens = maxTokens
+        }
+        enum CodingKeys: String, CodingKey { case model, width, layer, maxTokens = "max_tokens" }
+    }
+
+    /// Out-of-fold figures on the training sets at `threshold` (k-fold cross-validation).
+    public struct Validation: Codable, Sendable, Equatable {
+        public var folds: Int, recall: Double, falsePositiveRate: Double
+        enum CodingKeys: String, CodingKey { case folds, recall, falsePositiveRate = "false_positive_rate" }
+    }
+
+    public var features: Features
+    /// Standardisation: feature i enters as (x[i] - center[i]) / scale[i].
+    public var center: [Float]
+    public var scale: [Float]
     public var weights: [Float]
     public var bias: Float
-    /// Flag at or above this probability (chosen on the training sets for the false-positive budget).
+    /// Flag at or above this probability.
     public var threshold: Float
     /// What it was trained on, for the record.
     public var trainedOn: [String]
+    public var validation: Validation?
 
-    enum CodingKeys: String, CodingKey { case embedder, weights, bias, threshold, trainedOn = "trained_on" }
+    enum CodingKeys: String, CodingKey {
+        case features, center, scale, weights, bias, threshold, validation, trainedOn = "trained_on"
+    }
 
     /// Where the repository keeps the shipped classifier, under `models/`.
     public static let shippedPath = "guard/injection-classifier.json"
 
-    public func probability(_ vector: [Float]) -> Float {
-        guard vector.count == weights.count else { return 0 }
-        var z = bias
-        for i in weights.indices { z += weights[i] * vector[i] }
-        return 1 / (1 + Foundation.exp(-z))
+    public func probability(_ x: [Float]) -> Float {
+        guard x.count == weights.count else { return 0 }
+        return Self.sigmoid(Self.logit(x, center: center, scale: scale, weights: weights, bias: bias))
     }
 
-    /// Full-batch gradient descent on the mean log loss with L2, classes weighted to balance; the
-    /// threshold is the lowest one that keeps the false-positive rate on `vectors` within
-    /// `falsePositiveBudget` (and at least 0.5).
-    public static func train(vectors: [[Float]], attack: [Bool], embedder: String, trainedOn: [String], l2: Float = 1e-3,
-                             epochs: Int = 3000, learningRate: Float = 2, falsePositiveBudget: Double = 0.005) -> InjectionClassifier {
-        let d = vectors.first?.count ?? 0
-        var w = [Float](repeating: 0, count: d), b: Float = 0
-        let positives = Float(attack.filter { $0 }.count), negatives = Float(attack.filter { !$0 }.count)
+    static func logit(_ x: [Float], center: [Float], scale: [Float], weights: [Float], bias: Float) -> Float {
+        var z = bias
+        for i in weights.indices { z += weights[i] * (x[i] - center[i]) / scale[i] }
+        return z
+    }
+
+    static func sigmoid(_ z: Float) -> Float { 1 / (1 + Foundation.exp(-z)) }
+
+    /// Trains on `vectors` (one per labelled text). Features are standardised, the weights fitted
+    /// by full-batch Adam on the class-balanced mean log loss with L2, deterministic from zeros.
+    /// The threshold comes from `folds`-fold cross-validation: the lowest that keeps the
+    /// out-of-fold false-positive rate on benign texts within `falsePositiveBudget`, so it is set
+    /// on scores of texts the weights did not see (on the training texts themselves every
+    /// threshold looks safe).
+    public static func train(vectors: [[Float]], attack: [Bool], features: Features, trainedOn: [String],
+                             l2: Float = 1e-2, epochs: Int = 400, learningRate: Float = 0.01,
+                             folds: Int = 5, falsePositiveBudget: Double = 0.005) -> InjectionClassifier {
+        precondition(vectors.count == attack.count && !vectors.isEmpty)
+        let d = vectors[0].count, n = vectors.count
+        var center = [Float](repeating: 0, count: d), scale = [Float](repeating: 0, count: d)
+        for v in vectors { for i in 0..<d { center[i] += v[i] } }
+        center = center.map { $0 / Float(n) }
+        for v in vectors { for i in 0..<d { scale[i] += (v[i] - center[i]) * (v[i] - center[i]) } }
+        scale = scale.map { ($0 / Float(n)).squareRoot() + 1e-3 }
+        let x = vectors.map { v in (0..<d).map { (v[$0] - center[$0]) / scale[$0] } }
+
+        // Folds: a fixed shuffle (a linear congruential sequence), so training is repeatable.
+        var order = Array(0..<n), state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for i in stride(from: n - 1, to: 0, by: -1) {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            order.swapAt(i, Int((state >> 33) % UInt64(i + 1)))
+        }
+        var outOfFold = [Float](repeating: 0, count: n)
+        let k = max(2, min(folds, n))
+        for f in 0..<k {
+            let held = Set(order.enumerated().filter { $0.offset % k == f }.map(\.element))
+            let kept = (0..<n).filter { !held.contains($0) }
+            let (w, b) = fit(kept.map { x[$0] }, kept.map { attack[$0] }, l2: l2, epochs: epochs, learningRate: learningRate)
+            for i in held { outOfFold[i] = logit(x[i], center: [Float](repeating: 0, count: d), scale: [Float](repeating: 1, count: d), weights: w, bias: b) }
+        }
+        let benign = (0..<n).filter { !attack[$0] }.map { outOfFold[$0] }.sorted(by: >)
+        let allowed = Int(Double(benign.count) * falsePositiveBudget)
+        let cut = allowed < benign.count ? max(0, benign[allowed]).nextUp : 0
+        let attacks = (0..<n).filter { attack[$0] }
+        let validation = Validation(
+            folds: k,
+            recall: Double(attacks.filter { outOfFold[$0] >= cut }.count) / Double(max(attacks.count, 1)),
+            falsePositiveRate: Double(benign.filter { $0 >= cut }.count) / Double(max(benign.count, 1)))
+
+        let (w, b) = fit(x, attack, l2: l2, epochs: epochs, learningRate: learningRate)
+        return InjectionClassifier(features: features, center: center, scale: scale, weights: w, bias: b,
+                                   threshold: sigmoid(cut), trainedOn: trainedOn, validation: validation)
+    }
+
+    /// Adam on the class-balanced mean log loss plus l2/2 |w|², from zeros.
+    static func fit(_ x: [[Float]], _ y: [Bool], l2: Float, epochs: Int, learningRate: Float) -> (weights: [Float], bias: Float) {
+        let d = x.first?.count ?? 0
+        let positives = Float(y.filter { $0 }.count), negatives = Float(y.count) - positives
         let weightOf: (Bool) -> Float = { $0 ? 0.5 / max(positives, 1) : 0.5 / max(negatives, 1) }
-        for _ in 0..<epochs {
-            var gw = [Float](repeating: 0, count: d), gb: Float = 0
-            for (v, y) in zip(vectors, attack) {
+        var w = [Float](repeating: 0, count: d), b: Float = 0
+        var m = [Float](repeating: 0, count: d), v = [Float](repeating: 0, count: d), mb: Float = 0, vb: Float = 0
+        let beta1: Float = 0.9, beta2: Float = 0.999
+        for t in 1...max(epochs, 1) {
+            var gw = w.map { l2 * $0 }, gb: Float = 0
+            for (row, label) in zip(x, y) {
                 var z = b
-                for i in 0..<d { z += w[i] * v[i] }
-                let p = 1 / (1 + Foundation.exp(-z))
-                let g = (p - (y ? 1 : 0)) * weightOf(y)
-                for i in 0..<d { gw[i] += g * v[i] }
+                for i in 0..<d { z += w[i] * row[i] }
+                let g = (sigmoid(z) - (label ? 1 : 0)) * weightOf(label)
+                for i in 0..<d { gw[i] += g * row[i] }
                 gb += g
             }
-            for i in 0..<d { w[i] -= learningRate * (gw[i] + l2 * w[i]) }
-            b -= learningRate * gb
+            let step = learningRate * (1 - Foundation.pow(beta2, Float(t))).squareRoot() / (1 - Foundation.pow(beta1, Float(t)))
+            for i in 0..<d {
+                m[i] = beta1 * m[i] + (1 - beta1) * gw[i]
+                v[i] = beta2 * v[i] + (1 - beta2) * gw[i] * gw[i]
+                w[i] -= step * m[i] / (v[i].squareRoot() + 1e-8)
+            }
+            mb = beta1 * mb + (1 - beta1) * gb
+            vb = beta2 * vb + (1 - beta2) * gb * gb
+            b -= step * mb / (vb.squareRoot() + 1e-8)
         }
-        var model = InjectionClassifier(embedder: embedder, weights: w, bias: b, threshold: 0.5, trainedOn: trainedOn)
-        let benignScores = zip(vectors, attack).filter { !$0.1 }.map { model.probability($0.0) }.sorted(by: >)
-        let allowed = Int(Double(benignScores.count) * falsePositiveBudget)
-        if allowed < benignScores.count { model.threshold = max(0.5, benignScores[allowed] + 1e-4) }
-        return model
+        return (w, b)
     }
 
     public static func read(_ path: String) throws -> InjectionClassifier {
         guard let data = FileManager.default.contents(atPath: path) else { throw ClassifierFileError.unreadable(path) }
-        guard let model = try? JSONDecoder().decode(InjectionClassifier.self, from: data), !model.weights.isEmpty, model.weights.allSatisfy(\.isFinite) else {
+        guard let model = try? JSONDecoder().decode(InjectionClassifier.self, from: data), !model.weights.isEmpty,
+              model.weights.count == model.features.width, model.center.count == model.weights.count, model.scale.count == model.weights.count,
+              (model.weights + model.center + model.scale + [model.bias, model.threshold]).allSatisfy(\.isFinite), model.scale.allSatisfy({ $0 > 0 }) else {
             throw ClassifierFileError.malformed(path)
         }
         return model
@@ -69,7 +154,7 @@ public enum ClassifierFileError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .unreadable(p): "cannot read the injection classifier at \(p)"
-        case let .malformed(p): "\(p) is not an injection classifier (JSON with embedder, weights, bias, threshold; run `damda guard train`)"
+        case let .malformed(p): "\(p) is not an injection classifier (JSON with features, center, scale, weights, bias, threshold; run `damda guard train`)"
         }
     }
 }

@@ -32,7 +32,7 @@ struct AssistantOptions: ParsableArguments {
     var grounding = "flag"
     @Option(help: "A retrieved chunk that addresses the model (indirect prompt injection): flag (noted in the guard metadata) or drop (left out of the prompt).")
     var chunkInjection = "flag"
-    @Option(help: "auto: the shipped prompt-injection classifier (models/guard/injection-classifier.json) when the index embeds queries; off; or a classifier file from `damda guard train`.")
+    @Option(help: "auto: the shipped prompt-injection classifier (models/guard/injection-classifier.json) when the model is the one it reads (the default model); off; or a classifier file from `damda guard train`.")
     var injectionClassifier = "auto"
     @Flag(help: "Turn the input and output guards off (personal data and injection are neither masked nor scored).")
     var noGuardrails = false
@@ -86,8 +86,16 @@ struct AssistantOptions: ParsableArguments {
         c.guardrails.chunkInjection = ci
         switch injectionClassifier {
         case "off": c.guardrails.injectionClassifier = nil
-        case "auto": c.guardrails.injectionClassifier = try ShippedFiles.locate(InjectionClassifier.shippedPath).map { try InjectionClassifier.read($0) }
-        default: c.guardrails.injectionClassifier = try InjectionClassifier.read(injectionClassifier)
+        case "auto":
+            // The shipped classifier reads the default model's states; another model runs the patterns alone.
+            let shipped = try ShippedFiles.locate(InjectionClassifier.shippedPath).map { try InjectionClassifier.read($0) }
+            c.guardrails.injectionClassifier = shipped.flatMap { InjectionProbe(features: $0.features).mismatch(with: model) == nil ? $0 : nil }
+        default:
+            let chosen = try InjectionClassifier.read(injectionClassifier)
+            if let why = InjectionProbe(features: chosen.features).mismatch(with: model) {
+                throw ValidationError("--injection-classifier \(injectionClassifier) cannot read this model: \(why)")
+            }
+            c.guardrails.injectionClassifier = chosen
         }
         c.guardrails.enabled = !noGuardrails
         guard (0...1).contains(semanticThreshold) else { throw ValidationError("--semantic-threshold must be in 0…1") }

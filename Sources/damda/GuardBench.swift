@@ -1,4 +1,8 @@
 import ArgumentParser
+import DamdaAssistant
+import DamdaCore
+import DamdaEngine
+import DamdaModelIO
 import DamdaGuardrails
 import DamdaRetrieval
 import Foundation
@@ -13,6 +17,8 @@ struct GuardBench: AsyncParsableCommand {
     var sets: [String] = ["evals/injection-labelled.jsonl", "evals/injection-heldout.jsonl", "evals/injection-test.jsonl"]
     @Option(help: "Flag at or above this score.") var threshold = 0.5
     @Option(help: "Also score with this classifier (from `damda guard train`) and with rules or classifier together.") var classifier: String?
+    @Option(name: .customLong("model"), help: "Path to the GGUF model the classifier reads (default: $DAMDA_MODEL, else the default model).") var modelPath: String?
+    @Option(help: "Worker threads.") var threads = Threads.available
     @Flag(help: "Print JSON (the only output format).") var json = false
 
     typealias Item = LabelledInjectionSet.Item
@@ -31,7 +37,8 @@ struct GuardBench: AsyncParsableCommand {
         detector.threshold = threshold
         var reports: [SetReport] = []
         let model = try classifier.map { try InjectionClassifier.read($0) }
-        let embedder = try model.map { _ in try e5Embedder(nil, threads: 2) }
+        let lm = try model.map { _ in try loadModel(path: try ModelCache.resolveModel(modelPath), threads: threads) }
+        if let model, let lm, let why = InjectionProbe(features: model.features).mismatch(with: lm) { throw ValidationError("the classifier cannot read this model: \(why)") }
         for file in sets {
             let items = try LabelledInjectionSet.read(file)
             let attacks = items.filter { $0.label == "attack" }, benign = items.filter { $0.label == "benign" }
@@ -45,8 +52,9 @@ struct GuardBench: AsyncParsableCommand {
             }
             let byRules = Dictionary(uniqueKeysWithValues: items.map { ($0.id, detector.check($0.text).flagged) })
             reports.append(report("rules") { byRules[$0.id] ?? false })
-            if let model, let embedder {
-                let byModel = Dictionary(uniqueKeysWithValues: items.map { ($0.id, model.probability(embedder.embed(query: $0.text)) >= model.threshold) })
+            if let model, let lm {
+                let vectors = try injectionFeatures(items.map(\.text), probe: InjectionProbe(features: model.features), model: lm)
+                let byModel = Dictionary(uniqueKeysWithValues: zip(items, vectors).map { ($0.id, model.probability($1) >= model.threshold) })
                 reports.append(report("classifier") { byModel[$0.id] ?? false })
                 reports.append(report("rules+classifier") { (byRules[$0.id] ?? false) || (byModel[$0.id] ?? false) })
             }

@@ -1,4 +1,7 @@
 import ArgumentParser
+import DamdaAssistant
+import DamdaCore
+import DamdaEngine
 import DamdaGuardrails
 import DamdaModelIO
 import DamdaRetrieval
@@ -37,34 +40,50 @@ struct GuardCommand: AsyncParsableCommand {
 
     struct Train: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Train the prompt-injection classifier (logistic regression over e5 query vectors) on labelled JSONL sets.")
+            abstract: "Train the prompt-injection classifier (logistic regression over the model's mean hidden state at a middle layer) on labelled JSONL sets.")
         @Option(name: .customLong("set"), help: "A labelled JSONL file {\"id\", \"text\", \"label\": \"attack\"|\"benign\"} (repeatable).")
         var sets: [String] = ["evals/injection-labelled.jsonl", "evals/injection-heldout.jsonl"]
         @Option(help: "Where to write the classifier (JSON).") var out = "models/injection-classifier.json"
-        @Option(help: "Largest false-positive rate on the training set's benign questions the threshold may allow.") var falsePositiveBudget = 0.005
-        @Option(help: "Embedding model file (default: the fetched multilingual-e5-small).") var embeddingModel: String?
-        @Option(help: "Worker threads.") var threads = 2
+        @Option(help: "Largest out-of-fold false-positive rate on the training sets' benign texts the threshold may allow.") var falsePositiveBudget = 0.005
+        @Option(help: "0-based layer whose hidden states are read.") var layer = 9
+        @Option(help: "Cross-validation folds for the threshold.") var folds = 5
+        @Option(help: "Path to a GGUF model (default: $DAMDA_MODEL, else the default model).") var model: String?
+        @Option(help: "Worker threads.") var threads = Threads.available
 
         func run() async throws {
             try await failing {
-                let embedder = try e5Embedder(embeddingModel, threads: threads)
+                let lm = try loadModel(path: try ModelCache.resolveModel(model), threads: threads)
+                guard let reader = lm as? any LayerStateReading else { throw ValidationError("this model does not expose its hidden states") }
+                guard (0..<reader.layerCount).contains(layer) else { throw ValidationError("--layer must be in 0..<\(reader.layerCount)") }
                 var texts: [String] = [], labels: [Bool] = []
                 for file in sets {
                     for item in try LabelledInjectionSet.read(file) { texts.append(item.text); labels.append(item.label == "attack") }
                 }
-                let vectors = texts.map { embedder.embed(query: $0) }
-                let model = InjectionClassifier.train(vectors: vectors, attack: labels, embedder: embedder.name,
-                                                      trainedOn: sets.map { ($0 as NSString).lastPathComponent }, falsePositiveBudget: falsePositiveBudget)
+                let probe = InjectionProbe(features: InjectionProbe.features(of: reader, layer: layer))
+                let vectors = try injectionFeatures(texts, probe: probe, model: lm)
+                let classifier = InjectionClassifier.train(vectors: vectors, attack: labels, features: probe.features,
+                                                           trainedOn: sets.map { ($0 as NSString).lastPathComponent },
+                                                           folds: folds, falsePositiveBudget: falsePositiveBudget)
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.sortedKeys]
-                try enc.encode(model).write(to: URL(fileURLWithPath: out), options: .atomic)
-                let flagged = zip(vectors, labels).map { (model.probability($0.0) >= model.threshold, $0.1) }
-                let recall = Double(flagged.filter { $0.0 && $0.1 }.count) / Double(max(labels.filter { $0 }.count, 1))
-                let fpr = Double(flagged.filter { $0.0 && !$0.1 }.count) / Double(max(labels.filter { !$0 }.count, 1))
-                print(jsonString(["out": out, "examples": "\(texts.count)", "threshold": "\(model.threshold)",
-                                  "training_recall": String(format: "%.3f", recall), "training_false_positive_rate": String(format: "%.3f", fpr)]))
+                try enc.encode(classifier).write(to: URL(fileURLWithPath: out), options: .atomic)
+                struct Report: Encodable {
+                    var out: String, examples: Int, attacks: Int, threshold: Float, validation: InjectionClassifier.Validation?
+                }
+                print(jsonString(Report(out: out, examples: texts.count, attacks: labels.filter { $0 }.count,
+                                        threshold: classifier.threshold, validation: classifier.validation)))
             }
         }
+    }
+}
+
+/// Every text's classifier features, with progress on standard error.
+func injectionFeatures(_ texts: [String], probe: InjectionProbe, model: any LanguageModel) throws -> [[Float]] {
+    let bar = ProgressBar(total: Int64(texts.count), label: "model states", unit: "texts")
+    defer { bar.finish() }
+    return try texts.map { text in
+        defer { bar.advance(by: 1) }
+        return try probe.vector(text, model: model)
     }
 }
 

@@ -75,8 +75,14 @@ final class InjectionDetectorTests: XCTestCase {
             vectors.append(unit([1, Float(i % 5) * 0.05, 0.1])); labels.append(true)
             vectors.append(unit([0.1, 1, Float(i % 4) * 0.05])); labels.append(false)
         }
-        let model = InjectionClassifier.train(vectors: vectors, attack: labels, embedder: "toy", trainedOn: ["toy"], epochs: 500)
+        let features = InjectionClassifier.Features(model: "toy", width: 3, layer: 0, maxTokens: 8)
+        let model = InjectionClassifier.train(vectors: vectors, attack: labels, features: features, trainedOn: ["toy"], epochs: 500)
+        XCTAssertEqual(InjectionClassifier.train(vectors: vectors, attack: labels, features: features, trainedOn: ["toy"], epochs: 500), model,
+                       "training is deterministic")
         XCTAssertGreaterThanOrEqual(model.threshold, 0.5)
+        XCTAssertEqual(model.validation?.folds, 5)
+        XCTAssertEqual(model.validation?.recall, 1, "separable clusters: every held-out attack is caught")
+        XCTAssertEqual(model.validation?.falsePositiveRate, 0)
         XCTAssertGreaterThan(model.probability(unit([1, 0.02, 0.1])), model.threshold)
         XCTAssertLessThan(model.probability(unit([0.05, 1, 0.1])), 0.5)
         XCTAssertEqual(model.probability([1, 2]), 0, "a vector of another size scores nothing")

@@ -29,8 +29,8 @@ public struct InputGuard: Sendable {
         return (text, decision)
     }
 
-    /// Adds the classifier's verdict on the (masked) question's e5 vector: flagged when the
-    /// patterns or the classifier flag it, blocked under policy `block`.
+    /// Adds the classifier's verdict on the (masked) question's features (`InjectionProbe`):
+    /// flagged when the patterns or the classifier flag it, blocked under policy `block`.
     public func classify(_ decision: inout GuardDecision, vector: [Float]) {
         guard let model = policy.injectionClassifier, var injection = decision.injection else { return }
         let p = model.probability(vector)

@@ -36,6 +36,8 @@ public final class DecodeScheduler: TextGenerating, @unchecked Sendable {
     }
 
     private let condition = NSCondition()
+    /// Other reads of the model (`withModel`), run by the worker between steps.
+    private var modelTasks: [@Sendable () -> Void] = []
     private var waiting: [Job] = []
     private var active: [Job] = []
 
@@ -72,13 +74,26 @@ public final class DecodeScheduler: TextGenerating, @unchecked Sendable {
         do { return try submit(req) } catch { return AsyncThrowingStream { $0.finish(throwing: error) } }
     }
 
+    /// Runs `body` on the worker thread between two steps, so it never meets a batch on the model.
+    public func withModel<T: Sendable>(_ body: @escaping @Sendable (any LanguageModel) throws -> T) async throws -> T {
+        let model = self.model
+        return try await withCheckedThrowingContinuation { continuation in
+            condition.withLock {
+                modelTasks.append { continuation.resume(with: Result { try body(model) }) }
+                condition.signal()
+            }
+        }
+    }
+
     private func run() {
         while true {
             condition.lock()
-            while waiting.isEmpty && active.isEmpty { condition.wait() }
+            while waiting.isEmpty && active.isEmpty && modelTasks.isEmpty { condition.wait() }
             while active.count < maxActive && !waiting.isEmpty { active.append(waiting.removeFirst()) }
-            let round = active
+            let round = active, tasks = modelTasks
+            modelTasks.removeAll()
             condition.unlock()
+            for task in tasks { task() }
             var finished: [ObjectIdentifier] = []
             func end(_ job: Job, cancelled: Bool) {
                 onFinish(job.session.summary, cancelled)

@@ -76,6 +76,9 @@ public struct GenerationSummary: Sendable {
 public protocol TextGenerating: Sendable {
     var model: any LanguageModel { get }
     func stream(_ req: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error>
+    /// Runs `body` on the model where no generation is using it at the same time (the model's
+    /// scratch buffers are shared): for other reads of the model, such as a guard's layer states.
+    func withModel<T: Sendable>(_ body: @escaping @Sendable (any LanguageModel) throws -> T) async throws -> T
 }
 
 extension TextGenerating {
@@ -307,6 +310,12 @@ public final class Generator: TextGenerating, @unchecked Sendable {
     public let prefixCache: PrefixCache?
 
     public init(model: any LanguageModel, prefixCache: PrefixCache? = nil) { self.model = model; self.prefixCache = prefixCache }
+
+    /// One sequence at a time is this generator's contract: its caller does not generate while
+    /// `body` runs, so it runs here.
+    public func withModel<T: Sendable>(_ body: @escaping @Sendable (any LanguageModel) throws -> T) async throws -> T {
+        try body(model)
+    }
 
     /// Synchronous core: calls `onText` for each complete piece; returning false cancels.
     public func generate(_ req: GenerationRequest, onText: (String) -> Bool = { _ in true }) throws -> GenerationSummary {

@@ -66,7 +66,7 @@ public struct Gemma3Config: Sendable {
 
 /// Gemma 3: embeddings scaled by sqrt(n_embd), pre- and post-norms around attention and FFN,
 /// per-head Q/K RMSNorm, NEOX RoPE (1e6 global, 1e4 sliding), GELU(tanh)-gated FFN, tied output.
-public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
+public final class Gemma3Model: AdaptableModel, LayerStateReading, @unchecked Sendable {
     package struct Layer {
         package let attnNorm, qNorm, kNorm, postAttnNorm, ffnNorm, postFFNNorm: [Float]
         package let projections: LayerProjections
@@ -172,8 +172,13 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
     }
 
     /// Runs the decoder over `tokens`, appending their keys and values to `cache`; returns the
-    /// final hidden states [tokens × embedding] before the output norm.
-    func hiddenStates(_ tokens: [Int32], cache: KVCache) throws -> Buffer {
+    /// final hidden states [tokens × embedding] before the output norm (or, with `throughLayer`,
+    /// the residual stream after that layer, the later layers not run).
+    func hiddenStates(_ tokens: [Int32], cache: KVCache, throughLayer last: Int? = nil) throws -> Buffer {
+        try hiddenStates(tokens, cache: cache, throughLayer: last, adapter: adapter)
+    }
+
+    func hiddenStates(_ tokens: [Int32], cache: KVCache, throughLayer last: Int?, adapter: LoRAAdapter?) throws -> Buffer {
         let c = config
         let T = tokens.count
         guard T > 0 else { throw EngineError.emptyPrompt }
@@ -194,7 +199,7 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
             embeddings.dequantizeRow(Int(id), into: h.p + t * E)
             Ops.scale(h.p + t * E, c.embeddingScale, E)
         }
-        for (il, L) in layers.enumerated() {
+        for (il, L) in layers.enumerated() where il <= (last ?? layers.count - 1) {
             Ops.rmsNorm(h.p, L.attnNorm, x.p, rows: T, n: E, eps: c.eps)
             L.projections.project([.q, .k, .v], x.p, tokens: T, [q.p, k.p, v.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
             Ops.rmsNorm(q.p, L.qNorm, q.p, rows: T * H, n: D, eps: c.eps)
@@ -223,6 +228,20 @@ public final class Gemma3Model: AdaptableModel, @unchecked Sendable {
         cache.count = start + T
         return h
     }
+
+    /// The base model's residual stream after layer `layer` (0-based) for every token, [tokens ×
+    /// embedding], without the adapter and without the layers above: features for classifiers
+    /// that read what the model makes of a text (`LayerStateReading`).
+    public func layerStates(_ tokens: [Int32], throughLayer layer: Int) throws -> [Float] {
+        precondition(layers.indices.contains(layer), "layer \(layer) is outside 0..<\(layers.count)")
+        let cache = makeCache(capacity: tokens.count)
+        let h = try hiddenStates(tokens, cache: cache, throughLayer: layer, adapter: nil)
+        return Array(UnsafeBufferPointer(start: h.p, count: tokens.count * config.embedding))
+    }
+
+    public var layerCount: Int { layers.count }
+    public var stateWidth: Int { config.embedding }
+    public var stateSource: String { (try? file.string("general.name")) ?? "gemma3" }
 
     func outputLogits(_ h: UnsafeMutablePointer<Float>, tokens T: Int, wanted: LogitsWanted, norm: [Float], eps: Float, softcap: Float) -> [Float] {
         let E = config.embedding
