@@ -26,8 +26,10 @@ struct GuardBench: AsyncParsableCommand {
     struct SetReport: Encodable {
         var file: String, detector: String = "rules", attacks: Int, benign: Int, caught: Int, falseAlarms: Int, recall: Double, falsePositiveRate: Double
         var missed: [String], falseAlarmTexts: [String]
+        /// Milliseconds per text the classifier's model states took (median; classifier rows only).
+        var featureMilliseconds: Double?
         enum CodingKeys: String, CodingKey {
-            case file, detector, attacks, benign, caught, recall, missed
+            case file, detector, attacks, benign, caught, recall, missed, featureMilliseconds = "feature_ms_median"
             case falseAlarms = "false_alarms", falsePositiveRate = "false_positive_rate", falseAlarmTexts = "false_alarm_texts"
         }
     }
@@ -53,9 +55,18 @@ struct GuardBench: AsyncParsableCommand {
             let byRules = Dictionary(uniqueKeysWithValues: items.map { ($0.id, detector.check($0.text).flagged) })
             reports.append(report("rules") { byRules[$0.id] ?? false })
             if let model, let lm {
-                let vectors = try injectionFeatures(items.map(\.text), probe: InjectionProbe(features: model.features), model: lm)
+                let probe = InjectionProbe(features: model.features)
+                var milliseconds: [Double] = []
+                let clock = ContinuousClock()
+                let vectors = try items.map { item in
+                    let start = clock.now
+                    defer { milliseconds.append((clock.now - start).milliseconds) }
+                    return try probe.vector(item.text, model: lm)
+                }
                 let byModel = Dictionary(uniqueKeysWithValues: zip(items, vectors).map { ($0.id, model.probability($1) >= model.threshold) })
-                reports.append(report("classifier") { byModel[$0.id] ?? false })
+                var byClassifier = report("classifier") { byModel[$0.id] ?? false }
+                byClassifier.featureMilliseconds = (milliseconds.sorted()[milliseconds.count / 2] * 10).rounded() / 10
+                reports.append(byClassifier)
                 reports.append(report("rules+classifier") { (byRules[$0.id] ?? false) || (byModel[$0.id] ?? false) })
             }
         }

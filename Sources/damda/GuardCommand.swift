@@ -13,18 +13,59 @@ struct GuardCommand: AsyncParsableCommand {
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the personal data found in TEXT (type, span in Unicode scalars, confidence), the prompt-injection score and the masked text.")
-        @Flag(help: "JSON: {\"pii\": [{\"type\", \"start\", \"end\", \"confidence\"}], \"injection\": {\"score\", \"flagged\", \"matches\"}, \"masked\": \"...\"}.") var json = false
+            abstract: "Print the personal data found in TEXT (type, span in Unicode scalars, confidence), the prompt-injection score (patterns and classifier) and the masked text.")
+        @Flag(help: "JSON: {\"pii\": [{\"type\", \"start\", \"end\", \"confidence\"}], \"injection\": {\"score\", \"flagged\", \"matches\"}, \"classifier\": {\"probability\", \"threshold\", \"flagged\"} or null, \"masked\": \"...\"}.") var json = false
+        @Option(help: "auto: the shipped prompt-injection classifier when the default model is fetched; off: the patterns alone; or a classifier file from `damda guard train`.")
+        var injectionClassifier = "auto"
+        @Option(help: "Path to the GGUF model the classifier reads (default: $DAMDA_MODEL, else the default model).") var model: String?
         @Argument(help: "The text to check (\"-\": read standard input).") var text: String
 
-        struct Report: Encodable { var pii: [PIIDetector.Finding]; var injection: InjectionDetector.Result; var masked: String }
+        struct Verdict: Encodable { var probability: Float; var threshold: Float; var flagged: Bool }
+        struct Report: Encodable {
+            var pii: [PIIDetector.Finding]
+            /// Flagged when the patterns or the classifier flag it, as the assistant's input guard decides.
+            var injection: InjectionDetector.Result
+            var classifier: Verdict?
+            var masked: String
+            enum CodingKeys: String, CodingKey { case pii, injection, classifier, masked }
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(pii, forKey: .pii); try c.encode(injection, forKey: .injection)
+                try c.encode(classifier, forKey: .classifier); try c.encode(masked, forKey: .masked)
+            }
+        }
+
+        /// The classifier and the model it reads, or nil for the patterns alone.
+        func loadClassifier() throws -> (InjectionClassifier, any LanguageModel)? {
+            let classifier: InjectionClassifier
+            switch injectionClassifier {
+            case "off": return nil
+            case "auto":
+                guard let path = try ShippedFiles.locate(InjectionClassifier.shippedPath),
+                      let modelPath = try? ModelCache.resolveModel(model), FileManager.default.fileExists(atPath: modelPath) else { return nil }
+                classifier = try InjectionClassifier.read(path)
+            default: classifier = try InjectionClassifier.read(injectionClassifier)
+            }
+            let lm = try loadModel(path: try ModelCache.resolveModel(model), threads: Threads.available)
+            if let why = InjectionProbe(features: classifier.features).mismatch(with: lm) {
+                if injectionClassifier == "auto" { return nil }
+                throw ValidationError("--injection-classifier \(injectionClassifier) cannot read this model: \(why)")
+            }
+            return (classifier, lm)
+        }
 
         func run() async throws {
             let input = text == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) : text
             let detector = PIIDetector()
             let findings = detector.findings(in: input)
-            let injection = InjectionDetector().check(input)
-            let report = Report(pii: findings, injection: injection, masked: detector.masked(input, findings: findings))
+            var injection = InjectionDetector().check(input)
+            var verdict: Verdict?
+            if let (classifier, lm) = try loadClassifier() {
+                let p = classifier.probability(try InjectionProbe(features: classifier.features).vector(input, model: lm))
+                verdict = Verdict(probability: (p * 1000).rounded() / 1000, threshold: classifier.threshold, flagged: p >= classifier.threshold)
+                if p >= classifier.threshold { injection.flagged = true; injection.score = max(injection.score, Double(p)) }
+            }
+            let report = Report(pii: findings, injection: injection, classifier: verdict, masked: detector.masked(input, findings: findings))
             if json { print(jsonString(report)); return }
             if findings.isEmpty { print("no personal data found") }
             let scalars = Array(input.unicodeScalars)
@@ -34,6 +75,11 @@ struct GuardCommand: AsyncParsableCommand {
             }
             print("injection: score \(injection.score)\(injection.flagged ? " (flagged)" : "")" +
                   (injection.matches.isEmpty ? "" : ": " + injection.matches.map(\.rule).joined(separator: ", ")))
+            if let verdict {
+                print(String(format: "classifier: probability %.3f (threshold %.3f)%@", verdict.probability, verdict.threshold, verdict.flagged ? ", flagged" : ""))
+            } else {
+                print("classifier: not used (--injection-classifier off, or no default model fetched)")
+            }
             print("masked: \(report.masked)")
         }
     }
