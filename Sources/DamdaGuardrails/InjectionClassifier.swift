@@ -1,11 +1,12 @@
 import Foundation
 
 /// Prompt injection by meaning: logistic regression over what the language model itself makes of
-/// the question, the mean and the last of its hidden states at a middle layer (`Features`). A model trained to
-/// follow instructions represents "an instruction to me" apart from "a question about 무시 or 관리자"
-/// far better than word patterns or a sentence embedding do: on a labelled set no pattern saw,
-/// patterns found 0.43 of the attacks, logistic regression on e5 vectors 0.43, and this 0.93
-/// (docs/benchmarks.md). Trained by `damda guard train`; shipped as a JSON file.
+/// the question, the mean and the last of its hidden states at a middle layer (`Features`). A model
+/// trained to follow instructions represents "an instruction to me" apart from "a question that
+/// uses 무시 or 관리자" far better than word patterns or a sentence embedding do: on sets written
+/// blind, the patterns found 0.33–0.43 of the attacks, logistic regression over e5 vectors 0.43,
+/// and this 0.99 (README, "Prompt-injection detector"). Trained by `damda guard train`; shipped as
+/// a JSON file.
 public struct InjectionClassifier: Codable, Sendable, Equatable {
     /// Which states the weights read; a model whose states differ cannot use them.
     public struct Features: Codable, Sendable, Equatable {
@@ -50,12 +51,13 @@ public struct InjectionClassifier: Codable, Sendable, Equatable {
 
     public func probability(_ x: [Float]) -> Float {
         guard x.count == weights.count else { return 0 }
-        return Self.sigmoid(Self.logit(x, center: center, scale: scale, weights: weights, bias: bias))
+        return Self.sigmoid(Self.logit(x.indices.map { (x[$0] - center[$0]) / scale[$0] }, weights: weights, bias: bias))
     }
 
-    static func logit(_ x: [Float], center: [Float], scale: [Float], weights: [Float], bias: Float) -> Float {
+    /// The log-odds of a standardised feature vector.
+    static func logit(_ x: [Float], weights: [Float], bias: Float) -> Float {
         var z = bias
-        for i in weights.indices { z += weights[i] * (x[i] - center[i]) / scale[i] }
+        for i in weights.indices { z += weights[i] * x[i] }
         return z
     }
 
@@ -91,7 +93,7 @@ public struct InjectionClassifier: Codable, Sendable, Equatable {
             let held = Set(order.enumerated().filter { $0.offset % k == f }.map(\.element))
             let kept = (0..<n).filter { !held.contains($0) }
             let (w, b) = fit(kept.map { x[$0] }, kept.map { attack[$0] }, l2: l2, epochs: epochs, learningRate: learningRate)
-            for i in held { outOfFold[i] = logit(x[i], center: [Float](repeating: 0, count: d), scale: [Float](repeating: 1, count: d), weights: w, bias: b) }
+            for i in held { outOfFold[i] = logit(x[i], weights: w, bias: b) }
         }
         let benign = (0..<n).filter { !attack[$0] }.map { outOfFold[$0] }.sorted(by: >)
         let allowed = Int(Double(benign.count) * falsePositiveBudget)
@@ -118,9 +120,7 @@ public struct InjectionClassifier: Codable, Sendable, Equatable {
         for t in 1...max(epochs, 1) {
             var gw = w.map { l2 * $0 }, gb: Float = 0
             for (row, label) in zip(x, y) {
-                var z = b
-                for i in 0..<d { z += w[i] * row[i] }
-                let g = (sigmoid(z) - (label ? 1 : 0)) * weightOf(label)
+                let g = (sigmoid(logit(row, weights: w, bias: b)) - (label ? 1 : 0)) * weightOf(label)
                 for i in 0..<d { gw[i] += g * row[i] }
                 gb += g
             }
