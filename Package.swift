@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(name: "DamdaRetrievalTests", dependencies: ["DamdaCore", "DamdaRetrieval", "DamdaEngine", "DamdaModelIO", "DamdaTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DamdaEngineTests", dependencies: ["DamdaEngine", "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "DamdaAssistantTests", dependencies: ["DamdaAssistant", "DamdaDatasets", "DamdaEval", "DamdaRetrieval", "DamdaEngine", "DamdaModelIO", "DamdaTestSupport"]),
+        .testTarget(name: "DamdaAssistantTests", dependencies: ["DamdaAssistant", "DamdaDatasets", "DamdaEval", "DamdaGuardrails", "DamdaRetrieval", "DamdaEngine", "DamdaModelIO", "DamdaTestSupport"]),
         .testTarget(name: "DamdaDatasetsTests", dependencies: ["DamdaDatasets", "DamdaCore", "DamdaRetrieval", "DamdaEngine", "DamdaTestSupport"]),
         .testTarget(name: "DamdaTrainingTests", dependencies: ["DamdaTraining", "DamdaDatasets", "DamdaEngine", "DamdaModelIO", "DamdaCore", "DamdaTestSupport"]),
         .testTarget(name: "DamdaEvalTests", dependencies: ["DamdaEval"]),

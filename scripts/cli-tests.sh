@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Command-line checks on real files: `damda guard check --json` reports personal data by type and
-# span and leaves look-alikes alone, and its classifier flags an injection no pattern matches; `damda ingest --redact-pii` leaves no raw personal data in any
-# file of the index; `damda data clean` masks it in training data; `damda batch` resumes after kill -9. Assumes `swift build -c release`.
+# span and leaves look-alikes alone, and its classifier flags an injection no pattern matches;
+# `damda ingest --redact-pii` leaves no raw personal data in any file of the index; `damda data
+# clean` masks it in training data; `damda batch` resumes after kill -9. Assumes `swift build -c
+# release`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DAMDA=.build/release/damda

@@ -16,7 +16,8 @@ public struct InjectionClassifier: Codable, Sendable, Equatable {
         public var width: Int
         /// 0-based layer after which the residual stream is read.
         public var layer: Int
-        /// The question is read as a user turn of the model's chat template, cut to this many tokens.
+        /// The question is read as a user turn of the model's chat template, at most this many
+        /// tokens (a longer one keeps its first and last halves).
         public var maxTokens: Int
         public init(model: String, width: Int, layer: Int, maxTokens: Int) {
             self.model = model; self.width = width; self.layer = layer; self.maxTokens = maxTokens

@@ -29,8 +29,17 @@ public struct InjectionProbe: Sendable {
         guard mismatch(with: model) == nil, let reader = model as? any LayerStateReading else {
             throw AssistantError.classifierModelMismatch(mismatch(with: model) ?? "")
         }
+        return try reader.pooledLayerState(tokens(question, model: model), throughLayer: features.layer)
+    }
+
+    /// The question as a user turn, BOS first. Beyond `maxTokens` the middle goes: the first and
+    /// last halves stay, so an instruction appended to a long text is still read, and the last
+    /// token is still the one where the model's reply would begin.
+    public func tokens(_ question: String, model: any LanguageModel) -> [Int32] {
         let prompt = model.chatTemplate.render([ChatMessage(role: "user", content: question)])
-        let tokens = Array(model.tokenizer.encode(prompt, addSpecial: true, parseSpecial: true).prefix(features.maxTokens))
-        return try reader.pooledLayerState(tokens, throughLayer: features.layer)
+        let all = model.tokenizer.encode(prompt, addSpecial: true, parseSpecial: true)
+        guard all.count > features.maxTokens else { return all }
+        let head = features.maxTokens / 2
+        return Array(all.prefix(head) + all.suffix(features.maxTokens - head))
     }
 }
