@@ -2,9 +2,9 @@ import DamdaEngine
 import DamdaGuardrails
 
 /// Reads a question the way the injection classifier was trained to see it: as a user turn of
-/// the model's chat template, the base model run up to the classifier's layer, and the mean of
-/// those states (`LayerStateReading.pooledLayerState`). Training, the benchmark and the input
-/// guard all go through here, so they compute the same features.
+/// the model's chat template, the base model run up to the classifier's layer, and the mean and
+/// the last of those states (`LayerStateReading.pooledLayerState`). Training, the benchmark and
+/// the input guard all go through here, so they compute the same features.
 public struct InjectionProbe: Sendable {
     public let features: InjectionClassifier.Features
 
