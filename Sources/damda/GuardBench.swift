@@ -55,14 +55,7 @@ struct GuardBench: AsyncParsableCommand {
             let byRules = Dictionary(uniqueKeysWithValues: items.map { ($0.id, detector.check($0.text).flagged) })
             reports.append(report("rules") { byRules[$0.id] ?? false })
             if let model, let lm {
-                let probe = InjectionProbe(features: model.features)
-                var milliseconds: [Double] = []
-                let clock = ContinuousClock()
-                let vectors = try items.map { item in
-                    let start = clock.now
-                    defer { milliseconds.append((clock.now - start).milliseconds) }
-                    return try probe.vector(item.text, model: lm)
-                }
+                let (vectors, milliseconds) = try injectionFeatures(items.map(\.text), probe: InjectionProbe(features: model.features), model: lm)
                 let byModel = Dictionary(uniqueKeysWithValues: zip(items, vectors).map { ($0.id, model.probability($1) >= model.threshold) })
                 var byClassifier = report("classifier") { byModel[$0.id] ?? false }
                 byClassifier.featureMilliseconds = (milliseconds.sorted()[milliseconds.count / 2] * 10).rounded() / 10

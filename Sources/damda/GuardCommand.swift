@@ -106,7 +106,7 @@ struct GuardCommand: AsyncParsableCommand {
                     for item in try LabelledInjectionSet.read(file) { texts.append(item.text); labels.append(item.label == "attack") }
                 }
                 let probe = InjectionProbe(features: InjectionProbe.features(of: reader, layer: layer))
-                let vectors = try injectionFeatures(texts, probe: probe, model: lm)
+                let vectors = try injectionFeatures(texts, probe: probe, model: lm).vectors
                 let classifier = InjectionClassifier.train(vectors: vectors, attack: labels, features: probe.features,
                                                            trainedOn: sets.map { ($0 as NSString).lastPathComponent },
                                                            folds: folds, falsePositiveBudget: falsePositiveBudget)
@@ -123,14 +123,19 @@ struct GuardCommand: AsyncParsableCommand {
     }
 }
 
-/// Every text's classifier features, with progress on standard error.
-func injectionFeatures(_ texts: [String], probe: InjectionProbe, model: any LanguageModel) throws -> [[Float]] {
+/// Every text's classifier features, and the milliseconds each took, with progress (rate, ETA) on
+/// standard error.
+func injectionFeatures(_ texts: [String], probe: InjectionProbe, model: any LanguageModel) throws -> (vectors: [[Float]], milliseconds: [Double]) {
     let bar = ProgressBar(total: Int64(texts.count), label: "model states", unit: "texts")
     defer { bar.finish() }
-    return try texts.map { text in
-        defer { bar.advance(by: 1) }
+    let clock = ContinuousClock()
+    var milliseconds: [Double] = []
+    let vectors = try texts.map { text in
+        let start = clock.now
+        defer { milliseconds.append((clock.now - start).milliseconds); bar.advance(by: 1) }
         return try probe.vector(text, model: model)
     }
+    return (vectors, milliseconds)
 }
 
 /// `{"id", "text", "label": "attack"|"benign"}` per line.
@@ -147,11 +152,4 @@ struct LabelledInjectionSet {
         }
         return items
     }
-}
-
-/// The fetched multilingual-e5-small, or `path`.
-func e5Embedder(_ path: String?, threads: Int) throws -> E5Embedder {
-    let file = path ?? ModelCache.directory().appendingPathComponent(ModelSpec.e5Small.fileName).path
-    guard FileManager.default.fileExists(atPath: file) else { throw ValidationError("no embedding model at \(file) (run `damda model fetch --embedding`)") }
-    return try E5Embedder(path: file, threads: threads)
 }
