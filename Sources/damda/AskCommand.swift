@@ -84,19 +84,7 @@ struct AssistantOptions: ParsableArguments {
         c.guardrails.injection = i
         c.guardrails.grounding = g
         c.guardrails.chunkInjection = ci
-        switch injectionClassifier {
-        case "off": c.guardrails.injectionClassifier = nil
-        case "auto":
-            // The shipped classifier reads the default model's states; another model runs the patterns alone.
-            let shipped = try ShippedFiles.locate(InjectionClassifier.shippedPath).map { try InjectionClassifier.read($0) }
-            c.guardrails.injectionClassifier = shipped.flatMap { InjectionProbe(features: $0.features).mismatch(with: model) == nil ? $0 : nil }
-        default:
-            let chosen = try InjectionClassifier.read(injectionClassifier)
-            if let why = InjectionProbe(features: chosen.features).mismatch(with: model) {
-                throw ValidationError("--injection-classifier \(injectionClassifier) cannot read this model: \(why)")
-            }
-            c.guardrails.injectionClassifier = chosen
-        }
+        c.guardrails.injectionClassifier = try resolveInjectionClassifier(injectionClassifier, model: model)
         c.guardrails.enabled = !noGuardrails
         guard (0...1).contains(semanticThreshold) else { throw ValidationError("--semantic-threshold must be in 0…1") }
         guard cacheTtlDays > 0, cacheMegabytes > 0 else { throw ValidationError("--cache-ttl-days and --cache-megabytes must be positive") }
@@ -106,6 +94,24 @@ struct AssistantOptions: ParsableArguments {
         c.cache.ttl = cacheTtlDays * 86_400
         c.cache.maxBytes = cacheMegabytes << 20
         return c
+    }
+}
+
+/// The injection classifier an `--injection-classifier` option names for `model`: nil for `off`;
+/// for `auto` the shipped one when it reads this model (another model runs the patterns alone);
+/// otherwise the file, which must read this model.
+func resolveInjectionClassifier(_ option: String, model: any LanguageModel) throws -> InjectionClassifier? {
+    switch option {
+    case "off": return nil
+    case "auto":
+        let shipped = try ShippedFiles.locate(InjectionClassifier.shippedPath).map { try InjectionClassifier.read($0) }
+        return shipped.flatMap { InjectionProbe(features: $0.features).mismatch(with: model) == nil ? $0 : nil }
+    default:
+        let chosen = try InjectionClassifier.read(option)
+        if let why = InjectionProbe(features: chosen.features).mismatch(with: model) {
+            throw ValidationError("--injection-classifier \(option) cannot read this model: \(why)")
+        }
+        return chosen
     }
 }
 

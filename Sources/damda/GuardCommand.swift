@@ -35,23 +35,13 @@ struct GuardCommand: AsyncParsableCommand {
             }
         }
 
-        /// The classifier and the model it reads, or nil for the patterns alone.
+        /// The classifier and the model it reads, or nil for the patterns alone (`auto` without a
+        /// fetched model, too).
         func loadClassifier() throws -> (InjectionClassifier, any LanguageModel)? {
-            let classifier: InjectionClassifier
-            switch injectionClassifier {
-            case "off": return nil
-            case "auto":
-                guard let path = try ShippedFiles.locate(InjectionClassifier.shippedPath),
-                      let modelPath = try? ModelCache.resolveModel(model), FileManager.default.fileExists(atPath: modelPath) else { return nil }
-                classifier = try InjectionClassifier.read(path)
-            default: classifier = try InjectionClassifier.read(injectionClassifier)
-            }
+            guard injectionClassifier != "off" else { return nil }
+            if injectionClassifier == "auto", (try? ModelCache.resolveModel(model)).map({ FileManager.default.fileExists(atPath: $0) }) != true { return nil }
             let lm = try loadModel(path: try ModelCache.resolveModel(model), threads: Threads.available)
-            if let why = InjectionProbe(features: classifier.features).mismatch(with: lm) {
-                if injectionClassifier == "auto" { return nil }
-                throw ValidationError("--injection-classifier \(injectionClassifier) cannot read this model: \(why)")
-            }
-            return (classifier, lm)
+            return try resolveInjectionClassifier(injectionClassifier, model: lm).map { ($0, lm) }
         }
 
         func run() async throws {

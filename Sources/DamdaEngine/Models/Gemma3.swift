@@ -172,12 +172,13 @@ public final class Gemma3Model: AdaptableModel, LayerStateReading, @unchecked Se
     }
 
     /// Runs the decoder over `tokens`, appending their keys and values to `cache`; returns the
-    /// final hidden states [tokens × embedding] before the output norm (or, with `throughLayer`,
-    /// the residual stream after that layer, the later layers not run).
-    func hiddenStates(_ tokens: [Int32], cache: KVCache, throughLayer last: Int? = nil) throws -> Buffer {
-        try hiddenStates(tokens, cache: cache, throughLayer: last, adapter: adapter)
+    /// final hidden states [tokens × embedding] before the output norm.
+    func hiddenStates(_ tokens: [Int32], cache: KVCache) throws -> Buffer {
+        try hiddenStates(tokens, cache: cache, throughLayer: nil, adapter: adapter)
     }
 
+    /// The same with the adapter given, stopping after layer `last` when it is set (the residual
+    /// stream there; the later layers not run, `cache` needs only their keys and values).
     func hiddenStates(_ tokens: [Int32], cache: KVCache, throughLayer last: Int?, adapter: LoRAAdapter?) throws -> Buffer {
         let c = config
         let T = tokens.count
@@ -234,7 +235,9 @@ public final class Gemma3Model: AdaptableModel, LayerStateReading, @unchecked Se
     /// that read what the model makes of a text (`LayerStateReading`).
     public func layerStates(_ tokens: [Int32], throughLayer layer: Int) throws -> [Float] {
         precondition(layers.indices.contains(layer), "layer \(layer) is outside 0..<\(layers.count)")
-        let cache = makeCache(capacity: tokens.count)
+        // Keys and values only for the layers that run; they are dropped with the cache.
+        let cache = KVCache(layers: layer + 1, capacity: tokens.count, keyDim: config.kvHeads * config.headDim,
+                            valueDim: config.kvHeads * config.valueDim)
         let h = try hiddenStates(tokens, cache: cache, throughLayer: layer, adapter: nil)
         return Array(UnsafeBufferPointer(start: h.p, count: tokens.count * config.embedding))
     }
