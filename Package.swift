@@ -68,14 +68,14 @@ let package = Package(
         // The one RAG prompt encoder (serving and training), context packing, training-data formats
         // and rendering, RAG context sampling with unanswerable examples.
         // Korean PII and prompt-injection detectors: formats, checksums, context words, no model.
-        .target(name: "DamdaGuardrails"),
+        .target(name: "DamdaGuardrails", dependencies: ["DamdaCore"]),
         .target(name: "DamdaDatasets", dependencies: ["DamdaCore", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaGuardrails"]),
         // LoRA/QLoRA fine-tuning: backward pass, AdamW, checkpoints, adapter merge.
         .target(name: "DamdaTraining", dependencies: ["DamdaCore", "DamdaModelIO", "DamdaEngine", "DamdaDatasets"],
                 swiftSettings: kernelFlags),
         // The answer pipeline: guard → cache → rewrite → retrieve → build → generate → clean → guard → check → cite → cache; the feedback store.
         .target(name: "DamdaAssistant", dependencies: [
-            "DamdaCore", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaDatasets", "DamdaGuardrails",
+            "DamdaCore", "DamdaModelIO", "DamdaTokenizer", "DamdaEngine", "DamdaRetrieval", "DamdaDatasets", "DamdaGuardrails",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "DamdaAssistantTests", dependencies: ["DamdaAssistant", "DamdaDatasets", "DamdaEval", "DamdaGuardrails", "DamdaRetrieval", "DamdaEngine", "DamdaModelIO", "DamdaTestSupport"]),
         .testTarget(name: "DamdaDatasetsTests", dependencies: ["DamdaDatasets", "DamdaCore", "DamdaRetrieval", "DamdaEngine", "DamdaTestSupport"]),
         .testTarget(name: "DamdaTrainingTests", dependencies: ["DamdaTraining", "DamdaDatasets", "DamdaEngine", "DamdaModelIO", "DamdaCore", "DamdaTestSupport"]),
-        .testTarget(name: "DamdaEvalTests", dependencies: ["DamdaEval"]),
+        .testTarget(name: "DamdaEvalTests", dependencies: ["DamdaEval", "DamdaCore"]),
         .testTarget(name: "DamdaGuardrailsTests", dependencies: ["DamdaGuardrails"]),
         .testTarget(name: "DamdaPostgresTests", dependencies: ["DamdaPostgres", "DamdaAssistant", "DamdaRetrieval", "DamdaModelIO", "DamdaCore", "DamdaTestSupport"]),
         .testTarget(name: "DamdaServerTests", dependencies: ["DamdaServer", "DamdaEngine", "DamdaTestSupport"]),

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Calibrates the default adapter's refusal threshold (models/ko-rag/assistant.json).
+# Calibrates the default adapter's refusals: the first-token threshold (models/ko-rag/assistant.json,
+# which the assistant uses), and a refusal probe for measurement (WORK/refusal-probe.json; not
+# shipped: see the adapter's model card).
 #
 #   scripts/calibrate-refusal.sh [WORK=/tmp/damda-ko-rag] [ADAPTER=models/ko-rag]
 #
@@ -10,6 +12,12 @@
 # token and each row records its refusal probability); scripts/refusal-threshold.py then prices every
 # threshold from those rows and writes the one with the best answerable F1 that still refuses 70%
 # of the unanswerable questions. Rerunning resumes the evaluation.
+#
+# The probe: `damda adapter calibrate` asks 400 questions of the same third, each as it is and with
+# its article hidden, over the KorQuAD index; it reads the adapter's state after layer 9 at each
+# prompt's end and fits logistic regression with a threshold that refuses at most 5% of the
+# answerable ones out of fold. (split/calibration-mixed.jsonl adds 300 synthetic easylaw questions
+# that were not trained on, for the variants the model card compares.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/damda-ko-rag}
@@ -18,6 +26,8 @@ damda=${DAMDA:-.build/release/damda}
 [[ -f $work/split/calibration.jsonl ]] || { echo "run scripts/train-default-adapter.sh first (split in $work)" >&2; exit 1; }
 [[ -f $work/index/index.sqlite ]] || "$damda" ingest ../shared/data/korquad/dev_docs.jsonl --index "$work/index"
 "$damda" eval --qa "$work/split/calibration.jsonl" --index "$work/index" --limit 100 --unanswerable 30 \
-  --config "calibrate=adapter=$adapter,refusal-threshold=1" --json "$work/calibration.json" --out "$work/calibration.rows.jsonl" --resume
+  --config "calibrate=adapter=$adapter,refusal-threshold=1,refusal-probe=off" --json "$work/calibration.json" --out "$work/calibration.rows.jsonl" --resume
 python3 scripts/refusal-threshold.py "$work/calibration.rows.jsonl" calibrate --min-unanswerable 0.70 --write "$adapter" \
   --note "KorQuAD questions of the training articles that were not trained on (scripts/calibrate-refusal.sh)"
+"$damda" adapter calibrate --adapter "$adapter" --qa "$work/split/calibration.jsonl" --index "$work/index" --limit 400 \
+  --negatives article --out "$work/refusal-probe.json" --json "$work/refusal-probe-fit.json"

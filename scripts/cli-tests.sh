@@ -170,3 +170,28 @@ $DAMDA feedback export --index "$work/batch-index" --as eval --out "$work/fb-eva
 python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["rows"] == 0 and m["kind"] == "eval" and len(m["sha256"]) == 64, m' "$work/fb.json"
 if $DAMDA feedback export --index "$work/batch-index" --as csv --out "$work/x.jsonl" 2>/dev/null; then echo "--as csv must fail" >&2; exit 1; fi
 echo "panel and feedback export: malformed input named; an empty export has a manifest"
+
+echo "== damda adapter calibrate (refusal probe) and --refusal-probe"
+$DAMDA adapter calibrate --qa evals/sample-qa.jsonl --index "$work/batch-index" --limit 0 --out "$work/probe.json" --json "$work/fit.json" 2>"$work/calibrate.err" >/dev/null \
+  || { cat "$work/calibrate.err"; exit 1; }
+python3 - "$work/probe.json" "$work/fit.json" models/ko-rag/SHA256SUMS <<'PY'
+import json, sys
+probe, fit = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+sha = open(sys.argv[3]).read().split()[0]
+assert probe["layer"] == 9 and len(probe["weights"]) == 640 and probe["adapter_sha256"] == sha, {k: probe[k] for k in ("layer", "adapter_sha256")}
+assert 0 < probe["threshold"] < 1 and fit["answerable"] + fit["answerable_without_gold"] + fit["refused_before_model"] + fit["unanswerable"] == 24, fit
+assert fit["answerable"] > 0 and fit["unanswerable"] > 0 and 0 <= fit["probe_auc"] <= 1, fit
+print("adapter calibrate: a probe of", fit["answerable"], "+", fit["unanswerable"], "prompts for the shipped adapter, AUC", round(fit["probe_auc"], 3))
+PY
+$DAMDA ask --index "$work/batch-index" --refusal-probe "$work/probe.json" --no-cache --max-tokens 8 --json "입원하면 하루에 얼마를 받나요?" >"$work/probed.json"
+python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); assert a["refusal_probability"] is not None, a' "$work/probed.json"
+if $DAMDA ask --index "$work/batch-index" --no-adapter --refusal-probe "$work/probe.json" "입원하면?" 2>"$work/probe.err" >/dev/null; then
+  echo "a probe of another adapter must fail" >&2; exit 1
+fi
+grep -q "another adapter" "$work/probe.err" || { cat "$work/probe.err"; exit 1; }
+printf '{"layer": 9' >"$work/torn-probe.json"
+if $DAMDA ask --index "$work/batch-index" --refusal-probe "$work/torn-probe.json" "입원하면?" 2>"$work/torn.err" >/dev/null; then
+  echo "a torn probe file must fail" >&2; exit 1
+fi
+grep -q "torn-probe.json is not a refusal probe" "$work/torn.err" || { cat "$work/torn.err"; exit 1; }
+echo "ask --refusal-probe: the fitted probe decides; a probe of another adapter and a torn file are named errors"

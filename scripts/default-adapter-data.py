@@ -2,7 +2,10 @@
 """The default adapter's training mix: KorQuAD questions of the training articles (every index % 3 != 2
 of split/train.jsonl; index % 3 == 2 is kept apart for refusal calibration) plus 600 of the easylaw
 extractive synthetic questions (`damda data synthesize --docs`), so the adapter also sees the domain's
-register. Writes WORK/split/mix.jsonl and WORK/split/calibration.jsonl.
+register. Writes WORK/split/mix.jsonl and WORK/split/calibration.jsonl, and
+WORK/split/calibration-mixed.jsonl for the refusal probe (`damda adapter calibrate`): 400 questions of
+calibration.jsonl spread evenly, then 300 of the synthetic easylaw questions that were not trained on,
+so the probe also sees the domain's documents.
 Usage: default-adapter-data.py WORK"""
 import json, random, sys
 
@@ -12,10 +15,19 @@ korquad = [json.loads(r) for i, r in enumerate(rows) if i % 3 != 2]
 open(f"{work}/split/calibration.jsonl", "w", encoding="utf-8").writelines(r for i, r in enumerate(rows) if i % 3 == 2)
 synthetic = [json.loads(l) for l in open(f"{work}/easylaw-syn.jsonl", encoding="utf-8") if l.strip()]
 random.seed(0)
-synthetic = random.sample(synthetic, min(600, len(synthetic)))
+trained = random.sample(synthetic, min(600, len(synthetic)))
+trained_ids = {q["id"] for q in trained}
+unused = [q for q in synthetic if q["id"] not in trained_ids]
+synthetic = trained
 mix = [{k: q[k] for k in ("id", "question", "answers", "doc_id")} for q in korquad + synthetic]
 random.shuffle(mix)
 with open(f"{work}/split/mix.jsonl", "w", encoding="utf-8") as f:
     for q in mix:
         f.write(json.dumps(q, ensure_ascii=False) + "\n")
+calibration = [json.loads(r) for i, r in enumerate(rows) if i % 3 == 2]
+probe_set = [calibration[i * len(calibration) // 400] for i in range(min(400, len(calibration)))]
+probe_set += [unused[i * len(unused) // 300] for i in range(min(300, len(unused)))]
+with open(f"{work}/split/calibration-mixed.jsonl", "w", encoding="utf-8") as f:
+    for q in probe_set:
+        f.write(json.dumps({k: q[k] for k in ("id", "question", "answers", "doc_id")}, ensure_ascii=False) + "\n")
 print(json.dumps({"korquad": len(korquad), "synthetic": len(synthetic), "mix": len(mix), "calibration": len(rows) - len(korquad)}))

@@ -33,6 +33,12 @@ public struct AssistantConfig: Sendable {
     /// Chosen with `scripts/refusal-threshold.py` on questions of the training articles: see the
     /// model card of the default adapter.
     public var refusalThreshold: Float?
+    /// Refusals read from the model's state at the prompt's end (`RefusalProbe`), with
+    /// `refusalThreshold` applied to the probe's probability instead of the first token's.
+    public var refusalProbe: RefusalProbe?
+    /// Hand back the residual stream after this layer at the prompt's end
+    /// (`AssistantAnswer.promptState`): what `damda adapter calibrate` fits a probe on.
+    public var promptStateLayer: Int?
     /// Personal data and prompt injection in questions and answers (the input and output guards).
     public var guardrails = GuardPolicy()
     public var rewrite = RewriteMode.model
@@ -105,8 +111,11 @@ public struct AssistantAnswer: Sendable, Codable {
     public var model: String
     public var adapter: String?
     public var finishReason: String?
-    /// With a refusal threshold: the probability the model gave its refusal at the first token.
+    /// With a refusal threshold: the probability the model gave its refusal at the first token,
+    /// or the refusal probe's.
     public var refusalProbability: Float?
+    /// With `AssistantConfig.promptStateLayer`: the model's state at the prompt's end (not serialized).
+    public var promptState: [Float]? = nil
     /// What the input and output guards found and did (nil with guardrails off).
     public var guardDecision: GuardDecision?
     /// Served from the answer cache ("exact" or "semantic"), nil when the pipeline ran.
@@ -337,6 +346,7 @@ public final class Assistant: @unchecked Sendable {
         result.echoOnly = cleaned.isEmpty
         result.finishReason = s.finishReason.rawValue
         result.refusalProbability = s.firstTokenGateProbability
+        result.promptState = s.promptState
         if !modelRefused && !cleaned.isEmpty {
             for i in citations.indices {
                 citations[i].used = Grounding.isUsed(answer: cleaned, number: citations[i].n, chunkText: citations[i].text, terms: hits.terms)
@@ -362,7 +372,8 @@ public final class Assistant: @unchecked Sendable {
     static func request(_ ids: [Int32], prompt: RAGPrompt, config cfg: AssistantConfig) -> GenerationRequest {
         var req = GenerationRequest(prompt: ids, maxTokens: cfg.maxAnswerTokens, sampling: cfg.sampling, stop: prompt.stops)
         req.stopsSkipLeading = true
-        if let t = cfg.refusalThreshold { req.firstTokenGate = FirstTokenGate(tokens: prompt.refusalFirstTokens, threshold: t) }
+        if let t = cfg.refusalThreshold { req.firstTokenGate = FirstTokenGate(tokens: prompt.refusalFirstTokens, threshold: t, probe: cfg.refusalProbe) }
+        req.promptStateLayer = cfg.promptStateLayer
         return req
     }
 
@@ -373,13 +384,17 @@ public final class Assistant: @unchecked Sendable {
         return false
     }
 
-    /// The model alone: the template with an empty context, no sources, no refusal gate.
+    /// The model alone: the template with an empty context, no sources.
     func answerWithoutContext(_ q: String, rewrite: Rewrite, config cfg: AssistantConfig, start: ContinuousClock.Instant,
                               emit: (AssistantEvent) -> Void) async throws -> AssistantAnswer {
         let clock = ContinuousClock()
         let prompt = prompt(cfg)
         let ids = prompt.encode(question: q, context: "")
-        let req = Self.request(ids, prompt: prompt, config: cfg)
+        // A refusal probe was fitted on prompts with sources: without any it would only say
+        // "nothing here"; greedy argmax decides then.
+        var gated = cfg
+        if gated.refusalProbe != nil { (gated.refusalProbe, gated.refusalThreshold) = (nil, nil) }
+        let req = Self.request(ids, prompt: prompt, config: gated)
         var summary: GenerationSummary?
         for try await event in generator.stream(req) {
             try Task.checkCancellation()

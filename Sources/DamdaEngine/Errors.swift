@@ -6,6 +6,7 @@ public enum EngineError: DamdaError {
     case badToken(Int32, vocabulary: Int)
     case emptyPrompt
     case sharedCacheInBatch
+    case badStateLayer(Int, layers: Int)
 
     public var message: String {
         switch self {
@@ -15,6 +16,7 @@ public enum EngineError: DamdaError {
         case let .badToken(id, n): "token id \(id) is outside the vocabulary (0..<\(n))"
         case .emptyPrompt: "the prompt is empty: give at least one token"
         case .sharedCacheInBatch: "a decode batch holds the same KV cache twice: each sequence needs its own"
+        case let .badStateLayer(l, n): "layer \(l) is outside the model's layers 0..<\(n)"
         }
     }
 }

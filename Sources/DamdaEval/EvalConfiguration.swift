@@ -3,7 +3,8 @@ import Foundation
 /// One configuration of the assistant to evaluate: which adapter, which retrieval, which prompt.
 /// `damda eval --config NAME=SPEC` where SPEC is `key=value` pairs joined by commas:
 /// `adapter=default|none|DIR`, `retrieval=auto|none|bm25|vector|hybrid`, `k=5`, `budget=512`,
-/// `template=FILE`, `chat=true|false`, `max-tokens=128`, `refusal-threshold=auto|off|P`. The seed's four configurations are
+/// `template=FILE`, `chat=true|false`, `max-tokens=128`, `refusal-threshold=auto|off|P`,
+/// `refusal-probe=auto|off|FILE`. The seed's four configurations are
 /// presets by name (`base`, `rag`, `peft`, `peft+rag`); a SPEC given with such a name changes only
 /// the keys it names.
 public struct EvalConfiguration: Sendable, Codable, Equatable {
@@ -19,10 +20,12 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
     public var maxTokens = 128
     /// "auto" (the adapter's calibrated threshold, from its assistant.json), "off" (argmax), or a probability.
     public var refusalThreshold = "auto"
+    /// "auto" (the adapter's refusal-probe.json when it has one), "off" (first-token probability), or a probe file.
+    public var refusalProbe = "auto"
 
     public init(name: String) { self.name = name }
 
-    enum CodingKeys: String, CodingKey { case name, adapter, retrieval, k, budget, template, chat, maxTokens, refusalThreshold }
+    enum CodingKeys: String, CodingKey { case name, adapter, retrieval, k, budget, template, chat, maxTokens, refusalThreshold, refusalProbe }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -36,6 +39,8 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
         maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens) ?? 128
         // Reports written before the key existed ran with argmax refusals.
         refusalThreshold = try c.decodeIfPresent(String.self, forKey: .refusalThreshold) ?? "off"
+        // ... and those written before refusal probes without one.
+        refusalProbe = try c.decodeIfPresent(String.self, forKey: .refusalProbe) ?? "off"
     }
 
     public var usesRetrieval: Bool { retrieval != "none" }
@@ -91,11 +96,12 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
                     throw EvalError.badConfiguration("\(name): refusal-threshold must be auto, off or a number in 0…1, not \"\(value)\"")
                 }
                 c.refusalThreshold = value
+            case "refusal-probe": c.refusalProbe = value
             case "chat":
                 guard let b = Bool(value) else { throw EvalError.badConfiguration("\(name): chat must be true or false") }
                 c.chat = b
             default:
-                throw EvalError.badConfiguration("\(name): unknown key \"\(key)\" (adapter, retrieval, k, budget, template, chat, max-tokens, refusal-threshold)")
+                throw EvalError.badConfiguration("\(name): unknown key \"\(key)\" (adapter, retrieval, k, budget, template, chat, max-tokens, refusal-threshold, refusal-probe)")
             }
         }
         return c
@@ -108,6 +114,7 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
         if let t = template { s += ", template=\(t)" }
         if chat { s += ", chat" }
         if refusalThreshold != "auto" { s += ", refusal-threshold=\(refusalThreshold)" }
+        if refusalProbe != "auto" { s += ", refusal-probe=\(refusalProbe)" }
         return s
     }
 }

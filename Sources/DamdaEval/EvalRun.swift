@@ -142,11 +142,8 @@ public struct EvalRunner {
         let adapterDirectory = try applyAdapter(config.adapter)
         let adapterName = adapterDirectory.map { URL(fileURLWithPath: $0).standardizedFileURL.lastPathComponent }
         var assistantConfig = try assistantConfig(config)
-        switch config.refusalThreshold {
-        case "auto": assistantConfig.refusalThreshold = try adapterDirectory.flatMap { try AdapterSettings.read(directory: $0)?.refusalThreshold }
-        case "off": assistantConfig.refusalThreshold = nil
-        default: assistantConfig.refusalThreshold = Float(config.refusalThreshold)
-        }
+        (assistantConfig.refusalProbe, assistantConfig.refusalThreshold) = try RefusalSettings.resolve(
+            probe: config.refusalProbe, threshold: config.refusalThreshold, adapterDirectory: adapterDirectory, model: model)
         return Assistant(index: index, generator: Generator(model: model), config: assistantConfig, modelName: modelName, adapterName: adapterName)
     }
 

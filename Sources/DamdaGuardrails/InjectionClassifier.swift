@@ -1,3 +1,4 @@
+import DamdaCore
 import Foundation
 
 /// Prompt injection by meaning: logistic regression over what the language model itself makes of
@@ -52,90 +53,27 @@ public struct InjectionClassifier: Codable, Sendable, Equatable {
 
     public func probability(_ x: [Float]) -> Float {
         guard x.count == weights.count else { return 0 }
-        return Self.sigmoid(Self.logit(x.indices.map { (x[$0] - center[$0]) / scale[$0] }, weights: weights, bias: bias))
+        return LogisticRegression.sigmoid(LogisticRegression.logit(x.indices.map { (x[$0] - center[$0]) / scale[$0] }, weights: weights, bias: bias))
     }
 
-    /// The log-odds of a standardised feature vector.
-    static func logit(_ x: [Float], weights: [Float], bias: Float) -> Float {
-        var z = bias
-        for i in weights.indices { z += weights[i] * x[i] }
-        return z
-    }
-
-    static func sigmoid(_ z: Float) -> Float { 1 / (1 + Foundation.exp(-z)) }
-
-    /// Trains on `vectors` (one per labelled text). Features are standardised, the weights fitted
-    /// by full-batch Adam on the class-balanced mean log loss with L2, deterministic from zeros.
-    /// The threshold comes from `folds`-fold cross-validation: the lowest that keeps the
-    /// out-of-fold false-positive rate on benign texts within `falsePositiveBudget`, so it is set
-    /// on scores of texts the weights did not see (on the training texts themselves every
-    /// threshold looks safe).
+    /// Trains on `vectors` (one per labelled text) with `LogisticRegression`. The threshold comes
+    /// from `folds`-fold cross-validation: the lowest that keeps the out-of-fold false-positive
+    /// rate on benign texts within `falsePositiveBudget`, so it is set on scores of texts the
+    /// weights did not see (on the training texts themselves every threshold looks safe).
     public static func train(vectors: [[Float]], attack: [Bool], features: Features, trainedOn: [String],
                              l2: Float = 1e-2, epochs: Int = 400, learningRate: Float = 0.01,
                              folds: Int = 5, falsePositiveBudget: Double = 0.005) -> InjectionClassifier {
         precondition(vectors.count == attack.count && !vectors.isEmpty)
-        let d = vectors[0].count, n = vectors.count
-        var center = [Float](repeating: 0, count: d), scale = [Float](repeating: 0, count: d)
-        for v in vectors { for i in 0..<d { center[i] += v[i] } }
-        center = center.map { $0 / Float(n) }
-        for v in vectors { for i in 0..<d { scale[i] += (v[i] - center[i]) * (v[i] - center[i]) } }
-        scale = scale.map { ($0 / Float(n)).squareRoot() + 1e-3 }
-        let x = vectors.map { v in (0..<d).map { (v[$0] - center[$0]) / scale[$0] } }
-
-        // Folds: a fixed shuffle (a linear congruential sequence), so training is repeatable.
-        var order = Array(0..<n), state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        for i in stride(from: n - 1, to: 0, by: -1) {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            order.swapAt(i, Int((state >> 33) % UInt64(i + 1)))
-        }
-        var outOfFold = [Float](repeating: 0, count: n)
-        let k = max(2, min(folds, n))
-        for f in 0..<k {
-            let held = Set(order.enumerated().filter { $0.offset % k == f }.map(\.element))
-            let kept = (0..<n).filter { !held.contains($0) }
-            let (w, b) = fit(kept.map { x[$0] }, kept.map { attack[$0] }, l2: l2, epochs: epochs, learningRate: learningRate)
-            for i in held { outOfFold[i] = logit(x[i], weights: w, bias: b) }
-        }
-        let benign = (0..<n).filter { !attack[$0] }.map { outOfFold[$0] }.sorted(by: >)
-        let allowed = Int(Double(benign.count) * falsePositiveBudget)
-        let cut = allowed < benign.count ? max(0, benign[allowed]).nextUp : 0
-        let attacks = (0..<n).filter { attack[$0] }
-        let validation = Validation(
-            folds: k,
-            recall: Double(attacks.filter { outOfFold[$0] >= cut }.count) / Double(max(attacks.count, 1)),
-            falsePositiveRate: Double(benign.filter { $0 >= cut }.count) / Double(max(benign.count, 1)))
-
-        let (w, b) = fit(x, attack, l2: l2, epochs: epochs, learningRate: learningRate)
+        let (center, scale) = LogisticRegression.standardization(vectors)
+        let x = LogisticRegression.standardize(vectors, center: center, scale: scale)
+        let k = max(2, min(folds, vectors.count))
+        let outOfFold = LogisticRegression.outOfFoldLogits(x, attack, fold: LogisticRegression.shuffledFolds(vectors.count, k: k),
+                                                           l2: l2, epochs: epochs, learningRate: learningRate)
+        let cut = LogisticRegression.threshold(outOfFold: outOfFold, attack, falsePositiveBudget: falsePositiveBudget)
+        let validation = Validation(folds: k, recall: cut.recall, falsePositiveRate: cut.falsePositiveRate)
+        let (w, b) = LogisticRegression.fit(x, attack, l2: l2, epochs: epochs, learningRate: learningRate)
         return InjectionClassifier(features: features, center: center, scale: scale, weights: w, bias: b,
-                                   threshold: sigmoid(cut), trainedOn: trainedOn, validation: validation)
-    }
-
-    /// Adam on the class-balanced mean log loss plus l2/2 |w|², from zeros.
-    static func fit(_ x: [[Float]], _ y: [Bool], l2: Float, epochs: Int, learningRate: Float) -> (weights: [Float], bias: Float) {
-        let d = x.first?.count ?? 0
-        let positives = Float(y.filter { $0 }.count), negatives = Float(y.count) - positives
-        let weightOf: (Bool) -> Float = { $0 ? 0.5 / max(positives, 1) : 0.5 / max(negatives, 1) }
-        var w = [Float](repeating: 0, count: d), b: Float = 0
-        var m = [Float](repeating: 0, count: d), v = [Float](repeating: 0, count: d), mb: Float = 0, vb: Float = 0
-        let beta1: Float = 0.9, beta2: Float = 0.999
-        for t in 1...max(epochs, 1) {
-            var gw = w.map { l2 * $0 }, gb: Float = 0
-            for (row, label) in zip(x, y) {
-                let g = (sigmoid(logit(row, weights: w, bias: b)) - (label ? 1 : 0)) * weightOf(label)
-                for i in 0..<d { gw[i] += g * row[i] }
-                gb += g
-            }
-            let step = learningRate * (1 - Foundation.pow(beta2, Float(t))).squareRoot() / (1 - Foundation.pow(beta1, Float(t)))
-            for i in 0..<d {
-                m[i] = beta1 * m[i] + (1 - beta1) * gw[i]
-                v[i] = beta2 * v[i] + (1 - beta2) * gw[i] * gw[i]
-                w[i] -= step * m[i] / (v[i].squareRoot() + 1e-8)
-            }
-            mb = beta1 * mb + (1 - beta1) * gb
-            vb = beta2 * vb + (1 - beta2) * gb * gb
-            b -= step * mb / (vb.squareRoot() + 1e-8)
-        }
-        return (w, b)
+                                   threshold: LogisticRegression.sigmoid(cut.logit), trainedOn: trainedOn, validation: validation)
     }
 
     public static func read(_ path: String) throws -> InjectionClassifier {

@@ -1,13 +1,15 @@
 import ArgumentParser
+import DamdaAssistant
 import DamdaCore
 import DamdaEngine
+import DamdaEval
 import DamdaModelIO
 import DamdaTraining
 import Foundation
 
 struct AdapterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "adapter", abstract: "Work with LoRA adapters.",
-                                                    subcommands: [Merge.self, Export.self])
+                                                    subcommands: [Merge.self, Export.self, Calibrate.self])
 
     struct Merge: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -31,6 +33,78 @@ struct AdapterCommand: AsyncParsableCommand {
                 printJSON(["out": out, "type": t.name, "bytes": size, "merged_matrices": adapter.targets.count * adaptable.loraGeometry.layers])
             }
         }
+    }
+
+    struct Calibrate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fit an adapter's refusal probe: when the retrieved sources lack the answer, read from the model's state at the prompt's end.",
+            discussion: """
+                Every answerable question (JSONL {id, question, answers, doc_id}) is asked through the assistant as it is and \
+                again with its own document hidden from retrieval (--negatives); logistic regression over the adapter's residual stream \
+                after --layer at each prompt's last position tells the two apart. The threshold is set on out-of-fold scores \
+                (folds by article: a document id's part before its last '-') to refuse at most --answerable-refused of the answerable questions. Use questions the \
+                adapter was not trained on, and keep the ones you evaluate on apart. Writes refusal-probe.json into the \
+                adapter's folder (or --out), which ask, chat, serve, batch and eval then use (--refusal-probe auto).
+                """)
+        @OptionGroup var modelOptions: ModelOptions
+        @OptionGroup var indexOptions: IndexOptions
+        @Option(help: "Questions JSONL with answers and doc_id.") var qa: String
+        @Option(help: "Answerable questions, spread evenly over the file (0: all).") var limit = 400
+        @Option(help: "Of those, how many are also asked with their article hidden (default: all of them).") var unanswerable: Int?
+        @Option(help: "0-based layer whose output the probe reads.") var layer = 9
+        @Option(help: "Share of answerable questions the threshold may refuse (out of fold).") var answerableRefused = 0.05
+        @Option(help: "Where to write the probe (default: refusal-probe.json in the adapter's folder).") var out: String?
+        @Option(help: "Also write the fit's report (JSON) here.") var json: String?
+        @Option(help: "What an unanswerable prompt hides: document (the question's own document; the rest of its article stays, so the sources are on the subject) or article (every document of its article, as `damda eval --unanswerable` does).")
+        var negatives = "document"
+
+        func run() async throws {
+            try await failing {
+                guard (0..<1).contains(answerableRefused) else { throw ValidationError("--answerable-refused must be in 0…1") }
+                let path = try modelOptions.resolvedModel()
+                guard !modelOptions.noAdapter else { throw ValidationError("a refusal probe reads an adapter's states: drop --no-adapter") }
+                let adapterDirectory: String
+                if let a = modelOptions.adapter {
+                    adapterDirectory = a
+                } else {
+                    guard DefaultAdapter.isDefaultModel(path) else { throw ValidationError("give --adapter DIR: only the default model has a default adapter") }
+                    adapterDirectory = try DefaultAdapter.locate()
+                }
+                let (all, skipped) = try EvalQuestion.readSkipping(qa, idPrefix: "q")
+                if !skipped.isEmpty { note("skipped \(skipped.count) malformed lines (first: \(skipped[0]))") }
+                let questions = EvalQuestion.evenlySpaced(all.filter { $0.documentID != nil && !$0.answers.isEmpty }, limit)
+                guard !questions.isEmpty else { throw ValidationError("\(qa) has no answerable questions (answers and doc_id)") }
+                let idx = try indexOptions.open(embedder: try indexOptions.embedder(threads: modelOptions.threads))
+                guard idx.chunkCount > 0 else { throw ValidationError("the index at \(indexOptions.index) is empty: ingest the questions' documents first") }
+                let model = try loadModel(path: path, threads: modelOptions.threads)
+                guard let reader = model as? any LayerStateReading else { throw RefusalProbeError.unsupportedModel }
+                guard (0..<reader.layerCount).contains(layer) else { throw ValidationError("--layer must be in 0..<\(reader.layerCount)") }
+                var runner = EvalRunner(index: idx, model: model, modelName: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
+                                        questions: questions, applyAdapter: adapterSwitcher(model: model, path: path))
+                runner.unanswerable = min(unanswerable ?? questions.count, questions.count)
+                var config = EvalConfiguration(name: "calibrate")
+                config.adapter = adapterDirectory
+                var calibration = RefusalCalibration()
+                calibration.layer = layer
+                calibration.answerableBudget = answerableRefused
+                guard let n = RefusalCalibration.Negatives(rawValue: negatives) else { throw ValidationError("--negatives must be document or article") }
+                calibration.negatives = n
+                let (examples, beforeModel, withoutGold, withGold) = try await calibration.collect(runner: runner, config: config)
+                let trainedOn = "\(URL(fileURLWithPath: qa).lastPathComponent): \(questions.count) answerable questions, \(runner.unanswerable) of them also with their \(negatives) hidden; an index of \(try idx.store.documents().count) documents (\(idx.chunkCount) chunks)"
+                let (probe, report) = try calibration.fit(examples, model: reader.stateSource,
+                                                          adapterSHA256: try RefusalSettings.adapterSHA256(adapterDirectory), trainedOn: trainedOn,
+                                                          refusedBeforeModel: beforeModel, answerableWithoutGold: withoutGold, unanswerableWithGold: withGold)
+                let target = out ?? adapterDirectory + "/" + RefusalProbe.fileName
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                try encoder.encode(probe).write(to: URL(fileURLWithPath: target), options: .atomic)
+                if let json { try jsonString(report).write(toFile: json, atomically: true, encoding: .utf8) }
+                print(jsonString(report))
+                note("wrote \(target)")
+            }
+        }
+
+        func note(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
     }
 
     struct Export: AsyncParsableCommand {

@@ -22,8 +22,10 @@ struct AssistantOptions: ParsableArguments {
     var minRelevance: Float = 0.3
     @Option(help: "Also count a chunk as relevant when its embedding's cosine with the question reaches this (vector and hybrid search; 0: lexical relevance alone).")
     var minSimilarity: Float = 0.88
-    @Option(help: "auto: the adapter's calibrated refusal threshold (its assistant.json), else argmax; off: argmax; or a probability 0–1: the model refuses only when its refusal's first token is at least this likely.")
+    @Option(help: "auto: the refusal probe's threshold when one is used, else the adapter's calibrated first-token threshold (its assistant.json), else argmax; off: argmax (no probe either); or a probability 0–1: the model refuses only when the probe's probability (or its refusal's first token's) is at least this.")
     var refusalThreshold = "auto"
+    @Option(help: "auto: the adapter's refusal probe (refusal-probe.json in its folder, fitted by `damda adapter calibrate`) when it has one; off: decide by the refusal's first-token probability; or a probe file.")
+    var refusalProbe = "auto"
     @Option(help: "Personal data in questions: mask (the model and logs see [주민등록번호]), block (refuse, saying why) or allow.")
     var pii = "mask"
     @Option(help: "Prompt injection in questions: flag (noted in the answer's guard metadata) or block (refuse, saying why).")
@@ -53,13 +55,8 @@ struct AssistantOptions: ParsableArguments {
 
     func config(model: any LanguageModel, adapterDirectory: String?) throws -> AssistantConfig {
         var c = AssistantConfig()
-        switch refusalThreshold {
-        case "auto": c.refusalThreshold = try adapterDirectory.flatMap { try AdapterSettings.read(directory: $0)?.refusalThreshold }
-        case "off": c.refusalThreshold = nil
-        default:
-            guard let t = Float(refusalThreshold), (0...1).contains(t) else { throw ValidationError("--refusal-threshold must be auto, off or a number in 0…1") }
-            c.refusalThreshold = t
-        }
+        (c.refusalProbe, c.refusalThreshold) = try RefusalSettings.resolve(probe: refusalProbe, threshold: refusalThreshold,
+                                                                           adapterDirectory: adapterDirectory, model: model)
         c.k = k
         if let m = mode {
             guard let v = SearchMode(rawValue: m) else { throw ValidationError("mode must be bm25, vector or hybrid") }

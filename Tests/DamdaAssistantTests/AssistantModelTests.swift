@@ -269,4 +269,58 @@ final class DefaultAdapterTests: XCTestCase {
         XCTAssertTrue(alone.citations.isEmpty)
         XCTAssertGreaterThan(alone.usage.completionTokens, 0)
     }
+
+    /// A refusal probe for the shipped adapter is checked against it and decides the gate: one that
+    /// always says "refuse" makes the model refuse the quickstart question, one that never does
+    /// lets it answer; a probe fitted for other adapter weights is an error. The adapter ships no
+    /// probe (see its model card), so `auto` keeps the first-token threshold.
+    func testRefusalProbeDecidesTheGate() async throws {
+        let model = try loadModel(path: try defaultModelPath(), threads: 2)
+        let shipped = try DefaultAdapter.locate()
+        try applyAdapter(directory: shipped, to: model)
+        let reader = try XCTUnwrap(model as? any LayerStateReading)
+        let auto = try RefusalSettings.resolve(probe: "auto", threshold: "auto", adapterDirectory: shipped, model: model)
+        XCTAssertNil(auto.probe)
+        XCTAssertEqual(auto.threshold, try AdapterSettings.read(directory: shipped)?.refusalThreshold)
+
+        let dir = try temporaryDirectory("refusal-probe")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let E = reader.stateWidth
+        func write(bias: Float, adapter: String) throws -> String {
+            let probe = RefusalProbe(model: reader.stateSource, adapterSHA256: adapter, layer: 9, center: [Float](repeating: 0, count: E),
+                                     scale: [Float](repeating: 1, count: E), weights: [Float](repeating: 0, count: E), bias: bias,
+                                     threshold: 0.5, trainedOn: "test", validation: nil)
+            let path = dir.appendingPathComponent("probe\(bias)-\(adapter.prefix(4)).json").path
+            try JSONEncoder().encode(probe).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let sha = try DefaultAdapter.expectedSHA256(directory: shipped)
+        let refuse = try RefusalSettings.resolve(probe: try write(bias: 100, adapter: sha), threshold: "auto", adapterDirectory: shipped, model: model)
+        XCTAssertEqual(refuse.threshold, 0.5)
+        XCTAssertEqual(try RefusalSettings.resolve(probe: try write(bias: 100, adapter: sha), threshold: "0.3", adapterDirectory: shipped, model: model).threshold, 0.3)
+        XCTAssertNil(try RefusalSettings.resolve(probe: try write(bias: 100, adapter: sha), threshold: "off", adapterDirectory: shipped, model: model).threshold)
+        XCTAssertThrowsError(try RefusalSettings.resolve(probe: "auto", threshold: "2", adapterDirectory: shipped, model: model))
+        XCTAssertThrowsError(try RefusalSettings.resolve(probe: try write(bias: 100, adapter: String(repeating: "0", count: 64)), threshold: "auto",
+                                                         adapterDirectory: shipped, model: model)) {
+            XCTAssertTrue("\($0)".contains("another adapter"), "\($0)")
+        }
+
+        let index = try SearchIndex(directory: dir.appendingPathComponent("index").path, embedder: nil)
+        _ = try index.ingest(DocumentLoader().load([repositoryRoot.appendingPathComponent("samples/insurance").path]), progress: false)
+        var config = AssistantConfig()
+        config.maxAnswerTokens = 32
+        (config.refusalProbe, config.refusalThreshold) = (refuse.probe, refuse.threshold)
+        let a = Assistant(index: index, generator: Generator(model: model), config: config, modelName: "gemma-3-270m", adapterName: "ko-rag")
+        let refused = try await a.answer("입원하면 하루에 보험금을 얼마 받나요?")
+        XCTAssertTrue(refused.refused)
+        XCTAssertEqual(refused.refusalReason, "model")
+        XCTAssertEqual(refused.answer, PromptTemplate.refusal)
+        XCTAssertEqual(try XCTUnwrap(refused.refusalProbability), 1, accuracy: 1e-6)
+        var never = config
+        never.refusalProbe?.bias = -100
+        let answered = try await a.answer("입원하면 하루에 보험금을 얼마 받나요?", config: never)
+        XCTAssertFalse(answered.refused, answered.rawAnswer)
+        XCTAssertTrue(AnswerMetrics.containsAnswer(answered.answer, golds: ["5만원"]), answered.answer)
+        XCTAssertEqual(try XCTUnwrap(answered.refusalProbability), 0, accuracy: 1e-6)
+    }
 }

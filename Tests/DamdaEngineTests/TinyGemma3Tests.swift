@@ -128,6 +128,112 @@ final class TinyGemma3Tests: XCTestCase {
         XCTAssertNil(plain.firstTokenGateProbability)
     }
 
+    /// A refusal probe reads the residual stream after its layer at the prompt's last position,
+    /// the very state `layerStates` gives, while the logits stay the plain forward's; the gate
+    /// then decides by the probe, decoding stays exact, and the prefix cache hands the state back.
+    func testRefusalProbeReadsThePromptStateAndKeepsDecodingExact() throws {
+        let model = try loadModel(path: Self.path, threads: 2)
+        let reader = try XCTUnwrap(model as? any LayerStateReading)
+        let prompt = model.tokenizer.encode("the 안녕하세요 보험금을")
+        let layer = 0
+        let (logits, state) = try reader.forward(prompt, cache: model.makeCache(capacity: 64), logits: .last, stateAfterLayer: layer)
+        XCTAssertEqual(logits, try model.forward(prompt, cache: model.makeCache(capacity: 64), logits: .last))
+        XCTAssertEqual(state, Array(try reader.layerStates(prompt, throughLayer: layer).suffix(reader.stateWidth)))
+        XCTAssertNotEqual(state, Array(try reader.layerStates(prompt, throughLayer: layer + 1).suffix(reader.stateWidth)))
+
+        let E = reader.stateWidth
+        func probe(bias: Float, layer: Int = layer) -> RefusalProbe {
+            RefusalProbe(model: reader.stateSource, adapterSHA256: nil, layer: layer, center: [Float](repeating: 0.1, count: E),
+                         scale: [Float](repeating: 2, count: E), weights: (0..<E).map { Float($0 % 3 - 1) * 0.01 }, bias: bias,
+                         threshold: 0.5, trainedOn: "test", validation: nil)
+        }
+        // The probability by hand: unit-RMS state, standardised, dot, sigmoid.
+        let rms = (state.reduce(Float(0)) { $0 + $1 * $1 } / Float(E) + 1e-6).squareRoot()
+        let z = (0..<E).reduce(Float(0.3)) { $0 + Float($1 % 3 - 1) * 0.01 * ((state[$1] / rms - 0.1) / 2) }
+        XCTAssertEqual(probe(bias: 0.3).probability(state: state), 1 / (1 + Foundation.exp(-z)), accuracy: 1e-6)
+
+        let gen = Generator(model: model)
+        var req = GenerationRequest(prompt: prompt, maxTokens: 6)
+        req.stopAtEndOfGeneration = false
+        let plain = try gen.generate(req)
+        let ranked = logits.indices.sorted { logits[$0] > logits[$1] }.map(Int32.init)
+        // The probe says refuse: the likeliest gated token is taken, though the logits rank it third.
+        var refuse = req
+        refuse.firstTokenGate = FirstTokenGate(tokens: [ranked[2], ranked[3]], threshold: 0.5, probe: probe(bias: 50))
+        let r = try gen.generate(refuse)
+        XCTAssertEqual(r.tokens.first, ranked[2])
+        XCTAssertEqual(r.firstTokenGateProbability, probe(bias: 50).probability(state: state))
+        XCTAssertEqual(r.promptState, state)
+        // The probe says answer: the argmax, gated, is excluded.
+        var answer = req
+        answer.firstTokenGate = FirstTokenGate(tokens: [ranked[0]], threshold: 0.5, probe: probe(bias: -50))
+        XCTAssertEqual(try gen.generate(answer).tokens.first, ranked[1])
+        // A gate that does not bind, or only reading the state: the ungated tokens.
+        var idle = req
+        idle.firstTokenGate = FirstTokenGate(tokens: [ranked.last!], threshold: 0.5, probe: probe(bias: -50))
+        XCTAssertEqual(try gen.generate(idle).tokens, plain.tokens)
+        var recorded = req
+        recorded.promptStateLayer = layer
+        let rec = try gen.generate(recorded)
+        XCTAssertEqual(rec.tokens, plain.tokens)
+        XCTAssertEqual(rec.promptState, state)
+        XCTAssertNil(plain.promptState)
+
+        // Prefix cache: an entry stored without the state is not restored whole for a probe; once
+        // a probed run has stored it, the whole prompt comes back with the same state and tokens.
+        let cached = Generator(model: model, prefixCache: PrefixCache(minTokens: 1))
+        _ = try cached.generate(req)
+        let miss = try cached.generate(refuse)
+        XCTAssertEqual(miss.cachedPromptTokens, 0)
+        let hit = try cached.generate(refuse)
+        XCTAssertEqual(hit.cachedPromptTokens, prompt.count)
+        XCTAssertEqual(hit.promptState, state)
+        XCTAssertEqual(hit.tokens, r.tokens)
+        XCTAssertEqual(hit.firstTokenGateProbability, r.firstTokenGateProbability)
+
+        // A layer the model lacks is an error before anything runs.
+        var outside = req
+        outside.firstTokenGate = FirstTokenGate(tokens: [ranked[0]], threshold: 0.5, probe: probe(bias: 0, layer: reader.layerCount))
+        XCTAssertThrowsError(try gen.generate(outside))
+    }
+
+    /// A probe file is checked against the model and the adapter it reads.
+    func testRefusalProbeFileIsCheckedAgainstModelAndAdapter() throws {
+        let model = try loadModel(path: Self.path, threads: 2)
+        let reader = try XCTUnwrap(model as? any LayerStateReading)
+        let E = reader.stateWidth
+        let good = RefusalProbe(model: reader.stateSource, adapterSHA256: "abc", layer: 1, center: [Float](repeating: 0, count: E),
+                                scale: [Float](repeating: 1, count: E), weights: [Float](repeating: 0.1, count: E), bias: 0,
+                                threshold: 0.6, trainedOn: "test", validation: nil)
+        let path = NSTemporaryDirectory() + "damda-probe-\(getpid()).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        func write(_ p: RefusalProbe) throws { try JSONEncoder().encode(p).write(to: URL(fileURLWithPath: path)) }
+        func read(adapter: String? = "abc") throws -> RefusalProbe {
+            try RefusalProbe.read(path, model: reader.stateSource, width: E, layers: reader.layerCount, adapterSHA256: adapter)
+        }
+        try write(good)
+        XCTAssertEqual(try read(), good)
+        XCTAssertThrowsError(try read(adapter: "def")) { XCTAssertTrue("\($0)".contains("another adapter")) }
+        XCTAssertThrowsError(try read(adapter: nil))
+        var other = good
+        other.model = "another-model"
+        try write(other)
+        XCTAssertThrowsError(try read()) { XCTAssertTrue("\($0)".contains("another-model")) }
+        var narrow = good
+        (narrow.center, narrow.scale, narrow.weights) = ([0], [1], [1])
+        try write(narrow)
+        XCTAssertThrowsError(try read())
+        var badScale = good
+        badScale.scale[0] = 0
+        try write(badScale)
+        XCTAssertThrowsError(try read()) { XCTAssertTrue("\($0)".contains("is not a refusal probe")) }
+        try "{\"layer\": 1".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try read()) { XCTAssertTrue("\($0)".contains("is not a refusal probe")) }
+        XCTAssertThrowsError(try RefusalProbe.read(path + ".missing", model: reader.stateSource, width: E, layers: reader.layerCount, adapterSHA256: nil)) {
+            XCTAssertTrue("\($0)".contains("cannot read"))
+        }
+    }
+
     func testStreamingYieldsTheSameText() async throws {
         let model = try loadModel(path: Self.path, threads: 2)
         var req = GenerationRequest(prompt: model.tokenizer.encode("안녕"), maxTokens: 10)

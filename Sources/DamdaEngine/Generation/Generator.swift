@@ -15,6 +15,9 @@ public struct GenerationRequest: Sendable {
     public var stopsSkipLeading = false
     /// An answer-or-refuse decision made once, by probability: see `FirstTokenGate`.
     public var firstTokenGate: FirstTokenGate?
+    /// Read the residual stream after this layer at the prompt's last position
+    /// (`GenerationSummary.promptState`), as a refusal probe does: to fit one on it.
+    public var promptStateLayer: Int?
 
     public init(prompt: [Int32], maxTokens: Int = 256, sampling: SamplingParameters = .greedy, stop: [String] = []) {
         self.prompt = prompt; self.maxTokens = maxTokens; self.sampling = sampling; self.stop = stop
@@ -25,11 +28,16 @@ public struct GenerationRequest: Sendable {
 /// combined probability reaches `threshold`; then the likeliest of them is taken, otherwise they are
 /// excluded and the model answers. Greedy argmax refuses whenever the refusal token merely tops the
 /// list; a threshold set on held-out questions trades wrong refusals against answers to
-/// unanswerable questions, like SQuAD 2.0's no-answer threshold.
+/// unanswerable questions, like SQuAD 2.0's no-answer threshold. With a `RefusalProbe` the
+/// probability is the probe's, read from the model's state at the prompt's last position, and
+/// `threshold` applies to it.
 public struct FirstTokenGate: Sendable, Equatable {
     public var tokens: Set<Int32>
     public var threshold: Float
-    public init(tokens: Set<Int32>, threshold: Float) { self.tokens = tokens; self.threshold = threshold }
+    public var probe: RefusalProbe?
+    public init(tokens: Set<Int32>, threshold: Float, probe: RefusalProbe? = nil) {
+        self.tokens = tokens; self.threshold = threshold; self.probe = probe
+    }
 
     /// The gated tokens' softmax probability under `logits` and the likeliest of them.
     public func probability(_ logits: [Float]) -> (probability: Float, likeliest: Int32?) {
@@ -65,6 +73,8 @@ public struct GenerationSummary: Sendable {
     public var decodeSeconds: Double
     /// With a `FirstTokenGate`: the gated tokens' probability at the first generated token.
     public var firstTokenGateProbability: Float?
+    /// With `promptStateLayer` or a probe: the residual stream after that layer at the prompt's last position.
+    public var promptState: [Float]?
     /// Prompt tokens whose keys and values came from the prefix cache (not run).
     public var cachedPromptTokens = 0
     public var promptTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
@@ -104,6 +114,9 @@ public final class GenerationSession: @unchecked Sendable {
     let greedyOnly: Bool
     var greedyNext: Int32?
     var gateProbability: Float?
+    /// The layer whose state at the prompt's end is read (a probe's or the request's), and that state.
+    let stateLayer: Int?
+    var promptState: [Float]?
     var out: [Int32] = []
     var decoder = StreamingDecoder()
     var text = ""          // everything generated so far
@@ -134,6 +147,11 @@ public final class GenerationSession: @unchecked Sendable {
         greedyOnly = req.sampling.temperature <= 0 && req.sampling.repetitionPenalty == 1
         history = req.prompt
         holdBack = req.stop.map(\.count).max().map { max($0 - 1, 0) } ?? 0
+        stateLayer = req.firstTokenGate?.probe?.layer ?? req.promptStateLayer
+        if let layer = stateLayer {
+            guard let reader = model as? any LayerStateReading else { throw RefusalProbeError.unsupportedModel }
+            guard (0..<reader.layerCount).contains(layer) else { throw EngineError.badStateLayer(layer, layers: reader.layerCount) }
+        }
     }
 
     public var isFinished: Bool { finishReason != nil }
@@ -163,9 +181,10 @@ public final class GenerationSession: @unchecked Sendable {
         if prefilled == 0, let prefixCache {
             // The same prompt again: its keys, values and last logits (or greedy's pick) as its run left them.
             let needsLogits = !greedyOnly || request.firstTokenGate != nil
-            if let whole = prefixCache.restoreWhole(request.prompt, into: cache, needsLogits: needsLogits) {
+            if let whole = prefixCache.restoreWhole(request.prompt, into: cache, needsLogits: needsLogits, stateLayer: stateLayer) {
                 prefilled = request.prompt.count
                 cachedPromptTokens = prefilled
+                promptState = stateLayer == nil ? nil : whole.state
                 if needsLogits {
                     logits = whole.logits!
                 } else {
@@ -183,7 +202,12 @@ public final class GenerationSession: @unchecked Sendable {
         let slice = Array(request.prompt[start..<end])
         // The gate needs every logit of the first token; greedy decoding resumes after it.
         var output: PrefixCache.PromptOutput?
-        if end == request.prompt.count && greedyOnly && request.firstTokenGate == nil {
+        if end == request.prompt.count, let layer = stateLayer, let reader = model as? any LayerStateReading {
+            (logits, promptState) = try reader.forward(slice, cache: cache, logits: .last, stateAfterLayer: layer)
+            output = .init(logits: logits, state: promptState, stateLayer: layer)
+            // Greedy's pick from every logit is the one `forwardGreedy` certifies.
+            if greedyOnly && request.firstTokenGate == nil { greedyNext = Int32(Ops.argmax(logits)) }
+        } else if end == request.prompt.count && greedyOnly && request.firstTokenGate == nil {
             greedyNext = try model.forwardGreedy(slice, cache: cache)
             output = .init(greedy: greedyNext)
         } else {
@@ -205,7 +229,8 @@ public final class GenerationSession: @unchecked Sendable {
         guard finishReason == nil, !isPrefilling else { return ("", nil) }
         let next: Int32
         if out.isEmpty, let gate = request.firstTokenGate, greedyNext == nil {
-            let (p, likeliest) = gate.probability(logits)
+            var (p, likeliest) = gate.probability(logits)
+            if let probe = gate.probe, let promptState { p = probe.probability(state: promptState) }
             gateProbability = p
             if p >= gate.threshold, let likeliest {
                 next = likeliest
@@ -269,7 +294,7 @@ public final class GenerationSession: @unchecked Sendable {
     public var summary: GenerationSummary {
         GenerationSummary(text: text, tokens: out, promptTokens: request.prompt.count, finishReason: finishReason ?? .length,
                           prefillSeconds: prefillTime.seconds, decodeSeconds: decodeTime.seconds, firstTokenGateProbability: gateProbability,
-                          cachedPromptTokens: cachedPromptTokens)
+                          promptState: promptState, cachedPromptTokens: cachedPromptTokens)
     }
 
     /// Characters at the end of `text` that are the start of some stop string (0 when none).

@@ -21,16 +21,21 @@ public final class PrefixCache: @unchecked Sendable {
         var output: PromptOutput?
         var lastUse: UInt64
         var bytes: Int {
-            (keys.reduce(0) { $0 + $1.count } + values.reduce(0) { $0 + $1.count } + (output?.logits?.count ?? 0)) * 4 + tokens.count * 4
+            (keys.reduce(0) { $0 + $1.count } + values.reduce(0) { $0 + $1.count } + (output?.logits?.count ?? 0) + (output?.state?.count ?? 0)) * 4 + tokens.count * 4
         }
     }
 
     /// What a prompt's last position produced: the next token's logits (sampling, the first-token
-    /// gate) and greedy's pick, whichever its run computed.
+    /// gate), greedy's pick, and the residual stream after `stateLayer` (a refusal probe's
+    /// input), whichever its run computed.
     public struct PromptOutput: Sendable {
         public var logits: [Float]?
         public var greedy: Int32?
-        public init(logits: [Float]? = nil, greedy: Int32? = nil) { self.logits = logits; self.greedy = greedy }
+        public var state: [Float]?
+        public var stateLayer: Int?
+        public init(logits: [Float]? = nil, greedy: Int32? = nil, state: [Float]? = nil, stateLayer: Int? = nil) {
+            self.logits = logits; self.greedy = greedy; self.state = state; self.stateLayer = stateLayer
+        }
     }
 
     public let maxBytes: Int
@@ -79,13 +84,15 @@ public final class PrefixCache: @unchecked Sendable {
 
     /// For a prompt stored whole with its last position's output: copies all its keys and values
     /// into the empty `cache` and returns that output, or nil (nothing copied) when no entry is
-    /// this exact prompt or its entry lacks the logits a sampled or gated request needs.
-    public func restoreWhole(_ prompt: [Int32], into cache: KVCache, needsLogits: Bool) -> PromptOutput? {
+    /// this exact prompt or its entry lacks the logits a sampled or gated request needs, or the
+    /// state after `stateLayer` a refusal probe reads.
+    public func restoreWhole(_ prompt: [Int32], into cache: KVCache, needsLogits: Bool, stateLayer: Int? = nil) -> PromptOutput? {
         precondition(cache.count == 0, "restore into an empty cache")
         return lock.withLock {
             guard prompt.count <= cache.capacity,
                   let i = entries.firstIndex(where: { $0.tokens == prompt && Self.fits($0, cache) }),
-                  let output = entries[i].output, output.logits != nil || (!needsLogits && output.greedy != nil) else { return nil }
+                  let output = entries[i].output, output.logits != nil || (!needsLogits && output.greedy != nil),
+                  stateLayer == nil || (output.stateLayer == stateLayer && output.state != nil) else { return nil }
             copy(i, rows: prompt.count, into: cache)
             wholeHits += 1
             return output
@@ -100,7 +107,7 @@ public final class PrefixCache: @unchecked Sendable {
         guard n >= minTokens else { return }
         let tokens = Array(prompt.prefix(n))
         let output = n == prompt.count ? output : nil
-        let entrySize = (cache.layers * n * (cache.keyDim + cache.valueDim) + n + (output?.logits?.count ?? 0)) * 4
+        let entrySize = (cache.layers * n * (cache.keyDim + cache.valueDim) + n + (output?.logits?.count ?? 0) + (output?.state?.count ?? 0)) * 4
         guard entrySize <= maxBytes else { return }
         lock.withLock {
             tick += 1
@@ -111,6 +118,7 @@ public final class PrefixCache: @unchecked Sendable {
                     var merged = entries[i].output ?? PromptOutput()
                     merged.logits = merged.logits ?? output.logits
                     merged.greedy = merged.greedy ?? output.greedy
+                    if merged.state == nil, let state = output.state { (merged.state, merged.stateLayer) = (state, output.stateLayer) }
                     entries[i].output = merged
                     evictOverBound()
                 }

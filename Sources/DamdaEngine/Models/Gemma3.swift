@@ -179,7 +179,9 @@ public final class Gemma3Model: AdaptableModel, LayerStateReading, @unchecked Se
 
     /// The same with the adapter given, stopping after layer `last` when it is set (the residual
     /// stream there; the later layers not run, `cache` needs only their keys and values).
-    func hiddenStates(_ tokens: [Int32], cache: KVCache, throughLayer last: Int?, adapter: LoRAAdapter?) throws -> Buffer {
+    /// `capture`: the last token's residual stream after that layer is copied there as it passes.
+    func hiddenStates(_ tokens: [Int32], cache: KVCache, throughLayer last: Int?, adapter: LoRAAdapter?,
+                      capture: (layer: Int, into: UnsafeMutablePointer<Float>)? = nil) throws -> Buffer {
         let c = config
         let T = tokens.count
         guard T > 0 else { throw EngineError.emptyPrompt }
@@ -225,6 +227,7 @@ public final class Gemma3Model: AdaptableModel, LayerStateReading, @unchecked Se
             L.projections.project([.down], gate.p, tokens: T, [tmp.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
             Ops.rmsNorm(tmp.p, L.postFFNNorm, tmp.p, rows: T, n: E, eps: c.eps)
             Ops.add(h.p, tmp.p, T * E)
+            if let capture, capture.layer == il { capture.into.update(from: h.p + (T - 1) * E, count: E) }
         }
         cache.count = start + T
         return h
@@ -240,6 +243,17 @@ public final class Gemma3Model: AdaptableModel, LayerStateReading, @unchecked Se
                             valueDim: config.kvHeads * config.valueDim)
         let h = try hiddenStates(tokens, cache: cache, throughLayer: layer, adapter: nil)
         return Array(UnsafeBufferPointer(start: h.p, count: tokens.count * config.embedding))
+    }
+
+    /// `forward` that also hands back the last token's residual stream after `layer`, with the
+    /// adapter applied: what a `RefusalProbe` reads at the end of a prompt. The logits are the
+    /// very ones `forward` returns.
+    public func forward(_ tokens: [Int32], cache: KVCache, logits wanted: LogitsWanted, stateAfterLayer layer: Int) throws -> (logits: [Float], state: [Float]) {
+        precondition(layers.indices.contains(layer), "layer \(layer) is outside 0..<\(layers.count)")
+        let state = Buffer(config.embedding)
+        let h = try hiddenStates(tokens, cache: cache, throughLayer: nil, adapter: adapter, capture: (layer, state.p))
+        let logits = outputLogits(h.p, tokens: tokens.count, wanted: wanted, norm: outputNorm, eps: config.eps, softcap: config.finalSoftcap)
+        return (logits, Array(UnsafeBufferPointer(start: state.p, count: config.embedding)))
     }
 
     public var layerCount: Int { layers.count }

@@ -10,6 +10,9 @@ public protocol LayerStateReading: LanguageModel {
     /// The base model's residual stream after layer `layer` (0-based) for every token, row-major
     /// [tokens × stateWidth]; no adapter, no KV cache kept, the layers above not run.
     func layerStates(_ tokens: [Int32], throughLayer layer: Int) throws -> [Float]
+    /// `forward` (adapter applied, keys and values appended to `cache`) that also returns the last
+    /// token's residual stream after `layer`.
+    func forward(_ tokens: [Int32], cache: KVCache, logits: LogitsWanted, stateAfterLayer layer: Int) throws -> (logits: [Float], state: [Float])
 }
 
 extension LayerStateReading {
