@@ -5,10 +5,10 @@ import Foundation
 /// over the residual stream after one middle layer at the prompt's last position (the position
 /// that writes the first answer token), with the adapter applied. The refusal's first-token
 /// probability is a fixed linear read of the last layer; a fitted read of layer 9 of Gemma 3
-/// 270M separates "the sources hold the answer" from "they do not" far better (out-of-fold AUC
-/// 0.97 against 0.90 on questions of the training articles asked with and without their
-/// article: see the default adapter's model card). Fitted by `damda adapter calibrate`; shipped
-/// beside the adapter as `refusal-probe.json`.
+/// 270M separates "the sources hold the answer" from "they do not" better on questions like
+/// the ones it was fitted on (KorQuAD: out-of-fold AUC 0.97 against 0.90), and worse on others
+/// (it reads paraphrased questions as unanswerable): fit it on your own users' questions. Fitted
+/// by `damda adapter calibrate`; an adapter folder's `refusal-probe.json` is used by default.
 public struct RefusalProbe: Codable, Sendable, Equatable {
     /// The GGUF `general.name` of the base model whose states the weights read.
     public var model: String
