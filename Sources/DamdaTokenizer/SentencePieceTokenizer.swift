@@ -72,7 +72,7 @@ public struct SentencePieceTokenizer: Tokenizer {
     }
 
     private func lookup(_ bytes: ArraySlice<UInt8>) -> Int32? {
-        vocab.idOf[Array(bytes)]
+        vocab.idOf.id(of: bytes)
     }
 
     private func spm(_ text: [UInt8], into out: inout [Int32]) {

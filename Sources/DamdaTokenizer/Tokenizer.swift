@@ -64,10 +64,8 @@ struct Vocabulary: Sendable {
     let addBOS: Bool
     let addEOS: Bool
     let endOfGeneration: Set<Int32>
-    /// Keyed by UTF-8 bytes, not String: Swift's String equality is canonical equivalence, which
-    /// would merge distinct tokens such as ";" (U+003B) and the Greek question mark (U+037E).
-    /// A later duplicate wins, as in llama.cpp.
-    let idOf: [[UInt8]: Int32]
+    /// Ids by UTF-8 bytes (see `TokenTable` for why not by String).
+    let idOf: TokenTable
     /// Control/user-defined/unknown tokens, longest (UTF-8 bytes) first, split out before the model runs.
     let specials: [(id: Int32, bytes: [UInt8])]
 
@@ -88,15 +86,13 @@ struct Vocabulary: Sendable {
         eos = id("tokenizer.ggml.eos_token_id")
         addBOS = (file.metadata["tokenizer.ggml.add_bos_token"]?.bool ?? defaultAddBOS) && bos != nil
         addEOS = (file.metadata["tokenizer.ggml.add_eos_token"]?.bool ?? false) && eos != nil
-        var map: [[UInt8]: Int32] = [:]
-        map.reserveCapacity(tokens.count)
-        for (i, t) in tokens.enumerated() { map[Array(t.utf8)] = Int32(i) }
+        let map = TokenTable(tokens)
         idOf = map
         var eog = Set<Int32>()
         if let e = eos { eog.insert(e) }
         if let e = id("tokenizer.ggml.eot_token_id") { eog.insert(e) }
         for name in ["<end_of_turn>", "<|eot_id|>", "<|im_end|>", "<|endoftext|>", "<|end_of_text|>"] {
-            if let i = map[Array(name.utf8)], types[Int(i)] == .control || types[Int(i)] == .userDefined { eog.insert(i) }
+            if let i = map.id(of: name.utf8), types[Int(i)] == .control || types[Int(i)] == .userDefined { eog.insert(i) }
         }
         endOfGeneration = eog
         var sp: [(Int32, [UInt8])] = []
@@ -145,7 +141,7 @@ struct Vocabulary: Sendable {
         return frags
     }
 
-    func id(of text: String) -> Int32? { idOf[Array(text.utf8)] }
+    func id(of text: String) -> Int32? { idOf.id(of: text.utf8) }
 
     func isSpecialType(_ id: Int32) -> Bool {
         let t = types[Int(id)]

@@ -75,4 +75,22 @@ final class BytePairTokenizerTests: XCTestCase {
         XCTAssertEqual(tok.decode(ids), "the cat")
         XCTAssertTrue(tok.endOfGeneration.contains(Int32(tokens.count - 1)))
     }
+
+    /// Ids by bytes: canonically equivalent but distinct tokens stay apart, a later duplicate
+    /// wins, and a slice of a longer buffer finds its token without a copy.
+    func testTokenTableKeysByBytes() {
+        let tokens = [";", "\u{037E}", "보험", "", "보험", "e\u{301}", "\u{E9}"] + (0..<5_000).map { "t\($0)" }
+        let table = TokenTable(tokens)
+        XCTAssertEqual(table.id(of: ";".utf8), 0)
+        XCTAssertEqual(table.id(of: "\u{037E}".utf8), 1)
+        XCTAssertEqual(table.id(of: "보험".utf8), 4)
+        XCTAssertEqual(table.id(of: "".utf8), 3)
+        XCTAssertEqual(table.id(of: "e\u{301}".utf8), 5)
+        XCTAssertEqual(table.id(of: "\u{E9}".utf8), 6)
+        XCTAssertEqual(table.id(of: "t4999".utf8), Int32(tokens.count - 1))
+        XCTAssertNil(table.id(of: "보".utf8))
+        XCTAssertNil(table.id(of: "t5000".utf8))
+        let text = Array("가입 보험금".utf8)
+        XCTAssertEqual(table.id(of: text[7..<13]), 4)
+    }
 }
