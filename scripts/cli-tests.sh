@@ -179,7 +179,7 @@ import json, sys
 probe, fit = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 sha = open(sys.argv[3]).read().split()[0]
 assert probe["layer"] == 9 and len(probe["weights"]) == 640 and probe["adapter_sha256"] == sha, {k: probe[k] for k in ("layer", "adapter_sha256")}
-assert 0 < probe["threshold"] < 1 and fit["answerable"] + fit["answerable_without_gold"] + fit["refused_before_model"] + fit["unanswerable"] == 24, fit
+assert 0 < probe["threshold"] < 1 and sum(fit[k] for k in ("answerable", "answerable_without_gold", "refused_before_model", "unanswerable", "unanswerable_with_gold")) == 24, fit
 assert fit["answerable"] > 0 and fit["unanswerable"] > 0 and 0 <= fit["probe_auc"] <= 1, fit
 print("adapter calibrate: a probe of", fit["answerable"], "+", fit["unanswerable"], "prompts for the shipped adapter, AUC", round(fit["probe_auc"], 3))
 PY
