@@ -30,6 +30,11 @@ public enum LogisticRegression {
 
     public static func sigmoid(_ z: Float) -> Float { 1 / (1 + Foundation.exp(-z)) }
 
+    /// The probability of a raw feature vector under weights fitted on standardised ones.
+    public static func probability(_ x: [Float], center: [Float], scale: [Float], weights: [Float], bias: Float) -> Float {
+        sigmoid(logit(x.indices.map { (x[$0] - center[$0]) / scale[$0] }, weights: weights, bias: bias))
+    }
+
     /// Adam on the class-balanced mean log loss plus l2/2 |w|², from zeros.
     public static func fit(_ x: [[Float]], _ y: [Bool], l2: Float, epochs: Int, learningRate: Float) -> (weights: [Float], bias: Float) {
         let d = x.first?.count ?? 0

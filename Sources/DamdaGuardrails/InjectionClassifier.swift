@@ -53,7 +53,7 @@ public struct InjectionClassifier: Codable, Sendable, Equatable {
 
     public func probability(_ x: [Float]) -> Float {
         guard x.count == weights.count else { return 0 }
-        return LogisticRegression.sigmoid(LogisticRegression.logit(x.indices.map { (x[$0] - center[$0]) / scale[$0] }, weights: weights, bias: bias))
+        return LogisticRegression.probability(x, center: center, scale: scale, weights: weights, bias: bias)
     }
 
     /// Trains on `vectors` (one per labelled text) with `LogisticRegression`. The threshold comes

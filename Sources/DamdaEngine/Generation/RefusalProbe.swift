@@ -59,19 +59,13 @@ public struct RefusalProbe: Codable, Sendable, Equatable {
         self.threshold = threshold; self.trainedOn = trainedOn; self.validation = validation
     }
 
-    /// The state scaled to unit root-mean-square: the probe's input before standardisation (a few
-    /// huge activations would otherwise dominate).
-    public static func features(_ state: [Float], eps: Float = 1e-6) -> [Float] {
-        let sumSquares = state.reduce(Float(0)) { $0 + $1 * $1 }
-        let inverseRMS = 1 / (sumSquares / Float(max(state.count, 1)) + eps).squareRoot()
-        return state.map { $0 * inverseRMS }
-    }
+    /// The probe's input before standardisation: the state at unit RMS (`unitRMS`).
+    public static func features(_ state: [Float]) -> [Float] { unitRMS(state) }
 
     /// The probability that the prompt's sources do not hold the answer.
     public func probability(state: [Float]) -> Float {
         precondition(state.count == weights.count, "a state of \(state.count) values for a probe of \(weights.count)")
-        let x = Self.features(state)
-        return LogisticRegression.sigmoid(LogisticRegression.logit(x.indices.map { (x[$0] - center[$0]) / scale[$0] }, weights: weights, bias: bias))
+        return LogisticRegression.probability(Self.features(state), center: center, scale: scale, weights: weights, bias: bias)
     }
 
     /// Reads a probe and checks it against the model and adapter it will read.

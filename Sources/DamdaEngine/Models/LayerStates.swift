@@ -25,12 +25,7 @@ extension LayerStateReading {
     public func pooledLayerState(_ tokens: [Int32], throughLayer layer: Int, eps: Float = 1e-6) throws -> [Float] {
         let states = try layerStates(tokens, throughLayer: layer)
         let E = stateWidth, T = tokens.count
-        func unit(_ t: Int) -> [Float] {
-            let row = states[(t * E)..<((t + 1) * E)]
-            let sumSquares = row.reduce(Float(0)) { $0 + $1 * $1 }
-            let inverseRMS = 1 / (sumSquares / Float(E) + eps).squareRoot()
-            return row.map { $0 * inverseRMS }
-        }
+        func unit(_ t: Int) -> [Float] { unitRMS(states[(t * E)..<((t + 1) * E)], eps: eps) }
         let rows = min(1, T - 1)..<T
         var mean = [Float](repeating: 0, count: E)
         for t in rows {
@@ -39,4 +34,12 @@ extension LayerStateReading {
         let n = Float(rows.count)
         return mean.map { $0 / n } + unit(T - 1)
     }
+}
+
+/// A state scaled to unit root-mean-square: what the classifiers over hidden states read (a few
+/// huge activations would otherwise dominate).
+public func unitRMS<C: Collection>(_ state: C, eps: Float = 1e-6) -> [Float] where C.Element == Float {
+    let sumSquares = state.reduce(Float(0)) { $0 + $1 * $1 }
+    let inverseRMS = 1 / (sumSquares / Float(max(state.count, 1)) + eps).squareRoot()
+    return state.map { $0 * inverseRMS }
 }
