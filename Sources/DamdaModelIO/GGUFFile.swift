@@ -154,6 +154,9 @@ public final class GGUFFile: @unchecked Sendable {
         }
         tensors = infos
         tensorIndex = index
+        // Everything in the header has been copied out (metadata arrays packed): its pages, about
+        // 7 MB for a 262,144-token vocabulary, need not stay resident for the life of the model.
+        releasePages(UnsafeRawBufferPointer(start: base, count: dataStart))
     }
 
     deinit {
@@ -244,7 +247,7 @@ struct Reader {
         return s
     }
 
-    mutating func value(_ type: GGUFValueType, key: String, depth: Int = 0) throws -> GGUFValue {
+    mutating func value(_ type: GGUFValueType, key: String) throws -> GGUFValue {
         switch type {
         case .uint8: return .uint8(try load(UInt8.self))
         case .int8: return .int8(try load(Int8.self))
@@ -261,16 +264,32 @@ struct Reader {
             return .bool(b != 0)
         case .string: return .string(try string())
         case .array:
-            guard depth == 0 else { throw GGUFError.unknownValueType(9, key: key + " (nested array)") }
             let rawType = try u32()
             guard let et = GGUFValueType(rawValue: rawType) else { throw GGUFError.unknownValueType(rawType, key: key) }
             let count = try u64()
+            guard et != .array else { throw GGUFError.unknownValueType(9, key: key + " (nested array)") }
             let minSize = UInt64(et.fixedSize ?? 8)
             guard count <= UInt64(size - offset) / minSize else { throw GGUFError.absurdCount(what: "elements in '\(key)'", value: count) }
-            var out: [GGUFValue] = []
-            out.reserveCapacity(Int(count))
-            for _ in 0..<Int(count) { out.append(try value(et, key: key, depth: depth + 1)) }
-            return .array(et, out)
+            if let width = et.fixedSize {
+                let n = Int(count) * width
+                try need(n)
+                let bytes = [UInt8](UnsafeRawBufferPointer(start: base + offset, count: n))
+                offset += n
+                return .array(GGUFArray(elementType: et, count: Int(count), bytes: bytes, ends: []))
+            }
+            // Strings, packed as they are read: the bytes of each checked as UTF-8 in place.
+            var bytes: [UInt8] = [], ends: [Int] = []
+            ends.reserveCapacity(Int(count))
+            for _ in 0..<Int(count) {
+                let n = try u64()
+                guard n <= UInt64(size - offset) else { throw GGUFError.truncated(at: offset, need: Int(clamping: n), fileSize: size) }
+                let buf = UnsafeRawBufferPointer(start: base + offset, count: Int(n))
+                guard String(validating: buf, as: UTF8.self) != nil else { throw GGUFError.badString(at: offset) }
+                bytes.append(contentsOf: buf)
+                ends.append(bytes.count)
+                offset += Int(n)
+            }
+            return .array(GGUFArray(elementType: .string, count: Int(count), bytes: bytes, ends: ends))
         }
     }
 }

@@ -11,7 +11,7 @@ public struct GGUFWriter {
     }
 
     public var alignment = 32
-    private(set) var metadata: [(String, GGUFValue)] = []
+    public private(set) var metadata: [(String, GGUFValue)] = []
     private(set) var tensors: [Tensor] = []
 
     public init() {}
@@ -49,9 +49,9 @@ public struct GGUFWriter {
             case let .float64(x): u64(x.bitPattern)
             case let .bool(x): out.append(x ? 1 : 0)
             case let .string(x): str(x)
-            case let .array(t, xs):
-                u32(t.rawValue); u64(UInt64(xs.count))
-                for x in xs { val(x) }
+            case let .array(a):
+                u32(a.elementType.rawValue); u64(UInt64(a.count))
+                out.append(contentsOf: a.encodedElements())
             }
         }
         u32(0x4655_4747); u32(3); u64(UInt64(tensors.count))

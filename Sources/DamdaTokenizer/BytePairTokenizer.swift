@@ -9,7 +9,7 @@ public struct BytePairTokenizer: Tokenizer {
     let mergeRank: [[UInt8]: Int]
     let pattern: String
 
-    public var vocabularySize: Int { vocab.tokens.count }
+    public var vocabularySize: Int { vocab.count }
     public var bosID: Int32? { vocab.bos }
     public var eosID: Int32? { vocab.eos }
     public var endOfGeneration: Set<Int32> { vocab.endOfGeneration }
@@ -32,7 +32,7 @@ public struct BytePairTokenizer: Tokenizer {
         pattern = Self.patterns[pre] ?? Self.patterns[pre.hasPrefix("qwen") ? "qwen2" : pre.hasPrefix("llama") ? "llama3" : "gpt2"]!
     }
 
-    public func tokenText(_ id: Int32) -> String { vocab.tokens[Int(id)] }
+    public func tokenText(_ id: Int32) -> String { vocab.text(of: id) }
     public func tokenID(_ text: String) -> Int32? { vocab.id(of: text) }
 
     /// GPT-2's bytes_to_unicode: printable bytes map to themselves, the rest to U+0100 onwards.
@@ -90,8 +90,8 @@ public struct BytePairTokenizer: Tokenizer {
     }
 
     public func pieceBytes(_ id: Int32, showSpecial: Bool) -> [UInt8] {
-        guard id >= 0, Int(id) < vocab.tokens.count else { return [] }
-        let t = vocab.tokens[Int(id)]
+        guard id >= 0, Int(id) < vocab.count else { return [] }
+        let t = vocab.text(of: id)
         switch vocab.types[Int(id)] {
         case .control, .unknown, .unused: return showSpecial ? Array(t.utf8) : []
         case .userDefined: return Array(t.utf8)

@@ -8,7 +8,7 @@ public struct SentencePieceTokenizer: Tokenizer {
     let byteIDs: [Int32]
     let addSpacePrefix: Bool
 
-    public var vocabularySize: Int { vocab.tokens.count }
+    public var vocabularySize: Int { vocab.count }
     public var bosID: Int32? { vocab.bos }
     public var eosID: Int32? { vocab.eos }
     public var endOfGeneration: Set<Int32> { vocab.endOfGeneration }
@@ -16,10 +16,10 @@ public struct SentencePieceTokenizer: Tokenizer {
     public init(_ file: GGUFFile) throws {
         vocab = try Vocabulary(file, defaultAddBOS: true)
         if let s = file.metadata["tokenizer.ggml.scores"]?.array {
-            guard s.count == vocab.tokens.count else { throw TokenizerError.inconsistent("\(s.count) scores for \(vocab.tokens.count) tokens") }
+            guard s.count == vocab.count else { throw TokenizerError.inconsistent("\(s.count) scores for \(vocab.count) tokens") }
             scores = s.map { Float($0.double ?? 0) }
         } else {
-            scores = Array(repeating: 0, count: vocab.tokens.count)
+            scores = Array(repeating: 0, count: vocab.count)
         }
         var bytes: [Int32] = []
         for b in 0..<256 {
@@ -31,7 +31,7 @@ public struct SentencePieceTokenizer: Tokenizer {
         addSpacePrefix = file.metadata["tokenizer.ggml.add_space_prefix"]?.bool ?? true
     }
 
-    public func tokenText(_ id: Int32) -> String { vocab.tokens[Int(id)] }
+    public func tokenText(_ id: Int32) -> String { vocab.text(of: id) }
     public func tokenID(_ text: String) -> Int32? { vocab.id(of: text) }
 
     public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int32] {
@@ -119,8 +119,8 @@ public struct SentencePieceTokenizer: Tokenizer {
     }
 
     public func pieceBytes(_ id: Int32, showSpecial: Bool) -> [UInt8] {
-        guard id >= 0, Int(id) < vocab.tokens.count else { return [] }
-        let t = vocab.tokens[Int(id)]
+        guard id >= 0, Int(id) < vocab.count else { return [] }
+        let t = vocab.text(of: id)
         switch vocab.types[Int(id)] {
         case .byte:
             let hex = t.dropFirst(3).prefix(2)

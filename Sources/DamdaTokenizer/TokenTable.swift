@@ -12,9 +12,14 @@ public struct TokenTable: Sendable {
     private let slots: [Int32]
 
     public init<S: Sequence>(_ tokens: S) where S.Element == String {
+        self.init(utf8: tokens.lazy.map(\.utf8))
+    }
+
+    /// From each token's UTF-8 bytes.
+    public init<S: Sequence>(utf8 tokens: S) where S.Element: Collection, S.Element.Element == UInt8 {
         var bytes: [UInt8] = [], offsets: [Int32] = [0]
         for t in tokens {
-            bytes.append(contentsOf: t.utf8)
+            bytes.append(contentsOf: t)
             offsets.append(Int32(bytes.count))
         }
         let count = offsets.count - 1
@@ -34,6 +39,17 @@ public struct TokenTable: Sendable {
         }
         self.bytes = bytes; self.offsets = offsets; self.slots = slots
     }
+
+    /// How many tokens (ids 0..<count).
+    public var count: Int { offsets.count - 1 }
+
+    /// Token `id`'s bytes.
+    public func bytes(of id: Int32) -> ArraySlice<UInt8> {
+        bytes[Int(offsets[Int(id)])..<Int(offsets[Int(id) + 1])]
+    }
+
+    /// Token `id`'s text.
+    public func text(of id: Int32) -> String { String(decoding: bytes(of: id), as: UTF8.self) }
 
     /// FNV-1a over the bytes.
     static func hash<C: Collection>(_ key: C) -> Int where C.Element == UInt8 {

@@ -57,26 +57,27 @@ public func makeTokenizer(_ file: GGUFFile) throws -> any Tokenizer {
 
 /// Vocabulary arrays shared by both tokenizer kinds.
 struct Vocabulary: Sendable {
-    let tokens: [String]
     let types: [TokenType]
     let bos: Int32?
     let eos: Int32?
     let addBOS: Bool
     let addEOS: Bool
     let endOfGeneration: Set<Int32>
-    /// Ids by UTF-8 bytes (see `TokenTable` for why not by String).
+    /// Every token's bytes, and ids by bytes (see `TokenTable` for why not by String).
     let idOf: TokenTable
     /// Control/user-defined/unknown tokens, longest (UTF-8 bytes) first, split out before the model runs.
     let specials: [(id: Int32, bytes: [UInt8])]
 
     init(_ file: GGUFFile, defaultAddBOS: Bool) throws {
         guard let toks = file.metadata["tokenizer.ggml.tokens"]?.array else { throw TokenizerError.missing("tokenizer.ggml.tokens") }
-        tokens = toks.map { $0.string ?? "" }
+        guard toks.elementType == .string else { throw TokenizerError.inconsistent("tokenizer.ggml.tokens holds \(toks.elementType), not strings") }
+        let map = TokenTable(utf8: (0..<toks.count).lazy.map { toks.utf8(at: $0) })
+        idOf = map
         if let ty = file.metadata["tokenizer.ggml.token_type"]?.array {
-            guard ty.count == tokens.count else { throw TokenizerError.inconsistent("\(ty.count) token types for \(tokens.count) tokens") }
+            guard ty.count == map.count else { throw TokenizerError.inconsistent("\(ty.count) token types for \(map.count) tokens") }
             types = ty.map { TokenType(rawValue: Int32($0.int ?? 1)) ?? .normal }
         } else {
-            types = Array(repeating: .normal, count: tokens.count)
+            types = Array(repeating: .normal, count: map.count)
         }
         func id(_ key: String) -> Int32? {
             guard let v = file.metadata[key]?.int, v >= 0, v < toks.count else { return nil }
@@ -86,8 +87,6 @@ struct Vocabulary: Sendable {
         eos = id("tokenizer.ggml.eos_token_id")
         addBOS = (file.metadata["tokenizer.ggml.add_bos_token"]?.bool ?? defaultAddBOS) && bos != nil
         addEOS = (file.metadata["tokenizer.ggml.add_eos_token"]?.bool ?? false) && eos != nil
-        let map = TokenTable(tokens)
-        idOf = map
         var eog = Set<Int32>()
         if let e = eos { eog.insert(e) }
         if let e = id("tokenizer.ggml.eot_token_id") { eog.insert(e) }
@@ -97,7 +96,7 @@ struct Vocabulary: Sendable {
         endOfGeneration = eog
         var sp: [(Int32, [UInt8])] = []
         for (i, t) in types.enumerated() where t == .control || t == .userDefined || t == .unknown {
-            let b = Array(tokens[i].utf8)
+            let b = Array(map.bytes(of: Int32(i)))
             if !b.isEmpty { sp.append((Int32(i), b)) }
         }
         sp.sort { $0.1.count != $1.1.count ? $0.1.count > $1.1.count : $0.0 < $1.0 }
@@ -142,6 +141,9 @@ struct Vocabulary: Sendable {
     }
 
     func id(of text: String) -> Int32? { idOf.id(of: text.utf8) }
+
+    var count: Int { idOf.count }
+    func text(of id: Int32) -> String { idOf.text(of: id) }
 
     func isSpecialType(_ id: Int32) -> Bool {
         let t = types[Int(id)]

@@ -12,6 +12,9 @@ final class GGUFTests: XCTestCase {
         w.set("test.bool", .bool(true))
         w.set("test.strings", .array(.string, [.string("a"), .string("한글"), .string("")]))
         w.set("test.floats", .array(.float32, [.float32(1), .float32(-1)]))
+        w.set("test.ints", .array(.int32, [.int32(-3), .int32(1 << 30)]))
+        w.set("test.bools", .array(.bool, [.bool(true), .bool(false)]))
+        w.set("test.u64s", .array(.uint64, [.uint64(1 << 40)]))
         w.addTensor("a.weight", dims: [4, 2], floats: [1, 2, 3, 4, 5, 6, 7, 8])
         w.addTensor("b.weight", dims: [32], type: .q8_0, bytes: [0x00, 0x3C] + (0..<32).map { UInt8($0) })
         return w
@@ -28,6 +31,19 @@ final class GGUFTests: XCTestCase {
         XCTAssertEqual(f.metadata["test.f64"], .float64(-2.25))
         XCTAssertEqual(f.metadata["test.bool"], .bool(true))
         XCTAssertEqual(f.metadata["test.strings"]?.array?.compactMap(\.string), ["a", "한글", ""])
+        // Arrays stay packed; elements come back as the values written.
+        let strings = try XCTUnwrap(f.metadata["test.strings"]?.array)
+        XCTAssertEqual(Array(strings.utf8(at: 1)), Array("한글".utf8))
+        XCTAssertEqual(f.metadata["test.floats"], .array(.float32, [.float32(1), .float32(-1)]))
+        XCTAssertEqual(f.metadata["test.ints"]?.array?.map(\.int), [-3, 1 << 30])
+        XCTAssertEqual(f.metadata["test.bools"]?.array?.map(\.bool), [true, false])
+        XCTAssertEqual(f.metadata["test.u64s"]?.array?.first, .uint64(1 << 40))
+        // Written again from what was read, the file is the same bytes.
+        var again = GGUFWriter()
+        for key in f.metadataKeys { again.set(key, f.metadata[key]!) }
+        var first = GGUFWriter()
+        for (key, value) in w.metadata { first.set(key, value) }
+        XCTAssertEqual(again.encoded(), first.encoded())
         XCTAssertEqual(try f.int("test.u32"), 4_000_000_000)
         let a = try f.require("a.weight")
         XCTAssertEqual(a.dims, [4, 2]); XCTAssertEqual(a.rows, 2); XCTAssertEqual(a.columns, 4)
