@@ -24,12 +24,6 @@ public final class WeightArena: @unchecked Sendable {
     private var cursor = 0, end = 0
     private let hugePages: Bool
 
-    /// The arena a model loads decode's own copies of its matrices into (layers as `DecodeRows`, the
-    /// rest as they are), or nil with `DAMDA_REPACK=0`: read the file's bytes (for comparing the two).
-    public static func forModelWeights() -> WeightArena? {
-        ProcessInfo.processInfo.environment["DAMDA_REPACK"] == "0" ? nil : WeightArena()
-    }
-
     public init(hugePages: Bool = WeightArena.hugePagesEnabled) {
         self.hugePages = hugePages
     }

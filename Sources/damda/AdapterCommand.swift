@@ -76,7 +76,7 @@ struct AdapterCommand: AsyncParsableCommand {
                 guard !questions.isEmpty else { throw ValidationError("\(qa) has no answerable questions (answers and doc_id)") }
                 let idx = try indexOptions.open(embedder: try indexOptions.embedder(threads: modelOptions.threads))
                 guard idx.chunkCount > 0 else { throw ValidationError("the index at \(indexOptions.index) is empty: ingest the questions' documents first") }
-                let model = try loadModel(path: path, threads: modelOptions.threads)
+                let model = try loadModel(path: path, threads: modelOptions.threads, weights: modelOptions.weights)
                 guard let reader = model as? any LayerStateReading else { throw RefusalProbeError.unsupportedModel }
                 guard (0..<reader.layerCount).contains(layer) else { throw ValidationError("--layer must be in 0..<\(reader.layerCount)") }
                 var runner = EvalRunner(index: idx, model: model, modelName: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,

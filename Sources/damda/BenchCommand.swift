@@ -33,7 +33,7 @@ struct BenchCommand: AsyncParsableCommand {
                         return n
                     }
                 } ?? []
-                var bench = GenerationBenchmark(model: try loadModel(path: path, threads: options.threads), promptTokens: prompt,
+                var bench = GenerationBenchmark(model: try loadModel(path: path, threads: options.threads, weights: options.weights), promptTokens: prompt,
                                                 decodeTokens: decode, repetitions: repetitions)
                 bench.batchSizes = sizes
                 var report = try bench.run()
@@ -53,7 +53,7 @@ struct BenchCommand: AsyncParsableCommand {
         func run() async throws {
             try await failing {
                 let path = try options.resolvedModel()
-                let model = try loadModel(path: path, threads: options.threads)
+                let model = try loadModel(path: path, threads: options.threads, weights: options.weights)
                 let policy = (try? String(contentsOfFile: "samples/insurance/policy.md", encoding: .utf8))
                     ?? String(repeating: "제3조 (입원보험금) 회사는 피보험자가 입원한 경우 입원 1일당 5만원을 지급합니다. ", count: 40)
                 func rag(_ question: String) -> [Int32] {

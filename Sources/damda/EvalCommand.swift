@@ -67,7 +67,7 @@ struct EvalCommand: AsyncParsableCommand {
             guard !questions.isEmpty else { throw ValidationError("no questions to ask") }
 
             let path = try modelOptions.resolvedModel()
-            let model = try loadModel(path: path, threads: modelOptions.threads)
+            let model = try loadModel(path: path, threads: modelOptions.threads, weights: modelOptions.weights)
             let applyAdapter = adapterSwitcher(model: model, path: path)
             var runner = EvalRunner(index: idx, model: model, modelName: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
                                     questions: questions, applyAdapter: applyAdapter)

@@ -59,6 +59,25 @@ final class DefaultModelTests: XCTestCase {
             XCTAssertEqual(try gen.generate(req).tokens, p.greedy, p.name)
         }
     }
+
+    /// `--weights file` reads the layers' sub-byte matrices from the mapping as stored (other
+    /// kernels, other summation order): the same reference logits and greedy continuations.
+    func testFileLayoutMatchesTheReference() throws {
+        let fixture = try loadFixture()
+        let m = try loadModel(path: try defaultModelPath(), threads: 2, weights: .file)
+        let fileBytes = try XCTUnwrap(m as? Gemma3Model).decodeWeightBytes
+        let decodeBytes = try XCTUnwrap(try model() as? Gemma3Model).decodeWeightBytes
+        XCTAssertLessThan(fileBytes, decodeBytes, "the file layout reads fewer bytes per token")
+        let gen = Generator(model: m)
+        for p in fixture.prompts {
+            let logits = try m.forward(p.ids, cache: m.makeCache(capacity: p.ids.count), logits: .last)
+            let maxDiff = (p.top + p.probe).map { abs(Double(logits[Int($0[0])]) - $0[1]) }.max() ?? 0
+            XCTAssertLessThan(maxDiff, 0.02, "\(p.name): max |Δlogit| \(maxDiff)")
+            var req = GenerationRequest(prompt: p.ids, maxTokens: p.greedy.count)
+            req.stopAtEndOfGeneration = false
+            XCTAssertEqual(try gen.generate(req).tokens, p.greedy, p.name)
+        }
+    }
 }
 
 /// The prefix cache on the default model: a prompt that shares a prefix with one run before gets

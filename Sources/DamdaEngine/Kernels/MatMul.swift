@@ -21,9 +21,11 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// `arena`: give decode its own copy of this matrix there and hand the file's pages of it back to
     /// the page cache: sub-byte formats re-laid as `DecodeRows`, the rest copied as they are (so
-    /// every byte decode streams sits in the arena's huge pages). nil keeps the file's bytes.
-    public init(_ file: GGUFFile, _ name: String, arena: WeightArena? = nil) throws {
+    /// every byte decode streams sits in the arena's huge pages). nil keeps the file's bytes, and so
+    /// does `relayout: false` for the sub-byte formats (`WeightLayout.file`).
+    public init(_ file: GGUFFile, _ name: String, arena: WeightArena? = nil, relayout: Bool = true) throws {
         let info = try file.require(name)
+        let arena = relayout || !DecodeRows.supports(info.type) ? arena : nil
         guard info.dims.count <= 2 || info.dims.dropFirst(2).allSatisfy({ $0 == 1 }) else {
             throw GGUFError.badTensorShape(tensor: name, reason: "expected a matrix, got dims \(info.dims)")
         }

@@ -10,9 +10,9 @@ package struct LayerProjections: Sendable {
         .q: "attn_q", .k: "attn_k", .v: "attn_v", .o: "attn_output", .gate: "ffn_gate", .up: "ffn_up", .down: "ffn_down",
     ]
 
-    init(_ file: GGUFFile, layer il: Int, geometry: LoRAGeometry, arena: WeightArena?) throws {
+    init(_ file: GGUFFile, layer il: Int, geometry: LoRAGeometry, arena: WeightArena?, relayout: Bool = true) throws {
         func load(_ t: LoRATarget) throws -> WeightMatrix {
-            let w = try WeightMatrix(file, "blk.\(il).\(Self.tensorNames[t]!).weight", arena: arena)
+            let w = try WeightMatrix(file, "blk.\(il).\(Self.tensorNames[t]!).weight", arena: arena, relayout: relayout)
             let d = geometry.dims[t]!
             try checkMatrix(w, rows: d.output, columns: d.input)
             return w

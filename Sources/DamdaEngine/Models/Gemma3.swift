@@ -112,19 +112,22 @@ public final class Gemma3Model: AdaptableModel, LayerStateReading, @unchecked Se
     }
     public var contextLength: Int { config.contextLength }
 
-    public init(file: GGUFFile, threads: Int) throws {
+    public init(file: GGUFFile, threads: Int, weights: WeightLayout = .standard) throws {
         self.file = file
         let c = try Gemma3Config(file)
         config = c
         self.threads = threads
         tokenizer = try makeTokenizer(file)
-        // Decode's own copies of every matrix it streams, in huge pages (nil: read the file's bytes).
-        let arena = WeightArena.forModelWeights()
-        embeddings = try WeightMatrix(file, "token_embd.weight", arena: arena)
+        // Decode's own copies of the matrices it streams, in huge pages, each file page handed back
+        // once copied. With `weights: .file` the sub-byte matrices are read from the mapping as
+        // stored instead of re-laid; the rest (Gemma's Q8_0 output) are copied either way, which
+        // costs no memory.
+        let arena = WeightArena(), relayout = weights == .decode
+        embeddings = try WeightMatrix(file, "token_embd.weight", arena: arena, relayout: relayout)
         guard embeddings.columns == c.embedding else {
             throw GGUFError.badTensorShape(tensor: "token_embd.weight", reason: "width \(embeddings.columns), expected \(c.embedding)")
         }
-        output = file.tensorInfo("output.weight") != nil ? try WeightMatrix(file, "output.weight", arena: arena) : embeddings
+        output = file.tensorInfo("output.weight") != nil ? try WeightMatrix(file, "output.weight", arena: arena, relayout: relayout) : embeddings
         outputNorm = try loadVector(file, "output_norm.weight", count: c.embedding)
         greedyHead = GreedyHead(output)
         let geometry = Self.geometry(c)
@@ -137,7 +140,7 @@ public final class Gemma3Model: AdaptableModel, LayerStateReading, @unchecked Se
                 postAttnNorm: try loadVector(file, b + "post_attention_norm.weight", count: c.embedding),
                 ffnNorm: try loadVector(file, b + "ffn_norm.weight", count: c.embedding),
                 postFFNNorm: try loadVector(file, b + "post_ffw_norm.weight", count: c.embedding),
-                projections: try LayerProjections(file, layer: il, geometry: geometry, arena: arena))
+                projections: try LayerProjections(file, layer: il, geometry: geometry, arena: arena, relayout: relayout))
             return l
         }
     }
@@ -192,8 +195,11 @@ public final class Gemma3Model: AdaptableModel, LayerStateReading, @unchecked Se
         let start = cache.count
 
         let h = Buffer(T * E), x = Buffer(T * E), tmp = Buffer(T * max(E, H * Dv))
-        let q = Buffer(T * H * D), k = Buffer(T * kDim), v = Buffer(T * vDim), att = Buffer(T * H * Dv)
-        let gate = Buffer(T * c.feedForward), up = Buffer(T * c.feedForward)
+        // Attention's q, k, v and output and the feed-forward's gate and up are never live at the
+        // same time, so they share one buffer (5 MB less at the peak of a 512-token prefill).
+        let work = Buffer(T * max(H * D + kDim + vDim + H * Dv, 2 * c.feedForward))
+        let q = work.p, k = q + T * H * D, v = k + T * kDim, att = v + T * vDim
+        let gate = work.p, up = work.p + T * c.feedForward
 
         let positions = start..<(start + T)
         let ropeLocal = RopeTable(positions: positions, nRot: c.ropeDims, base: c.ropeBaseLocal, freqScale: 1)
@@ -204,27 +210,27 @@ public final class Gemma3Model: AdaptableModel, LayerStateReading, @unchecked Se
         }
         for (il, L) in layers.enumerated() where il <= (last ?? layers.count - 1) {
             Ops.rmsNorm(h.p, L.attnNorm, x.p, rows: T, n: E, eps: c.eps)
-            L.projections.project([.q, .k, .v], x.p, tokens: T, [q.p, k.p, v.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
-            Ops.rmsNorm(q.p, L.qNorm, q.p, rows: T * H, n: D, eps: c.eps)
-            Ops.rmsNorm(k.p, L.kNorm, k.p, rows: T * c.kvHeads, n: D, eps: c.eps)
+            L.projections.project([.q, .k, .v], x.p, tokens: T, [q, k, v], layer: il, adapter: adapter, threads: threads, scratch: scratch)
+            Ops.rmsNorm(q, L.qNorm, q, rows: T * H, n: D, eps: c.eps)
+            Ops.rmsNorm(k, L.kNorm, k, rows: T * c.kvHeads, n: D, eps: c.eps)
             let sliding = c.isSliding[il]
             let rope = sliding ? ropeLocal : ropeGlobal
-            Ops.rope(q.p, tokens: T, heads: H, dim: D, table: rope)
-            Ops.rope(k.p, tokens: T, heads: c.kvHeads, dim: D, table: rope)
-            Ops.scale(q.p, c.attentionScale, T * H * D)
-            (cache.keys[il] + start * kDim).update(from: k.p, count: T * kDim)
-            (cache.values[il] + start * vDim).update(from: v.p, count: T * vDim)
-            attention(q: q.p, cache: cache, layer: il, start: start, tokens: T, heads: H, kvHeads: c.kvHeads,
+            Ops.rope(q, tokens: T, heads: H, dim: D, table: rope)
+            Ops.rope(k, tokens: T, heads: c.kvHeads, dim: D, table: rope)
+            Ops.scale(q, c.attentionScale, T * H * D)
+            (cache.keys[il] + start * kDim).update(from: k, count: T * kDim)
+            (cache.values[il] + start * vDim).update(from: v, count: T * vDim)
+            attention(q: q, cache: cache, layer: il, start: start, tokens: T, heads: H, kvHeads: c.kvHeads,
                       headDim: D, valueDim: Dv, window: sliding && c.slidingWindow > 0 ? c.slidingWindow : nil,
-                      softcap: c.attentionSoftcap, out: att.p, threads: threads)
-            L.projections.project([.o], att.p, tokens: T, [tmp.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
+                      softcap: c.attentionSoftcap, out: att, threads: threads)
+            L.projections.project([.o], att, tokens: T, [tmp.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
             Ops.rmsNorm(tmp.p, L.postAttnNorm, tmp.p, rows: T, n: E, eps: c.eps)
             Ops.add(h.p, tmp.p, T * E)
 
             Ops.rmsNorm(h.p, L.ffnNorm, x.p, rows: T, n: E, eps: c.eps)
-            L.projections.project([.gate, .up], x.p, tokens: T, [gate.p, up.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
-            Ops.geluGateVector(gate.p, up.p, T * c.feedForward)
-            L.projections.project([.down], gate.p, tokens: T, [tmp.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
+            L.projections.project([.gate, .up], x.p, tokens: T, [gate, up], layer: il, adapter: adapter, threads: threads, scratch: scratch)
+            Ops.geluGateVector(gate, up, T * c.feedForward)
+            L.projections.project([.down], gate, tokens: T, [tmp.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
             Ops.rmsNorm(tmp.p, L.postFFNNorm, tmp.p, rows: T, n: E, eps: c.eps)
             Ops.add(h.p, tmp.p, T * E)
             if let capture, capture.layer == il { capture.into.update(from: h.p + (T - 1) * E, count: E) }

@@ -89,16 +89,19 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
     public var vocabularySize: Int { output.rows }
     public var contextLength: Int { config.contextLength }
 
-    public init(file: GGUFFile, threads: Int) throws {
+    public init(file: GGUFFile, threads: Int, weights: WeightLayout = .standard) throws {
         self.file = file
         let c = try LlamaConfig(file)
         config = c
         self.threads = threads
         tokenizer = try makeTokenizer(file)
-        // Decode's own copies of every matrix it streams, in huge pages (nil: read the file's bytes).
-        let arena = WeightArena.forModelWeights()
-        embeddings = try WeightMatrix(file, "token_embd.weight", arena: arena)
-        output = file.tensorInfo("output.weight") != nil ? try WeightMatrix(file, "output.weight", arena: arena) : embeddings
+        // Decode's own copies of the matrices it streams, in huge pages, each file page handed back
+        // once copied. With `weights: .file` the sub-byte matrices are read from the mapping as
+        // stored instead of re-laid; the rest (Gemma's Q8_0 output) are copied either way, which
+        // costs no memory.
+        let arena = WeightArena(), relayout = weights == .decode
+        embeddings = try WeightMatrix(file, "token_embd.weight", arena: arena, relayout: relayout)
+        output = file.tensorInfo("output.weight") != nil ? try WeightMatrix(file, "output.weight", arena: arena, relayout: relayout) : embeddings
         outputNorm = try loadVector(file, "output_norm.weight", count: c.embedding)
         func optional(_ n: String, _ count: Int) throws -> [Float]? {
             file.tensorInfo(n) == nil ? nil : try loadVector(file, n, count: count)
@@ -112,7 +115,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
                 qBias: try optional(b + "attn_q.bias", c.heads * c.headDim),
                 kBias: try optional(b + "attn_k.bias", c.kvHeads * c.headDim),
                 vBias: try optional(b + "attn_v.bias", c.kvHeads * c.headDim),
-                projections: try LayerProjections(file, layer: il, geometry: geometry, arena: arena))
+                projections: try LayerProjections(file, layer: il, geometry: geometry, arena: arena, relayout: relayout))
             return l
         }
     }
