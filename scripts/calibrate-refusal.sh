@@ -13,11 +13,12 @@
 # threshold from those rows and writes the one with the best answerable F1 that still refuses 70%
 # of the unanswerable questions. Rerunning resumes the evaluation.
 #
-# The probe: `damda adapter calibrate` asks 400 questions of the same third, each as it is and with
-# its article hidden, over the KorQuAD index; it reads the adapter's state after layer 9 at each
-# prompt's end and fits logistic regression with a threshold that refuses at most 5% of the
-# answerable ones out of fold. (split/calibration-mixed.jsonl adds 300 synthetic easylaw questions
-# that were not trained on, for the variants the model card compares.)
+# The probe (shipped as ADAPTER/refusal-probe.json, which the assistant uses by default):
+# `damda adapter calibrate` asks split/calibration-natural.jsonl (scripts/default-adapter-data.py: 400
+# questions of the same third, then the natural-style questions in models/ko-rag/calibration/), each
+# as it is and with its article hidden, over one index of the KorQuAD paragraphs and the easylaw
+# sections; it reads the adapter's state after layer 9 at each prompt's end and fits logistic
+# regression with a threshold that refuses at most 5% of the answerable ones out of fold.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/damda-ko-rag}
@@ -29,5 +30,6 @@ damda=${DAMDA:-.build/release/damda}
   --config "calibrate=adapter=$adapter,refusal-threshold=1,refusal-probe=off" --json "$work/calibration.json" --out "$work/calibration.rows.jsonl" --resume
 python3 scripts/refusal-threshold.py "$work/calibration.rows.jsonl" calibrate --min-unanswerable 0.70 --write "$adapter" \
   --note "KorQuAD questions of the training articles that were not trained on (scripts/calibrate-refusal.sh)"
-"$damda" adapter calibrate --adapter "$adapter" --qa "$work/split/calibration.jsonl" --index "$work/index" --limit 400 \
-  --negatives article --out "$work/refusal-probe.json" --json "$work/refusal-probe-fit.json"
+[[ -f $work/index-mixed/index.sqlite ]] || "$damda" ingest ../shared/data/korquad/dev_docs.jsonl ../shared/data/domain/easylaw_finance_docs.jsonl --index "$work/index-mixed"
+"$damda" adapter calibrate --adapter "$adapter" --qa "$work/split/calibration-natural.jsonl" --index "$work/index-mixed" --limit 0 \
+  --negatives article --out "$adapter/refusal-probe.json" --json "$work/refusal-probe-fit.json"

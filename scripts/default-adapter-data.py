@@ -5,9 +5,12 @@ extractive synthetic questions (`damda data synthesize --docs`), so the adapter 
 register. Writes WORK/split/mix.jsonl and WORK/split/calibration.jsonl, and
 WORK/split/calibration-mixed.jsonl for the refusal probe (`damda adapter calibrate`): 400 questions of
 calibration.jsonl spread evenly, then 300 of the synthetic easylaw questions that were not trained on,
-so the probe also sees the domain's documents.
+so the probe also sees the domain's documents; and WORK/split/calibration-natural.jsonl, the probe the
+adapter ships: the same 400, then the natural-style questions in models/ko-rag/calibration/ (written
+for calibration in people's own words over the calibration paragraphs and over easylaw sections that
+no evaluation question is about), so the probe does not read paraphrase as "unanswerable".
 Usage: default-adapter-data.py WORK"""
-import json, random, sys
+import glob, json, os, random, sys
 
 work = sys.argv[1]
 rows = open(f"{work}/split/train.jsonl", encoding="utf-8").readlines()
@@ -29,5 +32,11 @@ probe_set = [calibration[i * len(calibration) // 400] for i in range(min(400, le
 probe_set += [unused[i * len(unused) // 300] for i in range(min(300, len(unused)))]
 with open(f"{work}/split/calibration-mixed.jsonl", "w", encoding="utf-8") as f:
     for q in probe_set:
+        f.write(json.dumps({k: q[k] for k in ("id", "question", "answers", "doc_id")}, ensure_ascii=False) + "\n")
+natural = []
+for path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "ko-rag", "calibration", "*.jsonl"))):
+    natural += [json.loads(l) for l in open(path, encoding="utf-8") if l.strip()]
+with open(f"{work}/split/calibration-natural.jsonl", "w", encoding="utf-8") as f:
+    for q in probe_set[:400] + natural:
         f.write(json.dumps({k: q[k] for k in ("id", "question", "answers", "doc_id")}, ensure_ascii=False) + "\n")
 print(json.dumps({"korquad": len(korquad), "synthetic": len(synthetic), "mix": len(mix), "calibration": len(rows) - len(korquad)}))

@@ -36,6 +36,9 @@ public struct AssistantConfig: Sendable {
     /// Refusals read from the model's state at the prompt's end (`RefusalProbe`), with
     /// `refusalThreshold` applied to the probe's probability instead of the first token's.
     public var refusalProbe: RefusalProbe?
+    /// The first-token threshold for answers without sources (`useRetrieval` off), where a probe,
+    /// fitted on prompts with sources, does not apply; nil: greedy argmax.
+    public var refusalThresholdWithoutSources: Float?
     /// Hand back the residual stream after this layer at the prompt's end
     /// (`AssistantAnswer.promptState`): what `damda adapter calibrate` fits a probe on.
     public var promptStateLayer: Int?
@@ -391,9 +394,9 @@ public final class Assistant: @unchecked Sendable {
         let prompt = prompt(cfg)
         let ids = prompt.encode(question: q, context: "")
         // A refusal probe was fitted on prompts with sources: without any it would only say
-        // "nothing here"; greedy argmax decides then.
+        // "nothing here"; the first-token threshold decides then.
         var gated = cfg
-        if gated.refusalProbe != nil { (gated.refusalProbe, gated.refusalThreshold) = (nil, nil) }
+        if gated.refusalProbe != nil { (gated.refusalProbe, gated.refusalThreshold) = (nil, gated.refusalThresholdWithoutSources) }
         let req = Self.request(ids, prompt: prompt, config: gated)
         var summary: GenerationSummary?
         for try await event in generator.stream(req) {

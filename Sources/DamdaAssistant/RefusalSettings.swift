@@ -33,6 +33,16 @@ public enum RefusalSettings {
         return (nil, try explicit ?? adapterDirectory.flatMap { try AdapterSettings.read(directory: $0)?.refusalThreshold })
     }
 
+    /// Sets `config`'s refusal probe and threshold as `resolve` decides, and the first-token
+    /// threshold for answers without sources (the explicit one, else the adapter's calibrated one).
+    public static func apply(probe: String, threshold: String, adapterDirectory: String?, model: any LanguageModel,
+                             to config: inout AssistantConfig) throws {
+        (config.refusalProbe, config.refusalThreshold) = try resolve(probe: probe, threshold: threshold,
+                                                                     adapterDirectory: adapterDirectory, model: model)
+        config.refusalThresholdWithoutSources = config.refusalProbe == nil ? config.refusalThreshold
+            : try resolve(probe: "off", threshold: threshold, adapterDirectory: adapterDirectory, model: model).threshold
+    }
+
     /// Reads a probe and checks that it reads this model with this adapter.
     public static func read(_ path: String, model: any LanguageModel, adapterDirectory: String?) throws -> RefusalProbe {
         guard let reader = model as? any LayerStateReading else { throw RefusalProbeError.unsupportedModel }

@@ -142,8 +142,8 @@ public struct EvalRunner {
         let adapterDirectory = try applyAdapter(config.adapter)
         let adapterName = adapterDirectory.map { URL(fileURLWithPath: $0).standardizedFileURL.lastPathComponent }
         var assistantConfig = try assistantConfig(config)
-        (assistantConfig.refusalProbe, assistantConfig.refusalThreshold) = try RefusalSettings.resolve(
-            probe: config.refusalProbe, threshold: config.refusalThreshold, adapterDirectory: adapterDirectory, model: model)
+        try RefusalSettings.apply(probe: config.refusalProbe, threshold: config.refusalThreshold, adapterDirectory: adapterDirectory,
+                                  model: model, to: &assistantConfig)
         return Assistant(index: index, generator: Generator(model: model), config: assistantConfig, modelName: modelName, adapterName: adapterName)
     }
 

@@ -55,8 +55,7 @@ struct AssistantOptions: ParsableArguments {
 
     func config(model: any LanguageModel, adapterDirectory: String?) throws -> AssistantConfig {
         var c = AssistantConfig()
-        (c.refusalProbe, c.refusalThreshold) = try RefusalSettings.resolve(probe: refusalProbe, threshold: refusalThreshold,
-                                                                           adapterDirectory: adapterDirectory, model: model)
+        try RefusalSettings.apply(probe: refusalProbe, threshold: refusalThreshold, adapterDirectory: adapterDirectory, model: model, to: &c)
         c.k = k
         if let m = mode {
             guard let v = SearchMode(rawValue: m) else { throw ValidationError("mode must be bm25, vector or hybrid") }

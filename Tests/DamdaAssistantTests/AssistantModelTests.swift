@@ -272,16 +272,26 @@ final class DefaultAdapterTests: XCTestCase {
 
     /// A refusal probe for the shipped adapter is checked against it and decides the gate: one that
     /// always says "refuse" makes the model refuse the quickstart question, one that never does
-    /// lets it answer; a probe fitted for other adapter weights is an error. The adapter ships no
-    /// probe (see its model card), so `auto` keeps the first-token threshold.
+    /// lets it answer; a probe fitted for other adapter weights is an error. `auto` takes the probe
+    /// the adapter ships, which answers the quickstart question and refuses it once the document
+    /// that answers it is gone from the index; `off` keeps the first-token threshold.
     func testRefusalProbeDecidesTheGate() async throws {
         let model = try loadModel(path: try defaultModelPath(), threads: 2)
         let shipped = try DefaultAdapter.locate()
         try applyAdapter(directory: shipped, to: model)
         let reader = try XCTUnwrap(model as? any LayerStateReading)
         let auto = try RefusalSettings.resolve(probe: "auto", threshold: "auto", adapterDirectory: shipped, model: model)
-        XCTAssertNil(auto.probe)
-        XCTAssertEqual(auto.threshold, try AdapterSettings.read(directory: shipped)?.refusalThreshold)
+        let shippedProbe = try XCTUnwrap(auto.probe, "models/ko-rag ships refusal-probe.json")
+        XCTAssertEqual(auto.threshold, shippedProbe.threshold)
+        let off = try RefusalSettings.resolve(probe: "off", threshold: "auto", adapterDirectory: shipped, model: model)
+        XCTAssertNil(off.probe)
+        XCTAssertEqual(off.threshold, try AdapterSettings.read(directory: shipped)?.refusalThreshold)
+        // Answers without sources fall back to the first-token threshold: the probe reads prompts with sources.
+        var applied = AssistantConfig()
+        try RefusalSettings.apply(probe: "auto", threshold: "auto", adapterDirectory: shipped, model: model, to: &applied)
+        XCTAssertNotNil(applied.refusalProbe)
+        XCTAssertEqual(applied.refusalThreshold, shippedProbe.threshold)
+        XCTAssertEqual(applied.refusalThresholdWithoutSources, off.threshold)
 
         let dir = try temporaryDirectory("refusal-probe")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -322,5 +332,25 @@ final class DefaultAdapterTests: XCTestCase {
         XCTAssertFalse(answered.refused, answered.rawAnswer)
         XCTAssertTrue(AnswerMetrics.containsAnswer(answered.answer, golds: ["5만원"]), answered.answer)
         XCTAssertEqual(try XCTUnwrap(answered.refusalProbability), 0, accuracy: 1e-6)
+
+        var shippedConfig = config
+        (shippedConfig.refusalProbe, shippedConfig.refusalThreshold) = (auto.probe, auto.threshold)
+        let quickstart = try await a.answer("입원하면 하루에 보험금을 얼마 받나요?", config: shippedConfig)
+        XCTAssertFalse(quickstart.refused, quickstart.rawAnswer)
+        XCTAssertTrue(AnswerMetrics.containsAnswer(quickstart.answer, golds: ["5만원"]), quickstart.answer)
+        XCTAssertLessThan(try XCTUnwrap(quickstart.refusalProbability), shippedProbe.threshold)
+        // The same question with the policy (the one document that answers it) left out of the
+        // index, and the relevance gate opened so the other documents reach the model: the
+        // probe refuses.
+        let withoutPolicy = try SearchIndex(directory: dir.appendingPathComponent("index-without-policy").path, embedder: nil)
+        _ = try withoutPolicy.ingest(DocumentLoader().load(["faq.md", "notice.txt"].map {
+            repositoryRoot.appendingPathComponent("samples/insurance/" + $0).path }), progress: false)
+        var open = shippedConfig
+        (open.minRelevance, open.minSimilarity) = (0, nil)
+        let b = Assistant(index: withoutPolicy, generator: Generator(model: model), config: open, modelName: "gemma-3-270m", adapterName: "ko-rag")
+        let unanswerable = try await b.answer("입원하면 하루에 보험금을 얼마 받나요?")
+        XCTAssertTrue(unanswerable.refused, unanswerable.rawAnswer)
+        XCTAssertEqual(unanswerable.refusalReason, "model")
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(unanswerable.refusalProbability), shippedProbe.threshold)
     }
 }

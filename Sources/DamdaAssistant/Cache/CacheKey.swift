@@ -45,7 +45,8 @@ public struct CacheKey: Sendable, Hashable {
             "k=\(c.k)", "mode=\(c.mode?.rawValue ?? "auto")", "budget=\(c.budgetTokens)", "max_tokens=\(c.maxAnswerTokens)",
             "sources=\(c.filter.sources.sorted())", "tags=\(c.filter.tags.sorted())", "excluded=\(c.filter.excludedDocuments.sorted())",
             "sampling=\(String(describing: c.sampling))", "min_relevance=\(c.minRelevance)", "min_similarity=\(c.minSimilarity.map { "\($0)" } ?? "-")",
-            "retrieval=\(c.useRetrieval)", "refusal_threshold=\(c.refusalThreshold.map { "\($0)" } ?? "-")", "refusal_probe=\(c.refusalProbe.map { "\($0.layer),\($0.bias),\($0.adapterSHA256 ?? "-")" } ?? "-")", "rewrite=\(c.rewrite.rawValue)",
+            "retrieval=\(c.useRetrieval)", "refusal_threshold=\(c.refusalThreshold.map { "\($0)" } ?? "-")", "refusal_probe=\(c.refusalProbe.map { "\($0.layer),\($0.bias),\($0.adapterSHA256 ?? "-")" } ?? "-")",
+            "refusal_threshold_without_sources=\(c.refusalThresholdWithoutSources.map { "\($0)" } ?? "-")", "rewrite=\(c.rewrite.rawValue)",
             "guard=\(policy.enabled),\(policy.questionPII.rawValue),\(piiByType),\(policy.injection.rawValue),\(policy.answerPII.rawValue),\(policy.grounding.rawValue),\(policy.chunkInjection.rawValue)",
         ]
         return parts.joined(separator: "\u{1F}")
