@@ -97,7 +97,7 @@ public final class LlamaModel: AdaptableModel, @unchecked Sendable {
         tokenizer = try makeTokenizer(file)
         // Decode's own copies of the matrices it streams, in huge pages, each file page handed back
         // once copied. With `weights: .file` the sub-byte matrices are read from the mapping as
-        // stored instead of re-laid; the rest (Gemma's Q8_0 output) are copied either way, which
+        // stored instead of re-laid; the rest (a Q8_0 or F16 output) are copied either way, which
         // costs no memory.
         let arena = WeightArena(), relayout = weights == .decode
         embeddings = try WeightMatrix(file, "token_embd.weight", arena: arena, relayout: relayout)
