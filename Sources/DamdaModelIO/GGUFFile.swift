@@ -237,15 +237,17 @@ struct Reader {
     mutating func u32() throws -> UInt32 { try load(UInt32.self) }
     mutating func u64() throws -> UInt64 { try load(UInt64.self) }
 
-    mutating func string() throws -> String {
+    /// A length-prefixed string's bytes, checked to be UTF-8.
+    mutating func stringBytes() throws -> UnsafeRawBufferPointer {
         let n = try u64()
         guard n <= UInt64(size - offset) else { throw GGUFError.truncated(at: offset, need: Int(clamping: n), fileSize: size) }
-        let at = offset
         let buf = UnsafeRawBufferPointer(start: base + offset, count: Int(n))
+        guard String(validating: buf, as: UTF8.self) != nil else { throw GGUFError.badString(at: offset) }
         offset += Int(n)
-        guard let s = String(validating: buf, as: UTF8.self) else { throw GGUFError.badString(at: at) }
-        return s
+        return buf
     }
+
+    mutating func string() throws -> String { String(decoding: try stringBytes(), as: UTF8.self) }
 
     mutating func value(_ type: GGUFValueType, key: String) throws -> GGUFValue {
         switch type {
@@ -277,17 +279,12 @@ struct Reader {
                 offset += n
                 return .array(GGUFArray(elementType: et, count: Int(count), bytes: bytes, ends: []))
             }
-            // Strings, packed as they are read: the bytes of each checked as UTF-8 in place.
+            // Strings, packed as they are read.
             var bytes: [UInt8] = [], ends: [Int] = []
             ends.reserveCapacity(Int(count))
             for _ in 0..<Int(count) {
-                let n = try u64()
-                guard n <= UInt64(size - offset) else { throw GGUFError.truncated(at: offset, need: Int(clamping: n), fileSize: size) }
-                let buf = UnsafeRawBufferPointer(start: base + offset, count: Int(n))
-                guard String(validating: buf, as: UTF8.self) != nil else { throw GGUFError.badString(at: offset) }
-                bytes.append(contentsOf: buf)
+                bytes.append(contentsOf: try stringBytes())
                 ends.append(bytes.count)
-                offset += Int(n)
             }
             return .array(GGUFArray(elementType: .string, count: Int(count), bytes: bytes, ends: ends))
         }

@@ -55,6 +55,27 @@ public enum GGUFValue: Sendable, Equatable {
     public var bool: Bool? { if case let .bool(v) = self { v } else { nil } }
     public var string: String? { if case let .string(v) = self { v } else { nil } }
     public var array: GGUFArray? { if case let .array(v) = self { v } else { nil } }
+
+    /// Appends the value as GGUF stores it after its type: little-endian scalars, a string's
+    /// length and bytes, an array's element type, count and elements.
+    public func encode(into out: inout [UInt8]) {
+        func le<T: FixedWidthInteger>(_ x: T) { withUnsafeBytes(of: x.littleEndian) { out.append(contentsOf: $0) } }
+        switch self {
+        case let .uint8(x): out.append(x)
+        case let .int8(x): out.append(UInt8(bitPattern: x))
+        case let .uint16(x): le(x)
+        case let .int16(x): le(x)
+        case let .uint32(x): le(x)
+        case let .int32(x): le(x)
+        case let .uint64(x): le(x)
+        case let .int64(x): le(x)
+        case let .float32(x): le(x.bitPattern)
+        case let .float64(x): le(x.bitPattern)
+        case let .bool(x): out.append(x ? 1 : 0)
+        case let .string(x): le(UInt64(x.utf8.count)); out.append(contentsOf: x.utf8)
+        case let .array(a): le(a.elementType.rawValue); le(UInt64(a.count)); out.append(contentsOf: a.encodedElements())
+        }
+    }
 }
 
 public enum GGUFValueType: UInt32, Sendable {
@@ -94,21 +115,8 @@ public struct GGUFArray: Sendable, Equatable, RandomAccessCollection {
         var bytes: [UInt8] = [], ends: [Int] = []
         for v in values {
             precondition(v.type == type, "a \(v.type) value in an array of \(type)")
-            switch v {
-            case let .uint8(x): bytes.append(x)
-            case let .int8(x): bytes.append(UInt8(bitPattern: x))
-            case let .uint16(x): withUnsafeBytes(of: x.littleEndian) { bytes.append(contentsOf: $0) }
-            case let .int16(x): withUnsafeBytes(of: x.littleEndian) { bytes.append(contentsOf: $0) }
-            case let .uint32(x): withUnsafeBytes(of: x.littleEndian) { bytes.append(contentsOf: $0) }
-            case let .int32(x): withUnsafeBytes(of: x.littleEndian) { bytes.append(contentsOf: $0) }
-            case let .uint64(x): withUnsafeBytes(of: x.littleEndian) { bytes.append(contentsOf: $0) }
-            case let .int64(x): withUnsafeBytes(of: x.littleEndian) { bytes.append(contentsOf: $0) }
-            case let .float32(x): withUnsafeBytes(of: x.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-            case let .float64(x): withUnsafeBytes(of: x.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-            case let .bool(x): bytes.append(x ? 1 : 0)
-            case let .string(x): bytes.append(contentsOf: x.utf8); ends.append(bytes.count)
-            case .array: break
-            }
+            // Strings are packed without their length prefix; `ends` marks where each stops.
+            if case let .string(x) = v { bytes.append(contentsOf: x.utf8); ends.append(bytes.count) } else { v.encode(into: &bytes) }
         }
         self.init(elementType: type, count: values.count, bytes: bytes, ends: ends)
     }

@@ -35,32 +35,13 @@ public struct GGUFWriter {
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         func str(_ s: String) { u64(UInt64(s.utf8.count)); out.append(contentsOf: s.utf8) }
-        func val(_ v: GGUFValue) {
-            switch v {
-            case let .uint8(x): out.append(x)
-            case let .int8(x): out.append(UInt8(bitPattern: x))
-            case let .uint16(x): withUnsafeBytes(of: x.littleEndian) { out.append(contentsOf: $0) }
-            case let .int16(x): withUnsafeBytes(of: x.littleEndian) { out.append(contentsOf: $0) }
-            case let .uint32(x): u32(x)
-            case let .int32(x): u32(UInt32(bitPattern: x))
-            case let .uint64(x): u64(x)
-            case let .int64(x): u64(UInt64(bitPattern: x))
-            case let .float32(x): u32(x.bitPattern)
-            case let .float64(x): u64(x.bitPattern)
-            case let .bool(x): out.append(x ? 1 : 0)
-            case let .string(x): str(x)
-            case let .array(a):
-                u32(a.elementType.rawValue); u64(UInt64(a.count))
-                out.append(contentsOf: a.encodedElements())
-            }
-        }
         u32(0x4655_4747); u32(3); u64(UInt64(tensors.count))
         var meta = metadata
         if alignment != 32, !meta.contains(where: { $0.0 == "general.alignment" }) {
             meta.append(("general.alignment", .uint32(UInt32(alignment))))
         }
         u64(UInt64(meta.count))
-        for (k, v) in meta { str(k); u32(v.type.rawValue); val(v) }
+        for (k, v) in meta { str(k); u32(v.type.rawValue); v.encode(into: &out) }
         var offset = 0
         var offsets: [Int] = []
         for t in tensors {
