@@ -63,12 +63,8 @@ struct AdapterCommand: AsyncParsableCommand {
                 guard (0..<1).contains(answerableRefused) else { throw ValidationError("--answerable-refused must be in 0…1") }
                 let path = try modelOptions.resolvedModel()
                 guard !modelOptions.noAdapter else { throw ValidationError("a refusal probe reads an adapter's states: drop --no-adapter") }
-                let adapterDirectory: String
-                if let a = modelOptions.adapter {
-                    adapterDirectory = a
-                } else {
-                    guard DefaultAdapter.isDefaultModel(path) else { throw ValidationError("give --adapter DIR: only the default model has a default adapter") }
-                    adapterDirectory = try DefaultAdapter.locate()
+                guard let adapterDirectory = try modelOptions.adapterChoice(modelPath: path, useDefault: true)?.directory else {
+                    throw ValidationError("give --adapter DIR: only the default model has a default adapter")
                 }
                 let (all, skipped) = try EvalQuestion.readSkipping(qa, idPrefix: "q")
                 if !skipped.isEmpty { note("skipped \(skipped.count) malformed lines (first: \(skipped[0]))") }
