@@ -23,7 +23,11 @@ final class BatchedDecodeTests: XCTestCase {
     func run(_ model: any LanguageModel, prompts: [[Int32]], steps: Int, wantsLogits: (Int) -> Bool) throws
         -> (lone: [[DecodeResult]], batched: [[DecodeResult]]) {
         func next(_ r: DecodeResult) -> Int32 {
-            switch r { case let .greedy(t): t; case let .logits(l): Int32(Ops.argmax(l)) }
+            switch r {
+            case let .greedy(t): t
+            case let .logits(l): Int32(Ops.argmax(l))
+            case let .top(top): top.tokens[Ops.argmax(top.values)]
+            }
         }
         var lone: [[DecodeResult]] = []
         for (i, p) in prompts.enumerated() {
@@ -102,5 +106,62 @@ final class BatchedDecodeTests: XCTestCase {
             let (lone, batched) = try run(model, prompts: Array(prompts.prefix(count)), steps: 12) { $0 % 2 == 1 }
             XCTAssertEqual(batched, lone, "\(count) sequences")
         }
+    }
+
+    /// Sampling's decode steps (`.top`, alone and in batches of 3 and 8 beside greedy and logits
+    /// slots) hand back, for every sequence, logits that are its lone step's bit for bit, over a
+    /// set that holds its lone step's largest and the tokens asked for by name.
+    func assertTopLogitsAreTheLoneLogits(_ model: any LanguageModel, prompts: [[Int32]], steps: Int, count wanted: Int,
+                                        file: StaticString = #filePath, line: UInt = #line) throws {
+        for batch in [1, 3, 8] where batch <= prompts.count {
+            let chosen = Array(prompts.prefix(batch))
+            // Lone: every logit, each sequence going on with its likeliest token.
+            var lone: [[[Float]]] = []
+            for p in chosen {
+                let cache = model.makeCache(capacity: p.count + steps + 1)
+                var token = try model.forwardGreedy(p, cache: cache)
+                var each: [[Float]] = []
+                for _ in 0..<steps {
+                    let logits = try model.forward([token], cache: cache, logits: .last)
+                    each.append(logits)
+                    token = Int32(Ops.argmax(logits))
+                }
+                lone.append(each)
+            }
+            let caches = chosen.map { model.makeCache(capacity: $0.count + steps + 1) }
+            var tokens = try zip(chosen, caches).map { try model.forwardGreedy($0, cache: $1) }
+            for step in 0..<steps {
+                // In batches, every third slot greedy and every third wants every logit.
+                let outputs: [DecodeOutput] = tokens.indices.map { i in
+                    batch == 1 || i % 3 == 0 ? .top(count: wanted, including: [Int32(i), 3]) : i % 3 == 1 ? .greedy : .logits
+                }
+                let results = try model.decodeStep(tokens.indices.map { DecodeSlot(token: tokens[$0], cache: caches[$0], output: outputs[$0]) })
+                for (i, r) in results.enumerated() {
+                    let want = lone[i][step], name = "batch \(batch), sequence \(i), step \(step)"
+                    switch r {
+                    case let .top(top):
+                        XCTAssertEqual(top.vocabulary, want.count, name, file: file, line: line)
+                        for (t, v) in zip(top.tokens, top.values) { XCTAssertEqual(v.bitPattern, want[Int(t)].bitPattern, name, file: file, line: line) }
+                        let largest = want.withUnsafeBufferPointer { Sampler.topIndices($0, wanted) }.map { Int32($0) }
+                        XCTAssertTrue(Set(largest + [Int32(i), 3]).isSubset(of: top.tokens), name, file: file, line: line)
+                    case let .greedy(t): XCTAssertEqual(t, Int32(Ops.argmax(want)), name, file: file, line: line)
+                    case let .logits(l): XCTAssertEqual(l, want, name, file: file, line: line)
+                    }
+                    tokens[i] = Int32(Ops.argmax(want))
+                }
+            }
+        }
+    }
+
+    func testTopLogitsAreTheLoneLogitsOnTinyGemma() throws {
+        let model = try loadModel(path: Self.path, threads: 2)
+        try assertTopLogitsAreTheLoneLogits(model, prompts: prompts(model, count: 8), steps: 5, count: 20)
+    }
+
+    func testTopLogitsAreTheLoneLogitsOnTheDefaultModel() throws {
+        let model = try loadModel(path: try defaultModelPath(), threads: 2)
+        let texts = ["대한민국의 수도는", "The capital of France is", "보험금 청구 서류는 무엇인가요?", "1 + 1 =",
+                     "아래 [내용]을 참고해서 [질문]에 대해 답변해주세요.", "Once upon a time", "입원 1일당", "def fib(n):"]
+        try assertTopLogitsAreTheLoneLogits(model, prompts: texts.map { model.tokenizer.encode($0) }, steps: 6, count: 1024)
     }
 }

@@ -187,6 +187,53 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Sampling's head hands back, for each vector, a set of tokens holding the k largest logits of
+    /// the full fp32 product (ties included) and every token asked for, each with the full
+    /// product's value bit for bit, and every token left out is below each of the k largest.
+    func testTopLogitsHoldTheLargestWithTheFullProductsValues() throws {
+        var rng = SeededGenerator(seed: 23)
+        let rows = 3000, cols = 128
+        var bytes = randomMatrixBytes(.q8_0, rows: rows, columns: cols, rng: &rng)
+        let rowBytes = TensorType.q8_0.rowBytes(cols)!
+        for copy in [2000, 2500] { for k in 0..<rowBytes { bytes[copy * rowBytes + k] = bytes[5 * rowBytes + k] } }
+        try bytes.withUnsafeBytes { raw in
+            let w = WeightMatrix(name: "output", type: .q8_0, rows: rows, columns: cols, data: raw.baseAddress!)
+            let head = try XCTUnwrap(GreedyHead(w))
+            let xs = (0..<11).map { _ in (0..<cols).map { _ in Float.random(in: -1...1, using: &rng) } }
+            let full: [[Float]] = xs.map { x in
+                var y = [Float](repeating: 0, count: rows)
+                x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { matvec(w, xp.baseAddress!, $0.baseAddress!, threads: 2) } }
+                return y
+            }
+            let screens: [GreedyHead.Screen] = GreedyHead.bestScreen == .avx512VNNI ? [.avx2, .avx512VNNI] : [.avx2]
+            for screen in screens {
+                head.screen = screen
+                for count in [1, 3, 8, 11] {
+                    let wanted = (0..<count).map { [1, 10, 100, 1024, 2999, 3000][$0 % 6] }
+                    let including: [[Int32]] = (0..<count).map { [Int32($0 * 7 % rows), 2500, -1, Int32(rows)] }
+                    let flat = Array(xs.prefix(count).joined())
+                    let tops = flat.withUnsafeBufferPointer {
+                        head.topLogits(batch: $0.baseAddress!, count: count, wanted: wanted, including: including, threads: 2)
+                    }
+                    XCTAssertEqual(tops.count, count)
+                    for (v, top) in tops.enumerated() {
+                        let y = full[v], name = "\(screen), vector \(v) of \(count), k \(wanted[v])"
+                        XCTAssertEqual(top.vocabulary, rows)
+                        XCTAssertEqual(top.tokens, Array(Set(top.tokens)).sorted(), name)
+                        for (t, value) in zip(top.tokens, top.values) { XCTAssertEqual(value.bitPattern, y[Int(t)].bitPattern, name) }
+                        let largest = y.withUnsafeBufferPointer { Sampler.topIndices($0, wanted[v]) }.map { Int32($0) }
+                        XCTAssertTrue(Set(largest).isSubset(of: top.tokens), name)
+                        XCTAssertTrue(Set([Int32(v * 7 % rows), 2500]).isSubset(of: top.tokens), name)
+                        let kth = y[Int(largest.last!)]
+                        let chosen = Set(top.tokens)
+                        for r in 0..<rows where !chosen.contains(Int32(r)) { XCTAssertLessThan(y[r], kth, name) }
+                        if wanted[v] <= 100 { XCTAssertLessThan(top.tokens.count, rows / 2, "\(name): the screen should leave out most rows") }
+                    }
+                }
+            }
+        }
+    }
+
     /// `parallelFor` runs every index exactly once: through the spinning pool, in regions opened
     /// inside a region, and from several threads at once (those fall back to libdispatch).
     func testParallelForRunsEveryIndexOnce() {

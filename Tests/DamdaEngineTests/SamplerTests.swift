@@ -59,4 +59,38 @@ final class SamplerTests: XCTestCase {
         var greedy = Sampler(.greedy)
         XCTAssertEqual(greedy.sample(logits, history: []), Int32(ids[0]))
     }
+
+    /// Sampling from the top logits a decode step hands back for `output(vocabulary:history:)`
+    /// draws the very tokens sampling from every logit draws, whatever extra tokens the set holds,
+    /// with ties, penalties above and below 1, top-k, top-p, min-p and greedy with a penalty.
+    func testSamplingFromTopLogitsDrawsWhatEveryLogitDraws() {
+        var rng = SeededGenerator(seed: 29)
+        let vocabulary = 5000
+        let settings = [
+            SamplingParameters(temperature: 0.8, seed: 1),
+            SamplingParameters(temperature: 1, topK: 40, topP: 0.95, minP: 0.05, seed: 2),
+            SamplingParameters(temperature: 1.3, repetitionPenalty: 1.3, repetitionWindow: 16, seed: 3),
+            SamplingParameters(temperature: 0.7, topP: 0.5, repetitionPenalty: 0.8, seed: 4),
+            SamplingParameters(temperature: 0, repetitionPenalty: 2, seed: 5),
+        ]
+        for p in settings {
+            var full = Sampler(p), sparse = Sampler(p), padded = Sampler(p)
+            var history: [Int32] = (0..<20).map { _ in Int32.random(in: 0..<60, using: &rng) }
+            for draw in 0..<150 {
+                // Coarse values, so ties are common; the likeliest tokens sit among the low ids, as history does.
+                let logits = (0..<vocabulary).map { i in Float(Int.random(in: -30...(i < 100 ? 30 : 8), using: &rng)) / 4 }
+                guard case let .top(count, including) = full.output(vocabulary: vocabulary, history: history) else {
+                    return XCTFail("sampling asks for the top logits")
+                }
+                XCTAssertEqual(Set(including), full.penalized(history: history))
+                let top = TopLogits(logits: logits, count: count, including: including)
+                let extra = (0..<300).map { _ in Int32.random(in: 0..<Int32(vocabulary), using: &rng) }
+                let wider = TopLogits(logits: logits, count: count, including: including + extra)
+                let want = full.sample(logits, history: history)
+                XCTAssertEqual(sparse.sample(top, history: history), want, "\(p), draw \(draw)")
+                XCTAssertEqual(padded.sample(wider, history: history), want, "\(p), draw \(draw), with extra tokens")
+                history.append(want)
+            }
+        }
+    }
 }

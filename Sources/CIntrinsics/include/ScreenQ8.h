@@ -19,4 +19,12 @@ void damda_screen_q8_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blo
                                 const uint8_t *xu, const float *dx, int count,
                                 const float *norm, const float *reach, float *low,
                                 damda_kept_row *kept, long kept_stride, long *kept_count);
+
+// Sampling's screen for 1 to 8 vectors: each row's screened products written to
+// scores[r·score_stride + v], and each vector's lower bound (score − norm[r]·reach[v]) counted in
+// histogram[v·4096 + key], key = the float's bits made order-preserving (negatives flipped, the
+// sign bit set on the rest), shifted right by 20. `blocks` must be even.
+void damda_screen_q8_top_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
+                                    const uint8_t *xu, const float *dx, int count,
+                                    const float *norm, const float *reach, float *scores, long score_stride, uint32_t *histogram);
 #endif

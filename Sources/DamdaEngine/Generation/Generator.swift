@@ -109,6 +109,8 @@ public final class GenerationSession: @unchecked Sendable {
     var history: [Int32]
     var prefilled = 0
     var logits: [Float] = []
+    /// The last decode step's top logits, when sampling asked for those rather than every logit.
+    var top: TopLogits?
     /// Plain greedy decoding (no repetition penalty) needs only the argmax: the model's
     /// `forwardGreedy` finds it without every fp32 logit, and the token lands here.
     let greedyOnly: Bool
@@ -239,7 +241,7 @@ public final class GenerationSession: @unchecked Sendable {
                 next = sampler.sample(logits, history: history)
             }
         } else {
-            next = greedyNext ?? sampler.sample(logits, history: history)
+            next = greedyNext ?? (top.map { sampler.sample($0, history: history) } ?? sampler.sample(logits, history: history))
         }
         if request.stopAtEndOfGeneration && model.tokenizer.endOfGeneration.contains(next) { return (finish(.stop), nil) }
         out.append(next)
@@ -251,7 +253,8 @@ public final class GenerationSession: @unchecked Sendable {
             return (drain(), nil)
         }
         if out.count >= request.maxTokens || cache.count >= cache.capacity { return (finish(.length), nil) }
-        let slot = DecodeSlot(token: next, cache: cache, wantsLogits: !greedyOnly)
+        let slot = DecodeSlot(token: next, cache: cache,
+                              output: greedyOnly ? .greedy : sampler.output(vocabulary: model.vocabularySize, history: history))
         // Hold back only a tail that might still become a stop string (the longest end of the
         // text that begins one): a fixed hold of the longest stop's length delayed every stream's
         // first text by several tokens.
@@ -266,7 +269,8 @@ public final class GenerationSession: @unchecked Sendable {
     func receive(_ result: DecodeResult) {
         switch result {
         case let .greedy(token): greedyNext = token
-        case let .logits(values): logits = values; greedyNext = nil
+        case let .logits(values): logits = values; top = nil; greedyNext = nil
+        case let .top(values): top = values; greedyNext = nil
         }
     }
 

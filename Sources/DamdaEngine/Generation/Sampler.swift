@@ -55,25 +55,62 @@ public struct Sampler: Sendable {
         rng = SeededGenerator(seed: p.seed)
     }
 
+    /// How many of the largest logits sampling draws from: `topK`, or 1,024 without it.
+    public func candidateCount(vocabulary: Int) -> Int {
+        let p = parameters
+        return p.temperature <= 0 ? min(1, vocabulary) : p.topK > 0 ? min(p.topK, vocabulary) : min(vocabulary, 1024)
+    }
+
+    /// The tokens the repetition penalty changes, given the tokens so far (none without a penalty).
+    public func penalized(history: [Int32]) -> Set<Int32> {
+        parameters.repetitionPenalty == 1 ? [] : Set(history.suffix(parameters.repetitionWindow))
+    }
+
+    /// What a decode step must hand back for `sample(_ top:history:)` to draw the token that
+    /// `sample(_ logits:history:)` draws from every logit: the exact logits of a set that holds the
+    /// candidates after the penalty. A penalty lowers (or, below 1, raises) at most h = |penalized|
+    /// of the k + h largest, so the k largest after it are among those and the penalized tokens.
+    public func output(vocabulary: Int, history: [Int32]) -> DecodeOutput {
+        let penalized = penalized(history: history).sorted()
+        return .top(count: min(candidateCount(vocabulary: vocabulary) + penalized.count, vocabulary), including: penalized)
+    }
+
     /// Picks the next token from `logits`, given the tokens so far (for the repetition penalty).
     public mutating func sample(_ logits: [Float], history: [Int32]) -> Int32 {
-        let p = parameters
         var l = logits  // copied only if the penalty writes to it
-        if p.repetitionPenalty != 1 {
-            // CTRL-style penalty as in llama.cpp: shrink positive logits, grow negative ones.
-            for t in Set(history.suffix(p.repetitionWindow)) where Int(t) < l.count {
-                let i = Int(t)
-                l[i] = l[i] > 0 ? l[i] / p.repetitionPenalty : l[i] * p.repetitionPenalty
-            }
-        }
-        if p.temperature <= 0 {
+        for t in penalized(history: history) where Int(t) < l.count { l[Int(t)] = penalize(l[Int(t)]) }
+        if parameters.temperature <= 0 {
             return Int32(Ops.argmax(l))
         }
-        // Candidates: top-k first, then temperature, softmax, min-p and top-p.
-        let k = p.topK > 0 ? min(p.topK, l.count) : min(l.count, 1024)
-        let idx = l.withUnsafeBufferPointer { Self.topIndices($0, k) }
-        let maxL = l[idx[0]]
-        var probs = idx.map { expf((l[$0] - maxL) / p.temperature) }
+        let idx = l.withUnsafeBufferPointer { Self.topIndices($0, candidateCount(vocabulary: l.count)) }
+        return draw(idx.map { Int32($0) }, idx.map { l[$0] })
+    }
+
+    /// Picks the next token from the logits a decode step gave for `output(vocabulary:history:)`:
+    /// the same token `sample(_ logits:history:)` picks from every logit, drawing the same random number.
+    public mutating func sample(_ top: TopLogits, history: [Int32]) -> Int32 {
+        var values = top.values
+        let penalized = penalized(history: history)
+        if !penalized.isEmpty {
+            for i in values.indices where penalized.contains(top.tokens[i]) { values[i] = penalize(values[i]) }
+        }
+        // Largest first, ties to the lower token: `topIndices`' order over the whole vocabulary.
+        let order = values.indices.sorted { values[$0] > values[$1] || (values[$0] == values[$1] && top.tokens[$0] < top.tokens[$1]) }
+        let k = min(candidateCount(vocabulary: top.vocabulary), order.count)
+        if parameters.temperature <= 0 { return top.tokens[order[0]] }
+        return draw(order.prefix(k).map { top.tokens[$0] }, order.prefix(k).map { values[$0] })
+    }
+
+    /// CTRL-style penalty as in llama.cpp: shrink positive logits, grow negative ones.
+    private func penalize(_ l: Float) -> Float {
+        l > 0 ? l / parameters.repetitionPenalty : l * parameters.repetitionPenalty
+    }
+
+    /// Temperature, softmax, min-p and top-p over the candidates (largest first), then one draw.
+    private mutating func draw(_ tokens: [Int32], _ logits: [Float]) -> Int32 {
+        let p = parameters
+        let maxL = logits[0]
+        var probs = logits.map { expf(($0 - maxL) / p.temperature) }
         var sum = probs.reduce(0, +)
         for i in probs.indices { probs[i] /= sum }
         var n = probs.count
@@ -92,9 +129,9 @@ public struct Sampler: Sendable {
         var r = Float(Double(rng.next() >> 11) / Double(1 << 53)) * sum
         for i in 0..<n {
             r -= probs[i]
-            if r <= 0 { return Int32(idx[i]) }
+            if r <= 0 { return tokens[i] }
         }
-        return Int32(idx[n - 1])
+        return tokens[n - 1]
     }
 
     /// The indices of the `k` largest values, largest first, ties to the lower index.

@@ -6,7 +6,7 @@ import Foundation
 /// Decoding one token reads every weight once (~280 MB for the 270M model) for ~0.5 GFLOP of
 /// arithmetic, so a lone stream is bound by memory. Here each projection's weight rows are read
 /// once and dotted with all B activations (`matvecBatch`), the output matrix's greedy screen runs
-/// all B vectors over one read (`GreedyHead.argmax(batch:)`), and everything per sequence — RoPE
+/// all B vectors over one read (`GreedyHead.argmax(batch:)`, and `topLogits` for sampling), and everything per sequence — RoPE
 /// at its own position, attention over its own KV cache, the adapter — runs as its lone step does.
 /// Every kernel is the one-token kernel, so each sequence's tokens and logits are bit for bit its
 /// lone run's (tested with 1, 3 and 8 sequences of different lengths).
@@ -26,27 +26,47 @@ extension Gemma3Model: BatchDecoding {
         let c = config, E = c.embedding
         var results = [DecodeResult?](repeating: nil, count: B)
 
-        // Greedy rows through the screened head where the lone step uses it; the rest get logits.
+        // Greedy and sampling rows through the screened head where the lone step uses it; the rest get every logit.
         let screened = greedyHead != nil && c.finalSoftcap == 0
-        let greedyRows = (0..<B).filter { !slots[$0].wantsLogits && screened }
-        let logitRows = (0..<B).filter { slots[$0].wantsLogits || !screened }
+        func rows(where wanted: (DecodeOutput) -> Bool) -> [Int] { (0..<B).filter { wanted(slots[$0].output) } }
+        let greedyRows = screened ? rows { $0 == .greedy } : []
+        let topRows = screened ? rows { if case .top = $0 { true } else { false } } : []
+        let logitRows = screened ? rows { $0 == .logits } : Array(0..<B)
+        func normed(_ rows: [Int]) -> Buffer {
+            let x = Buffer(uninitialized: rows.count * E)
+            for (i, b) in rows.enumerated() { Ops.rmsNorm(h.p + b * E, outputNorm, x.p + i * E, rows: 1, n: E, eps: c.eps) }
+            return x
+        }
         if let head = greedyHead, !greedyRows.isEmpty {
-            let x = Buffer(uninitialized: greedyRows.count * E)
-            for (i, b) in greedyRows.enumerated() { Ops.rmsNorm(h.p + b * E, outputNorm, x.p + i * E, rows: 1, n: E, eps: c.eps) }
+            let x = normed(greedyRows)
             for (b, token) in zip(greedyRows, head.argmax(batch: x.p, count: greedyRows.count, threads: threads)) {
                 results[b] = .greedy(Int32(token))
             }
         }
+        if let head = greedyHead, !topRows.isEmpty {
+            var wanted: [Int] = [], including: [[Int32]] = []
+            for b in topRows {
+                guard case let .top(count, named) = slots[b].output else { continue }
+                wanted.append(count); including.append(named)
+            }
+            let x = normed(topRows)
+            for (b, top) in zip(topRows, head.topLogits(batch: x.p, count: topRows.count, wanted: wanted, including: including, threads: threads)) {
+                results[b] = .top(top)
+            }
+        }
         if !logitRows.isEmpty {
             let V = output.rows, n = logitRows.count
-            let x = Buffer(uninitialized: n * E)
-            for (i, b) in logitRows.enumerated() { Ops.rmsNorm(h.p + b * E, outputNorm, x.p + i * E, rows: 1, n: E, eps: c.eps) }
+            let x = normed(logitRows)
             let logits = Buffer(uninitialized: n * V)
             matvecBatch([output], x.p, count: n, [logits.p], threads: threads)
             for (i, b) in logitRows.enumerated() {
                 var row = Array(UnsafeBufferPointer(start: logits.p + i * V, count: V))
                 if c.finalSoftcap > 0 { for j in 0..<V { row[j] = tanhf(row[j] / c.finalSoftcap) * c.finalSoftcap } }
-                results[b] = slots[b].wantsLogits ? .logits(row) : .greedy(Int32(Ops.argmax(row)))
+                switch slots[b].output {
+                case .greedy: results[b] = .greedy(Int32(Ops.argmax(row)))
+                case .logits: results[b] = .logits(row)
+                case let .top(count, including): results[b] = .top(TopLogits(logits: row, count: count, including: including))
+                }
             }
         }
         return results.map { $0! }

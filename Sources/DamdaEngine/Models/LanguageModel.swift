@@ -26,17 +26,54 @@ public protocol LanguageModel: AnyObject, Sendable {
 public struct DecodeSlot {
     public var token: Int32
     public var cache: KVCache
-    /// Every logit of the next token (sampling, a first-token gate) rather than greedy's pick.
-    public var wantsLogits: Bool
+    /// What the step hands back for this sequence.
+    public var output: DecodeOutput
+    public init(token: Int32, cache: KVCache, output: DecodeOutput) {
+        self.token = token; self.cache = cache; self.output = output
+    }
     public init(token: Int32, cache: KVCache, wantsLogits: Bool) {
-        self.token = token; self.cache = cache; self.wantsLogits = wantsLogits
+        self.init(token: token, cache: cache, output: wantsLogits ? .logits : .greedy)
     }
 }
 
-/// What a decode step gives one sequence: greedy's pick, or every logit.
+/// What a decode step computes for one sequence.
+public enum DecodeOutput: Equatable, Sendable {
+    /// Greedy's pick alone.
+    case greedy
+    /// Every logit (a first-token gate, or anything that reads the whole distribution).
+    case logits
+    /// The exact logits of a set of tokens that holds the `count` largest, and of `including`
+    /// (the tokens a repetition penalty will change): what sampling reads (`Sampler.output`).
+    case top(count: Int, including: [Int32])
+}
+
+/// What a decode step gives one sequence: greedy's pick, every logit, or the top of them.
 public enum DecodeResult: Equatable {
     case greedy(Int32)
     case logits([Float])
+    case top(TopLogits)
+}
+
+/// Some of the next token's logits, each the value the full product computes: `tokens` (ascending)
+/// hold at least the `count` largest logits of the whole vocabulary (ties included) and every
+/// token asked for by name, and every token left out is smaller than each of the `count` largest.
+public struct TopLogits: Equatable, Sendable {
+    public var tokens: [Int32]
+    public var values: [Float]
+    /// The vocabulary's size, for the sampler's candidate count.
+    public var vocabulary: Int
+
+    public init(tokens: [Int32], values: [Float], vocabulary: Int) {
+        self.tokens = tokens; self.values = values; self.vocabulary = vocabulary
+    }
+
+    /// The `count` largest of `logits` (ties to the lower index) and the tokens in `including`.
+    public init(logits: [Float], count: Int, including: [Int32]) {
+        var chosen = Set(logits.withUnsafeBufferPointer { Sampler.topIndices($0, count) })
+        for t in including where t >= 0 && Int(t) < logits.count { chosen.insert(Int(t)) }
+        let sorted = chosen.sorted()
+        self.init(tokens: sorted.map { Int32($0) }, values: sorted.map { logits[$0] }, vocabulary: logits.count)
+    }
 }
 
 /// Models that can run one decode step for several sequences at once.
@@ -50,10 +87,17 @@ extension LanguageModel {
     /// A batched step where the model has one, otherwise the slots one after another: either way
     /// each slot's result is its lone step's.
     public func decodeStep(_ slots: [DecodeSlot]) throws -> [DecodeResult] {
-        if slots.count > 1, let batched = self as? any BatchDecoding { return try batched.decode(slots) }
+        // A lone sampling step goes through the batched path too: its head computes the top logits
+        // without every fp32 logit, and a batch of one is bit for bit the lone step.
+        let sampling = slots.contains { if case .top = $0.output { true } else { false } }
+        if slots.count > 1 || sampling, let batched = self as? any BatchDecoding { return try batched.decode(slots) }
         return try slots.map { s in
-            s.wantsLogits ? .logits(try forward([s.token], cache: s.cache, logits: .last))
-                : .greedy(try forwardGreedy([s.token], cache: s.cache))
+            switch s.output {
+            case .greedy: .greedy(try forwardGreedy([s.token], cache: s.cache))
+            case .logits: .logits(try forward([s.token], cache: s.cache, logits: .last))
+            case let .top(count, including):
+                .top(TopLogits(logits: try forward([s.token], cache: s.cache, logits: .last), count: count, including: including))
+            }
         }
     }
 

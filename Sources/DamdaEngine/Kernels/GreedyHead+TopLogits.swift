@@ -1,0 +1,184 @@
+import CIntrinsics
+import DamdaCore
+import Foundation
+
+/// Sampling's head: the exact logits of a small set of tokens that certainly holds the k largest,
+/// found with greedy's int8 screen instead of every fp32 logit.
+///
+/// The screen gives each row i a screened logit sᵢ within a certified bound Bᵢ of the true one
+/// (see `GreedyHead`). Let L be a value that at least k lower bounds sᵢ − Bᵢ reach: then at least
+/// k true logits are ≥ L, so the k-th largest is ≥ L, and a row whose upper bound sᵢ + Bᵢ is below
+/// L is smaller than each of the k largest. Every other row is recomputed with the full product's
+/// own fp32 kernel, so each value handed back is the full product's, bit for bit. L comes from a
+/// histogram of the lower bounds' order-preserving keys (the top of the bucket where the count
+/// reaches k), which may let in a few more rows than the exact k-th lower bound, never fewer.
+extension GreedyHead {
+    /// For each of `count` vectors [count × columns]: the exact logits of a set holding the
+    /// `wanted[v]` largest, plus the tokens `including[v]`.
+    public func topLogits(batch xs: UnsafePointer<Float>, count: Int, wanted: [Int], including: [[Int32]], threads: Int) -> [TopLogits] {
+        guard count > 0 else { return [] }
+        // A row's candidate vectors are the bits of one UInt64: larger batches go 64 at a time.
+        guard count <= 64 else {
+            let n = matrix.columns
+            return stride(from: 0, to: count, by: 64).flatMap { v in
+                let m = min(64, count - v)
+                return topLogits(batch: xs + v * n, count: m, wanted: Array(wanted[v..<(v + m)]), including: Array(including[v..<(v + m)]),
+                                 threads: threads)
+            }
+        }
+        let w = matrix
+        let n = w.columns, blocks = n / 32, rows = w.rows
+        let norms = norms(threads: threads)
+        let values = UnsafeMutablePointer<Int8>.allocate(capacity: count * n)
+        let scales = UnsafeMutablePointer<Float>.allocate(capacity: count * blocks)
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: count * rows)
+        defer { values.deallocate(); scales.deallocate(); scores.deallocate() }
+        let reaches = (0..<count).map { v in Self.quantize(xs + v * n, values + v * n, scales + v * blocks, blocks: blocks) }
+        let histograms = screenScores(values: values, scales: scales, reaches: reaches, count: count, into: scores, threads: threads)
+        let cuts = (0..<count).map { v in Self.cut(histogram: histograms + v * 4096, wanted: wanted[v], rows: rows) }
+        histograms.deallocate()
+        // Tokens asked for by name, as a mask of the vectors that asked for each.
+        var named: [Int32: UInt64] = [:]
+        for (v, tokens) in including.enumerated() { for t in tokens where t >= 0 && Int(t) < rows { named[t, default: 0] |= 1 << UInt64(v) } }
+
+        // Row ranges over the threads. Each range finds its rows that are a candidate of some
+        // vector, then recomputes each such row once for every vector it is a candidate of with
+        // the full product's kernel (the row read once; sequences share many likely tokens), and
+        // keeps per vector its (token, value) pairs in row order.
+        let parts = max(1, min(threads, rows / 4096))
+        var pieces = [[(tokens: [Int32], values: [Float])]](repeating: [], count: parts)
+        let dot = w.kernels.dot
+        pieces.withUnsafeMutableBufferPointer { out in
+            norms.withUnsafeBufferPointer { normBuffer in
+                let norm = normBuffer.baseAddress!
+                parallelFor(parts) { part in
+                    var mine = [(tokens: [Int32], values: [Float])](repeating: ([], []), count: count)
+                    var found: [(row: Int32, vectors: UInt64)] = []
+                    for r in (rows * part / parts)..<(rows * (part + 1) / parts) {
+                        var mask = named[Int32(r)] ?? 0
+                        let s = scores + r * count
+                        for v in 0..<count where s[v] + norm[r] * reaches[v] >= cuts[v] { mask |= 1 << UInt64(v) }
+                        if mask != 0 { found.append((Int32(r), mask)) }
+                    }
+                    // The candidates lie scattered over the matrix: each row is asked for a few
+                    // rows ahead, so the waits for memory overlap the arithmetic.
+                    let ahead = 4
+                    @inline(__always) func prefetch(_ i: Int) {
+                        guard i < found.count else { return }
+                        let p = w.row(Int(found[i].row))
+                        var b = 0
+                        while b < w.rowBytes { damda_prefetch(p + b); b += 64 }
+                    }
+                    for i in 0..<ahead { prefetch(i) }
+                    for i in found.indices {
+                        prefetch(i + ahead)
+                        let (r, vectors) = found[i]
+                        let row = w.row(Int(r))
+                        var rest = vectors
+                        while rest != 0 {
+                            let v = rest.trailingZeroBitCount
+                            rest &= rest - 1
+                            mine[v].tokens.append(r)
+                            mine[v].values.append(dot(row, xs + v * n, n))
+                        }
+                    }
+                    out[part] = mine
+                }
+            }
+        }
+        lastCandidates = pieces.reduce(0) { $0 + $1.reduce(0) { $0 + $1.tokens.count } }
+        return (0..<count).map { v in
+            TopLogits(tokens: pieces.flatMap { $0[v].tokens }, values: pieces.flatMap { $0[v].values }, vocabulary: rows)
+        }
+    }
+
+    /// Every row's screened logit for `count` quantized vectors, at scores[r · count + v], and each
+    /// vector's histogram of lower bounds (4,096 counts at v · 4096, keys as `key(_:)`), which the
+    /// caller releases.
+    private func screenScores(values: UnsafePointer<Int8>, scales: UnsafePointer<Float>, reaches: [Float], count: Int,
+                              into scores: UnsafeMutablePointer<Float>, threads: Int) -> UnsafeMutablePointer<UInt32> {
+        let w = matrix
+        let n = w.columns, blocks = n / 32, rows = w.rows
+        let parts = max(1, min(threads, rows / 1024))
+        // One set of histograms per part, summed at the end.
+        let counts = UnsafeMutablePointer<UInt32>.allocate(capacity: parts * count * 4096)
+        counts.initialize(repeating: 0, count: parts * count * 4096)
+        let norm = norms(threads: threads)
+        #if arch(x86_64)
+        // Like greedy's, the VNNI screen pays for its set-up from five vectors on.
+        if screen == .avx512VNNI && blocks % 2 == 0 && count >= 5 {
+            // x + 128 as unsigned bytes: VNNI multiplies unsigned by signed.
+            let unsigned = UnsafeMutablePointer<UInt8>.allocate(capacity: count * n)
+            defer { unsigned.deallocate() }
+            for i in 0..<(count * n) { unsigned[i] = UInt8(bitPattern: values[i]) ^ 0x80 }
+            let base = w.row(0).assumingMemoryBound(to: UInt8.self)
+            norm.withUnsafeBufferPointer { normBuffer in
+                reaches.withUnsafeBufferPointer { reachBuffer in
+                    parallelFor(parts) { part in
+                        let lo = rows * part / parts, hi = rows * (part + 1) / parts
+                        var v = 0
+                        while v < count {
+                            let m = min(8, count - v)
+                            damda_screen_q8_top_avx512vnni(base, w.rowBytes, Int32(blocks), lo, hi, unsigned + v * n, scales + v * blocks, Int32(m),
+                                                           normBuffer.baseAddress!, reachBuffer.baseAddress! + v, scores + v, count,
+                                                           counts + (part * count + v) * 4096)
+                            v += m
+                        }
+                    }
+                }
+            }
+        } else {
+            parallelFor(parts) { part in
+                let range = (rows * part / parts)..<(rows * (part + 1) / parts)
+                let histogram = counts + part * count * 4096
+                var prefetch = RowPrefetcher(from: w.row(range.lowerBound), to: w.row(range.upperBound))
+                for r in range {
+                    prefetch.ahead(ofRowEnding: w.row(r + 1))
+                    let row = w.row(r)
+                    @inline(__always) func keep(_ v: Int, _ s: Float) {
+                        scores[r * count + v] = s
+                        histogram[v * 4096 + Self.key(s - norm[r] * reaches[v])] += 1
+                    }
+                    var v = 0
+                    while v + 4 <= count {
+                        let s = Self.screenedDot4(row, values + v * n, stride: n, scales + v * blocks, blocks: blocks)
+                        for j in 0..<4 { keep(v + j, s[j]) }
+                        v += 4
+                    }
+                    while v < count {
+                        keep(v, Self.screenedDot(row, values + v * n, scales + v * blocks, blocks: blocks))
+                        v += 1
+                    }
+                }
+            }
+        }
+        #else
+        preconditionFailure("GreedyHead needs x86_64")
+        #endif
+        for part in 1..<parts {
+            for i in 0..<(count * 4096) { counts[i] += counts[part * count * 4096 + i] }
+        }
+        return counts
+    }
+
+    /// The float's top 12 bits made order-preserving: negatives have every bit flipped, the rest
+    /// their sign bit set (as in `Sampler.topIndices`).
+    @inline(__always)
+    static func key(_ v: Float) -> Int {
+        let b = v.bitPattern
+        return Int((b & 0x8000_0000 != 0 ? ~b : b | 0x8000_0000) >> 20)
+    }
+
+    /// A value that at least `wanted` of the counted lower bounds reach: the least float of the
+    /// highest bucket, counted from the top, where the count reaches `wanted` (−∞ when every row
+    /// is wanted).
+    static func cut(histogram: UnsafePointer<UInt32>, wanted: Int, rows: Int) -> Float {
+        guard wanted < rows else { return -.infinity }
+        guard wanted > 0 else { return .infinity }
+        var bucket = 4095, reached = Int(histogram[4095])
+        while reached < wanted && bucket > 0 { bucket -= 1; reached += Int(histogram[bucket]) }
+        // The least float with this key: keys of non-negative floats carry the sign bit set.
+        let high = UInt32(bucket) << 20
+        return high & 0x8000_0000 != 0 ? Float(bitPattern: high & 0x7FFF_FFFF) : Float(bitPattern: ~high)
+    }
+}
