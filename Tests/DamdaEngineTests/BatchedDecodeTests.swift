@@ -131,11 +131,16 @@ final class BatchedDecodeTests: XCTestCase {
             let caches = chosen.map { model.makeCache(capacity: $0.count + steps + 1) }
             var tokens = try zip(chosen, caches).map { try model.forwardGreedy($0, cache: $1) }
             for step in 0..<steps {
-                // In batches, every third slot greedy and every third wants every logit.
+                // In batches, the last two slots greedy and wanting every logit; eight take the screened head.
                 let outputs: [DecodeOutput] = tokens.indices.map { i in
-                    batch == 1 || i % 3 == 0 ? .top(count: wanted, including: [Int32(i), 3]) : i % 3 == 1 ? .greedy : .logits
+                    batch == 1 || i < batch - 2 ? .top(count: wanted, including: [Int32(i), 3]) : i == batch - 2 ? .greedy : .logits
                 }
+                let head = (model as? Gemma3Model)?.greedyHead
+                head?.lastCandidates = 0
                 let results = try model.decodeStep(tokens.indices.map { DecodeSlot(token: tokens[$0], cache: caches[$0], output: outputs[$0]) })
+                if let head, head.screensTopLogits(count: batch - 2) {
+                    XCTAssertGreaterThan(head.lastCandidates, 0, "batch \(batch): the screened head ran", file: file, line: line)
+                }
                 for (i, r) in results.enumerated() {
                     let want = lone[i][step], name = "batch \(batch), sequence \(i), step \(step)"
                     switch r {

@@ -13,6 +13,15 @@ import Foundation
 /// histogram of the lower bounds' order-preserving keys (the top of the bucket where the count
 /// reaches k), which may let in a few more rows than the exact k-th lower bound, never fewer.
 extension GreedyHead {
+    /// Whether `topLogits` beats every fp32 logit for `count` vectors. On a Zen 4 (2 threads,
+    /// `damda bench generate --batch`), eight sequences ran 175–193 tokens/s through it against
+    /// 167–175 with every logit; one to four ran no faster (the recomputed candidates, a few
+    /// thousand rows per vector read out of order, cost what the screen saves), and without the
+    /// VNNI screen it was not measured ahead.
+    public func screensTopLogits(count: Int) -> Bool {
+        screen == .avx512VNNI && matrix.columns % 64 == 0 && count >= 5
+    }
+
     /// For each of `count` vectors [count × columns]: the exact logits of a set holding the
     /// `wanted[v]` largest, plus the tokens `including[v]`.
     public func topLogits(batch xs: UnsafePointer<Float>, count: Int, wanted: [Int], including: [[Int32]], threads: Int) -> [TopLogits] {

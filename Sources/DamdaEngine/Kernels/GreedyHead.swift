@@ -26,7 +26,7 @@ public final class GreedyHead: @unchecked Sendable {
     /// ‖wᵢ‖₂ per row, rounded up; computed on first use (a pass over the matrix).
     private var rowNorms: [Float] = []
     /// Rows the last call recomputed in fp32 (for benchmarks and tests).
-    public internal(set) var lastCandidates = 0
+    public var lastCandidates = 0
 
     /// Only Q8_0 matrices whose rows are whole 32-value blocks, on x86_64 (AVX2).
     public init?(_ w: WeightMatrix) {

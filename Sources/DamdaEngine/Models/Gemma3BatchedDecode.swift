@@ -30,8 +30,9 @@ extension Gemma3Model: BatchDecoding {
         let screened = greedyHead != nil && c.finalSoftcap == 0
         func rows(where wanted: (DecodeOutput) -> Bool) -> [Int] { (0..<B).filter { wanted(slots[$0].output) } }
         let greedyRows = screened ? rows { $0 == .greedy } : []
-        let topRows = screened ? rows { if case .top = $0 { true } else { false } } : []
-        let logitRows = screened ? rows { $0 == .logits } : Array(0..<B)
+        let sampling = rows { if case .top = $0 { true } else { false } }
+        let topRows = screened && greedyHead!.screensTopLogits(count: sampling.count) ? sampling : []
+        let logitRows = (0..<B).filter { !greedyRows.contains($0) && !topRows.contains($0) }
         func normed(_ rows: [Int]) -> Buffer {
             let x = Buffer(uninitialized: rows.count * E)
             for (i, b) in rows.enumerated() { Ops.rmsNorm(h.p + b * E, outputNorm, x.p + i * E, rows: 1, n: E, eps: c.eps) }

@@ -87,10 +87,7 @@ extension LanguageModel {
     /// A batched step where the model has one, otherwise the slots one after another: either way
     /// each slot's result is its lone step's.
     public func decodeStep(_ slots: [DecodeSlot]) throws -> [DecodeResult] {
-        // A lone sampling step goes through the batched path too: its head computes the top logits
-        // without every fp32 logit, and a batch of one is bit for bit the lone step.
-        let sampling = slots.contains { if case .top = $0.output { true } else { false } }
-        if slots.count > 1 || sampling, let batched = self as? any BatchDecoding { return try batched.decode(slots) }
+        if slots.count > 1, let batched = self as? any BatchDecoding { return try batched.decode(slots) }
         return try slots.map { s in
             switch s.output {
             case .greedy: .greedy(try forwardGreedy([s.token], cache: s.cache))
