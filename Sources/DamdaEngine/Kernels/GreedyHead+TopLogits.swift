@@ -46,9 +46,10 @@ extension GreedyHead {
         let histograms = screenScores(values: values, scales: scales, reaches: reaches, count: count, into: scores, threads: threads)
         let cuts = (0..<count).map { v in Self.cut(histogram: histograms + v * 4096, wanted: wanted[v], rows: rows) }
         histograms.deallocate()
-        // Tokens asked for by name, as a mask of the vectors that asked for each.
-        var named: [Int32: UInt64] = [:]
-        for (v, tokens) in including.enumerated() { for t in tokens where t >= 0 && Int(t) < rows { named[t, default: 0] |= 1 << UInt64(v) } }
+        // Tokens asked for by name, in row order, each with a mask of the vectors that asked for it.
+        var masks: [Int32: UInt64] = [:]
+        for (v, tokens) in including.enumerated() { for t in tokens where t >= 0 && Int(t) < rows { masks[t, default: 0] |= 1 << UInt64(v) } }
+        let named = masks.sorted { $0.key < $1.key }
 
         // Row ranges over the threads. Each range finds its rows that are a candidate of some
         // vector, then recomputes each such row once for every vector it is a candidate of with
@@ -63,11 +64,18 @@ extension GreedyHead {
                 parallelFor(parts) { part in
                     var mine = [(tokens: [Int32], values: [Float])](repeating: ([], []), count: count)
                     var found: [(row: Int32, vectors: UInt64)] = []
-                    for r in (rows * part / parts)..<(rows * (part + 1) / parts) {
-                        var mask = named[Int32(r)] ?? 0
-                        let s = scores + r * count
-                        for v in 0..<count where s[v] + norm[r] * reaches[v] >= cuts[v] { mask |= 1 << UInt64(v) }
-                        if mask != 0 { found.append((Int32(r), mask)) }
+                    let lo = rows * part / parts, hi = rows * (part + 1) / parts
+                    var nextNamed = named.firstIndex { Int($0.key) >= lo } ?? named.count
+                    reaches.withUnsafeBufferPointer { reach in
+                        cuts.withUnsafeBufferPointer { cut in
+                            for r in lo..<hi {
+                                var mask: UInt64 = 0
+                                if nextNamed < named.count && Int(named[nextNamed].key) == r { mask = named[nextNamed].value; nextNamed += 1 }
+                                let s = scores + r * count, bound = norm[r]
+                                for v in 0..<count where s[v] + bound * reach[v] >= cut[v] { mask |= 1 << UInt64(v) }
+                                if mask != 0 { found.append((Int32(r), mask)) }
+                            }
+                        }
                     }
                     // The candidates lie scattered over the matrix: each row is asked for a few
                     // rows ahead, so the waits for memory overlap the arithmetic.
