@@ -84,7 +84,8 @@ final class SamplerTests: XCTestCase {
                 }
                 XCTAssertEqual(Set(including), full.penalized(history: history))
                 let top = TopLogits(logits: logits, count: count, including: including)
-                let extra = (0..<300).map { _ in Int32.random(in: 0..<Int32(vocabulary), using: &rng) }
+                // Up to most of the vocabulary, so the selection also takes `topIndices`' histogram path.
+                let extra = (0..<(draw % 2 == 0 ? 300 : 6000)).map { _ in Int32.random(in: 0..<Int32(vocabulary), using: &rng) }
                 let wider = TopLogits(logits: logits, count: count, including: including + extra)
                 let want = full.sample(logits, history: history)
                 XCTAssertEqual(sparse.sample(top, history: history), want, "\(p), draw \(draw)")

@@ -94,11 +94,12 @@ public struct Sampler: Sendable {
         if !penalized.isEmpty {
             for i in values.indices where penalized.contains(top.tokens[i]) { values[i] = penalize(values[i]) }
         }
-        // Largest first, ties to the lower token: `topIndices`' order over the whole vocabulary.
-        let order = values.indices.sorted { values[$0] > values[$1] || (values[$0] == values[$1] && top.tokens[$0] < top.tokens[$1]) }
-        let k = min(candidateCount(vocabulary: top.vocabulary), order.count)
+        // Largest first, ties to the lower token (the tokens ascend, so the lower index): the order
+        // `topIndices` gives over the whole vocabulary.
+        let k = min(candidateCount(vocabulary: top.vocabulary), values.count)
+        let order = values.withUnsafeBufferPointer { Self.topIndices($0, k) }
         if parameters.temperature <= 0 { return top.tokens[order[0]] }
-        return draw(order.prefix(k).map { top.tokens[$0] }, order.prefix(k).map { values[$0] })
+        return draw(order.map { top.tokens[$0] }, order.map { values[$0] })
     }
 
     /// CTRL-style penalty as in llama.cpp: shrink positive logits, grow negative ones.
