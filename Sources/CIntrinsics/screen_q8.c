@@ -26,42 +26,57 @@ static inline __m512 pair_scales(const float *dx, int p) {
     return _mm512_insertf32x8(_mm512_set1_ps(dx[2 * p]), _mm256_set1_ps(dx[2 * p + 1]), 1);
 }
 
+// What every row of a screen shares: the vectors' block scales, built once when they fit (rows up
+// to 1,024 values).
+typedef struct { __m512 dxv[8][16]; int cached; } screen_scales;
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,evex512,f16c,fma")))
+static inline void screen_setup(screen_scales *s, const float *dx, int count, int blocks) {
+    const int pairs = blocks / 2;
+    s->cached = pairs <= 16;
+    if (s->cached)
+        for (int v = 0; v < count; v++)
+            for (int p = 0; p < pairs; p++) s->dxv[v][p] = pair_scales(dx + v * blocks, p);
+}
+
+// One row's screened products for `count` vectors: acc[v]'s 16 lanes sum to Σ_b d_w·d_x·Σ q·a.
+// The row eight ahead is asked for, a cache line at a time, so its wait overlaps this row's arithmetic.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,evex512,f16c,fma")))
+static inline void screen_row(const uint8_t *row, size_t row_bytes, int blocks, const uint8_t *xu, const float *dx, int count,
+                              const screen_scales *s, __m512 acc[8]) {
+    const int pairs = blocks / 2, n = blocks * 32;
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (size_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)(row + 8 * row_bytes + o), _MM_HINT_T0);
+    for (int v = 0; v < 8; v++) acc[v] = _mm512_setzero_ps();
+    for (int p = 0; p < pairs; p++) {
+        const uint8_t *b0 = row + (size_t)(2 * p) * 34, *b1 = b0 + 34;
+        const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
+                                             _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
+        // (x + 128)·w summed in fours, minus 128·Σw over the same four: exactly Σ x·w per lane.
+        const __m512i wsum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, w);
+        const __m512i correction = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(wsum, 7));
+        const __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(half_to_float(b0)), _mm256_set1_ps(half_to_float(b1)), 1);
+        for (int v = 0; v < count; v++) {
+            const __m512i a = _mm512_loadu_si512((const void *)(xu + (size_t)v * n + p * 64));
+            const __m512 sums = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(correction, a, w));
+            const __m512 scale = _mm512_mul_ps(dw, s->cached ? s->dxv[v][p] : pair_scales(dx + v * blocks, p));
+            acc[v] = _mm512_fmadd_ps(sums, scale, acc[v]);
+        }
+    }
+}
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,evex512,f16c,fma")))
 void damda_screen_q8_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
                                 const uint8_t *xu, const float *dx, int count,
                                 const float *norm, const float *reach, float *low,
                                 damda_kept_row *kept, long kept_stride, long *kept_count) {
-    const int pairs = blocks / 2, n = blocks * 32;
-    const __m512i ones = _mm512_set1_epi8(1);
-    // The scales are the same for every row: built once when they fit (rows up to 1,024 values).
-    __m512 dxv[8][16];
-    const int cached = pairs <= 16;
-    if (cached)
-        for (int v = 0; v < count; v++)
-            for (int p = 0; p < pairs; p++) dxv[v][p] = pair_scales(dx + v * blocks, p);
+    screen_scales scales;
+    screen_setup(&scales, dx, count, blocks);
     float lows[8];
     for (int v = 0; v < count; v++) lows[v] = low[v];
     for (long r = r0; r < r1; r++) {
-        const uint8_t *row = matrix + (size_t)r * row_bytes;
-        // The row eight ahead, a cache line at a time, so its wait overlaps this row's arithmetic.
-        for (size_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)(row + 8 * row_bytes + o), _MM_HINT_T0);
         __m512 acc[8];
-        for (int v = 0; v < count; v++) acc[v] = _mm512_setzero_ps();
-        for (int p = 0; p < pairs; p++) {
-            const uint8_t *b0 = row + (size_t)(2 * p) * 34, *b1 = b0 + 34;
-            const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
-                                                 _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
-            // (x + 128)·w summed in fours, minus 128·Σw over the same four: exactly Σ x·w per lane.
-            const __m512i wsum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, w);
-            const __m512i correction = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(wsum, 7));
-            const __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(half_to_float(b0)), _mm256_set1_ps(half_to_float(b1)), 1);
-            for (int v = 0; v < count; v++) {
-                const __m512i a = _mm512_loadu_si512((const void *)(xu + (size_t)v * n + p * 64));
-                const __m512 sums = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(correction, a, w));
-                const __m512 scale = _mm512_mul_ps(dw, cached ? dxv[v][p] : pair_scales(dx + v * blocks, p));
-                acc[v] = _mm512_fmadd_ps(sums, scale, acc[v]);
-            }
-        }
+        screen_row(matrix + (size_t)r * row_bytes, row_bytes, blocks, xu, dx, count, &scales, acc);
         for (int v = 0; v < count; v++) {
             const float s = _mm512_reduce_add_ps(acc[v]);
             const float bound = norm[r] * reach[v];
@@ -76,6 +91,7 @@ void damda_screen_q8_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blo
     }
     for (int v = 0; v < count; v++) low[v] = lows[v];
 }
+
 // Sampling's screen: the same screened products, written to scores[r * score_stride + v] for rows
 // [r0, r1), and each vector's lower bound (score - norm[r] * reach[v]) counted in its histogram
 // (histogram[v * 4096 + key], the key being the float's top 12 bits made order-preserving), so
@@ -84,36 +100,15 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,evex512,f16
 void damda_screen_q8_top_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
                                     const uint8_t *xu, const float *dx, int count,
                                     const float *norm, const float *reach, float *scores, long score_stride, uint32_t *histogram) {
-    const int pairs = blocks / 2, n = blocks * 32;
-    const __m512i ones = _mm512_set1_epi8(1);
-    __m512 dxv[8][16];
-    const int cached = pairs <= 16;
-    if (cached)
-        for (int v = 0; v < count; v++)
-            for (int p = 0; p < pairs; p++) dxv[v][p] = pair_scales(dx + v * blocks, p);
+    screen_scales scales;
+    screen_setup(&scales, dx, count, blocks);
     float reaches[8] = {0};
     for (int v = 0; v < count; v++) reaches[v] = reach[v];
     const __m256 reachv = _mm256_loadu_ps(reaches);
     const __m256i signs = _mm256_set1_epi32((int)0x80000000u);
     for (long r = r0; r < r1; r++) {
-        const uint8_t *row = matrix + (size_t)r * row_bytes;
-        for (size_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)(row + 8 * row_bytes + o), _MM_HINT_T0);
         __m512 acc[8];
-        for (int v = 0; v < 8; v++) acc[v] = _mm512_setzero_ps();
-        for (int p = 0; p < pairs; p++) {
-            const uint8_t *b0 = row + (size_t)(2 * p) * 34, *b1 = b0 + 34;
-            const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
-                                                 _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
-            const __m512i wsum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, w);
-            const __m512i correction = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(wsum, 7));
-            const __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(half_to_float(b0)), _mm256_set1_ps(half_to_float(b1)), 1);
-            for (int v = 0; v < count; v++) {
-                const __m512i a = _mm512_loadu_si512((const void *)(xu + (size_t)v * n + p * 64));
-                const __m512 sums = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(correction, a, w));
-                const __m512 scale = _mm512_mul_ps(dw, cached ? dxv[v][p] : pair_scales(dx + v * blocks, p));
-                acc[v] = _mm512_fmadd_ps(sums, scale, acc[v]);
-            }
-        }
+        screen_row(matrix + (size_t)r * row_bytes, row_bytes, blocks, xu, dx, count, &scales, acc);
         // The eight totals side by side in one register: halves added, then a tree of
         // horizontal adds (a quarter of the instructions of eight separate reductions).
         __m256 h[8];

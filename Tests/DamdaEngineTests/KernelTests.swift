@@ -142,15 +142,20 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// A random Q8_0 matrix whose rows 2000 and 2500 repeat row 5: exact ties that must go to the lowest index.
+    func outputMatrixWithTies(rows: Int, columns: Int, rng: inout SeededGenerator) -> [UInt8] {
+        var bytes = randomMatrixBytes(.q8_0, rows: rows, columns: columns, rng: &rng)
+        let rowBytes = TensorType.q8_0.rowBytes(columns)!
+        for copy in [2000, 2500] { for k in 0..<rowBytes { bytes[copy * rowBytes + k] = bytes[5 * rowBytes + k] } }
+        return bytes
+    }
+
     /// The screened greedy head picks exactly the full fp32 product's argmax (ties to the lowest
     /// index), while recomputing only a few rows.
     func testGreedyHeadPicksTheFullProductsArgmax() throws {
         var rng = SeededGenerator(seed: 17)
         let rows = 3000, cols = 128
-        var bytes = randomMatrixBytes(.q8_0, rows: rows, columns: cols, rng: &rng)
-        let rowBytes = TensorType.q8_0.rowBytes(cols)!
-        // Rows 2000 and 2500 repeat row 5: exact ties that must go to the lowest index.
-        for copy in [2000, 2500] { for k in 0..<rowBytes { bytes[copy * rowBytes + k] = bytes[5 * rowBytes + k] } }
+        let bytes = outputMatrixWithTies(rows: rows, columns: cols, rng: &rng)
         try bytes.withUnsafeBytes { raw in
             let w = WeightMatrix(name: "output", type: .q8_0, rows: rows, columns: cols, data: raw.baseAddress!)
             let head = try XCTUnwrap(GreedyHead(w))
@@ -193,9 +198,7 @@ final class KernelTests: XCTestCase {
     func testTopLogitsHoldTheLargestWithTheFullProductsValues() throws {
         var rng = SeededGenerator(seed: 23)
         let rows = 3000, cols = 128
-        var bytes = randomMatrixBytes(.q8_0, rows: rows, columns: cols, rng: &rng)
-        let rowBytes = TensorType.q8_0.rowBytes(cols)!
-        for copy in [2000, 2500] { for k in 0..<rowBytes { bytes[copy * rowBytes + k] = bytes[5 * rowBytes + k] } }
+        let bytes = outputMatrixWithTies(rows: rows, columns: cols, rng: &rng)
         try bytes.withUnsafeBytes { raw in
             let w = WeightMatrix(name: "output", type: .q8_0, rows: rows, columns: cols, data: raw.baseAddress!)
             let head = try XCTUnwrap(GreedyHead(w))
