@@ -19,7 +19,8 @@ import Foundation
 /// Bᵢ also carries a margin of 10⁻⁴‖wᵢ‖‖x‖ for fp32 rounding in both passes, far above it.
 ///
 /// The matrix's bytes are still read once per token: this saves arithmetic, which is what one
-/// core runs short of; two cores are held back by memory and gain less.
+/// core runs short of; two cores are held back by memory and gain less. Sampling's candidates
+/// come from the same screen (`topLogits`, in GreedyHead+TopLogits.swift).
 public final class GreedyHead: @unchecked Sendable {
     public let matrix: WeightMatrix
     private let lock = NSLock()

@@ -5,9 +5,10 @@ import Foundation
 ///
 /// Decoding one token reads every weight once (~280 MB for the 270M model) for ~0.5 GFLOP of
 /// arithmetic, so a lone stream is bound by memory. Here each projection's weight rows are read
-/// once and dotted with all B activations (`matvecBatch`), the output matrix's greedy screen runs
-/// all B vectors over one read (`GreedyHead.argmax(batch:)`, and `topLogits` for sampling), and everything per sequence — RoPE
-/// at its own position, attention over its own KV cache, the adapter — runs as its lone step does.
+/// once and dotted with all B activations (`matvecBatch`), the output matrix's int8 screen runs
+/// all B vectors over one read (`GreedyHead.argmax(batch:)`, and `topLogits` for sampling), and
+/// everything per sequence — RoPE at its own position, attention over its own KV cache, the
+/// adapter — runs as its lone step does.
 /// Every kernel is the one-token kernel, so each sequence's tokens and logits are bit for bit its
 /// lone run's (tested with 1, 3 and 8 sequences of different lengths).
 extension Gemma3Model: BatchDecoding {

@@ -79,7 +79,9 @@ public struct TopLogits: Equatable, Sendable {
 /// Models that can run one decode step for several sequences at once.
 public protocol BatchDecoding: LanguageModel {
     /// One token per slot, each at its own cache's next position; slot i's result is bit for bit
-    /// what `forwardGreedy([token], cache:)` (or `forward(…, logits: .last)`) gives it alone.
+    /// what `forwardGreedy([token], cache:)` (or `forward(…, logits: .last)`) gives it alone. For
+    /// `.top` the set may hold more tokens than the lone step's exact top, never fewer, each with
+    /// the lone step's value, so sampling draws the same token.
     func decode(_ slots: [DecodeSlot]) throws -> [DecodeResult]
 }
 
