@@ -43,7 +43,7 @@ extension GreedyHead {
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: count * rows)
         defer { values.deallocate(); scales.deallocate(); scores.deallocate() }
         let reaches = (0..<count).map { v in Self.quantize(xs + v * n, values + v * n, scales + v * blocks, blocks: blocks) }
-        let histograms = screenScores(values: values, scales: scales, reaches: reaches, count: count, into: scores, threads: threads)
+        let histograms = screenScores(values: values, scales: scales, reaches: reaches, norms: norms, count: count, into: scores, threads: threads)
         let cuts = (0..<count).map { v in Self.cut(histogram: histograms + v * 4096, wanted: wanted[v], rows: rows) }
         histograms.deallocate()
         // Tokens asked for by name, in row order, each with a mask of the vectors that asked for it.
@@ -112,7 +112,7 @@ extension GreedyHead {
     /// Every row's screened logit for `count` quantized vectors, at scores[r · count + v], and each
     /// vector's histogram of lower bounds (4,096 counts at v · 4096, keys as `key(_:)`), which the
     /// caller releases.
-    private func screenScores(values: UnsafePointer<Int8>, scales: UnsafePointer<Float>, reaches: [Float], count: Int,
+    private func screenScores(values: UnsafePointer<Int8>, scales: UnsafePointer<Float>, reaches: [Float], norms norm: [Float], count: Int,
                               into scores: UnsafeMutablePointer<Float>, threads: Int) -> UnsafeMutablePointer<UInt32> {
         let w = matrix
         let n = w.columns, blocks = n / 32, rows = w.rows
@@ -120,14 +120,11 @@ extension GreedyHead {
         // One set of histograms per part, summed at the end.
         let counts = UnsafeMutablePointer<UInt32>.allocate(capacity: parts * count * 4096)
         counts.initialize(repeating: 0, count: parts * count * 4096)
-        let norm = norms(threads: threads)
         #if arch(x86_64)
         // Like greedy's, the VNNI screen pays for its set-up from five vectors on.
         if screen == .avx512VNNI && blocks % 2 == 0 && count >= 5 {
-            // x + 128 as unsigned bytes: VNNI multiplies unsigned by signed.
-            let unsigned = UnsafeMutablePointer<UInt8>.allocate(capacity: count * n)
+            let unsigned = Self.vnniInputs(values, count: count * n)
             defer { unsigned.deallocate() }
-            for i in 0..<(count * n) { unsigned[i] = UInt8(bitPattern: values[i]) ^ 0x80 }
             let base = w.row(0).assumingMemoryBound(to: UInt8.self)
             norm.withUnsafeBufferPointer { normBuffer in
                 reaches.withUnsafeBufferPointer { reachBuffer in
@@ -156,16 +153,7 @@ extension GreedyHead {
                         scores[r * count + v] = s
                         histogram[v * 4096 + Self.key(s - norm[r] * reaches[v])] += 1
                     }
-                    var v = 0
-                    while v + 4 <= count {
-                        let s = Self.screenedDot4(row, values + v * n, stride: n, scales + v * blocks, blocks: blocks)
-                        for j in 0..<4 { keep(v + j, s[j]) }
-                        v += 4
-                    }
-                    while v < count {
-                        keep(v, Self.screenedDot(row, values + v * n, scales + v * blocks, blocks: blocks))
-                        v += 1
-                    }
+                    Self.screenRow(row, values, scales, count: count, blocks: blocks, keep)
                 }
             }
         }

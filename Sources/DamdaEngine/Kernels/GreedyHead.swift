@@ -180,16 +180,7 @@ public final class GreedyHead: @unchecked Sendable {
                                         kc[v] += 1
                                     }
                                 }
-                                var v = 0
-                                while v + 4 <= count {
-                                    let s = Self.screenedDot4(row, values + v * n, stride: n, scales + v * blocks, blocks: blocks)
-                                    keep(v, s[0]); keep(v + 1, s[1]); keep(v + 2, s[2]); keep(v + 3, s[3])
-                                    v += 4
-                                }
-                                while v < count {
-                                    keep(v, Self.screenedDot(row, values + v * n, scales + v * blocks, blocks: blocks))
-                                    v += 1
-                                }
+                                Self.screenRow(row, values, scales, count: count, blocks: blocks, keep)
                             }
                         }
                     }
@@ -235,10 +226,8 @@ public final class GreedyHead: @unchecked Sendable {
                             count: Int, norms: [Float], threads: Int) -> [Int] {
         let w = matrix
         let n = w.columns, blocks = n / 32, rows = w.rows
-        // x + 128 as unsigned bytes: VNNI multiplies unsigned by signed.
-        let unsigned = UnsafeMutablePointer<UInt8>.allocate(capacity: count * n)
+        let unsigned = Self.vnniInputs(values, count: count * n)
         defer { unsigned.deallocate() }
-        for i in 0..<(count * n) { unsigned[i] = UInt8(bitPattern: values[i]) ^ 0x80 }
         let kept = UnsafeMutablePointer<damda_kept_row>.allocate(capacity: rows * count)
         defer { kept.deallocate() }
         let parts = max(1, min(threads, rows / 1024))
@@ -308,7 +297,33 @@ public final class GreedyHead: @unchecked Sendable {
         return Float((errorSquared.squareRoot() + 1e-4 * normSquared.squareRoot()) * (1 + 1e-6)).nextUp
     }
 
+    /// The quantized vectors as VNNI's screens take them: x + 128 as unsigned bytes (VNNI multiplies
+    /// unsigned by signed). The caller releases them.
+    static func vnniInputs(_ values: UnsafePointer<Int8>, count: Int) -> UnsafeMutablePointer<UInt8> {
+        let unsigned = UnsafeMutablePointer<UInt8>.allocate(capacity: count)
+        for i in 0..<count { unsigned[i] = UInt8(bitPattern: values[i]) ^ 0x80 }
+        return unsigned
+    }
+
     #if arch(x86_64)
+    /// One row's screened products with `count` quantized vectors (`values` [count × blocks·32],
+    /// `scales` [count × blocks]), four at a time through `screenedDot4`, each handed to `body(v, s)`.
+    @inline(__always)
+    static func screenRow(_ row: UnsafeRawPointer, _ values: UnsafePointer<Int8>, _ scales: UnsafePointer<Float>, count: Int, blocks: Int,
+                          _ body: (Int, Float) -> Void) {
+        let n = blocks * 32
+        var v = 0
+        while v + 4 <= count {
+            let s = screenedDot4(row, values + v * n, stride: n, scales + v * blocks, blocks: blocks)
+            body(v, s[0]); body(v + 1, s[1]); body(v + 2, s[2]); body(v + 3, s[3])
+            v += 4
+        }
+        while v < count {
+            body(v, screenedDot(row, values + v * n, scales + v * blocks, blocks: blocks))
+            v += 1
+        }
+    }
+
     /// Σ over blocks of d_w·d_x·Σ q·a: int8 × int8 products summed exactly in 32-bit lanes, then
     /// one fp32 multiply-add per block (ggml's Q8_0 × Q8_0 dot).
     @inline(__always)
