@@ -58,6 +58,35 @@ final class TinyGemma3Tests: XCTestCase {
         XCTAssertLessThan(maxDiff, 1e-3)
     }
 
+    /// Prefill attention runs its queries in blocks of `attentionQueryBlock` rows, each against the keys its
+    /// rows can see. A prompt of several blocks, whole, in slices that start mid-block, and a token
+    /// at a time (the decode path, which has no blocks) must give the same logits at every position.
+    func testBlockedPrefillAttentionEqualsSlicedAndIncrementalPrefill() throws {
+        let model = try loadModel(path: Self.path, threads: 2)
+        var ids = model.tokenizer.encode(text)
+        while ids.count < 3 * attentionQueryBlock + 17 { ids += ids.dropFirst() }
+        ids = Array(ids.prefix(3 * attentionQueryBlock + 17))
+        let capacity = ids.count + 1
+        let whole = try model.forward(ids, cache: model.makeCache(capacity: capacity), logits: .all)
+        let sliceCache = model.makeCache(capacity: capacity)
+        var sliced: [Float] = []
+        for lo in stride(from: 0, to: ids.count, by: 37) {
+            sliced += try model.forward(Array(ids[lo..<min(ids.count, lo + 37)]), cache: sliceCache, logits: .all)
+        }
+        let tokenCache = model.makeCache(capacity: capacity)
+        var incremental: [Float] = []
+        for t in ids { incremental += try model.forward([t], cache: tokenCache, logits: .all) }
+        XCTAssertEqual(whole.count, sliced.count)
+        XCTAssertEqual(whole.count, incremental.count)
+        var slicedDiff: Float = 0, incrementalDiff: Float = 0
+        for i in whole.indices {
+            slicedDiff = max(slicedDiff, abs(whole[i] - sliced[i]))
+            incrementalDiff = max(incrementalDiff, abs(whole[i] - incremental[i]))
+        }
+        XCTAssertLessThan(slicedDiff, 1e-3)
+        XCTAssertLessThan(incrementalDiff, 1e-3)
+    }
+
     func testContextOverflowAndBadTokensAreErrors() throws {
         let model = try loadModel(path: Self.path, threads: 1)
         let cache = model.makeCache(capacity: 4)
