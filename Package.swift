@@ -84,7 +84,7 @@ let package = Package(
         .target(name: "DamdaEval", dependencies: ["DamdaCore", "DamdaEngine", "DamdaRetrieval", "DamdaAssistant"]),
         // Hummingbird 2 server: OpenAI routes, RAG, documents, feedback, metrics, the web page (embedded).
         .target(name: "DamdaServer", dependencies: [
-            "DamdaCore", "DamdaEngine", "DamdaRetrieval", "DamdaAssistant",
+            "DamdaCore", "DamdaEngine", "DamdaRetrieval", "DamdaDatasets", "DamdaAssistant",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "MultipartKit", package: "multipart-kit"),

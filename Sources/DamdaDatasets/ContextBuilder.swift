@@ -10,11 +10,22 @@ public struct ContextEntry: Sendable {
     public var truncated: Bool
 }
 
+/// How the prompt's budget is shared among the retrieved chunks.
+public enum ContextPacking: String, Sendable, Codable, CaseIterable {
+    /// Whole chunks in rank order; the first that does not fit is trimmed around its best sentence.
+    case chunks
+    /// Breadth first: every chunk's best sentence in rank order while they fit, then each one grown
+    /// by its neighbouring sentences, best-ranked first. More documents reach the prompt (and its
+    /// citations) when the right one is ranked below the first two.
+    case sentences
+}
+
 /// Fills the prompt with the best chunks that fit a token budget. Gemma 3 attends within a
 /// 512-token window on most layers, so a short prompt of the best chunks beats long contexts.
 public struct ContextBuilder: Sendable {
     public var template: PromptTemplate
     public var budgetTokens: Int
+    public var packing = ContextPacking.chunks
     /// Smallest slice of a chunk worth trimming in when the whole chunk does not fit.
     public var minimumSliceTokens = 48
 
@@ -44,9 +55,12 @@ public struct ContextBuilder: Sendable {
     }
 
     /// Picks entries in rank order while the rendered prompt stays within the budget.
-    /// `count` measures text in model tokens; `bestSentence` says where to centre a trimmed chunk.
+    /// `count` measures text in model tokens; `bestSentence(hit, units)` picks the unit of the hit's
+    /// text (its sentences, or with `.sentences` packing the clauses of long ones) that bears on
+    /// the question: a trimmed chunk is centred on it.
     public func build(question: String, hits: [SearchHit], count: (String) -> Int,
-                      bestSentence: (SearchHit) -> Int) -> (prompt: String, entries: [ContextEntry]) {
+                      bestSentence: (SearchHit, [String]) -> Int) -> (prompt: String, entries: [ContextEntry]) {
+        if packing == .sentences { return buildSentences(question: question, hits: hits, count: count, bestSentence: bestSentence) }
         var entries: [ContextEntry] = []
         for hit in hits {
             let n = entries.count + 1
@@ -60,27 +74,105 @@ public struct ContextBuilder: Sendable {
             if budgetTokens - used >= minimumSliceTokens || entries.isEmpty {
                 let sentences = SentenceSplitter.split(hit.chunk.text)
                 if !sentences.isEmpty {
-                    let centre = min(max(bestSentence(hit), 0), sentences.count - 1)
-                    var lo = centre, hi = centre
-                    func entry(_ lo: Int, _ hi: Int) -> ContextEntry {
-                        ContextEntry(number: n, hit: hit, text: sentences[lo...hi].joined(separator: " "), truncated: true)
-                    }
-                    func fits(_ e: ContextEntry) -> Bool {
-                        count(template.render(question: question, context: Self.render(entries + [e]))) <= budgetTokens
-                    }
-                    if fits(entry(lo, hi)) {
-                        var grew = true
-                        while grew {
-                            grew = false
-                            if hi + 1 < sentences.count, fits(entry(lo, hi + 1)) { hi += 1; grew = true }
-                            if lo > 0, fits(entry(lo - 1, hi)) { lo -= 1; grew = true }
-                        }
-                        entries.append(entry(lo, hi))
+                    let centre = min(max(bestSentence(hit, sentences), 0), sentences.count - 1)
+                    var span = Span(hit: hit, units: sentences, lo: centre, hi: centre)
+                    if fits(question, [span], after: entries, count) {
+                        grow(&span, question, after: entries, count)
+                        entries.append(span.entry(number: n))
                     }
                 }
             }
             break
         }
         return (template.render(question: question, context: Self.render(entries)), entries)
+    }
+
+    /// Longest unit (sentence or clause) `.sentences` packing adds at once: a long legal sentence
+    /// is cut at its commas so that one hit does not take the room of several.
+    public var maximumUnitTokens = 64
+
+    /// `ContextPacking.sentences`. Breadth first: each document's best-ranked hit adds its best
+    /// unit, in rank order, then the other hits of documents already in; a unit that does not fit
+    /// is passed over for the next hit's. Then each kept hit, in rank order, grows by the units
+    /// after and before it while the prompt fits.
+    private func buildSentences(question: String, hits: [SearchHit], count: (String) -> Int,
+                                bestSentence: (SearchHit, [String]) -> Int) -> (prompt: String, entries: [ContextEntry]) {
+        var seen = Set<String>()
+        let firsts = hits.filter { seen.insert($0.chunk.documentID).inserted }
+        let firstIDs = Set(firsts.map(\.chunk.id))
+        let ordered = firsts + hits.filter { !firstIDs.contains($0.chunk.id) }
+        var spans: [Span] = []
+        for hit in ordered {
+            let units = Self.units(of: hit.chunk.text, maximumTokens: maximumUnitTokens, count: count)
+            guard !units.isEmpty else { continue }
+            let best = min(max(bestSentence(hit, units), 0), units.count - 1)
+            let span = Span(hit: hit, units: units, lo: best, hi: best)
+            if fits(question, spans + [span], after: [], count) { spans.append(span) }
+        }
+        // Back in rank order, so that [1] is still the best-ranked hit.
+        let rank = Dictionary(uniqueKeysWithValues: hits.enumerated().map { ($1.chunk.id, $0) })
+        spans.sort { rank[$0.hit.chunk.id, default: 0] < rank[$1.hit.chunk.id, default: 0] }
+        for i in spans.indices {
+            var span = spans[i]
+            grow(&span, question, preceding: Array(spans[..<i]), following: Array(spans[(i + 1)...]), count)
+            spans[i] = span
+        }
+        let entries = spans.enumerated().map { $1.entry(number: $0 + 1) }
+        return (template.render(question: question, context: Self.render(entries)), entries)
+    }
+
+    /// A run of consecutive units of one hit's text.
+    private struct Span {
+        var hit: SearchHit, units: [String], lo: Int, hi: Int
+        func entry(number: Int) -> ContextEntry {
+            ContextEntry(number: number, hit: hit, text: units[lo...hi].joined(separator: " "),
+                         truncated: lo > 0 || hi < units.count - 1)
+        }
+    }
+
+    /// Whether the prompt of `entries`, then `spans`, then `following` stays within the budget.
+    private func fits(_ question: String, _ spans: [Span], after entries: [ContextEntry], following: [Span] = [],
+                      _ count: (String) -> Int) -> Bool {
+        let all = entries + (spans + following).map { $0.entry(number: 0) }
+        let numbered = all.enumerated().map { i, e in ContextEntry(number: i + 1, hit: e.hit, text: e.text, truncated: e.truncated) }
+        return count(template.render(question: question, context: Self.render(numbered))) <= budgetTokens
+    }
+
+    /// Grows `span` by one unit after and one before, in turn, while the prompt still fits.
+    private func grow(_ span: inout Span, _ question: String, after entries: [ContextEntry], _ count: (String) -> Int) {
+        grow(&span, question, preceding: entries.map { Span(hit: $0.hit, units: [$0.text], lo: 0, hi: 0) }, following: [], count)
+    }
+
+    /// The same with spans before `span` in the prompt and after it.
+    private func grow(_ span: inout Span, _ question: String, preceding: [Span], following: [Span], _ count: (String) -> Int) {
+        var grew = true
+        while grew {
+            grew = false
+            for (dlo, dhi) in [(0, 1), (-1, 0)] {
+                var trial = span
+                trial.lo += dlo; trial.hi += dhi
+                if trial.lo >= 0, trial.hi < trial.units.count, fits(question, preceding + [trial], after: [], following: following, count) {
+                    span = trial; grew = true
+                }
+            }
+        }
+    }
+
+    /// The text's sentences, each longer than `maximumTokens` cut at its commas into clauses
+    /// (consecutive clauses joined while they stay within it).
+    static func units(of text: String, maximumTokens: Int, count: (String) -> Int) -> [String] {
+        var units: [String] = []
+        for sentence in SentenceSplitter.split(text) {
+            guard count(sentence) > maximumTokens else { units.append(sentence); continue }
+            let clauses = sentence.components(separatedBy: ", ")
+            var current = ""
+            for (i, clause) in clauses.enumerated() {
+                let piece = i < clauses.count - 1 ? clause + "," : clause
+                let joined = current.isEmpty ? piece : current + " " + piece
+                if !current.isEmpty, count(joined) > maximumTokens { units.append(current); current = piece } else { current = joined }
+            }
+            if !current.isEmpty { units.append(current) }
+        }
+        return units
     }
 }

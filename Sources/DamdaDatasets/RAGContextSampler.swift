@@ -41,9 +41,8 @@ public struct RAGContextSampler {
         var b = builder
         b.budgetTokens = budget
         func build(_ hits: [SearchHit]) -> String {
-            let (_, entries) = b.build(question: question, hits: hits, count: { prompt.encode($0).count }) { hit in
-                let sentences = SentenceSplitter.split(hit.chunk.text)
-                return sentences.firstIndex { $0.contains(answer) } ?? retrieved.terms.bestSentence(sentences)
+            let (_, entries) = b.build(question: question, hits: hits, count: { prompt.encode($0).count }) { _, sentences in
+                sentences.firstIndex { $0.contains(answer) } ?? retrieved.terms.bestSentence(sentences)
             }
             return ContextBuilder.render(entries)
         }

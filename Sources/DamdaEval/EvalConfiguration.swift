@@ -1,10 +1,11 @@
+import DamdaDatasets
 import Foundation
 
 /// One configuration of the assistant to evaluate: which adapter, which retrieval, which prompt.
 /// `damda eval --config NAME=SPEC` where SPEC is `key=value` pairs joined by commas:
-/// `adapter=default|none|DIR`, `retrieval=auto|none|bm25|vector|hybrid`, `k=5`, `budget=512`,
+/// `adapter=default|none|DIR`, `retrieval=auto|none|bm25|vector|hybrid`, `k=8`, `budget=512`,
 /// `template=FILE`, `chat=true|false`, `max-tokens=128`, `refusal-threshold=auto|off|P`,
-/// `refusal-probe=auto|off|FILE`. The seed's four configurations are
+/// `refusal-probe=auto|off|FILE`, `context=chunks|sentences`. The seed's four configurations are
 /// presets by name (`base`, `rag`, `peft`, `peft+rag`); a SPEC given with such a name changes only
 /// the keys it names.
 public struct EvalConfiguration: Sendable, Codable, Equatable {
@@ -13,7 +14,7 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
     public var adapter = "default"
     /// "none": the model alone; "auto": hybrid when the index has embeddings, else BM25.
     public var retrieval = "auto"
-    public var k = 5
+    public var k = 8
     public var budget = 512
     public var template: String?
     public var chat = false
@@ -22,10 +23,12 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
     public var refusalThreshold = "auto"
     /// "auto" (the adapter's refusal-probe.json when it has one), "off" (first-token probability), or a probe file.
     public var refusalProbe = "auto"
+    /// How the prompt's budget is shared among the chunks: "chunks" or "sentences" (`ContextPacking`).
+    public var context = "sentences"
 
     public init(name: String) { self.name = name }
 
-    enum CodingKeys: String, CodingKey { case name, adapter, retrieval, k, budget, template, chat, maxTokens, refusalThreshold, refusalProbe }
+    enum CodingKeys: String, CodingKey { case name, adapter, retrieval, k, budget, template, chat, maxTokens, refusalThreshold, refusalProbe, context }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -41,6 +44,8 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
         refusalThreshold = try c.decodeIfPresent(String.self, forKey: .refusalThreshold) ?? "off"
         // ... and those written before refusal probes without one.
         refusalProbe = try c.decodeIfPresent(String.self, forKey: .refusalProbe) ?? "off"
+        // ... and those before context packing with whole chunks.
+        context = try c.decodeIfPresent(String.self, forKey: .context) ?? "chunks"
     }
 
     public var usesRetrieval: Bool { retrieval != "none" }
@@ -97,20 +102,25 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
                 }
                 c.refusalThreshold = value
             case "refusal-probe": c.refusalProbe = value
+            case "context":
+                guard ContextPacking(rawValue: value) != nil else {
+                    throw EvalError.badConfiguration("\(name): context must be \(ContextPacking.allCases.map(\.rawValue).joined(separator: " or ")), not \"\(value)\"")
+                }
+                c.context = value
             case "chat":
                 guard let b = Bool(value) else { throw EvalError.badConfiguration("\(name): chat must be true or false") }
                 c.chat = b
             default:
-                throw EvalError.badConfiguration("\(name): unknown key \"\(key)\" (adapter, retrieval, k, budget, template, chat, max-tokens, refusal-threshold, refusal-probe)")
+                throw EvalError.badConfiguration("\(name): unknown key \"\(key)\" (adapter, retrieval, k, budget, template, chat, max-tokens, refusal-threshold, refusal-probe, context)")
             }
         }
         return c
     }
 
-    /// "adapter=none, retrieval=auto, k=5, budget=512", for the report.
+    /// "adapter=none, retrieval=auto, k=8, budget=512, context=sentences", for the report.
     public var summary: String {
         var s = "adapter=\(adapter), retrieval=\(retrieval)"
-        if usesRetrieval { s += ", k=\(k), budget=\(budget)" }
+        if usesRetrieval { s += ", k=\(k), budget=\(budget), context=\(context)" }
         if let t = template { s += ", template=\(t)" }
         if chat { s += ", chat" }
         if refusalThreshold != "auto" { s += ", refusal-threshold=\(refusalThreshold)" }

@@ -1,5 +1,6 @@
 import Crypto
 import DamdaAssistant
+import DamdaDatasets
 import DamdaEngine
 import DamdaRetrieval
 import Foundation
@@ -25,6 +26,10 @@ struct RAGRoutes {
             config.mode = mode
         }
         if let b = try body.int("budget_tokens", in: 64...server.model.contextLength) { config.budgetTokens = b }
+        if let c = try body.string("context") {
+            guard let packing = ContextPacking(rawValue: c) else { throw APIError.invalid("context", "must be chunks or sentences") }
+            config.contextPacking = packing
+        }
         if let t = try body.int("max_tokens", in: 1...1024) { config.maxAnswerTokens = t }
         if let r = try body.double("min_relevance", in: 0...1) { config.minRelevance = Float(r) }
         if try body.bool("cache") == false { config.cache.exact = false; config.cache.semantic = false }

@@ -11,9 +11,11 @@ import Foundation
 
 /// Flags shared by ask, chat, serve and bench answers.
 struct AssistantOptions: ParsableArguments {
-    @Option(help: "Chunks to retrieve.") var k = 5
+    @Option(help: "Chunks to retrieve.") var k = 8
     @Option(help: "Retrieval mode: bm25, vector or hybrid (default: hybrid when the index has embeddings).") var mode: String?
     @Option(help: "Token budget for the whole prompt (Gemma 3 attends within 512 tokens on most layers).") var budgetTokens = 512
+    @Option(help: "How the budget is shared among the chunks: chunks (whole chunks in rank order) or sentences (each document's best sentence first, then more around them).")
+    var context = "sentences"
     @Option(help: "Maximum answer tokens.") var maxTokens = 128
     @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0
     @Option(help: "Nucleus sampling cutoff.") var topP: Float = 1
@@ -62,6 +64,8 @@ struct AssistantOptions: ParsableArguments {
             c.mode = v
         }
         c.budgetTokens = budgetTokens
+        guard let packing = ContextPacking(rawValue: context) else { throw ValidationError("--context must be chunks or sentences") }
+        c.contextPacking = packing
         c.maxAnswerTokens = maxTokens
         c.sampling = SamplingParameters(temperature: temperature, topP: topP, seed: seed)
         c.minRelevance = minRelevance

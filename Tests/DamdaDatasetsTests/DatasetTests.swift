@@ -61,7 +61,7 @@ final class ContextBudgetTests: XCTestCase {
         let long = (1...40).map { "문장\($0)은 보험 약관의 일반 내용입니다." }.joined(separator: " ")
         let hits = [hit(1, long), hit(2, "짧은 두 번째 조각입니다.")]
         let builder = ContextBuilder(template: .korean, budgetTokens: 200)
-        let (prompt, entries) = builder.build(question: "질문?", hits: hits, count: Self.count, bestSentence: { _ in 20 })
+        let (prompt, entries) = builder.build(question: "질문?", hits: hits, count: Self.count, bestSentence: { _, _ in 20 })
         XCTAssertLessThanOrEqual(Self.count(prompt), 200)
         XCTAssertEqual(entries.count, 1, "the trimmed first chunk fills the budget; the second does not fit")
         XCTAssertTrue(entries[0].truncated)
@@ -69,10 +69,45 @@ final class ContextBudgetTests: XCTestCase {
         XCTAssertTrue(prompt.contains("[1] 문서1 › 제1조\n"))
 
         let roomy = ContextBuilder(template: .korean, budgetTokens: 2000)
-        let (p2, e2) = roomy.build(question: "질문?", hits: hits, count: Self.count, bestSentence: { _ in 0 })
+        let (p2, e2) = roomy.build(question: "질문?", hits: hits, count: Self.count, bestSentence: { _, _ in 0 })
         XCTAssertEqual(e2.map(\.number), [1, 2])
         XCTAssertFalse(e2[0].truncated)
         XCTAssertTrue(p2.contains("[2] 문서2 › 제2조\n짧은 두 번째 조각입니다."))
+    }
+
+    func testSentencePackingTakesEveryDocumentsBestUnitBeforeGrowingAny() {
+        let long = (1...40).map { "문장\($0)은 보험 약관의 일반 내용입니다." }.joined(separator: " ")
+        let clauses = (1...12).map { "절\($0)의 조건을 따르고" }.joined(separator: ", ") + " 지급합니다."
+        var sameDocument = hit(1, "같은 문서의 다른 조각입니다. 둘째 문장입니다.")
+        sameDocument.chunk = Chunk(documentID: "d1", ordinal: 1, text: sameDocument.chunk.text, title: "문서1", source: "d1.md",
+                                   headingPath: ["제1조"], page: nil)
+        let hits = [hit(1, long), sameDocument, hit(2, "짧은 두 번째 조각입니다. 다른 문장도 있습니다."), hit(3, clauses)]
+        var builder = ContextBuilder(template: .korean, budgetTokens: 260)
+        builder.packing = .sentences
+        builder.maximumUnitTokens = 24
+        let best: (SearchHit, [String]) -> Int = { hit, units in
+            if hit.chunk.documentID == "d3" { return units.firstIndex { $0.contains("절7의") } ?? 0 }
+            return hit.chunk.text == long ? 20 : 0
+        }
+        let (prompt, entries) = builder.build(question: "질문?", hits: hits, count: Self.count, bestSentence: best)
+        XCTAssertLessThanOrEqual(Self.count(prompt), 260)
+        // Every document is in, numbered in rank order, although the first chunk alone would fill the budget.
+        XCTAssertEqual(entries.map(\.hit.chunk.documentID), ["d1", "d1", "d2", "d3"])
+        XCTAssertEqual(entries.map(\.number), [1, 2, 3, 4])
+        XCTAssertTrue(entries[0].text.contains("문장21은"), "the first hit keeps its best sentence")
+        XCTAssertTrue(entries[0].truncated)
+        // The long sentence of d3 is cut at its commas: its best clause is in, not the whole sentence.
+        XCTAssertTrue(entries[3].text.contains("절7의"))
+        XCTAssertFalse(entries[3].text.contains("지급합니다"), "\(entries[3].text)")
+        XCTAssertTrue(entries[3].truncated)
+        // What is left after the breadth pass goes to the best-ranked hit first.
+        XCTAssertGreaterThan(entries[0].text.count, entries[3].text.count)
+
+        // With room for everything, every chunk is whole.
+        builder.budgetTokens = 4000
+        let (_, roomy) = builder.build(question: "질문?", hits: hits, count: Self.count, bestSentence: best)
+        XCTAssertEqual(roomy.map(\.text), hits.map(\.chunk.text))
+        XCTAssertFalse(roomy.contains { $0.truncated })
     }
 }
 

@@ -323,6 +323,20 @@ class TestRag(DamdaTestCase):
         # The passage with the answer (제3조: 입원 1일당 5만원) is retrieved.
         self.assertTrue(any("5만원" in c["text"] for c in cits), [c["text"][:80] for c in cits])
 
+    def test_ask_context_packing(self):
+        r = request("POST", "/v1/rag/ask", {"question": QUESTION, "context": "paragraphs"})
+        self.assertError(r, 400, "invalid_request_error")
+        self.assertIn("context", r.json()["error"]["message"], r.body[:300])
+        answers = {}
+        for packing in ("chunks", "sentences"):
+            r = request("POST", "/v1/rag/ask", {"question": QUESTION, "context": packing, "cache": False})
+            self.assertEqual(r.status, 200, r.body[:500])
+            answers[packing] = a = r.json()
+            self.assertLessEqual(a["context"]["prompt_tokens"], a["context"]["budget_tokens"], a["context"])
+            self.assertTrue(any("5만원" in c["text"] for c in a["citations"]), packing)
+        # Breadth first holds at least as many chunks as whole chunks in rank order here.
+        self.assertGreaterEqual(answers["sentences"]["context"]["chunks_used"], answers["chunks"]["context"]["chunks_used"])
+
     def test_ask_stream(self):
         r = request("POST", "/v1/rag/ask", {"question": QUESTION, "stream": True},
                     headers={"Accept": "text/event-stream"})

@@ -42,7 +42,7 @@ public struct CacheKey: Sendable, Hashable {
         let parts: [String] = [
             "scope=\(c.cacheScope)", "model=\(model)", "adapter=\(adapter ?? "-")", "index=\(indexIdentity)",
             "template=\(c.template.text)", "chat=\(c.chatTemplate.map { String(describing: $0) } ?? "-")",
-            "k=\(c.k)", "mode=\(c.mode?.rawValue ?? "auto")", "budget=\(c.budgetTokens)", "max_tokens=\(c.maxAnswerTokens)",
+            "k=\(c.k)", "mode=\(c.mode?.rawValue ?? "auto")", "budget=\(c.budgetTokens)", "packing=\(c.contextPacking.rawValue)", "max_tokens=\(c.maxAnswerTokens)",
             "sources=\(c.filter.sources.sorted())", "tags=\(c.filter.tags.sorted())", "excluded=\(c.filter.excludedDocuments.sorted())",
             "sampling=\(String(describing: c.sampling))", "min_relevance=\(c.minRelevance)", "min_similarity=\(c.minSimilarity.map { "\($0)" } ?? "-")",
             "retrieval=\(c.useRetrieval)", "refusal_threshold=\(c.refusalThreshold.map { "\($0)" } ?? "-")", "refusal_probe=\(c.refusalProbe.map { "\($0.layer),\($0.bias),\($0.adapterSHA256 ?? "-")" } ?? "-")",
