@@ -5,8 +5,10 @@ public enum RetrievalError: DamdaError {
     case unknownAnalyzer(String)
     case noEmbeddings(SearchMode)
     case vectorsInStore(String)
+    case indexIsAFile(String)
     public var message: String {
         switch self {
+        case let .indexIsAFile(p): "\(p) is a file: an index is a directory (its database is DIR/index.sqlite); give the directory"
         case let .vectorsInStore(what): "\(what) needs the chunks' vectors in this process, but the store searches them in place: open the index with --vector-search memory"
         case let .noEmbeddings(m): "\(m.rawValue) search needs chunk embeddings: fetch the embedding model (`damda model fetch --embedding`) and re-ingest, or use --mode bm25"
         case let .analyzerMismatch(i, r): "the index was built with the '\(i)' analyzer, not '\(r)': re-ingest into a new index to change it"

@@ -51,9 +51,19 @@ public final class SearchIndex: @unchecked Sendable {
     /// Opens (or creates) the index at `directory`. The analyzer is fixed when the index is created.
     public convenience init(directory: String, analyzer requested: String? = nil, chunker: Chunker = Chunker(), embedder: (any Embedder)? = nil,
                             hnswThreshold: Int = 20_000) throws {
+        try Self.requireDirectory(directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let store = try SQLiteStore(path: URL(fileURLWithPath: directory).appendingPathComponent("index.sqlite").path)
         try self.init(directory: directory, store: store, analyzer: requested, chunker: chunker, embedder: embedder, hnswThreshold: hnswThreshold)
+    }
+
+    /// A path that exists must be a directory: `--index DIR/index.sqlite` is a common slip, and
+    /// creating the directory over it fails with a message that names neither.
+    static func requireDirectory(_ path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw RetrievalError.indexIsAFile(path)
+        }
     }
 
     /// An index over any store (SQLite, PostgreSQL); `directory` holds derived files (the HNSW graph).
@@ -62,6 +72,7 @@ public final class SearchIndex: @unchecked Sendable {
         self.embedder = embedder
         self.hnswThreshold = hnswThreshold
         self.directory = URL(fileURLWithPath: directory)
+        try Self.requireDirectory(directory)
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         self.store = store
         let existing = try store.meta("analyzer")

@@ -111,6 +111,18 @@ final class IngestTests: XCTestCase {
         XCTAssertEqual(try old.search("자동차보험", k: 1).first?.chunk.documentID, "d1")
     }
 
+    func testAnIndexPathThatIsAFileIsAClearError() throws {
+        let index = try SearchIndex(directory: dir.appendingPathComponent("idx").path)
+        _ = try index.ingest(LoadResult(documents: [Document(id: "d1", title: "약관", source: "d1.txt", sections: [.init(text: "보험료는 매월 냅니다.")])],
+                                        problems: []), progress: false)
+        let database = dir.appendingPathComponent("idx/index.sqlite").path
+        XCTAssertThrowsError(try SearchIndex(directory: database)) { error in
+            XCTAssertEqual((error as? RetrievalError)?.message,
+                           "\(database) is a file: an index is a directory (its database is DIR/index.sqlite); give the directory")
+        }
+        XCTAssertEqual(try SearchIndex(directory: dir.appendingPathComponent("idx").path).chunkCount, 1, "the index is untouched")
+    }
+
     /// kill -9 during `damda ingest`, then the same command again: the index equals an uninterrupted run's.
     func testKillDuringIngestThenRerunGivesTheSameIndex() throws {
         let damda = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
