@@ -75,10 +75,11 @@ public struct ContextBuilder: Sendable {
                 let sentences = SentenceSplitter.split(hit.chunk.text)
                 if !sentences.isEmpty {
                     let centre = min(max(bestSentence(hit, sentences), 0), sentences.count - 1)
-                    var span = Span(hit: hit, units: sentences, lo: centre, hi: centre)
-                    if fits(question, [span], after: entries, count) {
-                        grow(&span, question, after: entries, count)
-                        entries.append(span.entry(number: n))
+                    var spans = entries.map { Span(hit: $0.hit, units: [$0.text], lo: 0, hi: 0) }
+                    spans.append(Span(hit: hit, units: sentences, lo: centre, hi: centre))
+                    if fits(question, spans, count) {
+                        grow(&spans, at: spans.count - 1, question, count)
+                        entries.append(spans[spans.count - 1].entry(number: n))
                     }
                 }
             }
@@ -107,21 +108,17 @@ public struct ContextBuilder: Sendable {
             guard !units.isEmpty else { continue }
             let best = min(max(bestSentence(hit, units), 0), units.count - 1)
             let span = Span(hit: hit, units: units, lo: best, hi: best)
-            if fits(question, spans + [span], after: [], count) { spans.append(span) }
+            if fits(question, spans + [span], count) { spans.append(span) }
         }
         // Back in rank order, so that [1] is still the best-ranked hit.
-        let rank = Dictionary(uniqueKeysWithValues: hits.enumerated().map { ($1.chunk.id, $0) })
+        let rank = Dictionary(hits.enumerated().map { ($1.chunk.id, $0) }, uniquingKeysWith: { first, _ in first })
         spans.sort { rank[$0.hit.chunk.id, default: 0] < rank[$1.hit.chunk.id, default: 0] }
-        for i in spans.indices {
-            var span = spans[i]
-            grow(&span, question, preceding: Array(spans[..<i]), following: Array(spans[(i + 1)...]), count)
-            spans[i] = span
-        }
+        for i in spans.indices { grow(&spans, at: i, question, count) }
         let entries = spans.enumerated().map { $1.entry(number: $0 + 1) }
         return (template.render(question: question, context: Self.render(entries)), entries)
     }
 
-    /// A run of consecutive units of one hit's text.
+    /// A run of consecutive units of one hit's text (a whole chunk already placed is one unit).
     private struct Span {
         var hit: SearchHit, units: [String], lo: Int, hi: Int
         func entry(number: Int) -> ContextEntry {
@@ -130,29 +127,22 @@ public struct ContextBuilder: Sendable {
         }
     }
 
-    /// Whether the prompt of `entries`, then `spans`, then `following` stays within the budget.
-    private func fits(_ question: String, _ spans: [Span], after entries: [ContextEntry], following: [Span] = [],
-                      _ count: (String) -> Int) -> Bool {
-        let all = entries + (spans + following).map { $0.entry(number: 0) }
-        let numbered = all.enumerated().map { i, e in ContextEntry(number: i + 1, hit: e.hit, text: e.text, truncated: e.truncated) }
-        return count(template.render(question: question, context: Self.render(numbered))) <= budgetTokens
+    /// Whether the prompt of `spans`, numbered in order, stays within the budget.
+    private func fits(_ question: String, _ spans: [Span], _ count: (String) -> Int) -> Bool {
+        let entries = spans.enumerated().map { $1.entry(number: $0 + 1) }
+        return count(template.render(question: question, context: Self.render(entries))) <= budgetTokens
     }
 
-    /// Grows `span` by one unit after and one before, in turn, while the prompt still fits.
-    private func grow(_ span: inout Span, _ question: String, after entries: [ContextEntry], _ count: (String) -> Int) {
-        grow(&span, question, preceding: entries.map { Span(hit: $0.hit, units: [$0.text], lo: 0, hi: 0) }, following: [], count)
-    }
-
-    /// The same with spans before `span` in the prompt and after it.
-    private func grow(_ span: inout Span, _ question: String, preceding: [Span], following: [Span], _ count: (String) -> Int) {
+    /// Grows `spans[i]` by one unit after and one before, in turn, while the prompt still fits.
+    private func grow(_ spans: inout [Span], at i: Int, _ question: String, _ count: (String) -> Int) {
         var grew = true
         while grew {
             grew = false
             for (dlo, dhi) in [(0, 1), (-1, 0)] {
-                var trial = span
-                trial.lo += dlo; trial.hi += dhi
-                if trial.lo >= 0, trial.hi < trial.units.count, fits(question, preceding + [trial], after: [], following: following, count) {
-                    span = trial; grew = true
+                var trial = spans
+                trial[i].lo += dlo; trial[i].hi += dhi
+                if trial[i].lo >= 0, trial[i].hi < trial[i].units.count, fits(question, trial, count) {
+                    spans = trial; grew = true
                 }
             }
         }
