@@ -17,7 +17,8 @@ public struct AssistantConfig: Sendable {
     public var budgetTokens = 512
     /// How the budget is shared among the retrieved chunks. Sentences, breadth first: on the
     /// natural easylaw questions the right document reached the prompt for 65% against 51% with
-    /// whole chunks, and KorQuAD held-out F1 went 60.5 → 64.4 (docs/benchmarks.md).
+    /// whole chunks, and KorQuAD held-out F1 went 60.5 → 64.4 with the same refusal probe
+    /// (docs/benchmarks.md).
     public var contextPacking = ContextPacking.sentences
     public var maxAnswerTokens = 128
     public var sampling = SamplingParameters.greedy

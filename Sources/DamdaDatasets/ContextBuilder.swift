@@ -4,8 +4,8 @@ import DamdaRetrieval
 public struct ContextEntry: Sendable {
     public var number: Int
     public var hit: SearchHit
-    /// The text given to the model: the whole chunk, or the sentences around the best one when
-    /// the chunk alone would overflow the budget.
+    /// The text given to the model: the whole chunk, or the sentences around its best one when
+    /// the chunk would overflow the budget (or, with `.sentences` packing, leave no room for others).
     public var text: String
     public var truncated: Bool
 }
