@@ -194,4 +194,9 @@ if $DAMDA ask --index "$work/batch-index" --refusal-probe "$work/torn-probe.json
   echo "a torn probe file must fail" >&2; exit 1
 fi
 grep -q "torn-probe.json is not a refusal probe" "$work/torn.err" || { cat "$work/torn.err"; exit 1; }
+if $DAMDA adapter calibrate --qa evals/sample-qa.jsonl --index "$work/batch-index" --context paragraphs --out "$work/never.json" 2>"$work/context.err" >/dev/null; then
+  echo "an unknown --context must fail" >&2; exit 1
+fi
+grep -q -- "--context must be sentences or chunks" "$work/context.err" || { cat "$work/context.err"; exit 1; }
+[[ ! -e $work/never.json ]] || { echo "a refused calibration must write no probe" >&2; exit 1; }
 echo "ask --refusal-probe: the fitted probe decides; a probe of another adapter and a torn file are named errors"

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DamdaAssistant
 import DamdaCore
+import DamdaDatasets
 import DamdaEngine
 import DamdaEval
 import DamdaModelIO
@@ -57,10 +58,15 @@ struct AdapterCommand: AsyncParsableCommand {
         @Option(help: "Also write the fit's report (JSON) here.") var json: String?
         @Option(help: "What an unanswerable prompt hides: document (the question's own document; the rest of its article stays, so the sources are on the subject) or article (every document of its article, as `damda eval --unanswerable` does).")
         var negatives = "document"
+        @Option(help: "Chunks retrieved per prompt, as the assistant that will use the probe retrieves (ask's --k).") var k = EvalConfiguration(name: "").k
+        @Option(help: "How those prompts are packed, as the assistant that will use the probe packs them (ask's --context): sentences or chunks.")
+        var context = EvalConfiguration(name: "").context
 
         func run() async throws {
             try await failing {
                 guard (0..<1).contains(answerableRefused) else { throw ValidationError("--answerable-refused must be in 0…1") }
+                guard ContextPacking(rawValue: context) != nil else { throw ValidationError("--context must be sentences or chunks") }
+                guard k > 0 else { throw ValidationError("--k must be positive") }
                 let path = try modelOptions.resolvedModel()
                 guard !modelOptions.noAdapter else { throw ValidationError("a refusal probe reads an adapter's states: drop --no-adapter") }
                 guard let adapterDirectory = try modelOptions.adapterChoice(modelPath: path, useDefault: true)?.directory else {
@@ -80,6 +86,8 @@ struct AdapterCommand: AsyncParsableCommand {
                 runner.unanswerable = min(unanswerable ?? questions.count, questions.count)
                 var config = EvalConfiguration(name: "calibrate")
                 config.adapter = adapterDirectory
+                config.k = k
+                config.context = context
                 var calibration = RefusalCalibration()
                 calibration.layer = layer
                 calibration.answerableBudget = answerableRefused
