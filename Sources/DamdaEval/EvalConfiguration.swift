@@ -1,3 +1,4 @@
+import DamdaAssistant
 import DamdaDatasets
 import Foundation
 
@@ -14,7 +15,7 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
     public var adapter = "default"
     /// "none": the model alone; "auto": hybrid when the index has embeddings, else BM25.
     public var retrieval = "auto"
-    public var k = 8
+    public var k = AssistantConfig().k
     public var budget = 512
     public var template: String?
     public var chat = false
@@ -23,8 +24,8 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
     public var refusalThreshold = "auto"
     /// "auto" (the adapter's refusal-probe.json when it has one), "off" (first-token probability), or a probe file.
     public var refusalProbe = "auto"
-    /// How the prompt's budget is shared among the chunks: "chunks" or "sentences" (`ContextPacking`).
-    public var context = "sentences"
+    /// How the prompt's budget is shared among the chunks.
+    public var context = AssistantConfig().contextPacking
 
     public init(name: String) { self.name = name }
 
@@ -45,7 +46,7 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
         // ... and those written before refusal probes without one.
         refusalProbe = try c.decodeIfPresent(String.self, forKey: .refusalProbe) ?? "off"
         // ... and those before context packing with whole chunks.
-        context = try c.decodeIfPresent(String.self, forKey: .context) ?? "chunks"
+        context = try c.decodeIfPresent(ContextPacking.self, forKey: .context) ?? .chunks
     }
 
     public var usesRetrieval: Bool { retrieval != "none" }
@@ -103,10 +104,10 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
                 c.refusalThreshold = value
             case "refusal-probe": c.refusalProbe = value
             case "context":
-                guard ContextPacking(rawValue: value) != nil else {
+                guard let packing = ContextPacking(rawValue: value) else {
                     throw EvalError.badConfiguration("\(name): context must be \(ContextPacking.allCases.map(\.rawValue).joined(separator: " or ")), not \"\(value)\"")
                 }
-                c.context = value
+                c.context = packing
             case "chat":
                 guard let b = Bool(value) else { throw EvalError.badConfiguration("\(name): chat must be true or false") }
                 c.chat = b
@@ -120,7 +121,7 @@ public struct EvalConfiguration: Sendable, Codable, Equatable {
     /// "adapter=none, retrieval=auto, k=8, budget=512, context=sentences", for the report.
     public var summary: String {
         var s = "adapter=\(adapter), retrieval=\(retrieval)"
-        if usesRetrieval { s += ", k=\(k), budget=\(budget), context=\(context)" }
+        if usesRetrieval { s += ", k=\(k), budget=\(budget), context=\(context.rawValue)" }
         if let t = template { s += ", template=\(t)" }
         if chat { s += ", chat" }
         if refusalThreshold != "auto" { s += ", refusal-threshold=\(refusalThreshold)" }

@@ -151,7 +151,7 @@ public struct EvalRunner {
         var cfg = AssistantConfig()
         cfg.k = c.k
         cfg.budgetTokens = c.budget
-        cfg.contextPacking = ContextPacking(rawValue: c.context) ?? .chunks
+        cfg.contextPacking = c.context
         cfg.maxAnswerTokens = c.maxTokens
         if let t = c.template { cfg.template = try PromptTemplate(file: t) }
         if c.chat { cfg.chatTemplate = model.chatTemplate }

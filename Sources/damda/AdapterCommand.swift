@@ -58,14 +58,14 @@ struct AdapterCommand: AsyncParsableCommand {
         @Option(help: "Also write the fit's report (JSON) here.") var json: String?
         @Option(help: "What an unanswerable prompt hides: document (the question's own document; the rest of its article stays, so the sources are on the subject) or article (every document of its article, as `damda eval --unanswerable` does).")
         var negatives = "document"
-        @Option(help: "Chunks retrieved per prompt, as the assistant that will use the probe retrieves (ask's --k).") var k = EvalConfiguration(name: "").k
+        @Option(help: "Chunks retrieved per prompt, as the assistant that will use the probe retrieves (ask's --k).") var k = AssistantConfig().k
         @Option(help: "How those prompts are packed, as the assistant that will use the probe packs them (ask's --context): sentences or chunks.")
-        var context = EvalConfiguration(name: "").context
+        var context = AssistantConfig().contextPacking.rawValue
 
         func run() async throws {
             try await failing {
                 guard (0..<1).contains(answerableRefused) else { throw ValidationError("--answerable-refused must be in 0…1") }
-                guard ContextPacking(rawValue: context) != nil else { throw ValidationError("--context must be sentences or chunks") }
+                let packing = try contextPacking(context)
                 guard k > 0 else { throw ValidationError("--k must be positive") }
                 let path = try modelOptions.resolvedModel()
                 guard !modelOptions.noAdapter else { throw ValidationError("a refusal probe reads an adapter's states: drop --no-adapter") }
@@ -87,7 +87,7 @@ struct AdapterCommand: AsyncParsableCommand {
                 var config = EvalConfiguration(name: "calibrate")
                 config.adapter = adapterDirectory
                 config.k = k
-                config.context = context
+                config.context = packing
                 var calibration = RefusalCalibration()
                 calibration.layer = layer
                 calibration.answerableBudget = answerableRefused

@@ -11,11 +11,11 @@ import Foundation
 
 /// Flags shared by ask, chat, serve and bench answers.
 struct AssistantOptions: ParsableArguments {
-    @Option(help: "Chunks to retrieve.") var k = 8
+    @Option(help: "Chunks to retrieve.") var k = AssistantConfig().k
     @Option(help: "Retrieval mode: bm25, vector or hybrid (default: hybrid when the index has embeddings).") var mode: String?
     @Option(help: "Token budget for the whole prompt (Gemma 3 attends within 512 tokens on most layers).") var budgetTokens = 512
     @Option(help: "How the budget is shared among the chunks: chunks (whole chunks in rank order) or sentences (each document's best sentence first, then more around them).")
-    var context = "sentences"
+    var context = AssistantConfig().contextPacking.rawValue
     @Option(help: "Maximum answer tokens.") var maxTokens = 128
     @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0
     @Option(help: "Nucleus sampling cutoff.") var topP: Float = 1
@@ -64,8 +64,7 @@ struct AssistantOptions: ParsableArguments {
             c.mode = v
         }
         c.budgetTokens = budgetTokens
-        guard let packing = ContextPacking(rawValue: context) else { throw ValidationError("--context must be chunks or sentences") }
-        c.contextPacking = packing
+        c.contextPacking = try contextPacking(context)
         c.maxAnswerTokens = maxTokens
         c.sampling = SamplingParameters(temperature: temperature, topP: topP, seed: seed)
         c.minRelevance = minRelevance
@@ -117,6 +116,12 @@ func resolveInjectionClassifier(_ option: String, model: any LanguageModel) thro
 
 /// Loads the index, the model and the assistant the way every assistant command does.
 /// `generator` turns the model into what the assistant calls (default: one sequence at a time).
+/// `--context` as ask and `adapter calibrate` take it.
+func contextPacking(_ option: String) throws -> ContextPacking {
+    guard let packing = ContextPacking(rawValue: option) else { throw ValidationError("--context must be sentences or chunks") }
+    return packing
+}
+
 func makeAssistant(indexOptions: IndexOptions, modelOptions: ModelOptions, options: AssistantOptions,
                    generator: (any LanguageModel) -> any TextGenerating = { Generator(model: $0, prefixCache: PrefixCache()) }) throws -> Assistant {
     let (model, _, name, adapterName) = try modelOptions.load(useDefaultAdapter: true)
