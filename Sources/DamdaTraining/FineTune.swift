@@ -23,6 +23,9 @@ public struct FineTune {
     public var requireCheckpoint = false
     /// Called once before training with what is about to run.
     public var note: (String) -> Void = { _ in }
+    /// Start from these weights instead of a fresh initialization (continue an adapter on new
+    /// data). Its rank, alpha and targets must be the options'.
+    public var initialAdapter: LoRAAdapter?
 
     public init(model: any AdaptableModel, baseModelName: String, modelIdentity: String, threads: Int, outputDirectory: String) {
         self.model = model; self.baseModelName = baseModelName; self.modelIdentity = modelIdentity
@@ -36,7 +39,16 @@ public struct FineTune {
         }
         guard !sequences.isEmpty else { throw TrainingError.badData("no examples left to train on") }
         let adapter = LoRAAdapter(geometry: model.loraGeometry, rank: o.rank, alpha: o.alpha, targets: o.targets)
-        adapter.initialize(seed: o.seed)
+        if let start = initialAdapter {
+            guard start.geometry == model.loraGeometry else { throw LoRAError.mismatch("the adapter to continue was trained for another model") }
+            guard start.rank == o.rank, start.alpha == o.alpha, start.targets == adapter.targets else {
+                throw TrainingError.badData("the adapter to continue has r \(start.rank), alpha \(start.alpha), targets " +
+                                            "\(start.targets.map(\.rawValue).joined(separator: ",")); train with the same")
+            }
+            adapter.parameters.update(from: start.parameters, count: adapter.count)
+        } else {
+            adapter.initialize(seed: o.seed)
+        }
         let backprop = try DecoderBackprop(model: model, adapter: adapter, dropout: o.dropout, recompute: o.recompute, threads: threads)
         let trainer = try Trainer(backprop: backprop, options: o, sequences: sequences, outputDirectory: outputDirectory,
                                   modelIdentity: modelIdentity)

@@ -28,6 +28,8 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "Prompt template file (default: the Korean RAG format the assistant uses).") var template: String?
     @Flag(help: "Render RAG prompts inside the chat template (train for `ask --chat`).") var chat = false
     @Option(help: "Output folder: adapter_config.json, adapter_model.safetensors, checkpoint.bin, train_log.jsonl.") var out: String
+    @Option(help: "Continue this adapter (a PEFT folder, e.g. models/ko-rag): start from its weights, rank, alpha and targets instead of a fresh initialization.")
+    var fromAdapter: String?
     @Option(help: "LoRA rank.") var rank = 16
     @Option(help: "LoRA alpha (scale = alpha / rank).") var alpha: Float = 32
     @Option(help: "Dropout on the LoRA input.") var dropout: Float = 0.05
@@ -65,8 +67,14 @@ struct TrainCommand: AsyncParsableCommand {
             if limit > 0 { records = Array(records.prefix(limit)) }
             for p in report.problems { FileHandle.standardError.write("skipped \(p)\n".data(using: .utf8)!) }
 
+            if modelOptions.adapter != nil {
+                throw ValidationError("train does not apply a frozen adapter; --from-adapter DIR continues training one")
+            }
             let (loaded, path, name, _) = try modelOptions.load()
             guard let model = loaded as? any AdaptableModel else { throw TrainingError.unsupported("this model cannot be trained") }
+            let start = try fromAdapter.map {
+                try LoRAAdapter.load(directory: $0, geometry: model.loraGeometry, rowOrder: model.huggingFaceRowOrder).adapter
+            }
             let ragPrompt = RAGPrompt(tokenizer: model.tokenizer, template: try template.map { try PromptTemplate(file: $0) } ?? .korean,
                                       chat: chat ? model.chatTemplate : nil)
             let renderer = ExampleRenderer(ragPrompt: ragPrompt, conversation: model.chatTemplate)
@@ -88,15 +96,18 @@ struct TrainCommand: AsyncParsableCommand {
             if set.unanswerable > 0 { note("\(set.unanswerable) examples made unanswerable") }
 
             var options = TrainingOptions()
-            options.rank = rank; options.alpha = alpha; options.dropout = dropout
-            options.targets = try LoRATarget.parseList(targets)
+            options.rank = start?.rank ?? rank; options.alpha = start?.alpha ?? alpha; options.dropout = dropout
+            options.targets = try start?.targets ?? LoRATarget.parseList(targets)
             options.learningRate = lr; options.epochs = epochs; options.batch = batch; options.gradientAccumulation = gradAccum
             options.maxLength = maxLen; options.validationFraction = valFraction; options.seed = seed; options.warmupFraction = warmup
             options.weightDecay = weightDecay; options.maxGradientNorm = maxGradNorm; options.maxPassTokens = maxPassTokens
             options.recompute = recompute; options.evaluateEvery = evalEvery; options.checkpointEvery = saveEvery; options.maxSteps = maxSteps
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-            var fineTune = FineTune(model: model, baseModelName: name, modelIdentity: "\(name):\(size)", threads: modelOptions.threads,
-                                    outputDirectory: out)
+            // A checkpoint resumes only the run it was written by: the starting adapter is part of that run.
+            let startIdentity = try fromAdapter.map { ":from:" + (try ModelFetcher.sha256(of: URL(fileURLWithPath: $0 + "/" + LoRAAdapter.weightsFile))) } ?? ""
+            var fineTune = FineTune(model: model, baseModelName: name, modelIdentity: "\(name):\(size)\(startIdentity)",
+                                    threads: modelOptions.threads, outputDirectory: out)
+            fineTune.initialAdapter = start
             fineTune.options = options
             fineTune.saveAdapterEvery = saveAdapterEvery
             fineTune.fresh = fresh

@@ -94,6 +94,37 @@ final class TrainingLoopTests: XCTestCase {
         XCTAssertThrowsError(try Checkpoint.load(resumed.checkpointPath))
     }
 
+    /// Continuing an adapter (`damda train --from-adapter`) starts from its weights: the first
+    /// validation loss is the one it ended on, and a shape it was not trained with is refused.
+    func testContinuingAnAdapterStartsWhereItEnded() throws {
+        let first = try temporaryDirectory("train-first"), second = try temporaryDirectory("train-second")
+        defer { try? FileManager.default.removeItem(at: first); try? FileManager.default.removeItem(at: second) }
+        let model = try Gemma3Model(path: TinyTrainingModel.path, threads: 1)
+        var o = TrainingOptions()
+        o.rank = 4; o.alpha = 8; o.learningRate = 3e-3; o.epochs = 1; o.batch = 4; o.validationFraction = 0.2; o.evaluateEvery = 1
+        func fineTune(_ dir: URL) -> FineTune {
+            var f = FineTune(model: model, baseModelName: "tiny", modelIdentity: "tiny", threads: 1, outputDirectory: dir.path)
+            f.options = o
+            return f
+        }
+        let seqs = sequences(model, count: 24)
+        let ended = try fineTune(first).run(seqs)
+        let trained = try LoRAAdapter.load(directory: first.path, geometry: model.loraGeometry).adapter
+
+        var continued = fineTune(second)
+        continued.initialAdapter = trained
+        let summary = try continued.run(seqs)
+        XCTAssertEqual(summary.firstValidationLoss, ended.finalValidationLoss, accuracy: 1e-9)
+        XCTAssertLessThan(summary.firstValidationLoss, ended.firstValidationLoss)
+
+        var otherRank = fineTune(try temporaryDirectory("train-third"))
+        otherRank.options.rank = 8
+        otherRank.initialAdapter = trained
+        XCTAssertThrowsError(try otherRank.run(seqs)) { e in
+            XCTAssertTrue((e as! DamdaError).message.contains("r 4"), "\(e)")
+        }
+    }
+
     /// The real thing: `damda train` killed with SIGKILL mid-run, then the same command again.
     func testKilledTrainingResumesToTheSameAdapter() throws {
         let damda = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("damda").path
