@@ -200,3 +200,24 @@ fi
 grep -q -- "--context must be sentences or chunks" "$work/context.err" || { cat "$work/context.err"; exit 1; }
 [[ ! -e $work/never.json ]] || { echo "a refused calibration must write no probe" >&2; exit 1; }
 echo "ask --refusal-probe: the fitted probe decides; a probe of another adapter and a torn file are named errors"
+
+echo "== damda train --from-adapter"
+for i in 1 2 3 4; do printf '{"instruction": "입원하면 하루에 얼마를 받나요? (%s)", "input": "", "output": "입원 1일당 5만원입니다."}\n' "$i"; done >"$work/continue.jsonl"
+$DAMDA train --data "$work/continue.jsonl" --from-adapter models/ko-rag --out "$work/continued" --batch 4 --epochs 1 --max-steps 1 \
+  --val-fraction 0 --lr 1e-4 >"$work/continued.json" 2>"$work/continued.err"
+grep -q "r 16, targets q,k,v,o,gate,up,down" "$work/continued.err" || { cat "$work/continued.err"; exit 1; }
+python3 - "$work/continued/adapter_config.json" models/ko-rag/adapter_config.json <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+assert (a["r"], a["lora_alpha"], sorted(a["target_modules"])) == (b["r"], b["lora_alpha"], sorted(b["target_modules"])), (a, b)
+PY
+$DAMDA ask --adapter "$work/continued" --index "$work/batch-index" --refusal-probe off --no-cache --max-tokens 8 "입원하면 하루에 얼마를 받나요?" >/dev/null
+if $DAMDA train --data "$work/continue.jsonl" --adapter models/ko-rag --out "$work/never" 2>"$work/frozen.err" >/dev/null; then
+  echo "train --adapter must fail" >&2; exit 1
+fi
+grep -q -- "--from-adapter DIR continues" "$work/frozen.err" || { cat "$work/frozen.err"; exit 1; }
+if $DAMDA train --data "$work/continue.jsonl" --from-adapter "$work/nowhere" --out "$work/never" 2>"$work/missing.err" >/dev/null; then
+  echo "a missing adapter to continue must fail" >&2; exit 1
+fi
+grep -q "nowhere/adapter_config.json not found" "$work/missing.err" || { cat "$work/missing.err"; exit 1; }
+echo "train --from-adapter: continues the shipped adapter's shape; --adapter and a missing folder are named errors"

@@ -8,7 +8,10 @@ calibration.jsonl spread evenly, then 300 of the synthetic easylaw questions tha
 so the probe also sees the domain's documents; and WORK/split/calibration-natural.jsonl, the probe the
 adapter ships: the same 400, then the natural-style questions in models/ko-rag/calibration/ (written
 for calibration in people's own words over the calibration paragraphs and over easylaw sections that
-no evaluation question is about), so the probe does not read paraphrase as "unanswerable".
+no evaluation question is about), so the probe does not read paraphrase as "unanswerable"; and
+WORK/split/natural-mix.jsonl, the second training stage: the layperson questions of
+models/ko-rag/training/ (over the easylaw sections that neither an evaluation nor a calibration question
+is about) with as many questions of mix.jsonl replayed beside them, shuffled.
 Usage: default-adapter-data.py WORK"""
 import glob, json, os, random, sys
 
@@ -39,4 +42,14 @@ for path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file
 with open(f"{work}/split/calibration-natural.jsonl", "w", encoding="utf-8") as f:
     for q in probe_set[:400] + natural:
         f.write(json.dumps({k: q[k] for k in ("id", "question", "answers", "doc_id")}, ensure_ascii=False) + "\n")
-print(json.dumps({"korquad": len(korquad), "synthetic": len(synthetic), "mix": len(mix), "calibration": len(rows) - len(korquad)}))
+training = []
+for path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "ko-rag", "training", "*.jsonl"))):
+    training += [json.loads(l) for l in open(path, encoding="utf-8") if l.strip()]
+stage2 = random.Random(1)
+natural_mix = training + stage2.sample(mix, min(len(training), len(mix)))
+stage2.shuffle(natural_mix)
+with open(f"{work}/split/natural-mix.jsonl", "w", encoding="utf-8") as f:
+    for q in natural_mix:
+        f.write(json.dumps({k: q[k] for k in ("id", "question", "answers", "doc_id")}, ensure_ascii=False) + "\n")
+print(json.dumps({"korquad": len(korquad), "synthetic": len(synthetic), "mix": len(mix), "calibration": len(rows) - len(korquad),
+                  "natural_mix": len(natural_mix)}))

@@ -12,7 +12,10 @@
 # mixed by scripts/default-adapter-data.py (seed 0). Contexts are built like the assistant's: hybrid
 # retrieval over one index of all KorQuAD paragraphs and easylaw sections, the gold chunk among
 # retrieved distractors, within the 512-token budget; 20% of examples get distractors only and learn
-# to answer "답변을 찾을 수 없습니다.". Every stage is resumable: rerun the script after a kill and
+# to answer "답변을 찾을 수 없습니다.". A second stage continues that adapter (--from-adapter) on the
+# layperson questions of models/ko-rag/training/ (written in people's own words over easylaw sections
+# no evaluation or calibration question is about) with as many stage-one questions replayed beside
+# them (split/natural-mix.jsonl), so the adapter answers paraphrases too. Every stage is resumable: rerun the script after a kill and
 # training continues from its last checkpoint to the same adapter. The last step stores the adapter
 # in F16 in models/ko-rag/ with its SHA-256 in models/ko-rag/SHA256SUMS (checked at every load).
 set -euo pipefail
@@ -29,5 +32,9 @@ python3 scripts/default-adapter-data.py "$work"
 "$damda" train --data "$work/split/mix.jsonl" --format rag --rag --index "$work/index-mixed" --out "$work/lora-mixed" \
   --unanswerable 0.2 --batch 4 --epochs 1 --lr 3e-4 --warmup 0.05 --seed 0 \
   --eval-every 50 --save-every 5 --save-adapter-every 50 | tee "$work/train.json"
-"$damda" adapter export --adapter "$work/lora-mixed" --out models/ko-rag --dtype f16
+"$damda" adapter export --adapter "$work/lora-mixed" --out "$work/stage1" --dtype f16
+"$damda" train --data "$work/split/natural-mix.jsonl" --format rag --rag --index "$work/index-mixed" --from-adapter "$work/stage1" \
+  --out "$work/lora-natural" --unanswerable 0.2 --batch 4 --epochs 1 --lr 2e-4 --warmup 0.05 --seed 0 \
+  --eval-every 30 --save-every 5 --save-adapter-every 45 | tee "$work/train-natural.json"
+"$damda" adapter export --adapter "$work/lora-natural" --out models/ko-rag --dtype f16
 (cd models/ko-rag && sha256sum adapter_model.safetensors > SHA256SUMS && cat SHA256SUMS)
