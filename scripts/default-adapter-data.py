@@ -10,7 +10,7 @@ adapter ships: the same 400, then the natural-style questions in models/ko-rag/c
 for calibration in people's own words over the calibration paragraphs and over easylaw sections that
 no evaluation question is about), so the probe does not read paraphrase as "unanswerable"; and
 WORK/split/natural-mix.jsonl, the second training stage: the layperson questions of
-models/ko-rag/training/ (over the easylaw sections that neither an evaluation nor a calibration question
+models/ko-rag/training/easylaw-natural.jsonl (over the easylaw sections that neither an evaluation nor a calibration question
 is about) with as many questions of mix.jsonl replayed beside them, shuffled.
 Usage: default-adapter-data.py WORK"""
 import glob, json, os, random, sys
@@ -42,9 +42,9 @@ for path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file
 with open(f"{work}/split/calibration-natural.jsonl", "w", encoding="utf-8") as f:
     for q in probe_set[:400] + natural:
         f.write(json.dumps({k: q[k] for k in ("id", "question", "answers", "doc_id")}, ensure_ascii=False) + "\n")
-training = []
-for path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "ko-rag", "training", "*.jsonl"))):
-    training += [json.loads(l) for l in open(path, encoding="utf-8") if l.strip()]
+# Named, not globbed: another file in training/ must not silently change this stage's mix.
+training_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "ko-rag", "training", "easylaw-natural.jsonl")
+training = [json.loads(l) for l in open(training_path, encoding="utf-8") if l.strip()]
 stage2 = random.Random(1)
 natural_mix = training + stage2.sample(mix, min(len(training), len(mix)))
 stage2.shuffle(natural_mix)
