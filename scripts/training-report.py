@@ -55,12 +55,18 @@ if os.path.exists(final):
     evals.append((log[-1]["examples_seen"], json.load(open(final))))
 evals.sort(key=lambda e: e[0])
 if evals:
-    parts.append(svg([("F1", [(x, r["f1"]) for x, r in evals], "#2ca02c"),
-                      ("exact match", [(x, r["exact_match"]) for x, r in evals], "#9467bd"),
-                      ("refused, unanswerable %", [(x, r["refused_unanswerable_pct"] or 0) for x, r in evals], "#ff7f0e")],
-                     "examples trained", "score"))
-    rows = "".join(f"<tr><td>{x}</td><td>{r['exact_match']}</td><td>{r['f1']}</td><td>{r['refused_unanswerable_pct']}</td>"
-                   f"<td>{r['refused_answerable_pct']}</td><td>{r['echo_only_pct']}</td></tr>" for x, r in evals)
-    parts.append("<table border=1 cellpadding=4><tr><th>examples trained</th><th>EM</th><th>F1</th><th>refused unanswerable %</th>"
-                 f"<th>refused answerable %</th><th>echo only %</th></tr>{rows}</table>")
+    # Refusals plotted for whichever kind of question the runs asked (hidden-article or off-domain).
+    refusal = next((k for k in ("refused_unanswerable_pct", "refused_off_domain_pct") if any(r.get(k) is not None for _, r in evals)), None)
+    series = [("F1", "f1", "#2ca02c"), ("exact match", "exact_match", "#9467bd"), ("gold phrase in answer %", "gold_in_answer_pct", "#8c564b")]
+    if refusal:
+        series.append((refusal.replace("_pct", "").replace("_", " ").replace("refused", "refused,") + " %", refusal, "#ff7f0e"))
+    series = [(name, key, color) for name, key, color in series if any(r.get(key) is not None for _, r in evals)]
+    parts.append(svg([(name, [(x, r.get(key) or 0) for x, r in evals], color) for name, key, color in series], "examples trained", "score"))
+    columns = [("EM", "exact_match"), ("F1", "f1"), ("gold phrase in answer %", "gold_in_answer_pct"),
+               ("refused unanswerable %", "refused_unanswerable_pct"), ("refused off-domain %", "refused_off_domain_pct"),
+               ("refused answerable %", "refused_answerable_pct"), ("echo only %", "echo_only_pct")]
+    columns = [(h, k) for h, k in columns if any(r.get(k) is not None for _, r in evals)]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in columns)
+    rows = "".join(f"<tr><td>{x}</td>" + "".join(f"<td>{r.get(k)}</td>" for _, k in columns) + "</tr>" for x, r in evals)
+    parts.append(f"<table border=1 cellpadding=4><tr><th>examples trained</th>{head}</tr>{rows}</table>")
 print("<!doctype html><meta charset=utf-8><title>Damda LoRA training</title><body style='font-family:sans-serif'>" + "\n".join(parts))
