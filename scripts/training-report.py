@@ -55,11 +55,9 @@ if os.path.exists(final):
     evals.append((log[-1]["examples_seen"], json.load(open(final))))
 evals.sort(key=lambda e: e[0])
 if evals:
-    # Refusals plotted for whichever kind of question the runs asked (hidden-article or off-domain).
-    refusal = next((k for k in ("refused_unanswerable_pct", "refused_off_domain_pct") if any(r.get(k) is not None for _, r in evals)), None)
-    series = [("F1", "f1", "#2ca02c"), ("exact match", "exact_match", "#9467bd"), ("gold phrase in answer %", "gold_in_answer_pct", "#8c564b")]
-    if refusal:
-        series.append((refusal.replace("_pct", "").replace("_", " ").replace("refused", "refused,") + " %", refusal, "#ff7f0e"))
+    # Plotted when the runs have them: refusals of hidden-article questions, or of off-domain ones.
+    series = [("F1", "f1", "#2ca02c"), ("exact match", "exact_match", "#9467bd"), ("gold phrase in answer %", "gold_in_answer_pct", "#8c564b"),
+              ("refused, unanswerable %", "refused_unanswerable_pct", "#ff7f0e"), ("refused, off-domain %", "refused_off_domain_pct", "#d62728")]
     series = [(name, key, color) for name, key, color in series if any(r.get(key) is not None for _, r in evals)]
     parts.append(svg([(name, [(x, r.get(key) or 0) for x, r in evals], color) for name, key, color in series], "examples trained", "score"))
     columns = [("EM", "exact_match"), ("F1", "f1"), ("gold phrase in answer %", "gold_in_answer_pct"),

@@ -47,12 +47,7 @@ public enum RefusalSettings {
     public static func read(_ path: String, model: any LanguageModel, adapterDirectory: String?) throws -> RefusalProbe {
         guard let reader = model as? any LayerStateReading else { throw RefusalProbeError.unsupportedModel }
         return try RefusalProbe.read(path, model: reader.stateSource, width: reader.stateWidth, layers: reader.layerCount,
-                                     adapterSHA256: try adapterDirectory.map(adapterSHA256))
-    }
-
-    /// SHA-256 of an adapter folder's weights: the identity a probe records.
-    public static func adapterSHA256(_ directory: String) throws -> String {
-        try ModelFetcher.sha256(of: URL(fileURLWithPath: directory + "/adapter_model.safetensors"))
+                                     adapterSHA256: try adapterDirectory.map { try LoRAAdapter.weightsSHA256(directory: $0) })
     }
 }
 

@@ -96,7 +96,7 @@ struct AdapterCommand: AsyncParsableCommand {
                 let (examples, beforeModel, withoutGold, withGold) = try await calibration.collect(runner: runner, config: config)
                 let trainedOn = "\(URL(fileURLWithPath: qa).lastPathComponent): \(questions.count) answerable questions, \(runner.unanswerable) of them also with their \(negatives) hidden; an index of \(try idx.store.documents().count) documents (\(idx.chunkCount) chunks)"
                 let (probe, report) = try calibration.fit(examples, model: reader.stateSource,
-                                                          adapterSHA256: try RefusalSettings.adapterSHA256(adapterDirectory), trainedOn: trainedOn,
+                                                          adapterSHA256: try LoRAAdapter.weightsSHA256(directory: adapterDirectory), trainedOn: trainedOn,
                                                           refusedBeforeModel: beforeModel, answerableWithoutGold: withoutGold, unanswerableWithGold: withGold)
                 let target = out ?? adapterDirectory + "/" + RefusalProbe.fileName
                 let encoder = JSONEncoder()

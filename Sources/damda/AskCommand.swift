@@ -114,14 +114,14 @@ func resolveInjectionClassifier(_ option: String, model: any LanguageModel) thro
     }
 }
 
-/// Loads the index, the model and the assistant the way every assistant command does.
-/// `generator` turns the model into what the assistant calls (default: one sequence at a time).
 /// `--context` as ask and `adapter calibrate` take it.
 func contextPacking(_ option: String) throws -> ContextPacking {
     guard let packing = ContextPacking(rawValue: option) else { throw ValidationError("--context must be sentences or chunks") }
     return packing
 }
 
+/// Loads the index, the model and the assistant the way every assistant command does.
+/// `generator` turns the model into what the assistant calls (default: one sequence at a time).
 func makeAssistant(indexOptions: IndexOptions, modelOptions: ModelOptions, options: AssistantOptions,
                    generator: (any LanguageModel) -> any TextGenerating = { Generator(model: $0, prefixCache: PrefixCache()) }) throws -> Assistant {
     let (model, _, name, adapterName) = try modelOptions.load(useDefaultAdapter: true)

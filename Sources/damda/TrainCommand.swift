@@ -104,7 +104,7 @@ struct TrainCommand: AsyncParsableCommand {
             options.recompute = recompute; options.evaluateEvery = evalEvery; options.checkpointEvery = saveEvery; options.maxSteps = maxSteps
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
             // A checkpoint resumes only the run it was written by: the starting adapter is part of that run.
-            let startIdentity = try fromAdapter.map { ":from:" + (try ModelFetcher.sha256(of: URL(fileURLWithPath: $0 + "/" + LoRAAdapter.weightsFile))) } ?? ""
+            let startIdentity = try fromAdapter.map { ":from:" + (try LoRAAdapter.weightsSHA256(directory: $0)) } ?? ""
             var fineTune = FineTune(model: model, baseModelName: name, modelIdentity: "\(name):\(size)\(startIdentity)",
                                     threads: modelOptions.threads, outputDirectory: out)
             fineTune.initialAdapter = start

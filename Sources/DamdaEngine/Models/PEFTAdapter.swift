@@ -56,6 +56,12 @@ extension LoRAAdapter {
     public static let configFile = "adapter_config.json"
     public static let weightsFile = "adapter_model.safetensors"
 
+    /// SHA-256 of an adapter folder's weights file: the adapter's identity (a refusal probe records
+    /// it; a training checkpoint continued from the adapter includes it).
+    public static func weightsSHA256(directory: String) throws -> String {
+        try ModelFetcher.sha256(of: URL(fileURLWithPath: directory + "/" + weightsFile))
+    }
+
     /// PEFT's name for one matrix of a causal LM's layer (`…layers.N.self_attn.q_proj.lora_A.weight`).
     public static func tensorName(layer: Int, _ t: LoRATarget, _ matrix: String) -> String {
         "base_model.model.model.layers.\(layer).\(t.modulePath).lora_\(matrix).weight"
