@@ -23,6 +23,22 @@ if [[ ${1:-} == --write-baseline ]]; then
   exit 0
 fi
 $DAMDA "${args[@]}" --baseline evals/sample-baseline.json --gate
+# Every answerable row with retrieval says whether the prompt held a gold phrase, consistently with
+# its sources, and the passage_miss tag marks the gold document in the prompt without one.
+python3 - "$ARTIFACTS/eval.rows.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+checked = 0
+for r in rows:
+    if r["kind"] != "answerable" or r["config"] not in ("rag", "peft+rag"):
+        continue
+    held = any(g in s for g in r["gold"] for s in r["sources"])
+    assert r["gold_phrase_in_prompt"] == held, r["id"]
+    assert ("passage_miss" in r["tags"]) == (r["gold_in_prompt"] and not held), r["id"]
+    checked += 1
+assert checked == 24, checked
+print(f"gold phrase in prompt: consistent with the sources on {checked} rows")
+PY
 # Resume after a kill mid-write: tear the last row in half, rerun with --resume; only that answer
 # is asked again and the summary is the same.
 python3 - "$ARTIFACTS/eval.rows.jsonl" <<'PY'

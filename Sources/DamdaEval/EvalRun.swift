@@ -34,6 +34,9 @@ public struct EvalRow: Codable, Sendable {
     /// The prompt's chunk texts, for a judge's groundedness score (nil in rows written before they were kept).
     public var sources: [String]? = nil
     public var goldInPrompt: Bool
+    /// A chunk text in the prompt holds a gold answer (answerable, with retrieval): the gold
+    /// document may be in the prompt without the sentences that answer (nil in rows written before it was kept).
+    public var goldPhraseInPrompt: Bool? = nil
     /// 1-based rank of the gold document in a top-10 search by the configuration's retrieval (nil: missed or no retrieval).
     public var goldRank: Int?
     public var exactMatch: Bool
@@ -53,7 +56,7 @@ public struct EvalRow: Codable, Sendable {
     public var answerTokens: Int
     public var generationSeconds: Double
     public var seconds: Double
-    /// retrieval_miss, wrong_refusal, missed_refusal, wrong_span, unsupported.
+    /// retrieval_miss, passage_miss, wrong_refusal, missed_refusal, wrong_span, unsupported.
     public var tags: [String]
 
     public var key: String { EvalRow.key(config: config, kind: kind, id: id) }
@@ -62,6 +65,7 @@ public struct EvalRow: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case config, id, kind, question, gold, answer, refused, cited, sources, f1, bleu, similarity, grounding, unsupported, seconds, tags
         case documentID = "doc_id", refusalReason = "refusal_reason", refusalProbability = "refusal_probability", goldInPrompt = "gold_in_prompt", goldRank = "gold_rank"
+        case goldPhraseInPrompt = "gold_phrase_in_prompt"
         case exactMatch = "em", chrF = "chrf", rougeL = "rouge_l", goldInAnswer = "gold_in_answer"
         case citationPrecision = "citation_precision", promptTokens = "prompt_tokens", answerTokens = "answer_tokens"
         case generationSeconds = "generation_seconds"
@@ -202,13 +206,16 @@ public struct EvalRunner {
         if !a.refused, !a.citations.isEmpty {
             row.grounding = Grounding.support(of: a.answer, in: a.citations.map(\.text)) * 100
         }
-        if item.kind == .answerable, !a.citations.isEmpty {
+        if item.kind == .answerable, config.usesRetrieval {
             let holding = a.citations.filter { c in golds.contains { AnswerMetrics.containsAnswer(c.text, golds: [$0]) } }.count
-            row.citationPrecision = Double(holding) / Double(a.citations.count) * 100
+            row.goldPhraseInPrompt = holding > 0
+            if !a.citations.isEmpty { row.citationPrecision = Double(holding) / Double(a.citations.count) * 100 }
         }
         var tags: [String] = []
         if item.kind == .answerable {
             if config.usesRetrieval && !row.goldInPrompt { tags.append("retrieval_miss") }
+            // The right document reached the prompt, but not the passage that answers.
+            if row.goldInPrompt && row.goldPhraseInPrompt == false { tags.append("passage_miss") }
             if a.refused { tags.append("wrong_refusal") }
             if !a.refused && s.f1 < 0.5 && (row.goldInPrompt || !config.usesRetrieval) { tags.append("wrong_span") }
         } else if !a.refused {

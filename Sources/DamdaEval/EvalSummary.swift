@@ -78,6 +78,8 @@ public struct EvalMetric: Sendable {
             m += [
                 .init(name: "gold_in_prompt", label: "gold in prompt %", higherIsBetter: true, gated: true, rows: answerable,
                       mean: { $0.goldInPrompt ? 100 : 0 }),
+                .init(name: "gold_phrase_in_prompt", label: "gold phrase in prompt %", higherIsBetter: true, gated: false,
+                      rows: { $0.kind == .answerable && $0.goldPhraseInPrompt != nil }, mean: { $0.goldPhraseInPrompt == true ? 100 : 0 }),
                 .init(name: "recall_at_1", label: "R@1", higherIsBetter: true, gated: true, rows: answerable,
                       mean: { RetrievalMetrics.recall(rank: $0.goldRank, k: 1) * 100 }),
                 .init(name: "recall_at_5", label: "R@5", higherIsBetter: true, gated: false, rows: answerable,

@@ -129,6 +129,11 @@ final class EvalStatisticsTests: XCTestCase {
         let encoded = try JSONEncoder().encode(report)
         XCTAssertEqual(try JSONDecoder().decode(EvalReport.self, from: encoded).metrics["rag"]?["f1"], report.metrics["rag"]?["f1"])
         XCTAssertTrue(HTMLReport.render(report, rows: rows).contains("<svg"))
+        // Rows written before the gold phrase in the prompt was kept are left out of its share.
+        var phrase = rows.filter { $0.config == "rag" && $0.kind == .answerable }
+        for i in phrase.indices where i < 10 { phrase[i].goldPhraseInPrompt = i < 4 }
+        let held = try XCTUnwrap(EvalMetric.all(retrieval: true).first { $0.name == "gold_phrase_in_prompt" })
+        XCTAssertEqual(held.value(phrase), 40, accuracy: 1e-9)
     }
 
     func testConfigurationSpecs() throws {
