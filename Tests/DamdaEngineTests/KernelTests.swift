@@ -313,6 +313,33 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(allLow.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, 12) }, 0)
     }
 
+    /// OpenBLAS runs kernels of the CPU's class: an OpenBLAS older than the CPU (Debian's 0.3.21
+    /// on an Intel Xeon of family 6 model 207) picked Prescott's SSE3 kernels, and prefill ran at a
+    /// quarter of its speed. The CPU's features are read from /proc/cpuinfo, not from the code under test.
+    func testOpenBLASRunsKernelsOfTheCPUsClass() throws {
+        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil else { throw XCTSkip("OPENBLAS_CORETYPE chooses the kernels") }
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flagsLine = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? ""
+        let flags = Set(flagsLine.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == ":" }).map(String.init))
+        let kernels = BLAS.kernels.lowercased()
+        XCTAssertNotEqual(kernels, "unknown", "Debian's OpenBLAS names its kernels")
+        if ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains) {
+            XCTAssertTrue(["skylakex", "cooperlake", "sapphirerapids"].contains(kernels), "AVX-512 CPU runs \(kernels)")
+        } else if flags.contains("avx2") && flags.contains("fma") {
+            XCTAssertTrue(["haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"].contains(kernels), "AVX2 CPU runs \(kernels)")
+        }
+        // The re-selected kernels still compute the product.
+        let (m, n, k) = (33, 65, 70)
+        let a = (0..<(m * k)).map { Float($0 % 7) - 3 }, b = (0..<(k * n)).map { Float($0 % 5) - 2 }
+        var c = [Float](repeating: 0, count: m * n)
+        c.withUnsafeMutableBufferPointer { BLAS.serial(false, false, m, n, k, 1, a, k, b, n, 0, $0.baseAddress!, n) }
+        for i in 0..<m { for j in 0..<n {
+            var sum: Float = 0
+            for p in 0..<k { sum += a[i * k + p] * b[p * n + j] }
+            XCTAssertEqual(c[i * n + j], sum, "small integers are exact in any order")
+        } }
+    }
+
     /// The parallel product (split by rows or by columns, all four transposes) equals one
     /// single-threaded OpenBLAS call on the same inputs.
     func testParallelGemmEqualsSerial() {

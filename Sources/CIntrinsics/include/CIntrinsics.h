@@ -14,4 +14,5 @@ static inline void damda_pause(void) {
 #endif
 }
 #include "ScreenQ8.h"
+#include "OpenBLASKernels.h"
 #endif

@@ -71,7 +71,7 @@ public struct GenerationBenchmark {
             prefillRuns: prefill.map(r1), decodeRuns: decodeRates.map(r1),
             decodeFullLogitsTokensPerSecond: r1(median(fullRates)), decodeFullLogitsRuns: fullRates.map(r1),
             greedyTokensMatchFullLogits: sameTokens, decodeWeightBytesPerToken: (model as? Gemma3Model)?.decodeWeightBytes ?? 0,
-            batchDecode: batches, peakRSSBytes: peakResidentBytes())
+            batchDecode: batches, peakRSSBytes: peakResidentBytes(), blasKernels: BLAS.kernels)
     }
 
     /// `count` sequences from their own short prompts (different starts of the benchmark prompt,
@@ -177,6 +177,8 @@ public struct GenerationBenchmarkReport: Codable, Sendable {
     /// `--batch`: batched decode rates per batch size.
     public var batchDecode: [BatchDecodeReport]
     public var peakRSSBytes: Int64
+    /// OpenBLAS's kernel set for prefill's products ("SkylakeX", "Haswell", ...).
+    public var blasKernels: String
 
     enum CodingKeys: String, CodingKey {
         case model, threads, repetitions
@@ -185,6 +187,6 @@ public struct GenerationBenchmarkReport: Codable, Sendable {
         case prefillRuns = "prefill_runs", decodeRuns = "decode_runs"
         case decodeFullLogitsTokensPerSecond = "decode_full_logits_tokens_per_s", decodeFullLogitsRuns = "decode_full_logits_runs"
         case greedyTokensMatchFullLogits = "greedy_tokens_match_full_logits", decodeWeightBytesPerToken = "decode_weight_bytes_per_token"
-        case batchDecode = "batch_decode", peakRSSBytes = "peak_rss_bytes"
+        case batchDecode = "batch_decode", peakRSSBytes = "peak_rss_bytes", blasKernels = "blas_kernels"
     }
 }

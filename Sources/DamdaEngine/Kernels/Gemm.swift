@@ -1,3 +1,4 @@
+import CIntrinsics
 import COpenBLAS
 import DamdaCore
 
@@ -7,7 +8,20 @@ import DamdaCore
 /// workers between calls, and products issued from inside our parallel loops (attention heads)
 /// would queue for it. Measured on e5 ingest: ~45% of the time went to that contention.
 public enum BLAS {
-    private static let singleThreaded: Void = { openblas_set_num_threads(1) }()
+    private static let singleThreaded: Void = {
+        _ = matchedToCPU
+        openblas_set_num_threads(1)
+    }()
+
+    /// Whether OpenBLAS's kernels were re-selected for this CPU before the first product
+    /// (`damda_openblas_match_cpu`: an OpenBLAS older than the CPU falls back to SSE3 kernels).
+    public static let matchedToCPU: Bool = damda_openblas_match_cpu() != 0
+
+    /// The kernel set OpenBLAS runs, after that choice ("SkylakeX", "Haswell", ...), for benchmarks' records.
+    public static var kernels: String {
+        _ = singleThreaded
+        return String(cString: damda_openblas_core_name())
+    }
 
     /// Products below this many multiply-adds are not worth waking a second thread for.
     static let parallelThreshold = 1 << 20
