@@ -26,13 +26,15 @@ $DAMDA "${args[@]}" --baseline evals/sample-baseline.json --gate
 # Every answerable row with retrieval says whether the prompt held a gold phrase, consistently with
 # its sources, and the passage_miss tag marks the gold document in the prompt without one.
 python3 - "$ARTIFACTS/eval.rows.jsonl" <<'PY'
-import json, sys
+import json, string, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+# KorQuAD's normalization, as the eval scores answers: lowercase, no ASCII punctuation, no whitespace.
+norm = lambda t: "".join(c for c in t.lower() if c not in string.punctuation and not c.isspace())
 checked = 0
 for r in rows:
     if r["kind"] != "answerable" or r["config"] not in ("rag", "peft+rag"):
         continue
-    held = any(g in s for g in r["gold"] for s in r["sources"])
+    held = any(norm(g) and norm(g) in norm(s) for g in r["gold"] for s in r["sources"])
     assert r["gold_phrase_in_prompt"] == held, r["id"]
     assert ("passage_miss" in r["tags"]) == (r["gold_in_prompt"] and not held), r["id"]
     checked += 1
