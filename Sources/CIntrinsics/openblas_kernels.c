@@ -16,11 +16,6 @@ static int kernel_class(const char *name) {
     return 0;
 }
 
-const char *damda_openblas_core_name(void) {
-    corename_fn corename = (corename_fn)dlsym(RTLD_DEFAULT, "openblas_get_corename");
-    return corename ? corename() : "unknown";
-}
-
 int damda_openblas_match_cpu(void) {
 #if defined(__x86_64__)
     if (getenv("OPENBLAS_CORETYPE")) return 0;

@@ -11,7 +11,4 @@
 // OPENBLAS_CORETYPE for OpenBLAS to read). Returns 1 when it switched the kernels.
 int damda_openblas_match_cpu(void);
 
-// The kernel set OpenBLAS runs ("SkylakeX", "Haswell", ...; "unknown" without that function).
-const char *damda_openblas_core_name(void);
-
 #endif

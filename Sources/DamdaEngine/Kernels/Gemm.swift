@@ -8,19 +8,22 @@ import DamdaCore
 /// workers between calls, and products issued from inside our parallel loops (attention heads)
 /// would queue for it. Measured on e5 ingest: ~45% of the time went to that contention.
 public enum BLAS {
-    private static let singleThreaded: Void = {
-        _ = matchedToCPU
+    /// Once, before the first product: OpenBLAS's kernels matched to the CPU
+    /// (`damda_openblas_match_cpu`: an OpenBLAS older than the CPU falls back to SSE3 kernels), and
+    /// its own pool kept to one thread.
+    private static let configured: Void = {
+        _ = damda_openblas_match_cpu()
         openblas_set_num_threads(1)
     }()
 
-    /// Whether OpenBLAS's kernels were re-selected for this CPU before the first product
-    /// (`damda_openblas_match_cpu`: an OpenBLAS older than the CPU falls back to SSE3 kernels).
-    public static let matchedToCPU: Bool = damda_openblas_match_cpu() != 0
+    /// Makes that choice now (model loading calls it, before a server runs threads: the match sets
+    /// OPENBLAS_CORETYPE for a moment).
+    public static func prepare() { _ = configured }
 
     /// The kernel set OpenBLAS runs, after that choice ("SkylakeX", "Haswell", ...), for benchmarks' records.
     public static var kernels: String {
-        _ = singleThreaded
-        return String(cString: damda_openblas_core_name())
+        prepare()
+        return String(cString: openblas_get_corename())
     }
 
     /// Products below this many multiply-adds are not worth waking a second thread for.
@@ -54,7 +57,7 @@ public enum BLAS {
     public static func serial(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                               _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                               _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-        _ = singleThreaded
+        prepare()
         guard m > 0, n > 0 else { return }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

@@ -123,9 +123,7 @@ public enum WeightLayout: String, Sendable, CaseIterable {
 
 /// Loads the architecture named in the GGUF's `general.architecture`.
 public func loadModel(path: String, threads: Int = Threads.available, weights: WeightLayout = .standard) throws -> any LanguageModel {
-    // OpenBLAS's kernels are matched to the CPU here, while loading, rather than at the first
-    // product: the match sets OPENBLAS_CORETYPE for a moment, and a server is not yet running threads.
-    _ = BLAS.kernels
+    BLAS.prepare()
     let file = try GGUFFile(path: path)
     let arch = try file.string("general.architecture")
     switch arch {
