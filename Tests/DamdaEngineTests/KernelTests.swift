@@ -142,6 +142,46 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Decoding a batch multiplies every decode-layout matrix with all the batch's vectors at once
+    /// (on AVX-512, two vectors to a register); each product must be bit for bit the one-vector
+    /// product, for every layout, an odd or even count of blocks, and any batch size.
+    func testBatchedDecodeRowsEqualLoneProductsBitForBit() throws {
+        var rng = SeededGenerator(seed: 29)
+        for type in [TensorType.q5_0, .q4_0, .q4_K, .q5_K, .q6_K] {
+            for cols in type.blockSize == 256 ? [256, 768] : [224, 512] {
+                let rows = 45
+                let first = randomMatrixBytes(type, rows: rows, columns: cols, rng: &rng)
+                let second = randomMatrixBytes(type, rows: 19, columns: cols, rng: &rng)
+                for count in [2, 3, 5, 8, 9, 11, 17] {
+                    let x = (0..<(count * cols)).map { _ in Float.random(in: -2...2, using: &rng) }
+                    var lone = [Float](repeating: 0, count: count * rows), loneSecond = [Float](repeating: 0, count: count * 19)
+                    var batched = lone, batchedSecond = loneSecond
+                    first.withUnsafeBytes { a in
+                        second.withUnsafeBytes { b in
+                            let arena = WeightArena()
+                            let w = WeightMatrix(name: "a", type: type, rows: rows, columns: cols, data: a.baseAddress!, arena: arena)
+                            let v = WeightMatrix(name: "b", type: type, rows: 19, columns: cols, data: b.baseAddress!, arena: arena)
+                            XCTAssertNotNil(w.decodeRows, "\(type)")
+                            x.withUnsafeBufferPointer { xp in
+                                for i in 0..<count {
+                                    lone.withUnsafeMutableBufferPointer { matvec(w, xp.baseAddress! + i * cols, $0.baseAddress! + i * rows, threads: 2) }
+                                    loneSecond.withUnsafeMutableBufferPointer { matvec(v, xp.baseAddress! + i * cols, $0.baseAddress! + i * 19, threads: 2) }
+                                }
+                                batched.withUnsafeMutableBufferPointer { y in
+                                    batchedSecond.withUnsafeMutableBufferPointer { z in
+                                        matvecBatch([w, v], xp.baseAddress!, count: count, [y.baseAddress!, z.baseAddress!], threads: 2)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    XCTAssertEqual(batched.map(\.bitPattern), lone.map(\.bitPattern), "\(type), \(cols) columns, \(count) vectors")
+                    XCTAssertEqual(batchedSecond.map(\.bitPattern), loneSecond.map(\.bitPattern), "\(type), \(cols) columns, \(count) vectors")
+                }
+            }
+        }
+    }
+
     /// A random Q8_0 matrix whose rows 2000 and 2500 repeat row 5: exact ties that must go to the lowest index.
     func outputMatrixWithTies(rows: Int, columns: Int, rng: inout SeededGenerator) -> [UInt8] {
         var bytes = randomMatrixBytes(.q8_0, rows: rows, columns: columns, rng: &rng)

@@ -15,4 +15,5 @@ static inline void damda_pause(void) {
 }
 #include "ScreenQ8.h"
 #include "OpenBLASKernels.h"
+#include "DecodeRowsAVX512.h"
 #endif

@@ -1,3 +1,4 @@
+import Foundation
 import CIntrinsics
 import DamdaCore
 
@@ -23,6 +24,8 @@ public func matvecBatch(_ ws: [WeightMatrix], _ xs: UnsafePointer<Float>, count:
     let t = bytes * count < 64 * 1024 ? 1 : threads
     let needsSums = ws.contains { $0.decodeRows?.needsBlockSums ?? false }
     let blocks = columns / 32
+    let paired = PairedVectors.useful(for: ws) ? PairedVectors(xs, count: count, columns: columns) : nil
+    defer { paired?.deallocate() }
     withUnsafeTemporaryAllocation(of: Float.self, capacity: needsSums ? count * blocks : 1) { sums in
         if needsSums {
             for b in 0..<count { DecodeRows.blockSums(xs + b * columns, blocks: blocks, into: sums.baseAddress! + b * blocks) }
@@ -32,18 +35,65 @@ public func matvecBatch(_ ws: [WeightMatrix], _ xs: UnsafePointer<Float>, count:
             var first = 0
             for (w, y) in zip(ws, ys) {
                 let lo = max(range.lowerBound - first, 0), hi = min(range.upperBound - first, w.rows)
-                if lo < hi { multiplyRowsBatch(w, lo..<hi, xs, count: count, y, blockSums: blockSums) }
+                if lo < hi { multiplyRowsBatch(w, lo..<hi, xs, count: count, y, blockSums: blockSums, paired: paired) }
                 first += w.rows
             }
         }
     }
 }
 
+/// The vectors of a batch laid out for `damda_decode_rows_x8_avx512`: groups of up to eight, each
+/// group's vectors interleaved in pairs, eight values of one then the same eight of the other (an
+/// odd group padded with zeros). A copy of the activations, small beside the weights it saves
+/// widening: on AVX-512 one 16-lane instruction then does two vectors' work, bit for bit each
+/// one's (see DecodeRowsAVX512.h).
+struct PairedVectors {
+    /// Each group's first float and vector count.
+    let groups: [(values: UnsafePointer<Float>, vectors: Int)]
+    private let storage: UnsafeMutablePointer<Float>
+
+    /// Whether the AVX-512 kernel runs here and one of `ws` is in a decode layout.
+    /// `DAMDA_AVX512_ROWS=0` turns the kernel off and `DAMDA_AVX512=0` every AVX-512 kernel, for comparing.
+    static func useful(for ws: [WeightMatrix]) -> Bool {
+        available && ws.contains { $0.decodeRows != nil }
+    }
+
+    static let available = ProcessInfo.processInfo.environment["DAMDA_AVX512_ROWS"] != "0" && ProcessInfo.processInfo.environment["DAMDA_AVX512"] != "0" && damda_has_avx512() != 0
+
+    init(_ xs: UnsafePointer<Float>, count: Int, columns: Int) {
+        let groupCount = (count + 7) / 8
+        storage = .allocate(capacity: groupCount * 8 * columns)
+        var groups: [(values: UnsafePointer<Float>, vectors: Int)] = []
+        for g in 0..<groupCount {
+            let vectors = min(8, count - 8 * g), pairs = (vectors + 1) / 2
+            let out = storage + g * 8 * columns
+            for p in 0..<pairs {
+                for half in 0..<2 {
+                    let v = 8 * g + 2 * p + half
+                    for k in 0..<(columns / 8) {
+                        let to = out + (k * pairs + p) * 16 + half * 8
+                        if 2 * p + half < vectors { to.update(from: xs + v * columns + 8 * k, count: 8) } else { to.update(repeating: 0, count: 8) }
+                    }
+                }
+            }
+            groups.append((UnsafePointer(out), vectors))
+        }
+        self.groups = groups
+    }
+
+    func deallocate() { storage.deallocate() }
+}
+
 /// y[b][r] = W[r] · x[b] for r in `range` and every b, weights prefetched as `multiplyRows` does.
 @inline(__always)
 func multiplyRowsBatch(_ w: WeightMatrix, _ range: Range<Int>, _ xs: UnsafePointer<Float>, count: Int,
-                       _ y: UnsafeMutablePointer<Float>, blockSums: UnsafePointer<Float>?) {
-    if let rows = w.decodeRows { rows.multiplyRowsBatch(range, xs, count: count, y, blockSums: blockSums); return }
+                       _ y: UnsafeMutablePointer<Float>, blockSums: UnsafePointer<Float>?, paired: PairedVectors? = nil) {
+    if let rows = w.decodeRows {
+        if let paired { rows.multiplyRowsBatch(range, paired, y, blockSums: blockSums) } else {
+            rows.multiplyRowsBatch(range, xs, count: count, y, blockSums: blockSums)
+        }
+        return
+    }
     let dot = w.kernels.dot
     let cols = w.columns, outRows = w.rows
     // Q8_0 on full-width cores (the output matrix of sampled decoding): four vectors per pass of
@@ -67,6 +117,26 @@ func multiplyRowsBatch(_ w: WeightMatrix, _ range: Range<Int>, _ xs: UnsafePoint
 }
 
 extension DecodeRows {
+    /// `multiplyRowsBatch` through the AVX-512 kernel: the scaled sums for every group of paired
+    /// vectors, then each product's min term as `dot(row:)` subtracts it.
+    func multiplyRowsBatch(_ range: Range<Int>, _ paired: PairedVectors, _ y: UnsafeMutablePointer<Float>,
+                           blockSums: UnsafePointer<Float>?) {
+        let kind: Int32 = switch layout {
+        case .bytes: Int32(damda_rows_bytes)
+        case .nibbles: Int32(damda_rows_nibbles)
+        case .bytesHalves: Int32(damda_rows_bytes_halves)
+        }
+        for (g, group) in paired.groups.enumerated() {
+            damda_decode_rows_x8_avx512(UnsafePointer(data.assumingMemoryBound(to: UInt8.self)), rowBytes, Int32(blocks), kind,
+                                        range.lowerBound, range.upperBound, group.values, Int32(group.vectors), y + 8 * g * rows, rows)
+        }
+        guard let mins, let blockSums else { return }
+        let count = paired.groups.reduce(0) { $0 + $1.vectors }
+        for r in range {
+            for b in 0..<count { y[b * rows + r] = y[b * rows + r] - dotF32(mins + r * blocks, blockSums + b * blocks, blocks) }
+        }
+    }
+
     /// `multiplyRows` for `count` vectors: y[b·rows + r] = row r · x[b], each with its own block sums
     /// (`blockSums`: [count × blocks], where the format has mins). Vectors go four at a time through
     /// `dot4Vectors`, which unpacks each weight block once for all four; a remainder takes `dot`.

@@ -1,0 +1,143 @@
+// DecodeRows' matrix × several vectors with AVX-512, compiled for that instruction set alone and
+// chosen at run time (the rest of the build targets AVX2). A 16-lane register carries two
+// vectors' eight-lane accumulators, so each weight block is widened to fp32 once for up to eight
+// vectors and every arithmetic instruction does two vectors' work, while each lane still takes the
+// Swift kernel's operations in its order (see DecodeRowsAVX512.h): the products are unchanged.
+#include "DecodeRowsAVX512.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+// Separate multiplies and adds stay separate, as in Swift: only the explicit FMAs fuse.
+#pragma STDC FP_CONTRACT OFF
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,evex512,fma"), always_inline))
+
+int damda_has_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+
+// Eight bytes at p as int8 values (or two nibble fields, below), the eight repeated in both halves.
+AVX512 static inline __m128i eight_bytes_twice(const uint8_t *p) {
+    int64_t v;
+    memcpy(&v, p, 8);
+    return _mm_set1_epi64x(v);
+}
+
+AVX512 static inline __m512 int8s(const uint8_t *p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(eight_bytes_twice(p))); }
+
+// One block's four 8-value groups (values 0–7, 8–15, 16–23, 24–31), each twice, as Swift's
+// `bytesBlock` / `nibblesBlock` convert them.
+AVX512 static inline void block_values(const uint8_t *p, int layout, __m512 q[4]) {
+    if (layout == damda_rows_nibbles) {
+        const __m512i lo = _mm512_cvtepu8_epi32(eight_bytes_twice(p)), hi = _mm512_cvtepu8_epi32(eight_bytes_twice(p + 8));
+        const __m512i low4 = _mm512_set1_epi32(0xF);
+        q[0] = _mm512_cvtepi32_ps(_mm512_and_si512(lo, low4));
+        q[1] = _mm512_cvtepi32_ps(_mm512_and_si512(hi, low4));
+        q[2] = _mm512_cvtepi32_ps(_mm512_srli_epi32(lo, 4));
+        q[3] = _mm512_cvtepi32_ps(_mm512_srli_epi32(hi, 4));
+    } else {
+        q[0] = int8s(p); q[1] = int8s(p + 8); q[2] = int8s(p + 16); q[3] = int8s(p + 24);
+    }
+}
+
+// (q0·x0 + q1·x8) and (q2·x16 + q3·x24) for one pair, as Swift's `sum` forms them before adding.
+AVX512 static inline void halves(const __m512 q[4], const float *x, int pairs, __m512 *h0, __m512 *h1) {
+    const long step = (long)pairs * 16;
+    *h0 = _mm512_fmadd_ps(q[1], _mm512_loadu_ps(x + step), _mm512_mul_ps(q[0], _mm512_loadu_ps(x)));
+    *h1 = _mm512_fmadd_ps(q[3], _mm512_loadu_ps(x + 3 * step), _mm512_mul_ps(q[2], _mm512_loadu_ps(x + 2 * step)));
+}
+
+// Swift's SIMD8<Float>.sum(): -0, then each lane added in index order.
+static inline float sum8(const float *v) {
+    float s = -0.0f;
+    for (int i = 0; i < 8; i++) s += v[i];
+    return s;
+}
+
+AVX512 static inline void store_pair(__m512 acc, float *y, long y_stride, long r, int p, int vectors) {
+    float lanes[16];
+    _mm512_storeu_ps(lanes, acc);
+    y[(long)(2 * p) * y_stride + r] = sum8(lanes);
+    if (2 * p + 1 < vectors) y[(long)(2 * p + 1) * y_stride + r] = sum8(lanes + 8);
+}
+
+// acc[p] += scale · (this block's sum) for each pair, as `scaledBlocks` adds one block.
+AVX512 static inline void scaled_block(const uint8_t *blk, int layout, int scale_at, const float *x, const int P, __m512 acc[4]) {
+    __m512 q[4], h0, h1;
+    block_values(blk, layout, q);
+    float sf;
+    memcpy(&sf, blk + scale_at, 4);
+    const __m512 s = _mm512_set1_ps(sf);
+    for (int p = 0; p < P; p++) {
+        halves(q, x + p * 16, P, &h0, &h1);
+        acc[p] = _mm512_fmadd_ps(_mm512_add_ps(h0, h1), s, acc[p]);
+    }
+}
+
+// One row for P pairs. `bytes` / `nibbles` follow `scaledBlocks` (two accumulators, even blocks
+// into the first, odd into the second, a last odd block into the first); `bytes_halves` follows
+// `dot16` (every block, the first half's sum into one accumulator, the second's into the other).
+AVX512 static inline void row_pairs(const uint8_t *row, int blocks, int layout, const float *xi, const int P,
+                                    int vectors, float *y, long y_stride, long r) {
+    __m512 a[4], c[4], q[4], h0, h1;
+    for (int p = 0; p < P; p++) { a[p] = _mm512_setzero_ps(); c[p] = _mm512_setzero_ps(); }
+    const long chunk = (long)P * 16;  // floats per 8-value chunk of every pair
+    if (layout == damda_rows_bytes_halves) {
+        for (int b = 0; b < blocks; b++) {
+            const uint8_t *blk = row + (size_t)b * 40;
+            block_values(blk, layout, q);
+            float s0f, s1f;
+            memcpy(&s0f, blk + 32, 4);
+            memcpy(&s1f, blk + 36, 4);
+            const __m512 s0 = _mm512_set1_ps(s0f), s1 = _mm512_set1_ps(s1f);
+            const float *x = xi + (long)b * 4 * chunk;
+            for (int p = 0; p < P; p++) {
+                halves(q, x + p * 16, P, &h0, &h1);
+                a[p] = _mm512_fmadd_ps(h0, s0, a[p]);
+                c[p] = _mm512_fmadd_ps(h1, s1, c[p]);
+            }
+        }
+    } else {
+        const int block_bytes = layout == damda_rows_nibbles ? 20 : 36, scale_at = layout == damda_rows_nibbles ? 16 : 32;
+        // Blocks 0, 2, 4… into a, 1, 3, 5… into c; a last odd block has an even index and lands in a.
+        int b = 0;
+        for (; b + 2 <= blocks; b += 2) {
+            scaled_block(row + (size_t)b * block_bytes, layout, scale_at, xi + (long)b * 4 * chunk, P, a);
+            scaled_block(row + (size_t)(b + 1) * block_bytes, layout, scale_at, xi + (long)(b + 1) * 4 * chunk, P, c);
+        }
+        if (b < blocks) scaled_block(row + (size_t)b * block_bytes, layout, scale_at, xi + (long)b * 4 * chunk, P, a);
+    }
+    for (int p = 0; p < P; p++) store_pair(_mm512_add_ps(a[p], c[p]), y, y_stride, r, p, vectors);
+}
+
+AVX512 static inline void rows_pairs(const uint8_t *data, size_t row_bytes, int blocks, int layout, long r0, long r1,
+                                     const float *xi, const int P, int vectors, float *y, long y_stride) {
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *row = data + (size_t)r * row_bytes;
+        // The row four ahead, a cache line at a time, so its wait overlaps this row's arithmetic.
+        if (r + 4 < r1)
+            for (size_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)(row + 4 * row_bytes + o), _MM_HINT_T0);
+        row_pairs(row, blocks, layout, xi, P, vectors, y, y_stride, r);
+    }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,evex512,fma")))
+void damda_decode_rows_x8_avx512(const uint8_t *data, size_t row_bytes, int blocks, int layout, long r0, long r1,
+                                 const float *xi, int vectors, float *y, long y_stride) {
+    switch ((vectors + 1) / 2) {
+    case 1: rows_pairs(data, row_bytes, blocks, layout, r0, r1, xi, 1, vectors, y, y_stride); break;
+    case 2: rows_pairs(data, row_bytes, blocks, layout, r0, r1, xi, 2, vectors, y, y_stride); break;
+    case 3: rows_pairs(data, row_bytes, blocks, layout, r0, r1, xi, 3, vectors, y, y_stride); break;
+    default: rows_pairs(data, row_bytes, blocks, layout, r0, r1, xi, 4, vectors, y, y_stride); break;
+    }
+}
+#else
+int damda_has_avx512(void) { return 0; }
+void damda_decode_rows_x8_avx512(const uint8_t *data, size_t row_bytes, int blocks, int layout, long r0, long r1,
+                                 const float *xi, int vectors, float *y, long y_stride) {
+    (void)data; (void)row_bytes; (void)blocks; (void)layout; (void)r0; (void)r1; (void)xi; (void)vectors; (void)y; (void)y_stride;
+}
+#endif
