@@ -40,7 +40,8 @@ extension GreedyHead {
         let norms = norms(threads: threads)
         let values = UnsafeMutablePointer<Int8>.allocate(capacity: count * n)
         let scales = UnsafeMutablePointer<Float>.allocate(capacity: count * blocks)
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: count * rows)
+        // Eight floats more, so a row's scores load as one 8-lane vector even at the end.
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: count * rows + 8)
         defer { values.deallocate(); scales.deallocate(); scores.deallocate() }
         let reaches = (0..<count).map { v in Self.quantize(xs + v * n, values + v * n, scales + v * blocks, blocks: blocks) }
         let histograms = screenScores(values: values, scales: scales, reaches: reaches, norms: norms, count: count, into: scores, threads: threads)
@@ -68,11 +69,21 @@ extension GreedyHead {
                     var nextNamed = named.firstIndex { Int($0.key) >= lo } ?? named.count
                     reaches.withUnsafeBufferPointer { reach in
                         cuts.withUnsafeBufferPointer { cut in
+                            // Up to eight vectors compare in one 8-lane step (unused lanes never
+                            // pass); most rows are no vector's candidate.
+                            var reach8 = SIMD8<Float>(repeating: 0), cut8 = SIMD8<Float>(repeating: .infinity)
+                            for v in 0..<min(count, 8) { reach8[v] = reach[v]; cut8[v] = cut[v] }
                             for r in lo..<hi {
                                 var mask: UInt64 = 0
                                 if nextNamed < named.count && Int(named[nextNamed].key) == r { mask = named[nextNamed].value; nextNamed += 1 }
                                 let s = scores + r * count, bound = norm[r]
-                                for v in 0..<count where s[v] + bound * reach[v] >= cut[v] { mask |= 1 << UInt64(v) }
+                                if count <= 8 {
+                                    let upper = UnsafeRawPointer(s).loadUnaligned(as: SIMD8<Float>.self) + SIMD8(repeating: bound) * reach8
+                                    let hit = upper .>= cut8
+                                    if any(hit) { for v in 0..<count where hit[v] { mask |= 1 << UInt64(v) } }
+                                } else {
+                                    for v in 0..<count where s[v] + bound * reach[v] >= cut[v] { mask |= 1 << UInt64(v) }
+                                }
                                 if mask != 0 { found.append((Int32(r), mask)) }
                             }
                         }
