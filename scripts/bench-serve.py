@@ -3,7 +3,7 @@
 streaming clients (OpenAI /v1/completions with stream=true), printed as one JSON object.
 
     python3 scripts/bench-serve.py --url http://127.0.0.1:8080 [--key KEY] [--clients 1,4,8] [--max-tokens 32]
-                                   [--rag-prompt] [--stagger 0.25] [--temperature 0.8] [--distinct-prompts]
+                                   [--rag-prompt] [--stagger 0.25] [--temperature 0.8] [--distinct-prompts] [--requests 1]
 
 Every client sends the same short prompt with a different seed (temperature 0.8 by default), so
 the scheduler interleaves real, distinct generations, and a server that caches prompts (both
@@ -14,6 +14,9 @@ run. Usage counts come from the server's final chunk (stream_options).
 insurance clauses, different for each client so no prefix is shared); --stagger starts client i
 i·S seconds after the first, so long prompts arrive while earlier streams decode. Works against
 `damda serve` and llama.cpp's `llama-server` alike (both speak /v1/completions).
+--requests N has each client send N requests one after another (a new seed each), so a level runs
+N times longer, sequences join and leave the batch as they finish, and a noisy machine's hiccups
+weigh less; TTFT and per-stream figures are then over all N·clients requests.
 """
 import argparse, http.client, json, statistics, threading, time, urllib.parse
 
@@ -73,16 +76,19 @@ def one_stream(url, key, max_tokens, seed, out, prompt=PROMPT, delay=0.0, temper
     out.update(ttft=(first or end) - start, seconds=end - start, tokens=tokens or 0)
 
 
-def run_level(url, key, clients, max_tokens, rag=False, stagger=0.0, first=0, temperature=0.8, distinct=False):
-    results = [dict() for _ in range(clients)]
+def run_level(url, key, clients, max_tokens, rag=False, stagger=0.0, first=0, temperature=0.8, distinct=False, requests=1):
+    results = [dict() for _ in range(clients * requests)]
     def prompt(i):
         if rag:
             return rag_prompt(first + i)
         # --distinct-prompts: a number in front, so no server has this prompt cached from before.
         return f"{first + i + 1}. {PROMPT}" if distinct else PROMPT
-    threads = [threading.Thread(target=one_stream, args=(url, key, max_tokens, 1000 + i, results[i],
-                                                         prompt(i), i * stagger, temperature))
-               for i in range(clients)]
+    def client(i):
+        # Request k of client i: its own seed, and with --distinct-prompts or --rag-prompt its own prompt.
+        for k in range(requests):
+            n = k * clients + i
+            one_stream(url, key, max_tokens, 1000 + n, results[n], prompt(n), i * stagger if k == 0 else 0.0, temperature)
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -93,7 +99,7 @@ def run_level(url, key, clients, max_tokens, rag=False, stagger=0.0, first=0, te
     ok = [r for r in results if "error" not in r]
     total = sum(r["tokens"] for r in ok)
     return {
-        "clients": clients, "errors": errors, "wall_s": round(wall, 2),
+        "clients": clients, "requests": len(results), "errors": errors, "wall_s": round(wall, 2),
         "ttft_s_p50": round(statistics.median(r["ttft"] for r in ok), 3) if ok else None,
         "ttft_s_max": round(max(r["ttft"] for r in ok), 3) if ok else None,
         "ttft_s_p99": round(sorted(r["ttft"] for r in ok)[min(len(ok) - 1, int(0.99 * len(ok)))], 3) if ok else None,
@@ -114,7 +120,10 @@ def main():
     ap.add_argument("--temperature", type=float, default=0.8, help="0 decodes greedily")
     ap.add_argument("--distinct-prompts", action="store_true",
                     help="short prompts that differ per request (no prompt cache can answer them)")
+    ap.add_argument("--requests", type=int, default=1, help="requests each client sends one after another")
     a = ap.parse_args()
+    if a.requests < 1:
+        ap.error("--requests must be at least 1")
     # Warm-up. Without --distinct-prompts or --rag-prompt every request, the warm-up's too, sends the
     # same short prompt, which a server's prompt cache answers after the first time; with them the
     # warm-up's prompt is one no level sends.
@@ -122,10 +131,11 @@ def main():
     # Each level's RAG or distinct prompts are new to the server (no cached prefix from an earlier level).
     levels, first = [], 0
     for c in a.clients.split(","):
-        levels.append(run_level(a.url, a.key, int(c), a.max_tokens, a.rag_prompt, a.stagger, first, a.temperature, a.distinct_prompts))
-        first += int(c)
+        levels.append(run_level(a.url, a.key, int(c), a.max_tokens, a.rag_prompt, a.stagger, first, a.temperature, a.distinct_prompts,
+                                a.requests))
+        first += int(c) * a.requests
     print(json.dumps({"endpoint": "/v1/completions (stream)", "max_tokens": a.max_tokens, "rag_prompt": a.rag_prompt,
-                      "stagger_s": a.stagger, "temperature": a.temperature, "distinct_prompts": a.distinct_prompts,
+                      "stagger_s": a.stagger, "temperature": a.temperature, "distinct_prompts": a.distinct_prompts, "requests": a.requests,
                       "levels": levels}, ensure_ascii=False))
 
 

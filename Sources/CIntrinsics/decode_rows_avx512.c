@@ -11,7 +11,7 @@
 // Separate multiplies and adds stay separate, as in Swift: only the explicit FMAs fuse.
 #pragma STDC FP_CONTRACT OFF
 
-#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,evex512,fma"), always_inline))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,evex512,fma,f16c"), always_inline))
 
 int damda_has_avx512(void) {
     __builtin_cpu_init();
@@ -64,20 +64,30 @@ AVX512 static inline void store_pair(__m512 acc, float *y, long y_stride, long r
     if (2 * p + 1 < vectors) y[(long)(2 * p + 1) * y_stride + r] = sum8(lanes + 8);
 }
 
+// A block's scale: an fp32 at `scale_at`, or Q8_0's leading f16 (converted exactly, as Swift's `f16`).
+AVX512 static inline float block_scale(const uint8_t *blk, int layout, int scale_at) {
+    if (layout == damda_rows_q8_0) {
+        uint16_t h;
+        memcpy(&h, blk, 2);
+        return _cvtsh_ss(h);
+    }
+    float sf;
+    memcpy(&sf, blk + scale_at, 4);
+    return sf;
+}
+
 // acc[p] += scale · (this block's sum) for each pair, as `scaledBlocks` adds one block.
 AVX512 static inline void scaled_block(const uint8_t *blk, int layout, int scale_at, const float *x, const int P, __m512 acc[4]) {
     __m512 q[4], h0, h1;
-    block_values(blk, layout, q);
-    float sf;
-    memcpy(&sf, blk + scale_at, 4);
-    const __m512 s = _mm512_set1_ps(sf);
+    block_values(layout == damda_rows_q8_0 ? blk + 2 : blk, layout, q);
+    const __m512 s = _mm512_set1_ps(block_scale(blk, layout, scale_at));
     for (int p = 0; p < P; p++) {
         halves(q, x + p * 16, P, &h0, &h1);
         acc[p] = _mm512_fmadd_ps(_mm512_add_ps(h0, h1), s, acc[p]);
     }
 }
 
-// One row for P pairs. `bytes` / `nibbles` follow `scaledBlocks` (two accumulators, even blocks
+// One row for P pairs. `bytes` / `nibbles` / `q8_0` follow `scaledBlocks` (`q8Blocks`) (two accumulators, even blocks
 // into the first, odd into the second, a last odd block into the first); `bytes_halves` follows
 // `dot16` (every block, the first half's sum into one accumulator, the second's into the other).
 AVX512 static inline void row_pairs(const uint8_t *row, int blocks, int layout, const float *xi, const int P,
@@ -101,7 +111,8 @@ AVX512 static inline void row_pairs(const uint8_t *row, int blocks, int layout, 
             }
         }
     } else {
-        const int block_bytes = layout == damda_rows_nibbles ? 20 : 36, scale_at = layout == damda_rows_nibbles ? 16 : 32;
+        const int block_bytes = layout == damda_rows_nibbles ? 20 : layout == damda_rows_q8_0 ? 34 : 36;
+        const int scale_at = layout == damda_rows_nibbles ? 16 : 32;
         // Blocks 0, 2, 4… into a, 1, 3, 5… into c; a last odd block has an even index and lands in a.
         int b = 0;
         for (; b + 2 <= blocks; b += 2) {
@@ -124,7 +135,7 @@ AVX512 static inline void rows_pairs(const uint8_t *data, size_t row_bytes, int 
     }
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,evex512,fma")))
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,evex512,fma,f16c")))
 void damda_decode_rows_x8_avx512(const uint8_t *data, size_t row_bytes, int blocks, int layout, long r0, long r1,
                                  const float *xi, int vectors, float *y, long y_stride) {
     switch ((vectors + 1) / 2) {

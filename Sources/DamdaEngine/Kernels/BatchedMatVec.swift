@@ -52,10 +52,16 @@ struct PairedVectors {
     let groups: [(values: UnsafePointer<Float>, vectors: Int)]
     private let storage: UnsafeMutablePointer<Float>
 
-    /// Whether the AVX-512 kernel runs here and one of `ws` is in a decode layout.
+    /// Whether the AVX-512 kernel runs here and one of `ws` is in a decode layout or Q8_0.
     /// `DAMDA_AVX512_ROWS=0` turns the kernel off and `DAMDA_AVX512=0` every AVX-512 kernel, for comparing.
     static func useful(for ws: [WeightMatrix]) -> Bool {
-        available && ws.contains { $0.decodeRows != nil }
+        available && ws.contains { $0.decodeRows != nil || fusesQ8($0) }
+    }
+
+    /// A file-layout Q8_0 matrix whose one-vector kernel is `dotQ8_0Wide` (full-width cores), the
+    /// arithmetic the batched pass repeats.
+    static func fusesQ8(_ w: WeightMatrix) -> Bool {
+        w.decodeRows == nil && w.type == .q8_0 && CPUFeatures.fullWidth256 && w.columns % 32 == 0
     }
 
     static let available = ProcessInfo.processInfo.environment["DAMDA_AVX512_ROWS"] != "0" && ProcessInfo.processInfo.environment["DAMDA_AVX512"] != "0" && damda_has_avx512() != 0
@@ -97,8 +103,16 @@ func multiplyRowsBatch(_ w: WeightMatrix, _ range: Range<Int>, _ xs: UnsafePoint
     let dot = w.kernels.dot
     let cols = w.columns, outRows = w.rows
     // Q8_0 on full-width cores (the output matrix of sampled decoding): four vectors per pass of
-    // `q8BlockWide`'s arithmetic, as `QuantKernels.of` picks it.
-    let fused = w.type == .q8_0 && CPUFeatures.fullWidth256 && cols % 32 == 0
+    // `q8BlockWide`'s arithmetic, as `QuantKernels.of` picks it; on AVX-512 eight, two to a register.
+    let fused = PairedVectors.fusesQ8(w)
+    if fused, let paired {
+        let base = w.row(0).assumingMemoryBound(to: UInt8.self)
+        for (g, group) in paired.groups.enumerated() {
+            damda_decode_rows_x8_avx512(base, w.rowBytes, Int32(cols / 32), Int32(damda_rows_q8_0), range.lowerBound, range.upperBound,
+                                        group.values, Int32(group.vectors), y + 8 * g * outRows, outRows)
+        }
+        return
+    }
     var prefetch = RowPrefetcher(from: w.row(range.lowerBound), to: w.row(range.upperBound))
     for r in range {
         prefetch.ahead(ofRowEnding: w.row(r + 1))
