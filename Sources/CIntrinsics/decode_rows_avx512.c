@@ -1,8 +1,9 @@
-// DecodeRows' matrix × several vectors with AVX-512, compiled for that instruction set alone and
-// chosen at run time (the rest of the build targets AVX2). A 16-lane register carries two
-// vectors' eight-lane accumulators, so each weight block is widened to fp32 once for up to eight
-// vectors and every arithmetic instruction does two vectors' work, while each lane still takes the
-// Swift kernel's operations in its order (see DecodeRowsAVX512.h): the products are unchanged.
+// A DecodeRows or file-layout Q8_0 matrix × several vectors with AVX-512, compiled for that
+// instruction set alone and chosen at run time (the rest of the build targets AVX2). A 16-lane
+// register carries two vectors' eight-lane accumulators, so each weight block is widened to fp32
+// once for up to eight vectors and every arithmetic instruction does two vectors' work, while each
+// lane still takes the Swift kernel's operations in its order (see DecodeRowsAVX512.h): the
+// products are unchanged.
 #include "DecodeRowsAVX512.h"
 #if defined(__x86_64__)
 #include <immintrin.h>

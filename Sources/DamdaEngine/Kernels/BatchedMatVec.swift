@@ -64,7 +64,10 @@ struct PairedVectors {
         w.decodeRows == nil && w.type == .q8_0 && CPUFeatures.fullWidth256 && w.columns % 32 == 0
     }
 
-    static let available = ProcessInfo.processInfo.environment["DAMDA_AVX512_ROWS"] != "0" && ProcessInfo.processInfo.environment["DAMDA_AVX512"] != "0" && damda_has_avx512() != 0
+    static let available: Bool = {
+        let environment = ProcessInfo.processInfo.environment
+        return environment["DAMDA_AVX512_ROWS"] != "0" && environment["DAMDA_AVX512"] != "0" && damda_has_avx512() != 0
+    }()
 
     init(_ xs: UnsafePointer<Float>, count: Int, columns: Int) {
         let groupCount = (count + 7) / 8
@@ -78,7 +81,11 @@ struct PairedVectors {
                     let v = 8 * g + 2 * p + half
                     for k in 0..<(columns / 8) {
                         let to = out + (k * pairs + p) * 16 + half * 8
-                        if 2 * p + half < vectors { to.update(from: xs + v * columns + 8 * k, count: 8) } else { to.update(repeating: 0, count: 8) }
+                        if 2 * p + half < vectors {
+                            to.update(from: xs + v * columns + 8 * k, count: 8)
+                        } else {
+                            to.update(repeating: 0, count: 8)
+                        }
                     }
                 }
             }
@@ -102,8 +109,9 @@ func multiplyRowsBatch(_ w: WeightMatrix, _ range: Range<Int>, _ xs: UnsafePoint
     }
     let dot = w.kernels.dot
     let cols = w.columns, outRows = w.rows
-    // Q8_0 on full-width cores (the output matrix of sampled decoding): four vectors per pass of
-    // `q8BlockWide`'s arithmetic, as `QuantKernels.of` picks it; on AVX-512 eight, two to a register.
+    // Q8_0 on full-width cores (the output matrix when every logit is wanted, Q8_0 attn_v): four
+    // vectors per pass of `q8BlockWide`'s arithmetic, as `QuantKernels.of` picks it; on AVX-512
+    // eight, two to a register.
     let fused = PairedVectors.fusesQ8(w)
     if fused, let paired {
         let base = w.row(0).assumingMemoryBound(to: UInt8.self)
