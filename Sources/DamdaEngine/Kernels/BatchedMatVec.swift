@@ -50,6 +50,8 @@ public func matvecBatch(_ ws: [WeightMatrix], _ xs: UnsafePointer<Float>, count:
 struct PairedVectors {
     /// Each group's first float and vector count.
     let groups: [(values: UnsafePointer<Float>, vectors: Int)]
+    /// Vectors in all groups.
+    let count: Int
     private let storage: UnsafeMutablePointer<Float>
 
     /// Whether the AVX-512 kernel runs here and one of `ws` is in a decode layout or Q8_0.
@@ -70,6 +72,7 @@ struct PairedVectors {
     }()
 
     init(_ xs: UnsafePointer<Float>, count: Int, columns: Int) {
+        self.count = count
         let groupCount = (count + 7) / 8
         storage = .allocate(capacity: groupCount * 8 * columns)
         var groups: [(values: UnsafePointer<Float>, vectors: Int)] = []
@@ -94,6 +97,15 @@ struct PairedVectors {
         self.groups = groups
     }
 
+    /// y[v·rows + r] = row r · x_v for r in `range` and every vector, through the kernel, one call per group.
+    func multiply(_ matrix: UnsafePointer<UInt8>, rowBytes: Int, blocks: Int, layout: Int32, _ range: Range<Int>,
+                  _ y: UnsafeMutablePointer<Float>, rows: Int) {
+        for (g, group) in groups.enumerated() {
+            damda_decode_rows_x8_avx512(matrix, rowBytes, Int32(blocks), layout, range.lowerBound, range.upperBound,
+                                        group.values, Int32(group.vectors), y + 8 * g * rows, rows)
+        }
+    }
+
     func deallocate() { storage.deallocate() }
 }
 
@@ -114,11 +126,8 @@ func multiplyRowsBatch(_ w: WeightMatrix, _ range: Range<Int>, _ xs: UnsafePoint
     // eight, two to a register.
     let fused = PairedVectors.fusesQ8(w)
     if fused, let paired {
-        let base = w.row(0).assumingMemoryBound(to: UInt8.self)
-        for (g, group) in paired.groups.enumerated() {
-            damda_decode_rows_x8_avx512(base, w.rowBytes, Int32(cols / 32), Int32(damda_rows_q8_0), range.lowerBound, range.upperBound,
-                                        group.values, Int32(group.vectors), y + 8 * g * outRows, outRows)
-        }
+        paired.multiply(w.row(0).assumingMemoryBound(to: UInt8.self), rowBytes: w.rowBytes, blocks: cols / 32,
+                        layout: Int32(damda_rows_q8_0), range, y, rows: outRows)
         return
     }
     var prefetch = RowPrefetcher(from: w.row(range.lowerBound), to: w.row(range.upperBound))
@@ -148,14 +157,11 @@ extension DecodeRows {
         case .nibbles: Int32(damda_rows_nibbles)
         case .bytesHalves: Int32(damda_rows_bytes_halves)
         }
-        for (g, group) in paired.groups.enumerated() {
-            damda_decode_rows_x8_avx512(UnsafePointer(data.assumingMemoryBound(to: UInt8.self)), rowBytes, Int32(blocks), kind,
-                                        range.lowerBound, range.upperBound, group.values, Int32(group.vectors), y + 8 * g * rows, rows)
-        }
+        paired.multiply(UnsafePointer(data.assumingMemoryBound(to: UInt8.self)), rowBytes: rowBytes, blocks: blocks, layout: kind,
+                        range, y, rows: rows)
         guard let mins, let blockSums else { return }
-        let count = paired.groups.reduce(0) { $0 + $1.vectors }
         for r in range {
-            for b in 0..<count { y[b * rows + r] = y[b * rows + r] - dotF32(mins + r * blocks, blockSums + b * blocks, blocks) }
+            for b in 0..<paired.count { y[b * rows + r] = y[b * rows + r] - dotF32(mins + r * blocks, blockSums + b * blocks, blocks) }
         }
     }
 

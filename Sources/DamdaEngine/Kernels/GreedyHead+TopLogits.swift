@@ -40,7 +40,7 @@ extension GreedyHead {
         let norms = norms(threads: threads)
         let values = UnsafeMutablePointer<Int8>.allocate(capacity: count * n)
         let scales = UnsafeMutablePointer<Float>.allocate(capacity: count * blocks)
-        // Eight floats more, so a row's scores load as one 8-lane vector even at the end.
+        // Eight floats more, so a row's scores load as 8-lane vectors even at the end.
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: count * rows + 8)
         defer { values.deallocate(); scales.deallocate(); scores.deallocate() }
         let reaches = (0..<count).map { v in Self.quantize(xs + v * n, values + v * n, scales + v * blocks, blocks: blocks) }
@@ -69,20 +69,21 @@ extension GreedyHead {
                     var nextNamed = named.firstIndex { Int($0.key) >= lo } ?? named.count
                     reaches.withUnsafeBufferPointer { reach in
                         cuts.withUnsafeBufferPointer { cut in
-                            // Up to eight vectors compare in one 8-lane step (unused lanes never
-                            // pass); most rows are no vector's candidate.
-                            var reach8 = SIMD8<Float>(repeating: 0), cut8 = SIMD8<Float>(repeating: .infinity)
-                            for v in 0..<min(count, 8) { reach8[v] = reach[v]; cut8[v] = cut[v] }
+                            // The vectors compare eight at a time in 8-lane steps (lanes past `count`
+                            // never pass); most rows are no vector's candidate.
+                            let chunks = (count + 7) / 8
+                            var reach8 = [SIMD8<Float>](repeating: SIMD8(repeating: 0), count: chunks)
+                            var cut8 = [SIMD8<Float>](repeating: SIMD8(repeating: .infinity), count: chunks)
+                            for v in 0..<count { reach8[v / 8][v % 8] = reach[v]; cut8[v / 8][v % 8] = cut[v] }
                             for r in lo..<hi {
                                 var mask: UInt64 = 0
                                 if nextNamed < named.count && Int(named[nextNamed].key) == r { mask = named[nextNamed].value; nextNamed += 1 }
-                                let s = scores + r * count, bound = norm[r]
-                                if count <= 8 {
-                                    let upper = UnsafeRawPointer(s).loadUnaligned(as: SIMD8<Float>.self) + SIMD8(repeating: bound) * reach8
-                                    let hit = upper .>= cut8
-                                    if any(hit) { for v in 0..<count where hit[v] { mask |= 1 << UInt64(v) } }
-                                } else {
-                                    for v in 0..<count where s[v] + bound * reach[v] >= cut[v] { mask |= 1 << UInt64(v) }
+                                let s = scores + r * count, bound = SIMD8<Float>(repeating: norm[r])
+                                for c in 0..<chunks {
+                                    let upper = UnsafeRawPointer(s + 8 * c).loadUnaligned(as: SIMD8<Float>.self) + bound * reach8[c]
+                                    let hit = upper .>= cut8[c]
+                                    guard any(hit) else { continue }
+                                    for lane in 0..<min(8, count - 8 * c) where hit[lane] { mask |= 1 << UInt64(8 * c + lane) }
                                 }
                                 if mask != 0 { found.append((Int32(r), mask)) }
                             }
