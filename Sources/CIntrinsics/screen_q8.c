@@ -1,10 +1,12 @@
-// The greedy head's int8 screen with AVX-512 VNNI, compiled for that instruction set alone and
-// chosen at run time (the rest of the build targets AVX2). See GreedyHead.swift for the bound
-// that makes any exact-integer screen safe: the products here are the same integers as the AVX2
-// screen's, only summed in another order, which the bound's fp32 margin covers.
+// The greedy head's 16-bit screen for decode batches with AVX-512 VNNI, compiled for that
+// instruction set alone and chosen at run time (the rest of the build targets AVX2). Each vector is
+// rounded to int16 with one scale, each row's weights to q·f with one scale (below), and their
+// products summed exactly in int32 with one VPDPWSSD per 32 weights and vector: no per-block
+// conversion or scaling, which the int8 screen pays per vector. See GreedyHead.swift for the bound.
 #include "ScreenQ8.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <math.h>
 
 int damda_has_avx512vnni(void) {
     __builtin_cpu_init();
@@ -20,71 +22,97 @@ static inline float half_to_float(const uint8_t *p) {
     return _cvtsh_ss(h);
 }
 
-// One vector's block scales for block pair p as 16 lanes: d_x[2p] in the low 8, d_x[2p+1] in the high 8.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,evex512,f16c,fma")))
-static inline __m512 pair_scales(const float *dx, int p) {
-    return _mm512_insertf32x8(_mm512_set1_ps(dx[2 * p]), _mm256_set1_ps(dx[2 * p + 1]), 1);
-}
+#define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,evex512,f16c,fma")))
 
-// What every row of a screen shares: the vectors' block scales, built once when they fit (rows up
-// to 1,024 values).
-typedef struct { __m512 dxv[8][16]; int cached; } screen_scales;
-
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,evex512,f16c,fma")))
-static inline void screen_setup(screen_scales *s, const float *dx, int count, int blocks) {
-    const int pairs = blocks / 2;
-    s->cached = pairs <= 16;
-    if (s->cached)
-        for (int v = 0; v < count; v++)
-            for (int p = 0; p < pairs; p++) s->dxv[v][p] = pair_scales(dx + v * blocks, p);
-}
-
-// One row's screened products for `count` vectors: acc[v]'s 16 lanes sum to Σ_b d_w·d_x·Σ q·a.
-// The row eight ahead is asked for, a cache line at a time, so its wait overlaps this row's arithmetic.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,evex512,f16c,fma")))
-static inline void screen_row(const uint8_t *row, size_t row_bytes, int blocks, const uint8_t *xu, const float *dx, int count,
-                              const screen_scales *s, __m512 acc[8]) {
-    const int pairs = blocks / 2, n = blocks * 32;
-    const __m512i ones = _mm512_set1_epi8(1);
-    for (size_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)(row + 8 * row_bytes + o), _MM_HINT_T0);
-    for (int v = 0; v < 8; v++) acc[v] = _mm512_setzero_ps();
-    for (int p = 0; p < pairs; p++) {
-        const uint8_t *b0 = row + (size_t)(2 * p) * 34, *b1 = b0 + 34;
-        const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
-                                             _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
-        // (x + 128)·w summed in fours, minus 128·Σw over the same four: exactly Σ x·w per lane.
-        const __m512i wsum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, w);
-        const __m512i correction = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(wsum, 7));
-        const __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(half_to_float(b0)), _mm256_set1_ps(half_to_float(b1)), 1);
-        for (int v = 0; v < count; v++) {
-            const __m512i a = _mm512_loadu_si512((const void *)(xu + (size_t)v * n + p * 64));
-            const __m512 sums = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(correction, a, w));
-            const __m512 scale = _mm512_mul_ps(dw, s->cached ? s->dxv[v][p] : pair_scales(dx + v * blocks, p));
-            acc[v] = _mm512_fmadd_ps(sums, scale, acc[v]);
-        }
+// A row's weights as the 16-bit screen multiplies them: block b's int8 values times f[b] =
+// round(255·d_b / max|d|), so q·f fits int16 and one scale (max|d| / 255) serves the whole row.
+// Returns max|d| (0 for a row of zero scales, whose factors are then 0). The scales are read
+// sixteen at a time with one gather (they lie 34 bytes apart; loaded one by one they cost twice).
+TARGET float damda_screen16_row_factors(const uint8_t *row, int blocks, int16_t *factors) {
+    const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(34));
+    float scales[blocks + 15];
+    __m512 largest = _mm512_setzero_ps();
+    for (int b = 0; b < blocks; b += 16) {
+        const int m = blocks - b < 16 ? blocks - b : 16;
+        const __mmask16 k = (__mmask16)((1u << m) - 1);
+        const __m512i raw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, offsets, row + (size_t)b * 34, 1);
+        const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
+        _mm512_storeu_ps(scales + b, d);
+        largest = _mm512_max_ps(largest, _mm512_abs_ps(d));
     }
+    const float dmax = _mm512_reduce_max_ps(largest);
+    const __m512 k = _mm512_set1_ps(dmax > 0 ? 255.0f / dmax : 0);
+    for (int b = 0; b < blocks; b += 16) {
+        const int m = blocks - b < 16 ? blocks - b : 16;
+        // Rounded to nearest, ties to even (the default rounding mode), as every caller rounds them.
+        const __m256i f = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(scales + b), k)));
+        _mm256_mask_storeu_epi16(factors + b, (__mmask16)((1u << m) - 1), f);
+    }
+    return dmax;
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,evex512,f16c,fma")))
-void damda_screen_q8_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
-                                const uint8_t *xu, const float *dx, int count,
-                                const float *norm, const float *reach, float *low,
-                                damda_kept_row *kept, long kept_stride, long *kept_count) {
-    screen_scales scales;
-    screen_setup(&scales, dx, count, blocks);
+// One row's screened products for `count` vectors (a constant where it is inlined, so the
+// accumulators stay in registers), as exact integers: Σ (q·f)·x per vector, the 16 int32 lanes of
+// acc[v] summing to it. Each lane adds 2·blocks products of at most 32,640·X (|q| ≤ 128,
+// |f| ≤ 255), which the caller's bound X on |x| keeps below 2³¹. The row eight ahead is asked
+// for, a cache line at a time.
+TARGET __attribute__((always_inline)) static inline float screen16_row(const uint8_t *row, size_t row_bytes, int blocks,
+                                                                      const int16_t *x, const int count, __m512i acc[8]) {
+    for (size_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)(row + 8 * row_bytes + o), _MM_HINT_T0);
+    int16_t factors[blocks + 16];
+    const float dmax = damda_screen16_row_factors(row, blocks, factors);
+    const int n = blocks * 32;
+    for (int v = 0; v < 8; v++) acc[v] = _mm512_setzero_si512();
+    for (int b = 0; b < blocks; b++) {
+        const __m512i q = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(row + (size_t)b * 34 + 2)));
+        const __m512i w = _mm512_mullo_epi16(q, _mm512_set1_epi16(factors[b]));
+        for (int v = 0; v < count; v++)
+            acc[v] = _mm512_dpwssd_epi32(acc[v], w, _mm512_loadu_si512((const void *)(x + (size_t)v * n + b * 32)));
+    }
+    return dmax;
+}
+
+// The eight vectors' screened logits side by side: each acc[v]'s lanes in fp32 (exact below 2²⁴,
+// else within 2⁻²⁴ of each lane, far inside the bound's margin), summed by a tree of horizontal
+// adds, times the row's scale max|d|/255 and each vector's scale dx[v].
+TARGET static inline __m256 screen16_totals(const __m512i acc[8], float dmax, __m256 dxv) {
+    __m256 h[8];
+    for (int v = 0; v < 8; v++) {
+        const __m512 f = _mm512_cvtepi32_ps(acc[v]);
+        h[v] = _mm256_add_ps(_mm512_castps512_ps256(f), _mm512_extractf32x8_ps(f, 1));
+    }
+    const __m256 q0 = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
+    const __m256 q1 = _mm256_hadd_ps(_mm256_hadd_ps(h[4], h[5]), _mm256_hadd_ps(h[6], h[7]));
+    const __m256 sums = _mm256_add_ps(_mm256_permute2f128_ps(q0, q1, 0x20), _mm256_permute2f128_ps(q0, q1, 0x31));
+    return _mm256_mul_ps(sums, _mm256_mul_ps(_mm256_set1_ps(dmax / 255.0f), dxv));
+}
+
+// Up to eight per-vector values as 8 lanes (lanes past `count` 0).
+TARGET static inline __m256 lanes(const float *values, int count) {
+    float t[8] = {0};
+    for (int v = 0; v < count; v++) t[v] = values[v];
+    return _mm256_loadu_ps(t);
+}
+
+TARGET __attribute__((always_inline)) static inline void screen16_keep(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
+                                                                      const int16_t *x, const float *dx, const int count,
+                                         const float *norm, const float *werr, const float *reach, const float *xhat, float *low,
+                                         damda_kept_row *kept, long kept_stride, long *kept_count) {
+    const __m256 dxv = lanes(dx, count), reachv = lanes(reach, count), xhatv = lanes(xhat, count);
     float lows[8];
     for (int v = 0; v < count; v++) lows[v] = low[v];
     for (long r = r0; r < r1; r++) {
-        __m512 acc[8];
-        screen_row(matrix + (size_t)r * row_bytes, row_bytes, blocks, xu, dx, count, &scales, acc);
+        __m512i acc[8];
+        const float dmax = screen16_row(matrix + (size_t)r * row_bytes, row_bytes, blocks, x, count, acc);
+        float s[8], bound[8];
+        _mm256_storeu_ps(s, screen16_totals(acc, dmax, dxv));
+        _mm256_storeu_ps(bound, _mm256_fmadd_ps(_mm256_set1_ps(norm[r]), reachv, _mm256_mul_ps(_mm256_set1_ps(werr[r]), xhatv)));
         for (int v = 0; v < count; v++) {
-            const float s = _mm512_reduce_add_ps(acc[v]);
-            const float bound = norm[r] * reach[v];
-            if (s - bound > lows[v]) lows[v] = s - bound;
-            if (s + bound >= lows[v]) {
+            if (s[v] - bound[v] > lows[v]) lows[v] = s[v] - bound[v];
+            if (s[v] + bound[v] >= lows[v]) {
                 damda_kept_row *k = kept + (size_t)v * kept_stride + kept_count[v];
                 k->row = (int32_t)r;
-                k->upper = s + bound;
+                k->upper = s[v] + bound[v];
                 kept_count[v] += 1;
             }
         }
@@ -92,33 +120,20 @@ void damda_screen_q8_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blo
     for (int v = 0; v < count; v++) low[v] = lows[v];
 }
 
-// Sampling's screen: the same screened products, written to scores[r * score_stride + v] for rows
-// [r0, r1), and each vector's lower bound (score - norm[r] * reach[v]) counted in its histogram
-// (histogram[v * 4096 + key], the key being the float's top 12 bits made order-preserving), so
-// the caller finds its cut without another pass over the rows.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,evex512,f16c,fma")))
-void damda_screen_q8_top_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
-                                    const uint8_t *xu, const float *dx, int count,
-                                    const float *norm, const float *reach, float *scores, long score_stride, uint32_t *histogram) {
-    screen_scales scales;
-    screen_setup(&scales, dx, count, blocks);
-    float reaches[8] = {0};
-    for (int v = 0; v < count; v++) reaches[v] = reach[v];
-    const __m256 reachv = _mm256_loadu_ps(reaches);
+TARGET __attribute__((always_inline)) static inline void screen16_top(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
+                                                                     const int16_t *x, const float *dx, const int count,
+                                             const float *norm, const float *werr, const float *reach, const float *xhat,
+                                             float *scores, long score_stride, uint32_t *histogram) {
+    const __m256 dxv = lanes(dx, count), reachv = lanes(reach, count), xhatv = lanes(xhat, count);
     const __m256i signs = _mm256_set1_epi32((int)0x80000000u);
     for (long r = r0; r < r1; r++) {
-        __m512 acc[8];
-        screen_row(matrix + (size_t)r * row_bytes, row_bytes, blocks, xu, dx, count, &scales, acc);
-        // The eight totals side by side in one register: halves added, then a tree of
-        // horizontal adds (a quarter of the instructions of eight separate reductions).
-        __m256 h[8];
-        for (int v = 0; v < 8; v++) h[v] = _mm256_add_ps(_mm512_castps512_ps256(acc[v]), _mm512_extractf32x8_ps(acc[v], 1));
-        const __m256 q0 = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
-        const __m256 q1 = _mm256_hadd_ps(_mm256_hadd_ps(h[4], h[5]), _mm256_hadd_ps(h[6], h[7]));
-        const __m256 totals = _mm256_add_ps(_mm256_permute2f128_ps(q0, q1, 0x20), _mm256_permute2f128_ps(q0, q1, 0x31));
+        __m512i acc[8];
+        const float dmax = screen16_row(matrix + (size_t)r * row_bytes, row_bytes, blocks, x, count, acc);
+        const __m256 totals = screen16_totals(acc, dmax, dxv);
         float t[8];
         _mm256_storeu_ps(t, totals);
-        const __m256 lower = _mm256_fnmadd_ps(_mm256_set1_ps(norm[r]), reachv, totals);
+        const __m256 bound = _mm256_fmadd_ps(_mm256_set1_ps(norm[r]), reachv, _mm256_mul_ps(_mm256_set1_ps(werr[r]), xhatv));
+        const __m256 lower = _mm256_sub_ps(totals, bound);
         // Negative floats flip every bit, the rest only the sign bit: the keys sort as the floats do.
         const __m256i bits = _mm256_castps_si256(lower);
         const __m256i flip = _mm256_or_si256(_mm256_srai_epi32(bits, 31), signs);
@@ -131,13 +146,37 @@ void damda_screen_q8_top_avx512vnni(const uint8_t *matrix, size_t row_bytes, int
         }
     }
 }
+// The exported screens: one copy of each loop per vector count.
+#define COUNTS(call) switch (count) { \
+    case 1: call(1); break; case 2: call(2); break; case 3: call(3); break; case 4: call(4); break; \
+    case 5: call(5); break; case 6: call(6); break; case 7: call(7); break; default: call(8); break; }
+
+TARGET void damda_screen16_q8_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
+                                         const int16_t *x, const float *dx, int count,
+                                         const float *norm, const float *werr, const float *reach, const float *xhat, float *low,
+                                         damda_kept_row *kept, long kept_stride, long *kept_count) {
+#define KEEP(c) screen16_keep(matrix, row_bytes, blocks, r0, r1, x, dx, c, norm, werr, reach, xhat, low, kept, kept_stride, kept_count)
+    COUNTS(KEEP)
+#undef KEEP
+}
+
+TARGET void damda_screen16_q8_top_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
+                                             const int16_t *x, const float *dx, int count,
+                                             const float *norm, const float *werr, const float *reach, const float *xhat,
+                                             float *scores, long score_stride, uint32_t *histogram) {
+#define TOP(c) screen16_top(matrix, row_bytes, blocks, r0, r1, x, dx, c, norm, werr, reach, xhat, scores, score_stride, histogram)
+    COUNTS(TOP)
+#undef TOP
+}
 #else
 int damda_has_avx512vnni(void) { return 0; }
-void damda_screen_q8_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
-                                const uint8_t *xu, const float *dx, int count,
-                                const float *norm, const float *reach, float *low,
-                                damda_kept_row *kept, long kept_stride, long *kept_count) {}
-void damda_screen_q8_top_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
-                                    const uint8_t *xu, const float *dx, int count,
-                                    const float *norm, const float *reach, float *scores, long score_stride, uint32_t *histogram) {}
+float damda_screen16_row_factors(const uint8_t *row, int blocks, int16_t *factors) { return 0; }
+void damda_screen16_q8_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
+                                  const int16_t *x, const float *dx, int count,
+                                  const float *norm, const float *werr, const float *reach, const float *xhat, float *low,
+                                  damda_kept_row *kept, long kept_stride, long *kept_count) {}
+void damda_screen16_q8_top_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
+                                      const int16_t *x, const float *dx, int count,
+                                      const float *norm, const float *werr, const float *reach, const float *xhat,
+                                      float *scores, long score_stride, uint32_t *histogram) {}
 #endif

@@ -279,6 +279,55 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The 16-bit screen's bound holds: every screened logit lies within its bound of the exact
+    /// product (in double), for rows whose block scales differ widely, a row of zero scales, odd and
+    /// even block counts, and vectors with an outlier (as Gemma's hidden states have), one of them 0.
+    func testScreen16BoundHoldsForEveryRow() throws {
+        guard GreedyHead.bestScreen == .avx512VNNI else { throw XCTSkip("no AVX-512 VNNI on this machine") }
+        var rng = SeededGenerator(seed: 29)
+        func norm(_ x: [Float]) -> Double { x.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot() }
+        for cols in [96, 640] {
+            let rows = 1500, blocks = cols / 32, rowBytes = TensorType.q8_0.rowBytes(cols)!
+            var bytes = randomMatrixBytes(.q8_0, rows: rows, columns: cols, rng: &rng)
+            func setScale(_ r: Int, _ b: Int, _ d: Float) {
+                let h = Float16(d).bitPattern
+                bytes[r * rowBytes + b * 34] = UInt8(h & 0xFF); bytes[r * rowBytes + b * 34 + 1] = UInt8(h >> 8)
+            }
+            for r in 0..<rows where r % 3 == 0 { setScale(r, r % blocks, Float(r % 7 + 1) * 0.05); setScale(r, (r + 1) % blocks, 1e-4) }
+            for b in 0..<blocks { setScale(7, b, 0) }
+            setScale(11, 0, -0.02)
+            try bytes.withUnsafeBytes { raw in
+                let w = WeightMatrix(name: "output", type: .q8_0, rows: rows, columns: cols, data: raw.baseAddress!)
+                let head = try XCTUnwrap(GreedyHead(w))
+                var xs = (0..<8).map { v in (0..<cols).map { _ in v == 3 ? Float(0) : Float.random(in: -1...1, using: &rng) } }
+                xs[1][5] = 60; xs[2][cols - 1] = -40
+                let flat = Array(xs.joined())
+                let screened = try XCTUnwrap(flat.withUnsafeBufferPointer { head.screened16(batch: $0.baseAddress!, count: 8, threads: 2) })
+                var worst = 0.0, ratios: [Double] = []
+                for r in 0..<rows {
+                    let row = raw.baseAddress! + r * rowBytes
+                    var dequantized = [Float](repeating: 0, count: cols)
+                    dequantized.withUnsafeMutableBufferPointer { w.dequantizeRow(r, into: $0.baseAddress!) }
+                    let rowNorm = norm(dequantized)
+                    for v in 0..<8 {
+                        var exact = 0.0
+                        for b in 0..<blocks {
+                            let d = Double(Float(Float16(bitPattern: row.loadUnaligned(fromByteOffset: b * 34, as: UInt16.self))))
+                            for j in 0..<32 { exact += d * Double(row.load(fromByteOffset: b * 34 + 2 + j, as: Int8.self)) * Double(xs[v][b * 32 + j]) }
+                        }
+                        let miss = abs(exact - Double(screened.scores[r][v]))
+                        XCTAssertLessThanOrEqual(miss, Double(screened.bounds[r][v]), "\(cols) columns, row \(r), vector \(v)")
+                        worst = max(worst, miss / max(Double(screened.bounds[r][v]), 1e-30))
+                        if r != 7 && v != 3 { ratios.append(Double(screened.bounds[r][v]) / (rowNorm * norm(xs[v]))) }
+                    }
+                }
+                // Not vacuous: the bounds stay within 1% of ‖w‖‖x‖ (Cauchy–Schwarz's bound on any logit).
+                XCTAssertLessThan(ratios.sorted()[ratios.count / 2], 0.01, "\(cols) columns")
+                print("screen16 \(cols) columns: largest miss / bound \(worst), median bound / ‖w‖‖x‖ \(ratios.sorted()[ratios.count / 2])")
+            }
+        }
+    }
+
     /// `parallelFor` runs every index exactly once: through the spinning pool, in regions opened
     /// inside a region, and from several threads at once (those fall back to libdispatch).
     func testParallelForRunsEveryIndexOnce() {

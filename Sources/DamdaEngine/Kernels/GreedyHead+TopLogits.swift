@@ -19,7 +19,7 @@ extension GreedyHead {
     /// thousand rows per vector read out of order, cost what the screen saves), and without the
     /// VNNI screen it was not measured ahead.
     public func screensTopLogits(count: Int) -> Bool {
-        screen == .avx512VNNI && matrix.columns % 64 == 0 && count >= 5
+        screen == .avx512VNNI && count >= 5
     }
 
     /// For each of `count` vectors [count × columns]: the exact logits of a set holding the
@@ -36,15 +36,13 @@ extension GreedyHead {
             }
         }
         let w = matrix
-        let n = w.columns, blocks = n / 32, rows = w.rows
+        let n = w.columns, rows = w.rows
         let norms = norms(threads: threads)
-        let values = UnsafeMutablePointer<Int8>.allocate(capacity: count * n)
-        let scales = UnsafeMutablePointer<Float>.allocate(capacity: count * blocks)
         // Eight floats more, so a row's scores load as 8-lane vectors even at the end.
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: count * rows + 8)
-        defer { values.deallocate(); scales.deallocate(); scores.deallocate() }
-        let reaches = (0..<count).map { v in Self.quantize(xs + v * n, values + v * n, scales + v * blocks, blocks: blocks) }
-        let histograms = screenScores(values: values, scales: scales, reaches: reaches, norms: norms, count: count, into: scores, threads: threads)
+        defer { scores.deallocate() }
+        // Row r's bound for vector v: norm[r]·reach[v] + error[r]·size[v] (the int8 screen has no second term).
+        let (histograms, reaches, errors, sizes) = screenScores(xs, norms: norms, count: count, into: scores, threads: threads)
         let cuts = (0..<count).map { v in Self.cut(histogram: histograms + v * 4096, wanted: wanted[v], rows: rows) }
         histograms.deallocate()
         // Tokens asked for by name, in row order, each with a mask of the vectors that asked for it.
@@ -67,27 +65,25 @@ extension GreedyHead {
                     var found: [(row: Int32, vectors: UInt64)] = []
                     let lo = rows * part / parts, hi = rows * (part + 1) / parts
                     var nextNamed = named.firstIndex { Int($0.key) >= lo } ?? named.count
-                    reaches.withUnsafeBufferPointer { reach in
-                        cuts.withUnsafeBufferPointer { cut in
-                            // The vectors compare eight at a time in 8-lane steps (lanes past `count`
-                            // never pass); most rows are no vector's candidate.
-                            let chunks = (count + 7) / 8
-                            var reach8 = [SIMD8<Float>](repeating: SIMD8(repeating: 0), count: chunks)
-                            var cut8 = [SIMD8<Float>](repeating: SIMD8(repeating: .infinity), count: chunks)
-                            for v in 0..<count { reach8[v / 8][v % 8] = reach[v]; cut8[v / 8][v % 8] = cut[v] }
-                            for r in lo..<hi {
-                                var mask: UInt64 = 0
-                                if nextNamed < named.count && Int(named[nextNamed].key) == r { mask = named[nextNamed].value; nextNamed += 1 }
-                                let s = scores + r * count, bound = SIMD8<Float>(repeating: norm[r])
-                                for c in 0..<chunks {
-                                    let upper = UnsafeRawPointer(s + 8 * c).loadUnaligned(as: SIMD8<Float>.self) + bound * reach8[c]
-                                    let hit = upper .>= cut8[c]
-                                    guard any(hit) else { continue }
-                                    for lane in 0..<min(8, count - 8 * c) where hit[lane] { mask |= 1 << UInt64(8 * c + lane) }
-                                }
-                                if mask != 0 { found.append((Int32(r), mask)) }
-                            }
+                    // The vectors compare eight at a time in 8-lane steps (lanes past `count` never
+                    // pass); most rows are no vector's candidate.
+                    let chunks = (count + 7) / 8
+                    var reach8 = [SIMD8<Float>](repeating: SIMD8(repeating: 0), count: chunks)
+                    var size8 = reach8
+                    var cut8 = [SIMD8<Float>](repeating: SIMD8(repeating: .infinity), count: chunks)
+                    for v in 0..<count { reach8[v / 8][v % 8] = reaches[v]; size8[v / 8][v % 8] = sizes[v]; cut8[v / 8][v % 8] = cuts[v] }
+                    for r in lo..<hi {
+                        var mask: UInt64 = 0
+                        if nextNamed < named.count && Int(named[nextNamed].key) == r { mask = named[nextNamed].value; nextNamed += 1 }
+                        let s = scores + r * count, rowNorm = SIMD8<Float>(repeating: norm[r])
+                        let rowError = SIMD8<Float>(repeating: errors.isEmpty ? 0 : errors[r])
+                        for c in 0..<chunks {
+                            let upper = UnsafeRawPointer(s + 8 * c).loadUnaligned(as: SIMD8<Float>.self) + (rowNorm * reach8[c] + rowError * size8[c])
+                            let hit = upper .>= cut8[c]
+                            guard any(hit) else { continue }
+                            for lane in 0..<min(8, count - 8 * c) where hit[lane] { mask |= 1 << UInt64(8 * c + lane) }
                         }
+                        if mask != 0 { found.append((Int32(r), mask)) }
                     }
                     // The candidates lie scattered over the matrix: each row is asked for a few
                     // rows ahead, so the waits for memory overlap the arithmetic.
@@ -121,61 +117,89 @@ extension GreedyHead {
         }
     }
 
-    /// Every row's screened logit for `count` quantized vectors, at scores[r · count + v], and each
-    /// vector's histogram of lower bounds (4,096 counts at v · 4096, keys as `key(_:)`), which the
-    /// caller releases.
-    private func screenScores(values: UnsafePointer<Int8>, scales: UnsafePointer<Float>, reaches: [Float], norms norm: [Float], count: Int,
-                              into scores: UnsafeMutablePointer<Float>, threads: Int) -> UnsafeMutablePointer<UInt32> {
+    /// Every row's screened logit for `count` vectors [count × columns], at scores[r · count + v],
+    /// each vector's histogram of lower bounds (4,096 counts at v · 4096, keys as `key(_:)`), which
+    /// the caller releases, and the bound's factors: row r's bound for vector v is
+    /// norm[r]·reaches[v] + errors[r]·sizes[v] (`errors` empty for the int8 screen, which has no
+    /// second term).
+    private func screenScores(_ xs: UnsafePointer<Float>, norms norm: [Float], count: Int, into scores: UnsafeMutablePointer<Float>,
+                              threads: Int, forceScreen16: Bool = false) -> (histograms: UnsafeMutablePointer<UInt32>, reaches: [Float], errors: [Float], sizes: [Float]) {
         let w = matrix
         let n = w.columns, blocks = n / 32, rows = w.rows
         let parts = max(1, min(threads, rows / 1024))
         // One set of histograms per part, summed at the end.
         let counts = UnsafeMutablePointer<UInt32>.allocate(capacity: parts * count * 4096)
         counts.initialize(repeating: 0, count: parts * count * 4096)
+        defer {
+            for part in 1..<parts {
+                for i in 0..<(count * 4096) { counts[i] += counts[part * count * 4096 + i] }
+            }
+        }
         #if arch(x86_64)
-        // Like greedy's, the VNNI screen pays for its set-up from five vectors on.
-        if screen == .avx512VNNI && blocks % 2 == 0 && count >= 5 {
-            let unsigned = Self.vnniInputs(values, count: count * n)
-            defer { unsigned.deallocate() }
+        // Like greedy's, the 16-bit screen pays for its per-row set-up from five vectors on.
+        if screen == .avx512VNNI && (count >= 5 || forceScreen16) {
+            let errors = screen16Errors(threads: threads)
             let base = w.row(0).assumingMemoryBound(to: UInt8.self)
-            norm.withUnsafeBufferPointer { normBuffer in
-                reaches.withUnsafeBufferPointer { reachBuffer in
-                    parallelFor(parts) { part in
-                        let lo = rows * part / parts, hi = rows * (part + 1) / parts
-                        var v = 0
-                        while v < count {
-                            let m = min(8, count - v)
-                            damda_screen_q8_top_avx512vnni(base, w.rowBytes, Int32(blocks), lo, hi, unsigned + v * n, scales + v * blocks, Int32(m),
-                                                           normBuffer.baseAddress!, reachBuffer.baseAddress! + v, scores + v, count,
-                                                           counts + (part * count + v) * 4096)
-                            v += m
+            var reaches: [Float] = [], sizes: [Float] = []
+            var v = 0
+            while v < count {
+                let m = min(8, count - v)
+                let x = Screen16Vectors(xs + v * n, count: m, columns: n)
+                defer { x.values.deallocate() }
+                reaches += x.reaches.prefix(m)
+                sizes += x.norms.prefix(m)
+                norm.withUnsafeBufferPointer { normBuffer in
+                    errors.withUnsafeBufferPointer { errorBuffer in
+                        parallelFor(parts) { part in
+                            let lo = rows * part / parts, hi = rows * (part + 1) / parts
+                            damda_screen16_q8_top_avx512vnni(base, w.rowBytes, Int32(blocks), lo, hi, x.values, x.scales, Int32(m),
+                                                             normBuffer.baseAddress!, errorBuffer.baseAddress!, x.reaches, x.norms,
+                                                             scores + v, count, counts + (part * count + v) * 4096)
                         }
                     }
                 }
+                v += m
             }
-        } else {
-            parallelFor(parts) { part in
-                let range = (rows * part / parts)..<(rows * (part + 1) / parts)
-                let histogram = counts + part * count * 4096
-                var prefetch = RowPrefetcher(from: w.row(range.lowerBound), to: w.row(range.upperBound))
-                for r in range {
-                    prefetch.ahead(ofRowEnding: w.row(r + 1))
-                    let row = w.row(r)
-                    @inline(__always) func keep(_ v: Int, _ s: Float) {
-                        scores[r * count + v] = s
-                        histogram[v * 4096 + Self.key(s - norm[r] * reaches[v])] += 1
-                    }
-                    Self.screenRow(row, values, scales, count: count, blocks: blocks, keep)
+            return (counts, reaches, errors, sizes)
+        }
+        let values = UnsafeMutablePointer<Int8>.allocate(capacity: count * n)
+        let scales = UnsafeMutablePointer<Float>.allocate(capacity: count * blocks)
+        defer { values.deallocate(); scales.deallocate() }
+        let reaches = (0..<count).map { v in Self.quantize(xs + v * n, values + v * n, scales + v * blocks, blocks: blocks) }
+        parallelFor(parts) { part in
+            let range = (rows * part / parts)..<(rows * (part + 1) / parts)
+            let histogram = counts + part * count * 4096
+            var prefetch = RowPrefetcher(from: w.row(range.lowerBound), to: w.row(range.upperBound))
+            for r in range {
+                prefetch.ahead(ofRowEnding: w.row(r + 1))
+                let row = w.row(r)
+                @inline(__always) func keep(_ v: Int, _ s: Float) {
+                    scores[r * count + v] = s
+                    histogram[v * 4096 + Self.key(s - norm[r] * reaches[v])] += 1
                 }
+                Self.screenRow(row, values, scales, count: count, blocks: blocks, keep)
             }
         }
+        return (counts, reaches, [], [Float](repeating: 0, count: count))
         #else
         preconditionFailure("GreedyHead needs x86_64")
         #endif
-        for part in 1..<parts {
-            for i in 0..<(count * 4096) { counts[i] += counts[part * count * 4096 + i] }
-        }
-        return counts
+    }
+
+    /// The 16-bit screen's screened logit of every row for up to eight vectors [count × columns]
+    /// with its certified bound (|true − screened| ≤ bound), as scores[r][v] and bounds[r][v]; for
+    /// checking the bound (nil without AVX-512 VNNI).
+    public func screened16(batch xs: UnsafePointer<Float>, count: Int, threads: Int) -> (scores: [[Float]], bounds: [[Float]])? {
+        guard screen == .avx512VNNI, (1...8).contains(count) else { return nil }
+        let w = matrix
+        let rows = w.rows
+        let flat = UnsafeMutablePointer<Float>.allocate(capacity: count * rows + 8)
+        defer { flat.deallocate() }
+        let norms = norms(threads: threads)
+        let (histograms, reaches, errors, sizes) = screenScores(xs, norms: norms, count: count, into: flat, threads: threads, forceScreen16: true)
+        histograms.deallocate()
+        return ((0..<rows).map { r in (0..<count).map { flat[r * count + $0] } },
+                (0..<rows).map { r in (0..<count).map { norms[r] * reaches[$0] + errors[r] * sizes[$0] } })
     }
 
     /// The float's top 12 bits made order-preserving: negatives have every bit flipped, the rest
