@@ -13,13 +13,14 @@ import Foundation
 /// histogram of the lower bounds' order-preserving keys (the top of the bucket where the count
 /// reaches k), which may let in a few more rows than the exact k-th lower bound, never fewer.
 extension GreedyHead {
-    /// Whether `topLogits` beats every fp32 logit for `count` vectors. On a Zen 4 (2 threads,
-    /// `damda bench generate --batch`), eight sequences ran 175–193 tokens/s through it against
-    /// 167–175 with every logit; one to four ran no faster (the recomputed candidates, a few
-    /// thousand rows per vector read out of order, cost what the screen saves), and without the
-    /// VNNI screen it was not measured ahead.
+    /// Whether `topLogits` beats every fp32 logit for `count` vectors: with the 16-bit screen, from
+    /// two vectors on. On an Intel Xeon (Emerald Rapids, 2 threads, `damda bench generate --batch`)
+    /// four sequences ran 149–170 tokens/s through it against 142–154 with every logit, two the
+    /// same (108–113 against 110–112); with the int8 screen, on a Zen 4, one to four ran no faster
+    /// (its candidates, a few thousand rows per vector read out of order, cost what it saved), and
+    /// without AVX-512 VNNI it was not measured ahead.
     public func screensTopLogits(count: Int) -> Bool {
-        screen == .avx512VNNI && count >= 5
+        screen == .avx512VNNI && count >= Self.screen16MinimumBatch
     }
 
     /// For each of `count` vectors [count × columns]: the exact logits of a set holding the
@@ -136,8 +137,7 @@ extension GreedyHead {
             }
         }
         #if arch(x86_64)
-        // Like greedy's, the 16-bit screen pays for its per-row set-up from five vectors on.
-        if screen == .avx512VNNI && (count >= 5 || forceScreen16) {
+        if screen == .avx512VNNI && (count >= Self.screen16MinimumBatch || forceScreen16) {
             let errors = screen16Errors(threads: threads)
             let base = w.row(0).assumingMemoryBound(to: UInt8.self)
             var reaches: [Float] = [], sizes: [Float] = []

@@ -18,7 +18,7 @@ import Foundation
 /// product uses, so the winner and its tie-breaking are bit for bit the full product's.
 /// Bᵢ also carries a margin of 10⁻⁴‖wᵢ‖‖x‖ for fp32 rounding in both passes, far above it.
 ///
-/// Decode batches of five vectors or more on AVX-512 VNNI take a 16-bit screen instead
+/// Decode batches of two vectors or more on AVX-512 VNNI take a 16-bit screen instead
 /// (`damda_screen16_q8_avx512vnni`): each x rounded to int16 with one scale (x̂ = d·a), each row's
 /// weights to ŵ = q·f_b·max|d|/255 with f_b = round(255·d_b/max|d|), so ŵ·x̂ is one exact int32
 /// sum per row and vector (one VPDPWSSD per 32 weights, no per-block conversion or scaling). Its
@@ -180,9 +180,7 @@ public final class GreedyHead: @unchecked Sendable {
         let w = matrix
         let n = w.columns, blocks = n / 32, rows = w.rows
         let norms = norms(threads: threads)
-        // The 16-bit screen's per-row set-up (the weights' factors) pays for itself from five
-        // vectors on; fewer keep the int8 screen.
-        if screen == .avx512VNNI && count >= 5 {
+        if screen == .avx512VNNI && count >= Self.screen16MinimumBatch {
             var picks: [Int] = []
             var v = 0
             while v < count {
@@ -248,8 +246,8 @@ public final class GreedyHead: @unchecked Sendable {
     /// depend on it.
     public enum Screen: Sendable {
         case avx2
-        /// The AVX2 int8 screen for up to four vectors, the 16-bit screen for batches of five or
-        /// more (`damda_screen16_q8_avx512vnni`).
+        /// The AVX2 int8 screen for a lone vector, the 16-bit screen for batches
+        /// (`damda_screen16_q8_avx512vnni`).
         case avx512VNNI
     }
 
@@ -262,6 +260,11 @@ public final class GreedyHead: @unchecked Sendable {
         #endif
     }()
 
+    /// The smallest batch the 16-bit screen takes (with `.avx512VNNI`). Measured on an Intel Xeon
+    /// (Emerald Rapids), 2 threads, `damda bench generate --batch 1,2,4`: greedy batches of 2 and 4
+    /// ran 119–128 and 184–189 tokens/s through it against 53–57 and 106–127 through the int8
+    /// screen; a lone vector gains nothing (its step waits on memory) and keeps `argmax(_:threads:)`.
+    static let screen16MinimumBatch = 2
     /// The screen this head runs (tests set it to check each one the machine has).
     public var screen = GreedyHead.bestScreen
 
