@@ -3,7 +3,7 @@ import DamdaCore
 import Foundation
 
 /// Sampling's head: the exact logits of a small set of tokens that certainly holds the k largest,
-/// found with greedy's int8 screen instead of every fp32 logit.
+/// found with greedy's screen instead of every fp32 logit.
 ///
 /// The screen gives each row i a screened logit sᵢ within a certified bound Bᵢ of the true one
 /// (see `GreedyHead`). Let L be a value that at least k lower bounds sᵢ − Bᵢ reach: then at least
@@ -128,7 +128,7 @@ extension GreedyHead {
         let w = matrix
         let n = w.columns, blocks = n / 32, rows = w.rows
         let parts = max(1, min(threads, rows / 1024))
-        // One set of histograms per part, summed at the end.
+        // One set of histograms per part, summed into the first on the way out (either screen).
         let counts = UnsafeMutablePointer<UInt32>.allocate(capacity: parts * count * 4096)
         counts.initialize(repeating: 0, count: parts * count * 4096)
         defer {

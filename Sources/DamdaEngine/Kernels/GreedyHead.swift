@@ -438,6 +438,7 @@ struct Screen16Vectors {
     var scales = [Float](repeating: 0, count: 8), reaches = [Float](repeating: 0, count: 8), norms = [Float](repeating: 0, count: 8)
 
     init(_ xs: UnsafePointer<Float>, count: Int, columns n: Int) {
+        precondition((1...8).contains(count), "the 16-bit screen takes one to eight vectors")
         values = .allocate(capacity: count * n)
         let limit = Float(min(32767, Int(Int32.max) / (2 * (n / 32) * 32640)))
         for v in 0..<count {
