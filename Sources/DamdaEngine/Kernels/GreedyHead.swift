@@ -53,61 +53,60 @@ public final class GreedyHead: @unchecked Sendable {
     }
 
     func norms(threads: Int) -> [Float] {
-        lock.lock()
-        defer { lock.unlock() }
-        if rowNorms.isEmpty {
-            let w = matrix
-            rowNorms = [Float](repeating: 0, count: w.rows)
-            rowNorms.withUnsafeMutableBufferPointer { out in
-                let o = out.baseAddress!
-                parallelRanges(w.rows, threads: threads, granule: 256) { range in
-                    let row = UnsafeMutablePointer<Float>.allocate(capacity: w.columns)
-                    defer { row.deallocate() }
-                    for r in range {
-                        w.dequantizeRow(r, into: row)
-                        var s = 0.0
-                        for j in 0..<w.columns { s += Double(row[j]) * Double(row[j]) }
-                        // Round up: the bound must never be too small.
-                        o[r] = Float(s.squareRoot() * (1 + 1e-6)).nextUp
-                    }
-                }
+        perRow(\.rowNorms, threads: threads) { w, range, set in
+            let row = UnsafeMutablePointer<Float>.allocate(capacity: w.columns)
+            defer { row.deallocate() }
+            for r in range {
+                w.dequantizeRow(r, into: row)
+                var s = 0.0
+                for j in 0..<w.columns { s += Double(row[j]) * Double(row[j]) }
+                set(r, s.squareRoot())
             }
         }
-        return rowNorms
+    }
+
+    /// A per-row value kept in `storage`, computed on first use: `fill` runs once per range of
+    /// rows, in parallel, and hands each row's value (in double) to `set`, which rounds it up
+    /// (a bound must never be too small).
+    private func perRow(_ storage: ReferenceWritableKeyPath<GreedyHead, [Float]>, threads: Int,
+                        _ fill: (WeightMatrix, Range<Int>, (Int, Double) -> Void) -> Void) -> [Float] {
+        lock.lock()
+        defer { lock.unlock() }
+        if self[keyPath: storage].isEmpty {
+            let w = matrix
+            var values = [Float](repeating: 0, count: w.rows)
+            values.withUnsafeMutableBufferPointer { out in
+                let o = out.baseAddress!
+                parallelRanges(w.rows, threads: threads, granule: 256) { range in
+                    fill(w, range) { r, value in o[r] = Float(value * (1 + 1e-6)).nextUp }
+                }
+            }
+            self[keyPath: storage] = values
+        }
+        return self[keyPath: storage]
     }
 
     /// How far each row's 16-bit screen weights ŵ (block b's q·f_b, times max|d|/255) lie from its
     /// true weights (q·d_b): ‖w − ŵ‖ = √(Σ_b (d_b − f_b·max|d|/255)²·Σ q²), in double, rounded up.
     func screen16Errors(threads: Int) -> [Float] {
-        lock.lock()
-        defer { lock.unlock() }
-        if rowErrors16.isEmpty {
-            let w = matrix
+        perRow(\.rowErrors16, threads: threads) { w, range, set in
             let blocks = w.columns / 32
-            rowErrors16 = [Float](repeating: 0, count: w.rows)
-            rowErrors16.withUnsafeMutableBufferPointer { out in
-                let o = out.baseAddress!
-                parallelRanges(w.rows, threads: threads, granule: 256) { range in
-                    var factors = [Int16](repeating: 0, count: blocks)
-                    for r in range {
-                        let row = w.row(r)
-                        let dmax = factors.withUnsafeMutableBufferPointer {
-                            damda_screen16_row_factors(row.assumingMemoryBound(to: UInt8.self), Int32(blocks), $0.baseAddress!)
-                        }
-                        var s = 0.0
-                        for b in 0..<blocks {
-                            let p = row + b * 34
-                            var q2 = 0.0
-                            for j in 0..<32 { let q = Double(p.load(fromByteOffset: 2 + j, as: Int8.self)); q2 += q * q }
-                            let e = Double(f16(p)) - Double(factors[b]) * Double(dmax) / 255
-                            s += e * e * q2
-                        }
-                        o[r] = Float(s.squareRoot() * (1 + 1e-6)).nextUp
-                    }
+            let factors = UnsafeMutablePointer<Int16>.allocate(capacity: blocks)
+            defer { factors.deallocate() }
+            for r in range {
+                let row = w.row(r)
+                let dmax = damda_screen16_row_factors(row.assumingMemoryBound(to: UInt8.self), Int32(blocks), factors)
+                var s = 0.0
+                for b in 0..<blocks {
+                    let p = row + b * 34
+                    var q2 = 0.0
+                    for j in 0..<32 { let q = Double(p.load(fromByteOffset: 2 + j, as: Int8.self)); q2 += q * q }
+                    let e = Double(f16(p)) - Double(factors[b]) * Double(dmax) / 255
+                    s += e * e * q2
                 }
+                set(r, s.squareRoot())
             }
         }
-        return rowErrors16
     }
 
     /// The index of the largest (W x)ᵢ as the fp32 product computes it, the lowest index among ties.
