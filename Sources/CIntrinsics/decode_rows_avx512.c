@@ -1,4 +1,4 @@
-// A DecodeRows or file-layout Q8_0 matrix × several vectors with AVX-512, compiled for that
+// A DecodeRows or file-layout Q8_0 or Q5_0 matrix × several vectors with AVX-512, compiled for that
 // instruction set alone and chosen at run time (the rest of the build targets AVX2). A 16-lane
 // register carries two vectors' eight-lane accumulators, so each weight block is widened to fp32
 // once for up to eight vectors and every arithmetic instruction does two vectors' work, while each
@@ -30,9 +30,23 @@ AVX512 static inline __m128i eight_bytes_twice(const uint8_t *p) {
 AVX512 static inline __m512 int8s(const uint8_t *p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(eight_bytes_twice(p))); }
 
 // One block's four 8-value groups (values 0–7, 8–15, 16–23, 24–31), each twice, as Swift's
-// `bytesBlock` / `nibblesBlock` convert them.
+// `bytesBlock` / `nibblesBlock` / `q5Values` convert them. `p` points past Q8_0's and Q5_0's f16 scale.
 AVX512 static inline void block_values(const uint8_t *p, int layout, __m512 q[4]) {
-    if (layout == damda_rows_nibbles) {
+    if (layout == damda_rows_q5_0) {
+        // Value v is its nibble + 16 · (bit v of the fifth bits) − 16: where the bit is clear, the
+        // nibble with every higher bit set (nibble − 16 in two's complement). Group g's bits are
+        // byte g, repeated for both halves of the register as a lane mask. Exact integers, so the
+        // floats equal Swift's nibble-plus-table sums.
+        uint32_t qh;
+        memcpy(&qh, p, 4);
+        const __m512i lo = _mm512_cvtepu8_epi32(eight_bytes_twice(p + 4)), hi = _mm512_cvtepu8_epi32(eight_bytes_twice(p + 12));
+        const __m512i low4 = _mm512_set1_epi32(0xF), high = _mm512_set1_epi32(-16);
+        const __m512i nib[4] = {_mm512_and_si512(lo, low4), _mm512_and_si512(hi, low4), _mm512_srli_epi32(lo, 4), _mm512_srli_epi32(hi, 4)};
+        for (int g = 0; g < 4; g++) {
+            const __mmask16 clear = (__mmask16)~(((qh >> (8 * g)) & 0xFF) * 0x0101u);
+            q[g] = _mm512_cvtepi32_ps(_mm512_mask_or_epi32(nib[g], clear, nib[g], high));
+        }
+    } else if (layout == damda_rows_nibbles) {
         const __m512i lo = _mm512_cvtepu8_epi32(eight_bytes_twice(p)), hi = _mm512_cvtepu8_epi32(eight_bytes_twice(p + 8));
         const __m512i low4 = _mm512_set1_epi32(0xF);
         q[0] = _mm512_cvtepi32_ps(_mm512_and_si512(lo, low4));
@@ -65,9 +79,9 @@ AVX512 static inline void store_pair(__m512 acc, float *y, long y_stride, long r
     if (2 * p + 1 < vectors) y[(long)(2 * p + 1) * y_stride + r] = sum8(lanes + 8);
 }
 
-// A block's scale: an fp32 at `scale_at`, or Q8_0's leading f16 (converted exactly, as Swift's `f16`).
+// A block's scale: an fp32 at `scale_at`, or Q8_0's and Q5_0's leading f16 (converted exactly, as Swift's `f16`).
 AVX512 static inline float block_scale(const uint8_t *blk, int layout, int scale_at) {
-    if (layout == damda_rows_q8_0) {
+    if (layout == damda_rows_q8_0 || layout == damda_rows_q5_0) {
         uint16_t h;
         memcpy(&h, blk, 2);
         return _cvtsh_ss(h);
@@ -80,7 +94,7 @@ AVX512 static inline float block_scale(const uint8_t *blk, int layout, int scale
 // acc[p] += scale · (this block's sum) for each pair, as `scaledBlocks` adds one block.
 AVX512 static inline void scaled_block(const uint8_t *blk, int layout, int scale_at, const float *x, const int P, __m512 acc[4]) {
     __m512 q[4], h0, h1;
-    block_values(layout == damda_rows_q8_0 ? blk + 2 : blk, layout, q);
+    block_values(layout == damda_rows_q8_0 || layout == damda_rows_q5_0 ? blk + 2 : blk, layout, q);
     const __m512 s = _mm512_set1_ps(block_scale(blk, layout, scale_at));
     for (int p = 0; p < P; p++) {
         halves(q, x + p * 16, P, &h0, &h1);
@@ -88,7 +102,7 @@ AVX512 static inline void scaled_block(const uint8_t *blk, int layout, int scale
     }
 }
 
-// One row for P pairs. `bytes` / `nibbles` / `q8_0` follow `scaledBlocks` (`q8Blocks`) (two accumulators, even blocks
+// One row for P pairs. `bytes` / `nibbles` / `q8_0` / `q5_0` follow `scaledBlocks` (`q8Blocks`, `dotQ5_0`) (two accumulators, even blocks
 // into the first, odd into the second, a last odd block into the first); `bytes_halves` follows
 // `dot16` (every block, the first half's sum into one accumulator, the second's into the other).
 AVX512 static inline void row_pairs(const uint8_t *row, int blocks, int layout, const float *xi, const int P,
@@ -112,7 +126,7 @@ AVX512 static inline void row_pairs(const uint8_t *row, int blocks, int layout, 
             }
         }
     } else {
-        const int block_bytes = layout == damda_rows_nibbles ? 20 : layout == damda_rows_q8_0 ? 34 : 36;
+        const int block_bytes = layout == damda_rows_nibbles ? 20 : layout == damda_rows_q8_0 ? 34 : layout == damda_rows_q5_0 ? 22 : 36;
         const int scale_at = layout == damda_rows_nibbles ? 16 : 32;
         // Blocks 0, 2, 4… into a, 1, 3, 5… into c; a last odd block has an even index and lands in a.
         int b = 0;

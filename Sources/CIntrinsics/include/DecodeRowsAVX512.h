@@ -8,10 +8,11 @@ int damda_has_avx512(void);
 
 // DecodeRows' layouts, as `layout` below: 32 int8 values + one fp32 scale (36 bytes); 16 bytes of
 // nibbles + one fp32 scale (20 bytes); 32 int8 values + two fp32 scales, one per half (40 bytes);
-// and the file's Q8_0 (an f16 scale, then 32 int8 values: 34 bytes), summed as `dotQ8_0Wide` sums it.
-enum { damda_rows_bytes = 0, damda_rows_nibbles = 1, damda_rows_bytes_halves = 2, damda_rows_q8_0 = 3 };
+// the file's Q8_0 (an f16 scale, then 32 int8 values: 34 bytes), summed as `dotQ8_0Wide` sums it;
+// and the file's Q5_0 (an f16 scale, 32 fifth bits, 16 bytes of nibbles: 22 bytes), as `dotQ5_0`.
+enum { damda_rows_bytes = 0, damda_rows_nibbles = 1, damda_rows_bytes_halves = 2, damda_rows_q8_0 = 3, damda_rows_q5_0 = 4 };
 
-// Row · x for rows [r0, r1) of a DecodeRows or Q8_0 matrix and `vectors` vectors (1 to 8), written to
+// Row · x for rows [r0, r1) of a DecodeRows, Q8_0 or Q5_0 matrix and `vectors` vectors (1 to 8), written to
 // y[v·y_stride + r]. The vectors come interleaved in pairs (pairs = ⌈vectors / 2⌉, an odd count
 // padded with any finite vector): 8 values of vector 2p, then the same 8 of vector 2p + 1, for
 // each 8-value chunk k in turn (xi[(k·pairs + p)·16 + lane]).
@@ -20,7 +21,8 @@ enum { damda_rows_bytes = 0, damda_rows_nibbles = 1, damda_rows_bytes_halves = 2
 // takes exactly the fp32 operations, in the order, that DecodeRows' Swift kernels (`dot32`,
 // `dot4`, `dot16`) take for one vector in eight lanes, and the eight lanes are summed in index
 // order as Swift's `SIMD8.sum()` does: the results are bit for bit the one-vector kernel's (Q8_0:
-// `LegacyQuants.dotQ8_0Wide`, the kernel of cores with full-width 256-bit vectors). Only
+// `LegacyQuants.dotQ8_0Wide`, the kernel of cores with full-width 256-bit vectors; Q5_0:
+// `LegacyQuants.dotQ5_0`, whose values are exact integers however they are formed). Only
 // the scaled sums are written: a layout's mins are left to the caller.
 void damda_decode_rows_x8_avx512(const uint8_t *data, size_t row_bytes, int blocks, int layout, long r0, long r1,
                                  const float *xi, int vectors, float *y, long y_stride);

@@ -54,16 +54,22 @@ struct PairedVectors {
     let count: Int
     private let storage: UnsafeMutablePointer<Float>
 
-    /// Whether the AVX-512 kernel runs here and one of `ws` is in a decode layout or Q8_0.
+    /// Whether the AVX-512 kernel runs here and one of `ws` is in a decode layout, Q8_0 or Q5_0.
     /// `DAMDA_AVX512_ROWS=0` turns the kernel off and `DAMDA_AVX512=0` every AVX-512 kernel, for comparing.
     static func useful(for ws: [WeightMatrix]) -> Bool {
-        available && ws.contains { $0.decodeRows != nil || fusesQ8($0) }
+        available && ws.contains { $0.decodeRows != nil || fusedFileLayout($0) != nil }
     }
 
-    /// A file-layout Q8_0 matrix whose one-vector kernel is `dotQ8_0Wide` (full-width cores), the
-    /// arithmetic the batched pass repeats.
-    static func fusesQ8(_ w: WeightMatrix) -> Bool {
-        w.decodeRows == nil && w.type == .q8_0 && CPUFeatures.fullWidth256 && w.columns % 32 == 0
+    /// The kernel's layout for a file-layout matrix whose batched pass repeats its one-vector
+    /// kernel's arithmetic block for block: Q8_0 where that kernel is `dotQ8_0Wide` (full-width
+    /// cores), Q5_0 (`dotQ5_0`) everywhere; nil for the rest.
+    static func fusedFileLayout(_ w: WeightMatrix) -> Int32? {
+        guard w.decodeRows == nil, w.columns % 32 == 0 else { return nil }
+        switch w.type {
+        case .q8_0 where CPUFeatures.fullWidth256: return Int32(damda_rows_q8_0)
+        case .q5_0: return Int32(damda_rows_q5_0)
+        default: return nil
+        }
     }
 
     static let available: Bool = {
@@ -121,24 +127,27 @@ func multiplyRowsBatch(_ w: WeightMatrix, _ range: Range<Int>, _ xs: UnsafePoint
     }
     let dot = w.kernels.dot
     let cols = w.columns, outRows = w.rows
-    // Q8_0 on full-width cores (the output matrix when every logit is wanted, Q8_0 attn_v): four
-    // vectors per pass of `q8BlockWide`'s arithmetic, as `QuantKernels.of` picks it; on AVX-512
-    // eight, two to a register.
-    let fused = PairedVectors.fusesQ8(w)
-    if fused, let paired {
+    // Q8_0 on full-width cores (the output matrix when every logit is wanted, Q8_0 attn_v) and
+    // Q5_0 (the layers' 5-bit matrices): four vectors per pass of the one-vector kernel's
+    // arithmetic (`q8BlockWide`, `q5Block`); on AVX-512 eight, two to a register.
+    let fused = PairedVectors.fusedFileLayout(w)
+    if let fused, let paired {
         paired.multiply(w.row(0).assumingMemoryBound(to: UInt8.self), rowBytes: w.rowBytes, blocks: cols / 32,
-                        layout: Int32(damda_rows_q8_0), range, y, rows: outRows)
+                        layout: fused, range, y, rows: outRows)
         return
     }
+    let q5 = w.type == .q5_0
     var prefetch = RowPrefetcher(from: w.row(range.lowerBound), to: w.row(range.upperBound))
     for r in range {
         prefetch.ahead(ofRowEnding: w.row(r + 1))
         let row = w.row(r)
         var b = 0
-        if fused {
+        if fused != nil {
             while b + 4 <= count {
-                let d = DecodeRows.scaledBlocks4(row, xs + b * cols, stride: cols, blocks: cols / 32, blockBytes: 34,
-                                                 DecodeRows.q8Block, DecodeRows.q8Scale)
+                let d = q5 ? DecodeRows.scaledBlocks4(row, xs + b * cols, stride: cols, blocks: cols / 32, blockBytes: 22,
+                                                      DecodeRows.q5Block, DecodeRows.f16Scale)
+                           : DecodeRows.scaledBlocks4(row, xs + b * cols, stride: cols, blocks: cols / 32, blockBytes: 34,
+                                                      DecodeRows.q8Block, DecodeRows.f16Scale)
                 y[b * outRows + r] = d[0]; y[(b + 1) * outRows + r] = d[1]; y[(b + 2) * outRows + r] = d[2]; y[(b + 3) * outRows + r] = d[3]
                 b += 4
             }
@@ -221,7 +230,10 @@ extension DecodeRows {
         @inline(__always) func q(_ o: Int) -> F8 { toFloat(p.loadUnaligned(fromByteOffset: 2 + o, as: SIMD8<Int8>.self)) }
         return (q(0), q(8), q(16), q(24))
     }
-    @inline(__always) static func q8Scale(_ p: UnsafeRawPointer) -> F8 { F8(repeating: f16(p)) }
+    /// A file-layout Q5_0 block's values, as `LegacyQuants.q5Block` forms them.
+    @inline(__always) static func q5Block(_ p: UnsafeRawPointer) -> Block { LegacyQuants.q5Values(p, LegacyQuants.q5HighTable) }
+    /// The f16 scale that leads Q8_0 and Q5_0 blocks.
+    @inline(__always) static func f16Scale(_ p: UnsafeRawPointer) -> F8 { F8(repeating: f16(p)) }
 
     @inline(__always) static func nibblesBlock(_ p: UnsafeRawPointer) -> Block {
         let lo = widen(p.loadUnaligned(as: SIMD8<UInt8>.self)), hi = widen(p.loadUnaligned(fromByteOffset: 8, as: SIMD8<UInt8>.self))

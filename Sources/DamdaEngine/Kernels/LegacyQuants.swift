@@ -77,34 +77,34 @@ enum LegacyQuants {
         return t
     }()
 
-    @inline(__always) static func q5Block(_ blk: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ table: UnsafeMutablePointer<F8>) -> F8 {
+    /// A block's 32 values as four fp32 vectors (values 0–7, 8–15, 16–23, 24–31): each low nibble
+    /// plus its fifth bit's table entry, exact integers from −16 to 15.
+    @inline(__always) static func q5Values(_ blk: UnsafeRawPointer, _ table: UnsafeMutablePointer<F8>) -> (F8, F8, F8, F8) {
         let h0 = table[Int(blk.load(fromByteOffset: 2, as: UInt8.self))]
         let h1 = table[Int(blk.load(fromByteOffset: 3, as: UInt8.self))]
         let h2 = table[Int(blk.load(fromByteOffset: 4, as: UInt8.self))]
         let h3 = table[Int(blk.load(fromByteOffset: 5, as: UInt8.self))]
         let lo0 = widen(blk.loadUnaligned(fromByteOffset: 6, as: SIMD8<UInt8>.self))
         let lo1 = widen(blk.loadUnaligned(fromByteOffset: 14, as: SIMD8<UInt8>.self))
-        let v0 = toFloat(lo0 & 0xF) + h0
-        let v1 = toFloat(lo1 & 0xF) + h1
-        let v2 = toFloat(lo0 &>> 4) + h2
-        let v3 = toFloat(lo1 &>> 4) + h3
+        return (toFloat(lo0 & 0xF) + h0, toFloat(lo1 & 0xF) + h1, toFloat(lo0 &>> 4) + h2, toFloat(lo1 &>> 4) + h3)
+    }
+
+    @inline(__always) static func q5Block(_ blk: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ table: UnsafeMutablePointer<F8>) -> F8 {
+        let (v0, v1, v2, v3) = q5Values(blk, table)
         let a = (v0 * loadF8(x)).addingProduct(v1, loadF8(x + 8))
         let b = (v2 * loadF8(x + 16)).addingProduct(v3, loadF8(x + 24))
         return a + b
     }
 
+    /// d · q for every value, as the block's product uses them (prefill's sgemm reads these).
     static func dequantizeQ5_0(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+        let table = q5HighTable
         for b in 0..<(n / 32) {
             let p = src + b * 22
-            let d = f16(p)
-            let qh = p.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
-            for j in 0..<16 {
-                let q = p.load(fromByteOffset: 6 + j, as: UInt8.self)
-                let x0 = Int32((UInt32(q) & 0xF) | (((qh >> UInt32(j)) << 4) & 0x10)) - 16
-                let x1 = Int32((UInt32(q) >> 4) | ((qh >> UInt32(j + 12)) & 0x10)) - 16
-                dst[b * 32 + j] = Float(x0) * d
-                dst[b * 32 + j + 16] = Float(x1) * d
-            }
+            let d = F8(repeating: f16(p))
+            let (v0, v1, v2, v3) = q5Values(p, table)
+            let out = dst + b * 32
+            storeF8(v0 * d, out); storeF8(v1 * d, out + 8); storeF8(v2 * d, out + 16); storeF8(v3 * d, out + 24)
         }
     }
 
