@@ -144,12 +144,13 @@ final class KernelTests: XCTestCase {
 
     /// Decoding a batch multiplies every decode-layout matrix, and Q8_0 and Q5_0 ones in the file's
     /// layout (the output matrix when every logit is wanted; Q5_0 under `--weights file`), with all
-    /// the batch's vectors at once (on AVX-512, two vectors to a register); each product must be
-    /// bit for bit the one-vector product, for every layout, an odd or even count of blocks, and
-    /// any batch size.
+    /// the batch's vectors at once (on AVX-512, two vectors to a register), and `--weights file`'s
+    /// Q4_K and Q6_K four vectors at a time; each product must be bit for bit the one-vector
+    /// product, for every layout, an odd or even count of blocks, and any batch size.
     func testBatchedDecodeRowsEqualLoneProductsBitForBit() throws {
         var rng = SeededGenerator(seed: 29)
-        for (type, relaid) in [(TensorType.q5_0, true), (.q5_0, false), (.q4_0, true), (.q4_K, true), (.q5_K, true), (.q6_K, true), (.q8_0, false)] {
+        for (type, relaid) in [(TensorType.q5_0, true), (.q5_0, false), (.q4_0, true), (.q4_K, true), (.q4_K, false), (.q5_K, true),
+                               (.q6_K, true), (.q6_K, false), (.q8_0, false)] {
             for cols in type.blockSize == 256 ? [256, 768] : [224, 512] {
                 let rows = 45
                 let first = randomMatrixBytes(type, rows: rows, columns: cols, rng: &rng)

@@ -157,6 +157,89 @@ enum KQuants {
         return total.sum()
     }
 
+    /// `dotQ4_K` of one row with four vectors x + j·stride: each weight group is unpacked once
+    /// for all four, and every vector's sums take `dotQ4_K`'s operations in its order, so each
+    /// result is bit for bit that vector's `dotQ4_K` (batched decode of `--weights file`).
+    static func dotQ4_K4(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, stride: Int, _ n: Int) -> SIMD4<Float> {
+        var total = (F8(), F8(), F8(), F8())
+        for b in 0..<(n / 256) {
+            let p = src + b * 144
+            let d = f16(p), dmin = f16(p, 2)
+            let scales = p + 4, qs = p + 16
+            for chunk in 0..<4 {
+                let (sc1, m1) = scaleMin(2 * chunk, scales)
+                let (sc2, m2) = scaleMin(2 * chunk + 1, scales)
+                let q = qs + chunk * 32
+                let o = b * 256 + chunk * 64
+                @inline(__always) func chunkSums(_ x1: UnsafePointer<Float>, _ total: inout F8) {
+                    var a1 = F8(), a2 = F8(), s1 = F8(), s2 = F8()
+                    let x2 = x1 + 32
+                    for g in 0..<4 {
+                        let v = widen(q.loadUnaligned(fromByteOffset: 8 * g, as: SIMD8<UInt8>.self))
+                        let xa = loadF8(x1 + 8 * g), xc = loadF8(x2 + 8 * g)
+                        a1 = a1.addingProduct(toFloat(v & 0xF), xa)
+                        a2 = a2.addingProduct(toFloat(v &>> 4), xc)
+                        s1 += xa
+                        s2 += xc
+                    }
+                    total = total.addingProduct(a1, F8(repeating: d * sc1))
+                    total = total.addingProduct(s1, F8(repeating: -(dmin * m1)))
+                    total = total.addingProduct(a2, F8(repeating: d * sc2))
+                    total = total.addingProduct(s2, F8(repeating: -(dmin * m2)))
+                }
+                // The group's bytes stay in L1 across the four; the conversions are cheap beside
+                // the loads of four vectors' activations.
+                chunkSums(x + o, &total.0)
+                chunkSums(x + stride + o, &total.1)
+                chunkSums(x + 2 * stride + o, &total.2)
+                chunkSums(x + 3 * stride + o, &total.3)
+            }
+        }
+        return SIMD4(total.0.sum(), total.1.sum(), total.2.sum(), total.3.sum())
+    }
+
+    /// `dotQ6_K` of one row with four vectors x + j·stride: the 6-bit values are unpacked once
+    /// for all four (the costly part of Q6_K), each vector's sum then takes `dotQ6_K`'s
+    /// operations in its order, bit for bit.
+    static func dotQ6_K4(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, stride: Int, _ n: Int) -> SIMD4<Float> {
+        var total = (F8(), F8(), F8(), F8())
+        let thirtyTwo = SIMD8<Int32>(repeating: 32)
+        for b in 0..<(n / 256) {
+            let p = src + b * 210
+            let d = f16(p, 208)
+            for half in 0..<2 {
+                let ql = p + half * 64, qh = p + 128 + half * 32, sc = p + 192 + half * 8
+                let o = b * 256 + half * 128
+                for g in 0..<4 {
+                    let l = 8 * g
+                    let s = l / 16
+                    let a = widen(ql.loadUnaligned(fromByteOffset: l, as: SIMD8<UInt8>.self))
+                    let c = widen(ql.loadUnaligned(fromByteOffset: l + 32, as: SIMD8<UInt8>.self))
+                    let h = widen(qh.loadUnaligned(fromByteOffset: l, as: SIMD8<UInt8>.self))
+                    let q1 = toFloat(((a & 0xF) | ((h & 3) &<< 4)) &- thirtyTwo)
+                    let q2 = toFloat(((c & 0xF) | (((h &>> 2) & 3) &<< 4)) &- thirtyTwo)
+                    let q3 = toFloat(((a &>> 4) | (((h &>> 4) & 3) &<< 4)) &- thirtyTwo)
+                    let q4 = toFloat(((c &>> 4) | (((h &>> 6) & 3) &<< 4)) &- thirtyTwo)
+                    let d1 = F8(repeating: d * Float(sc.load(fromByteOffset: s, as: Int8.self)))
+                    let d2 = F8(repeating: d * Float(sc.load(fromByteOffset: s + 2, as: Int8.self)))
+                    let d3 = F8(repeating: d * Float(sc.load(fromByteOffset: s + 4, as: Int8.self)))
+                    let d4 = F8(repeating: d * Float(sc.load(fromByteOffset: s + 6, as: Int8.self)))
+                    @inline(__always) func add(_ xh: UnsafePointer<Float>, _ total: inout F8) {
+                        total = total.addingProduct(q1 * loadF8(xh + l), d1)
+                        total = total.addingProduct(q2 * loadF8(xh + l + 32), d2)
+                        total = total.addingProduct(q3 * loadF8(xh + l + 64), d3)
+                        total = total.addingProduct(q4 * loadF8(xh + l + 96), d4)
+                    }
+                    add(x + o, &total.0)
+                    add(x + stride + o, &total.1)
+                    add(x + 2 * stride + o, &total.2)
+                    add(x + 3 * stride + o, &total.3)
+                }
+            }
+        }
+        return SIMD4(total.0.sum(), total.1.sum(), total.2.sum(), total.3.sum())
+    }
+
     /// Q5_K is not in the default model: dot through a per-block buffer.
     static func dotQ5_K(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { buf in
