@@ -171,28 +171,35 @@ enum KQuants {
                 let (sc2, m2) = scaleMin(2 * chunk + 1, scales)
                 let q = qs + chunk * 32
                 let o = b * 256 + chunk * 64
-                @inline(__always) func chunkSums(_ x1: UnsafePointer<Float>, _ total: inout F8) {
-                    var a1 = F8(), a2 = F8(), s1 = F8(), s2 = F8()
-                    let x2 = x1 + 32
-                    for g in 0..<4 {
-                        let v = widen(q.loadUnaligned(fromByteOffset: 8 * g, as: SIMD8<UInt8>.self))
-                        let xa = loadF8(x1 + 8 * g), xc = loadF8(x2 + 8 * g)
-                        a1 = a1.addingProduct(toFloat(v & 0xF), xa)
-                        a2 = a2.addingProduct(toFloat(v &>> 4), xc)
-                        s1 += xa
-                        s2 += xc
-                    }
+                // [vector]: a1, a2, s1, s2 of `dotQ4_K`.
+                var a1 = (F8(), F8(), F8(), F8()), a2 = a1, s1 = a1, s2 = a1
+                @inline(__always) func step(_ lo: F8, _ hi: F8, _ x1: UnsafePointer<Float>, _ a1: inout F8, _ a2: inout F8,
+                                            _ s1: inout F8, _ s2: inout F8) {
+                    let xa = loadF8(x1), xc = loadF8(x1 + 32)
+                    a1 = a1.addingProduct(lo, xa)
+                    a2 = a2.addingProduct(hi, xc)
+                    s1 += xa
+                    s2 += xc
+                }
+                for g in 0..<4 {
+                    let v = widen(q.loadUnaligned(fromByteOffset: 8 * g, as: SIMD8<UInt8>.self))
+                    let lo = toFloat(v & 0xF), hi = toFloat(v &>> 4)
+                    let xg = x + o + 8 * g
+                    step(lo, hi, xg, &a1.0, &a2.0, &s1.0, &s2.0)
+                    step(lo, hi, xg + stride, &a1.1, &a2.1, &s1.1, &s2.1)
+                    step(lo, hi, xg + 2 * stride, &a1.2, &a2.2, &s1.2, &s2.2)
+                    step(lo, hi, xg + 3 * stride, &a1.3, &a2.3, &s1.3, &s2.3)
+                }
+                @inline(__always) func finish(_ a1: F8, _ s1: F8, _ a2: F8, _ s2: F8, _ total: inout F8) {
                     total = total.addingProduct(a1, F8(repeating: d * sc1))
                     total = total.addingProduct(s1, F8(repeating: -(dmin * m1)))
                     total = total.addingProduct(a2, F8(repeating: d * sc2))
                     total = total.addingProduct(s2, F8(repeating: -(dmin * m2)))
                 }
-                // The group's bytes stay in L1 across the four; the conversions are cheap beside
-                // the loads of four vectors' activations.
-                chunkSums(x + o, &total.0)
-                chunkSums(x + stride + o, &total.1)
-                chunkSums(x + 2 * stride + o, &total.2)
-                chunkSums(x + 3 * stride + o, &total.3)
+                finish(a1.0, s1.0, a2.0, s2.0, &total.0)
+                finish(a1.1, s1.1, a2.1, s2.1, &total.1)
+                finish(a1.2, s1.2, a2.2, s2.2, &total.2)
+                finish(a1.3, s1.3, a2.3, s2.3, &total.3)
             }
         }
         return SIMD4(total.0.sum(), total.1.sum(), total.2.sum(), total.3.sum())
