@@ -123,35 +123,43 @@ enum KQuants {
         return total.sum()
     }
 
+    /// Group g (values 8g… of each quarter) of a Q6_K half-block: the values at 8g, 8g + 32,
+    /// 8g + 64 and 8g + 96 as fp32, and the scale (d times the group's int8) of each.
+    @inline(__always) static func q6Group(_ ql: UnsafeRawPointer, _ qh: UnsafeRawPointer, _ sc: UnsafeRawPointer, _ g: Int,
+                                          _ d: Float) -> (values: (F8, F8, F8, F8), scales: (F8, F8, F8, F8)) {
+        let thirtyTwo = SIMD8<Int32>(repeating: 32)
+        let l = 8 * g
+        let s = l / 16
+        let a = widen(ql.loadUnaligned(fromByteOffset: l, as: SIMD8<UInt8>.self))
+        let c = widen(ql.loadUnaligned(fromByteOffset: l + 32, as: SIMD8<UInt8>.self))
+        let h = widen(qh.loadUnaligned(fromByteOffset: l, as: SIMD8<UInt8>.self))
+        let q1 = ((a & 0xF) | ((h & 3) &<< 4)) &- thirtyTwo
+        let q2 = ((c & 0xF) | (((h &>> 2) & 3) &<< 4)) &- thirtyTwo
+        let q3 = ((a &>> 4) | (((h &>> 4) & 3) &<< 4)) &- thirtyTwo
+        let q4 = ((c &>> 4) | (((h &>> 6) & 3) &<< 4)) &- thirtyTwo
+        @inline(__always) func scale(_ k: Int) -> F8 { F8(repeating: d * Float(sc.load(fromByteOffset: s + 2 * k, as: Int8.self))) }
+        return ((toFloat(q1), toFloat(q2), toFloat(q3), toFloat(q4)), (scale(0), scale(1), scale(2), scale(3)))
+    }
+
+    /// Σ over one Q6_K group of value · x · scale into `total`, as `dotQ6_K` adds it.
+    @inline(__always) static func addQ6Group(_ q: (values: (F8, F8, F8, F8), scales: (F8, F8, F8, F8)),
+                                             _ xg: UnsafePointer<Float>, _ total: inout F8) {
+        total = total.addingProduct(q.values.0 * loadF8(xg), q.scales.0)
+        total = total.addingProduct(q.values.1 * loadF8(xg + 32), q.scales.1)
+        total = total.addingProduct(q.values.2 * loadF8(xg + 64), q.scales.2)
+        total = total.addingProduct(q.values.3 * loadF8(xg + 96), q.scales.3)
+    }
+
     /// Q6_K: 16-value groups share an int8 scale; values are 6-bit (4 low + 2 high) minus 32.
     static func dotQ6_K(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var total = F8()
-        let thirtyTwo = SIMD8<Int32>(repeating: 32)
         for b in 0..<(n / 256) {
             let p = src + b * 210
             let d = f16(p, 208)
             for half in 0..<2 {
                 let ql = p + half * 64, qh = p + 128 + half * 32, sc = p + 192 + half * 8
                 let xh = x + b * 256 + half * 128
-                for g in 0..<4 {
-                    let l = 8 * g
-                    let s = l / 16
-                    let a = widen(ql.loadUnaligned(fromByteOffset: l, as: SIMD8<UInt8>.self))
-                    let c = widen(ql.loadUnaligned(fromByteOffset: l + 32, as: SIMD8<UInt8>.self))
-                    let h = widen(qh.loadUnaligned(fromByteOffset: l, as: SIMD8<UInt8>.self))
-                    let q1 = ((a & 0xF) | ((h & 3) &<< 4)) &- thirtyTwo
-                    let q2 = ((c & 0xF) | (((h &>> 2) & 3) &<< 4)) &- thirtyTwo
-                    let q3 = ((a &>> 4) | (((h &>> 4) & 3) &<< 4)) &- thirtyTwo
-                    let q4 = ((c &>> 4) | (((h &>> 6) & 3) &<< 4)) &- thirtyTwo
-                    let d1 = d * Float(sc.load(fromByteOffset: s, as: Int8.self))
-                    let d2 = d * Float(sc.load(fromByteOffset: s + 2, as: Int8.self))
-                    let d3 = d * Float(sc.load(fromByteOffset: s + 4, as: Int8.self))
-                    let d4 = d * Float(sc.load(fromByteOffset: s + 6, as: Int8.self))
-                    total = total.addingProduct(toFloat(q1) * loadF8(xh + l), F8(repeating: d1))
-                    total = total.addingProduct(toFloat(q2) * loadF8(xh + l + 32), F8(repeating: d2))
-                    total = total.addingProduct(toFloat(q3) * loadF8(xh + l + 64), F8(repeating: d3))
-                    total = total.addingProduct(toFloat(q4) * loadF8(xh + l + 96), F8(repeating: d4))
-                }
+                for g in 0..<4 { addQ6Group(q6Group(ql, qh, sc, g, d), xh + 8 * g, &total) }
             }
         }
         return total.sum()
@@ -210,37 +218,18 @@ enum KQuants {
     /// operations in its order, bit for bit.
     static func dotQ6_K4(_ src: UnsafeRawPointer, _ x: UnsafePointer<Float>, stride: Int, _ n: Int) -> SIMD4<Float> {
         var total = (F8(), F8(), F8(), F8())
-        let thirtyTwo = SIMD8<Int32>(repeating: 32)
         for b in 0..<(n / 256) {
             let p = src + b * 210
             let d = f16(p, 208)
             for half in 0..<2 {
                 let ql = p + half * 64, qh = p + 128 + half * 32, sc = p + 192 + half * 8
-                let o = b * 256 + half * 128
                 for g in 0..<4 {
-                    let l = 8 * g
-                    let s = l / 16
-                    let a = widen(ql.loadUnaligned(fromByteOffset: l, as: SIMD8<UInt8>.self))
-                    let c = widen(ql.loadUnaligned(fromByteOffset: l + 32, as: SIMD8<UInt8>.self))
-                    let h = widen(qh.loadUnaligned(fromByteOffset: l, as: SIMD8<UInt8>.self))
-                    let q1 = toFloat(((a & 0xF) | ((h & 3) &<< 4)) &- thirtyTwo)
-                    let q2 = toFloat(((c & 0xF) | (((h &>> 2) & 3) &<< 4)) &- thirtyTwo)
-                    let q3 = toFloat(((a &>> 4) | (((h &>> 4) & 3) &<< 4)) &- thirtyTwo)
-                    let q4 = toFloat(((c &>> 4) | (((h &>> 6) & 3) &<< 4)) &- thirtyTwo)
-                    let d1 = F8(repeating: d * Float(sc.load(fromByteOffset: s, as: Int8.self)))
-                    let d2 = F8(repeating: d * Float(sc.load(fromByteOffset: s + 2, as: Int8.self)))
-                    let d3 = F8(repeating: d * Float(sc.load(fromByteOffset: s + 4, as: Int8.self)))
-                    let d4 = F8(repeating: d * Float(sc.load(fromByteOffset: s + 6, as: Int8.self)))
-                    @inline(__always) func add(_ xh: UnsafePointer<Float>, _ total: inout F8) {
-                        total = total.addingProduct(q1 * loadF8(xh + l), d1)
-                        total = total.addingProduct(q2 * loadF8(xh + l + 32), d2)
-                        total = total.addingProduct(q3 * loadF8(xh + l + 64), d3)
-                        total = total.addingProduct(q4 * loadF8(xh + l + 96), d4)
-                    }
-                    add(x + o, &total.0)
-                    add(x + stride + o, &total.1)
-                    add(x + 2 * stride + o, &total.2)
-                    add(x + 3 * stride + o, &total.3)
+                    let q = q6Group(ql, qh, sc, g, d)
+                    let xg = x + b * 256 + half * 128 + 8 * g
+                    addQ6Group(q, xg, &total.0)
+                    addQ6Group(q, xg + stride, &total.1)
+                    addQ6Group(q, xg + 2 * stride, &total.2)
+                    addQ6Group(q, xg + 3 * stride, &total.3)
                 }
             }
         }
