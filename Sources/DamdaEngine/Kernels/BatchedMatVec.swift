@@ -128,8 +128,8 @@ func multiplyRowsBatch(_ w: WeightMatrix, _ range: Range<Int>, _ xs: UnsafePoint
     let dot = w.kernels.dot
     let cols = w.columns, outRows = w.rows
     // Q8_0 on full-width cores (the output matrix when every logit is wanted, Q8_0 attn_v) and
-    // Q5_0 (the layers' 5-bit matrices): four vectors per pass of the one-vector kernel's
-    // arithmetic (`q8BlockWide`, `q5Block`); on AVX-512 eight, two to a register.
+    // Q5_0 (the layers' 5-bit matrices under `--weights file`): four vectors per pass of the
+    // one-vector kernel's arithmetic (`q8BlockWide`, `q5Block`); on AVX-512 eight, two to a register.
     let fused = PairedVectors.fusedFileLayout(w)
     if let fused, let paired {
         paired.multiply(w.row(0).assumingMemoryBound(to: UInt8.self), rowBytes: w.rowBytes, blocks: cols / 32,
