@@ -136,11 +136,15 @@ func multiplyRowsBatch(_ w: WeightMatrix, _ range: Range<Int>, _ xs: UnsafePoint
                         layout: fused, range, y, rows: outRows)
         return
     }
-    let q5 = w.type == .q5_0
-    // The K-quants of `--weights file` (Q4_K, Q6_K): four vectors per unpacking of the weights.
-    let kQuant4: ((UnsafeRawPointer, UnsafePointer<Float>, Int, Int) -> SIMD4<Float>)? = switch w.type {
-    case .q4_K: { KQuants.dotQ4_K4($0, $1, stride: $2, $3) }
-    case .q6_K: { KQuants.dotQ6_K4($0, $1, stride: $2, $3) }
+    // Without the AVX-512 kernel: four vectors per unpacking of a row, for the types whose
+    // one-vector kernel has a four-vector twin (the K-quants of `--weights file` too).
+    let fourVectors: ((UnsafeRawPointer, UnsafePointer<Float>) -> SIMD4<Float>)? = switch w.type {
+    case .q8_0 where fused != nil:
+        { DecodeRows.scaledBlocks4($0, $1, stride: cols, blocks: cols / 32, blockBytes: 34, DecodeRows.q8Block, DecodeRows.f16Scale) }
+    case .q5_0 where fused != nil:
+        { DecodeRows.scaledBlocks4($0, $1, stride: cols, blocks: cols / 32, blockBytes: 22, DecodeRows.q5Block, DecodeRows.f16Scale) }
+    case .q4_K: { KQuants.dotQ4_K4($0, $1, stride: cols, cols) }
+    case .q6_K: { KQuants.dotQ6_K4($0, $1, stride: cols, cols) }
     default: nil
     }
     var prefetch = RowPrefetcher(from: w.row(range.lowerBound), to: w.row(range.upperBound))
@@ -148,19 +152,9 @@ func multiplyRowsBatch(_ w: WeightMatrix, _ range: Range<Int>, _ xs: UnsafePoint
         prefetch.ahead(ofRowEnding: w.row(r + 1))
         let row = w.row(r)
         var b = 0
-        if let kQuant4 {
+        if let fourVectors {
             while b + 4 <= count {
-                let d = kQuant4(row, xs + b * cols, cols, cols)
-                y[b * outRows + r] = d[0]; y[(b + 1) * outRows + r] = d[1]; y[(b + 2) * outRows + r] = d[2]; y[(b + 3) * outRows + r] = d[3]
-                b += 4
-            }
-        }
-        if fused != nil {
-            while b + 4 <= count {
-                let d = q5 ? DecodeRows.scaledBlocks4(row, xs + b * cols, stride: cols, blocks: cols / 32, blockBytes: 22,
-                                                      DecodeRows.q5Block, DecodeRows.f16Scale)
-                           : DecodeRows.scaledBlocks4(row, xs + b * cols, stride: cols, blocks: cols / 32, blockBytes: 34,
-                                                      DecodeRows.q8Block, DecodeRows.f16Scale)
+                let d = fourVectors(row, xs + b * cols)
                 y[b * outRows + r] = d[0]; y[(b + 1) * outRows + r] = d[1]; y[(b + 2) * outRows + r] = d[2]; y[(b + 3) * outRows + r] = d[3]
                 b += 4
             }
