@@ -109,6 +109,30 @@ final class ContextBudgetTests: XCTestCase {
         XCTAssertEqual(roomy.map(\.text), hits.map(\.chunk.text))
         XCTAssertFalse(roomy.contains { $0.truncated })
     }
+
+    func testSentencePackingCutsARunOnClauseBetweenWordsAndKeepsAShorterOneWhole() {
+        // A list crawled without its bullets: no comma, no period, over twice the unit limit.
+        let runOn = (1...30).map { "항목\($0)의기간" }.joined(separator: " ") + " 등입니다."
+        // Between one and two units long, with no comma: stays one unit.
+        let medium = (1...14).map { "조건\($0)을" }.joined(separator: " ") + " 충족합니다."
+        let hits = [hit(1, runOn), hit(2, medium), hit(3, "짧은 세 번째 문서입니다.")]
+        var builder = ContextBuilder(template: .korean, budgetTokens: 160)
+        builder.packing = .sentences
+        builder.maximumUnitTokens = 24
+        XCTAssertGreaterThan(Self.count(runOn), 2 * 24)
+        XCTAssertGreaterThan(Self.count(medium), 24)
+        XCTAssertLessThanOrEqual(Self.count(medium), 2 * 24)
+        let (prompt, entries) = builder.build(question: "질문?", hits: hits, count: Self.count, bestSentence: { _, _ in 0 })
+        XCTAssertLessThanOrEqual(Self.count(prompt), 160)
+        // The run-on sentence whole would not fit beside the others; cut between words, every document is in.
+        XCTAssertEqual(entries.map(\.hit.chunk.documentID), ["d1", "d2", "d3"])
+        guard entries.count == 3 else { return }
+        XCTAssertTrue(entries[0].truncated)
+        XCTAssertTrue(entries[0].text.hasPrefix("항목1의기간 항목2의기간"), entries[0].text)
+        XCTAssertTrue(runOn.contains(entries[0].text), "a run of whole words: \(entries[0].text)")
+        XCTAssertEqual(entries[1].text, medium)
+        XCTAssertFalse(entries[1].truncated)
+    }
 }
 
 final class TrainingDataTests: XCTestCase {
