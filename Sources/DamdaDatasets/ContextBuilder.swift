@@ -179,8 +179,8 @@ public struct ContextBuilder: Sendable {
     private static func joined(_ pieces: [String], maximumTokens: Int, count: (String) -> Int) -> [String] {
         var runs: [String] = [], current = ""
         for piece in pieces {
-            let joined = current.isEmpty ? piece : current + " " + piece
-            if !current.isEmpty, count(joined) > maximumTokens { runs.append(current); current = piece } else { current = joined }
+            let longer = current.isEmpty ? piece : current + " " + piece
+            if !current.isEmpty, count(longer) > maximumTokens { runs.append(current); current = piece } else { current = longer }
         }
         if !current.isEmpty { runs.append(current) }
         return runs
