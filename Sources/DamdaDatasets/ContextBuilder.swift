@@ -151,10 +151,8 @@ public struct ContextBuilder: Sendable {
     /// The text's sentences, each longer than `maximumTokens` cut at its commas into clauses, and a
     /// clause longer than twice that cut between words; consecutive pieces are joined while they
     /// stay within `maximumTokens`. Legal lists crawled without their bullets run on for hundreds
-    /// of tokens with no comma, and one such unit took the room of three documents' best sentences
-    /// (easylaw natural questions: gold section in the prompt 64.8% → 67.6%, KorQuAD held-out F1
-    /// 72.8 → 73.3). Cutting every clause over `maximumTokens` between words cost KorQuAD F1 and
-    /// refusals (71.8, unanswerable refused 72% → 69%): clauses of one to two units stay whole.
+    /// of tokens with no comma and would take the room of several documents; shorter clauses stay
+    /// whole, as cutting them too cost KorQuAD F1 and refusals (docs/benchmarks.md, 2026-12-06).
     static func units(of text: String, maximumTokens: Int, count: (String) -> Int) -> [String] {
         var units: [String] = []
         for sentence in SentenceSplitter.split(text) {
