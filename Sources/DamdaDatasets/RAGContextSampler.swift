@@ -24,6 +24,10 @@ public struct RAGContextSampler {
     /// unanswerable example, no distractor is free of it).
     public func context(question: String, answer: String, documentID: String?, unanswerable: Bool,
                         budget: Int, rng: inout SplitMix64) throws -> String? {
+        if builder.packing == .sentences {
+            return try servedContext(question: question, answer: answer, documentID: documentID, unanswerable: unanswerable,
+                                     budget: budget, rng: &rng)
+        }
         let retrieved = try index.search(question, k: distractors + 6, mode: mode)
         let hits = retrieved.hits
         let gold: Chunk? = documentID.flatMap { id in
@@ -52,6 +56,50 @@ public struct RAGContextSampler {
             // The gold chunk fell past the budget: put it first, as a top-ranked hit would be.
             chosen.insert(chosen.remove(at: g), at: 0)
             context = build(chosen)
+        }
+        return context.contains(answer) ? context : nil
+    }
+
+    /// Hits the assistant retrieves for a question (its `k`), for `.sentences` packing.
+    public var servedHits = 8
+
+    /// `.sentences` packing, as the assistant serves: the question's own hits in rank order, packed
+    /// breadth first. The gold chunk keeps its retrieved rank, or takes a random one of the first
+    /// four when retrieval missed it; its unit holding the answer is the one packed first. An
+    /// unanswerable example gets the same hits without the gold document or any chunk holding the
+    /// answer.
+    func servedContext(question: String, answer: String, documentID: String?, unanswerable: Bool,
+                       budget: Int, rng: inout SplitMix64) throws -> String? {
+        let retrieved = try index.search(question, k: servedHits, mode: mode)
+        let gold: Chunk? = documentID.flatMap { id in index.chunks(ofDocument: id).first { $0.text.contains(answer) } }
+            ?? retrieved.hits.first { $0.chunk.text.contains(answer) }?.chunk
+        let goldDocument = documentID ?? gold?.documentID
+        var hits = retrieved.hits.filter {
+            !$0.chunk.text.contains(answer) && !(unanswerable && $0.chunk.documentID == goldDocument)
+        }
+        if !unanswerable {
+            guard let gold else { return nil }
+            let rank = retrieved.hits.firstIndex { $0.chunk.id == gold.id }
+                ?? Int(rng.next() % UInt64(min(4, hits.count + 1)))
+            hits.insert(SearchHit(chunk: gold, score: 0, rank: 0, relevance: 1), at: min(rank, hits.count))
+            hits = Array(hits.prefix(servedHits))
+        }
+        guard !hits.isEmpty else { return nil }
+        var b = builder
+        b.budgetTokens = budget
+        func build(_ hits: [SearchHit]) -> String {
+            let (_, entries) = b.build(question: question, hits: hits, count: { prompt.encode($0).count }) { hit, units in
+                hit.chunk.id == gold?.id ? (units.firstIndex { $0.contains(answer) } ?? retrieved.terms.bestSentence(units))
+                    : retrieved.terms.bestSentence(units)
+            }
+            return ContextBuilder.render(entries)
+        }
+        var context = build(hits)
+        if unanswerable { return context.isEmpty ? nil : context }
+        if !context.contains(answer), let g = hits.firstIndex(where: { $0.chunk.id == gold!.id }), g > 0 {
+            // Another chunk of the gold document ranked above it took the document's turn: rank it first.
+            hits.insert(hits.remove(at: g), at: 0)
+            context = build(hits)
         }
         return context.contains(answer) ? context : nil
     }

@@ -16,7 +16,9 @@ struct TrainCommand: AsyncParsableCommand {
             same adapter as an uninterrupted run. Formats: alpaca (instruction, input, output), chat (messages), \
             rag (question, context, answer) rendered with the assistant's prompt template. With --rag --index, each \
             example's context is retrieved like the assistant's: the gold chunk among retrieved distractors, shuffled, \
-            within the prompt budget; --unanswerable adds distractor-only examples answered "답변을 찾을 수 없습니다."
+            within the prompt budget; --unanswerable adds distractor-only examples answered "답변을 찾을 수 없습니다." \
+            With --context sentences, the question's own hits are packed by sentences, breadth first, as the assistant \
+            serves them, the gold chunk's answer sentence among them.
             """)
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Training data (JSONL).") var data: String
@@ -25,6 +27,8 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "Index for --rag (built from the same documents the assistant serves).") var index: String?
     @Option(help: "Share of RAG examples turned unanswerable (distractors only, refusal answer).") var unanswerable = 0.15
     @Option(help: "Prompt token budget for RAG contexts (the assistant's --budget-tokens).") var budgetTokens = 512
+    @Option(help: "How RAG contexts share the budget: chunks (the gold chunk and two distractors, whole) or sentences (the question's own hits packed breadth first, as the assistant serves).")
+    var context = ContextPacking.chunks.rawValue
     @Option(help: "Prompt template file (default: the Korean RAG format the assistant uses).") var template: String?
     @Flag(help: "Render RAG prompts inside the chat template (train for `ask --chat`).") var chat = false
     @Option(help: "Output folder: adapter_config.json, adapter_model.safetensors, checkpoint.bin, train_log.jsonl.") var out: String
@@ -63,6 +67,7 @@ struct TrainCommand: AsyncParsableCommand {
             } ?? guessFormat()
             guard let policy = TruncationPolicy(rawValue: truncation) else { throw ValidationError("--truncation must be drop or prompt") }
             if rag && (fmt != .rag || index == nil) { throw ValidationError("--rag needs --format rag data and --index DIR") }
+            let packing = try contextPacking(context)
             var (records, report) = try TrainingDataReader.read(data, format: fmt)
             if limit > 0 { records = Array(records.prefix(limit)) }
             for p in report.problems { FileHandle.standardError.write("skipped \(p)\n".data(using: .utf8)!) }
@@ -81,8 +86,9 @@ struct TrainCommand: AsyncParsableCommand {
             var set: TrainingSet
             if rag, let dir = index {
                 let idx = try SearchIndex(directory: dir, embedder: try embedderIfIndexed(dir, threads: modelOptions.threads))
-                let sampler = RAGContextSampler(index: idx, prompt: ragPrompt, budgetTokens: budgetTokens,
+                var sampler = RAGContextSampler(index: idx, prompt: ragPrompt, budgetTokens: budgetTokens,
                                                 mode: idx.hasEmbeddings && idx.embedder != nil ? .hybrid : .bm25)
+                sampler.builder.packing = packing
                 set = try RAGTrainingSet(sampler: sampler, renderer: renderer, unanswerableShare: unanswerable, maxLength: maxLen)
                     .build(records, seed: seed)
             } else {

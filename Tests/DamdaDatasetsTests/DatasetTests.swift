@@ -135,6 +135,54 @@ final class ContextBudgetTests: XCTestCase {
     }
 }
 
+final class RAGContextSamplerTests: XCTestCase {
+    /// Six documents about one topic: retrieval returns several for any question about it.
+    func index() throws -> SearchIndex {
+        let dir = try temporaryDirectory("sampler")
+        let filler = (1...12).map { "보험 약관의 일반 사항 \($0)번을 안내합니다." }.joined(separator: " ")
+        var documents = [Document(id: "gold", title: "입원 보험금", source: "gold.md", sections: [.init(text:
+            filler + " 입원 보험금은 입원 1일당 5만원을 지급합니다. " + filler)])]
+        for n in 1...5 {
+            documents.append(Document(id: "other\(n)", title: "보험 안내 \(n)", source: "o\(n).md", sections: [.init(text:
+                "입원 보험금 청구는 서류 \(n)종을 제출합니다. " + filler)]))
+        }
+        let idx = try SearchIndex(directory: dir.path)
+        _ = try idx.ingest(LoadResult(documents: documents), progress: false)
+        return idx
+    }
+
+    /// Served-like contexts: the question's own hits packed breadth first, the gold chunk's unit
+    /// holding the answer among them, several documents in; an unanswerable one has neither the
+    /// gold document nor the answer.
+    func testSentencePackedContextsHoldTheAnswerAmongSeveralDocumentsAndUnanswerableOnesNeither() throws {
+        let model = try Gemma3Model(path: TinyDatasetModel.path, threads: 1)
+        let prompt = RAGPrompt(tokenizer: model.tokenizer)
+        var sampler = RAGContextSampler(index: try index(), prompt: prompt, budgetTokens: 512, mode: .bm25)
+        sampler.builder.packing = .sentences
+        var rng = SplitMix64(seed: 1)
+        let question = "입원하면 보험금을 하루에 얼마 받나요?"
+        let context = try XCTUnwrap(sampler.context(question: question, answer: "5만원", documentID: "gold", unanswerable: false,
+                                                    budget: 512, rng: &rng))
+        XCTAssertTrue(context.contains("입원 1일당 5만원"), context)
+        XCTAssertLessThanOrEqual(prompt.encode(question: question, context: context).count, 512)
+        let headers = context.split(separator: "\n").filter { $0.hasPrefix("[") }
+        XCTAssertGreaterThanOrEqual(headers.count, 4, "more documents than whole-chunk packing's three share the budget: \(headers)")
+        XCTAssertTrue(headers.contains { $0.contains("입원 보험금") })
+
+        let refusal = try XCTUnwrap(sampler.context(question: question, answer: "5만원", documentID: "gold", unanswerable: true,
+                                                    budget: 512, rng: &rng))
+        XCTAssertFalse(refusal.contains("5만원"))
+        XCTAssertFalse(refusal.contains("입원 보험금\n"), "no chunk of the gold document")
+        XCTAssertTrue(refusal.contains("보험 안내"))
+
+        // Whole-chunk packing, the default, still gives the gold chunk whole among distractors.
+        sampler.builder.packing = .chunks
+        let chunks = try XCTUnwrap(sampler.context(question: question, answer: "5만원", documentID: "gold", unanswerable: false,
+                                                   budget: 512, rng: &rng))
+        XCTAssertTrue(chunks.contains("5만원"))
+    }
+}
+
 final class TrainingDataTests: XCTestCase {
     func testMalformedLinesAreSkippedWithLineNumbers() throws {
         let dir = try temporaryDirectory("train-data")
