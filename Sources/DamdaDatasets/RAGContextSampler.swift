@@ -4,14 +4,17 @@ import Foundation
 
 /// Builds training contexts the way the assistant builds serving contexts: retrieved chunks,
 /// numbered with their titles, packed into the same token budget. An answerable example gets its
-/// gold chunk among retrieved distractors (shuffled); an unanswerable one gets distractors only and
-/// learns to say "답변을 찾을 수 없습니다."
+/// gold chunk among retrieved distractors (shuffled, whole; or with `.sentences` packing, the
+/// question's own hits packed as served); an unanswerable one gets distractors only and learns to
+/// say "답변을 찾을 수 없습니다."
 public struct RAGContextSampler {
     public let index: SearchIndex
     public var builder: ContextBuilder
     public var mode: SearchMode
     /// Retrieved chunks that join the gold one (before the budget trims the list).
     public var distractors = 3
+    /// Hits the assistant retrieves for a question (its `k`), for `.sentences` packing.
+    public var servedHits = 8
     /// Encodes prompts as the assistant does: the budget counts these tokens.
     public let prompt: RAGPrompt
 
@@ -60,9 +63,6 @@ public struct RAGContextSampler {
         return context.contains(answer) ? context : nil
     }
 
-    /// Hits the assistant retrieves for a question (its `k`), for `.sentences` packing.
-    public var servedHits = 8
-
     /// `.sentences` packing, as the assistant serves: the question's own hits in rank order, packed
     /// breadth first. The gold chunk keeps its retrieved rank, or takes a random one of the first
     /// four when retrieval missed it; its unit holding the answer is the one packed first. An
@@ -96,7 +96,7 @@ public struct RAGContextSampler {
         }
         var context = build(hits)
         if unanswerable { return context.isEmpty ? nil : context }
-        if !context.contains(answer), let g = hits.firstIndex(where: { $0.chunk.id == gold!.id }), g > 0 {
+        if !context.contains(answer), let gold, let g = hits.firstIndex(where: { $0.chunk.id == gold.id }), g > 0 {
             // Another chunk of the gold document ranked above it took the document's turn: rank it first.
             hits.insert(hits.remove(at: g), at: 0)
             context = build(hits)
