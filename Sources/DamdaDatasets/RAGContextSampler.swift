@@ -45,22 +45,8 @@ public struct RAGContextSampler {
         }
         guard !chosen.isEmpty else { return nil }
         chosen.shuffle(using: &rng)
-        var b = builder
-        b.budgetTokens = budget
-        func build(_ hits: [SearchHit]) -> String {
-            let (_, entries) = b.build(question: question, hits: hits, count: { prompt.encode($0).count }) { _, sentences in
-                sentences.firstIndex { $0.contains(answer) } ?? retrieved.terms.bestSentence(sentences)
-            }
-            return ContextBuilder.render(entries)
-        }
-        var context = build(chosen)
-        if unanswerable { return context.isEmpty ? nil : context }
-        if !context.contains(answer), let g = chosen.firstIndex(where: { $0.chunk.id == gold!.id }) {
-            // The gold chunk fell past the budget: put it first, as a top-ranked hit would be.
-            chosen.insert(chosen.remove(at: g), at: 0)
-            context = build(chosen)
-        }
-        return context.contains(answer) ? context : nil
+        return pack(chosen, gold: gold, question: question, answer: answer, terms: retrieved.terms,
+                    unanswerable: unanswerable, budget: budget)
     }
 
     /// `.sentences` packing, as the assistant serves: the question's own hits in rank order, packed
@@ -68,8 +54,8 @@ public struct RAGContextSampler {
     /// four when retrieval missed it; its unit holding the answer is the one packed first. An
     /// unanswerable example gets the same hits without the gold document or any chunk holding the
     /// answer.
-    func servedContext(question: String, answer: String, documentID: String?, unanswerable: Bool,
-                       budget: Int, rng: inout SplitMix64) throws -> String? {
+    private func servedContext(question: String, answer: String, documentID: String?, unanswerable: Bool,
+                               budget: Int, rng: inout SplitMix64) throws -> String? {
         let retrieved = try index.search(question, k: servedHits, mode: mode)
         let gold: Chunk? = documentID.flatMap { id in index.chunks(ofDocument: id).first { $0.text.contains(answer) } }
             ?? retrieved.hits.first { $0.chunk.text.contains(answer) }?.chunk
@@ -85,19 +71,29 @@ public struct RAGContextSampler {
             hits = Array(hits.prefix(servedHits))
         }
         guard !hits.isEmpty else { return nil }
+        return pack(hits, gold: gold, question: question, answer: answer, terms: retrieved.terms,
+                    unanswerable: unanswerable, budget: budget)
+    }
+
+    /// `hits` packed within `budget`, each centred on its unit holding the answer (only the gold
+    /// chunk has one) or else its best unit for the question. When the answer fell out (the gold
+    /// chunk past the budget, or another chunk of its document took the document's turn), the gold
+    /// chunk is put first, as a top-ranked hit would be, and the hits packed again; nil if the
+    /// answer is still out. An unanswerable example's context is taken as packed.
+    private func pack(_ hits: [SearchHit], gold: Chunk?, question: String, answer: String, terms: QueryTerms,
+                      unanswerable: Bool, budget: Int) -> String? {
         var b = builder
         b.budgetTokens = budget
         func build(_ hits: [SearchHit]) -> String {
-            let (_, entries) = b.build(question: question, hits: hits, count: { prompt.encode($0).count }) { hit, units in
-                hit.chunk.id == gold?.id ? (units.firstIndex { $0.contains(answer) } ?? retrieved.terms.bestSentence(units))
-                    : retrieved.terms.bestSentence(units)
+            let (_, entries) = b.build(question: question, hits: hits, count: { prompt.encode($0).count }) { _, units in
+                units.firstIndex { $0.contains(answer) } ?? terms.bestSentence(units)
             }
             return ContextBuilder.render(entries)
         }
+        var hits = hits
         var context = build(hits)
         if unanswerable { return context.isEmpty ? nil : context }
         if !context.contains(answer), let gold, let g = hits.firstIndex(where: { $0.chunk.id == gold.id }), g > 0 {
-            // Another chunk of the gold document ranked above it took the document's turn: rank it first.
             hits.insert(hits.remove(at: g), at: 0)
             context = build(hits)
         }
