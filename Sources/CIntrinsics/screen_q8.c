@@ -55,17 +55,19 @@ TARGET float damda_screen16_row_factors(const uint8_t *row, int blocks, int16_t 
 // accumulators stay in registers), as exact integers: Σ (q·f)·x per vector, the 16 int32 lanes of
 // acc[v] summing to it. Each lane adds 2·blocks products of at most 32,640·X (|q| ≤ 128,
 // |f| ≤ 255), which the caller's bound X on |x| keeps below 2³¹. The row eight ahead is asked
-// for, a cache line at a time.
+// for, a cache line at a time. `table` holds the row's factors formed once (and `table_dmax` its
+// max|d|); without one they are formed here from the scales.
 TARGET __attribute__((always_inline)) static inline float screen16_row(const uint8_t *row, size_t row_bytes, int blocks,
+                                                                      const uint8_t *table, float table_dmax,
                                                                       const int16_t *x, const int count, __m512i acc[8]) {
     for (size_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)(row + 8 * row_bytes + o), _MM_HINT_T0);
     int16_t factors[blocks + 16];
-    const float dmax = damda_screen16_row_factors(row, blocks, factors);
+    const float dmax = table ? table_dmax : damda_screen16_row_factors(row, blocks, factors);
     const int n = blocks * 32;
     for (int v = 0; v < 8; v++) acc[v] = _mm512_setzero_si512();
     for (int b = 0; b < blocks; b++) {
         const __m512i q = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(row + (size_t)b * 34 + 2)));
-        const __m512i w = _mm512_mullo_epi16(q, _mm512_set1_epi16(factors[b]));
+        const __m512i w = _mm512_mullo_epi16(q, _mm512_set1_epi16(table ? table[b] : factors[b]));
         for (int v = 0; v < count; v++)
             acc[v] = _mm512_dpwssd_epi32(acc[v], w, _mm512_loadu_si512((const void *)(x + (size_t)v * n + b * 32)));
     }
@@ -95,7 +97,7 @@ TARGET static inline __m256 lanes(const float *values, int count) {
 }
 
 TARGET __attribute__((always_inline)) static inline void screen16_keep(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
-                                                                      const int16_t *x, const float *dx, const int count,
+                                                                      const uint8_t *factors, const float *row_scales, const int16_t *x, const float *dx, const int count,
                                          const float *norm, const float *werr, const float *reach, const float *xhat, float *low,
                                          damda_kept_row *kept, long kept_stride, long *kept_count) {
     const __m256 dxv = lanes(dx, count), reachv = lanes(reach, count), xhatv = lanes(xhat, count);
@@ -103,7 +105,8 @@ TARGET __attribute__((always_inline)) static inline void screen16_keep(const uin
     for (int v = 0; v < count; v++) lows[v] = low[v];
     for (long r = r0; r < r1; r++) {
         __m512i acc[8];
-        const float dmax = screen16_row(matrix + (size_t)r * row_bytes, row_bytes, blocks, x, count, acc);
+        const float dmax = screen16_row(matrix + (size_t)r * row_bytes, row_bytes, blocks, factors ? factors + (size_t)r * blocks : 0,
+                                        factors ? row_scales[r] : 0, x, count, acc);
         float s[8], bound[8];
         _mm256_storeu_ps(s, screen16_totals(acc, dmax, dxv));
         _mm256_storeu_ps(bound, _mm256_fmadd_ps(_mm256_set1_ps(norm[r]), reachv, _mm256_mul_ps(_mm256_set1_ps(werr[r]), xhatv)));
@@ -121,14 +124,15 @@ TARGET __attribute__((always_inline)) static inline void screen16_keep(const uin
 }
 
 TARGET __attribute__((always_inline)) static inline void screen16_top(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
-                                                                     const int16_t *x, const float *dx, const int count,
+                                                                     const uint8_t *factors, const float *row_scales, const int16_t *x, const float *dx, const int count,
                                              const float *norm, const float *werr, const float *reach, const float *xhat,
                                              float *scores, long score_stride, uint32_t *histogram) {
     const __m256 dxv = lanes(dx, count), reachv = lanes(reach, count), xhatv = lanes(xhat, count);
     const __m256i signs = _mm256_set1_epi32((int)0x80000000u);
     for (long r = r0; r < r1; r++) {
         __m512i acc[8];
-        const float dmax = screen16_row(matrix + (size_t)r * row_bytes, row_bytes, blocks, x, count, acc);
+        const float dmax = screen16_row(matrix + (size_t)r * row_bytes, row_bytes, blocks, factors ? factors + (size_t)r * blocks : 0,
+                                        factors ? row_scales[r] : 0, x, count, acc);
         const __m256 totals = screen16_totals(acc, dmax, dxv);
         float t[8];
         _mm256_storeu_ps(t, totals);
@@ -152,19 +156,19 @@ TARGET __attribute__((always_inline)) static inline void screen16_top(const uint
     case 5: call(5); break; case 6: call(6); break; case 7: call(7); break; default: call(8); break; }
 
 TARGET void damda_screen16_q8_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
-                                         const int16_t *x, const float *dx, int count,
+                                         const uint8_t *factors, const float *row_scales, const int16_t *x, const float *dx, int count,
                                          const float *norm, const float *werr, const float *reach, const float *xhat, float *low,
                                          damda_kept_row *kept, long kept_stride, long *kept_count) {
-#define KEEP(c) screen16_keep(matrix, row_bytes, blocks, r0, r1, x, dx, c, norm, werr, reach, xhat, low, kept, kept_stride, kept_count)
+#define KEEP(c) screen16_keep(matrix, row_bytes, blocks, r0, r1, factors, row_scales, x, dx, c, norm, werr, reach, xhat, low, kept, kept_stride, kept_count)
     COUNTS(KEEP)
 #undef KEEP
 }
 
 TARGET void damda_screen16_q8_top_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
-                                             const int16_t *x, const float *dx, int count,
+                                             const uint8_t *factors, const float *row_scales, const int16_t *x, const float *dx, int count,
                                              const float *norm, const float *werr, const float *reach, const float *xhat,
                                              float *scores, long score_stride, uint32_t *histogram) {
-#define TOP(c) screen16_top(matrix, row_bytes, blocks, r0, r1, x, dx, c, norm, werr, reach, xhat, scores, score_stride, histogram)
+#define TOP(c) screen16_top(matrix, row_bytes, blocks, r0, r1, factors, row_scales, x, dx, c, norm, werr, reach, xhat, scores, score_stride, histogram)
     COUNTS(TOP)
 #undef TOP
 }
@@ -172,11 +176,11 @@ TARGET void damda_screen16_q8_top_avx512vnni(const uint8_t *matrix, size_t row_b
 int damda_has_avx512vnni(void) { return 0; }
 float damda_screen16_row_factors(const uint8_t *row, int blocks, int16_t *factors) { return 0; }
 void damda_screen16_q8_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
-                                  const int16_t *x, const float *dx, int count,
+                                  const uint8_t *factors, const float *row_scales, const int16_t *x, const float *dx, int count,
                                   const float *norm, const float *werr, const float *reach, const float *xhat, float *low,
                                   damda_kept_row *kept, long kept_stride, long *kept_count) {}
 void damda_screen16_q8_top_avx512vnni(const uint8_t *matrix, size_t row_bytes, int blocks, long r0, long r1,
-                                      const int16_t *x, const float *dx, int count,
+                                      const uint8_t *factors, const float *row_scales, const int16_t *x, const float *dx, int count,
                                       const float *norm, const float *werr, const float *reach, const float *xhat,
                                       float *scores, long score_stride, uint32_t *histogram) {}
 #endif

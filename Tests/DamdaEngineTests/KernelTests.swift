@@ -284,6 +284,9 @@ final class KernelTests: XCTestCase {
     /// The 16-bit screen's bound holds: every screened logit lies within its bound of the exact
     /// product (in double), for rows whose block scales differ widely, a row of zero scales, odd and
     /// even block counts, and vectors with an outlier (as Gemma's hidden states have), one of them 0.
+    /// Both ways of getting the screen's factors are checked: the table formed once (every scale
+    /// non-negative) and, with one negative scale in row 11, per row from the scales; every other
+    /// row's screened logits are the same bits either way.
     func testScreen16BoundHoldsForEveryRow() throws {
         guard GreedyHead.bestScreen == .avx512VNNI else { throw XCTSkip("no AVX-512 VNNI on this machine") }
         var rng = SeededGenerator(seed: 29)
@@ -297,7 +300,11 @@ final class KernelTests: XCTestCase {
             }
             for r in 0..<rows where r % 3 == 0 { setScale(r, r % blocks, Float(r % 7 + 1) * 0.05); setScale(r, (r + 1) % blocks, 1e-4) }
             for b in 0..<blocks { setScale(7, b, 0) }
-            setScale(11, 0, -0.02)
+            let xsSeed = rng.next()
+            var screenedBy: [Bool: [[Float]]] = [:]
+            for negativeScale in [false, true] {
+            if negativeScale { setScale(11, 0, -0.02) }
+            var rng = SeededGenerator(seed: xsSeed)
             try bytes.withUnsafeBytes { raw in
                 let w = WeightMatrix(name: "output", type: .q8_0, rows: rows, columns: cols, data: raw.baseAddress!)
                 let head = try XCTUnwrap(GreedyHead(w))
@@ -325,8 +332,15 @@ final class KernelTests: XCTestCase {
                 }
                 // Not vacuous: the bounds stay within 1% of ‖w‖‖x‖ (Cauchy–Schwarz's bound on any logit).
                 XCTAssertLessThan(ratios.sorted()[ratios.count / 2], 0.01, "\(cols) columns")
-                print("screen16 \(cols) columns: largest miss / bound \(worst), median bound / ‖w‖‖x‖ \(ratios.sorted()[ratios.count / 2])")
+                print("screen16 \(cols) columns, negative scale \(negativeScale): largest miss / bound \(worst), median bound / ‖w‖‖x‖ \(ratios.sorted()[ratios.count / 2])")
+                screenedBy[negativeScale] = screened.scores
             }
+            }
+            let table = try XCTUnwrap(screenedBy[false]), perRow = try XCTUnwrap(screenedBy[true])
+            for r in 0..<rows where r != 11 {
+                XCTAssertEqual(table[r].map(\.bitPattern), perRow[r].map(\.bitPattern), "\(cols) columns, row \(r)")
+            }
+            XCTAssertNotEqual(table[11], perRow[11])
         }
     }
 

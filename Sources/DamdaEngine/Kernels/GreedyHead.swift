@@ -36,9 +36,10 @@ public final class GreedyHead: @unchecked Sendable {
     private let lock = NSLock()
     /// ‖wᵢ‖₂ per row, rounded up; computed on first use (a pass over the matrix).
     private var rowNorms: [Float] = []
-    /// ‖wᵢ − ŵᵢ‖₂ per row for the 16-bit screen's weights ŵ (`damda_screen16_row_factors`),
-    /// rounded up; computed on first use.
-    private var rowErrors16: [Float] = []
+    /// The 16-bit screen's weights ŵ (`damda_screen16_row_factors`), formed on the first batch:
+    /// ‖wᵢ − ŵᵢ‖₂ per row (rounded up), and the factors the screen multiplies, so that it reads
+    /// them instead of forming them from the scales on every step (`Screen16Weights`).
+    private var screen16: Screen16Weights?
     /// Rows the last call recomputed in fp32 (for benchmarks and tests).
     public var lastCandidates = 0
 
@@ -86,27 +87,48 @@ public final class GreedyHead: @unchecked Sendable {
         return self[keyPath: storage]
     }
 
-    /// How far each row's 16-bit screen weights ŵ (block b's q·f_b, times max|d|/255) lie from its
-    /// true weights (q·d_b): ‖w − ŵ‖ = √(Σ_b (d_b − f_b·max|d|/255)²·Σ q²), in double, rounded up.
-    func screen16Errors(threads: Int) -> [Float] {
-        perRow(\.rowErrors16, threads: threads) { w, range, set in
-            let blocks = w.columns / 32
-            let factors = UnsafeMutablePointer<Int16>.allocate(capacity: blocks)
-            defer { factors.deallocate() }
-            for r in range {
-                let row = w.row(r)
-                let dmax = damda_screen16_row_factors(row.assumingMemoryBound(to: UInt8.self), Int32(blocks), factors)
-                var s = 0.0
-                for b in 0..<blocks {
-                    let p = row + b * 34
-                    var q2 = 0.0
-                    for j in 0..<32 { let q = Double(p.load(fromByteOffset: 2 + j, as: Int8.self)); q2 += q * q }
-                    let e = Double(f16(p)) - Double(factors[b]) * Double(dmax) / 255
-                    s += e * e * q2
+    /// The 16-bit screen's weights for the whole matrix, formed once (under the lock, in parallel).
+    /// How far each row's ŵ (block b's q·f_b, times max|d|/255) lies from its true weights (q·d_b):
+    /// ‖w − ŵ‖ = √(Σ_b (d_b − f_b·max|d|/255)²·Σ q²), in double, rounded up.
+    func screen16Weights(threads: Int) -> Screen16Weights {
+        lock.lock()
+        defer { lock.unlock() }
+        if let screen16 { return screen16 }
+        let w = matrix
+        let rows = w.rows, blocks = w.columns / 32
+        var errors = [Float](repeating: 0, count: rows)
+        let rowScales = UnsafeMutablePointer<Float>.allocate(capacity: rows)
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: rows * blocks)
+        let negative = UnsafeMutablePointer<Bool>.allocate(capacity: rows)
+        negative.initialize(repeating: false, count: rows)
+        defer { negative.deallocate() }
+        errors.withUnsafeMutableBufferPointer { out in
+            let errorOut = out.baseAddress!
+            parallelRanges(rows, threads: threads, granule: 256) { range in
+                let factors = UnsafeMutablePointer<Int16>.allocate(capacity: blocks)
+                defer { factors.deallocate() }
+                for r in range {
+                    let row = w.row(r)
+                    let dmax = damda_screen16_row_factors(row.assumingMemoryBound(to: UInt8.self), Int32(blocks), factors)
+                    var s = 0.0
+                    for b in 0..<blocks {
+                        let p = row + b * 34
+                        var q2 = 0.0
+                        for j in 0..<32 { let q = Double(p.load(fromByteOffset: 2 + j, as: Int8.self)); q2 += q * q }
+                        let e = Double(f16(p)) - Double(factors[b]) * Double(dmax) / 255
+                        s += e * e * q2
+                        if factors[b] < 0 { negative[r] = true }
+                        table[r * blocks + b] = UInt8(truncatingIfNeeded: factors[b])
+                    }
+                    errorOut[r] = Float(s.squareRoot() * (1 + 1e-6)).nextUp
+                    rowScales[r] = dmax
                 }
-                set(r, s.squareRoot())
             }
         }
+        let made = Screen16Weights(errors: errors, rowScales: rowScales, factors: table,
+                                   factorsUsable: !UnsafeBufferPointer(start: negative, count: rows).contains(true))
+        screen16 = made
+        return made
     }
 
     /// The index of the largest (W x)ᵢ as the fp32 product computes it, the lowest index among ties.
@@ -273,7 +295,10 @@ public final class GreedyHead: @unchecked Sendable {
     private func screen16Argmax(_ xs: UnsafePointer<Float>, count: Int, norms: [Float], threads: Int) -> [Int] {
         let w = matrix
         let n = w.columns, rows = w.rows
-        let errors = screen16Errors(threads: threads)
+        let weights = screen16Weights(threads: threads)
+        let errors = weights.errors
+        let factors = weights.factorsUsable ? UnsafePointer(weights.factors) : nil
+        let rowScales = weights.factorsUsable ? UnsafePointer(weights.rowScales) : nil
         let x = Screen16Vectors(xs, count: count, columns: n)
         defer { x.values.deallocate() }
         let kept = UnsafeMutablePointer<damda_kept_row>.allocate(capacity: rows * count)
@@ -290,7 +315,7 @@ public final class GreedyHead: @unchecked Sendable {
             errors.withUnsafeBufferPointer { error in
                 parallelFor(parts) { part in
                     let lo = rows * part / parts, hi = rows * (part + 1) / parts
-                    damda_screen16_q8_avx512vnni(base, rowBytes, Int32(n / 32), lo, hi, x.values, x.scales, Int32(count),
+                    damda_screen16_q8_avx512vnni(base, rowBytes, Int32(n / 32), lo, hi, factors, rowScales, x.values, x.scales, Int32(count),
                                                  norm.baseAddress!, error.baseAddress!, x.reaches, x.norms,
                                                  lows + part * count, kept + lo, rows, keptCounts + part * count)
                 }
@@ -459,4 +484,27 @@ struct Screen16Vectors {
             norms[v] = Float(roundedSquared.squareRoot() * (1 + 1e-6)).nextUp
         }
     }
+}
+
+/// The 16-bit screen's weights for a Q8_0 matrix, formed once: per row, ‖w − ŵ‖ (the bound's
+/// second factor) and max|d|; per block, f_b = round(255·d_b / max|d|) in one byte. The screen
+/// used to form f_b and max|d| from the row's scales on every step (a gather and conversions per
+/// row, 7% of a batch-8 sampling step in `damda serve`); reading them costs 21 bytes a row beside
+/// the row's 680. Gemma 3 270M's output matrix: 6.3 MB, made on the first decode batch.
+final class Screen16Weights: @unchecked Sendable {
+    /// ‖w − ŵ‖ per row, rounded up.
+    let errors: [Float]
+    /// max|d| per row.
+    let rowScales: UnsafeMutablePointer<Float>
+    /// f_b, rows × blocks.
+    let factors: UnsafeMutablePointer<UInt8>
+    /// False where a block's scale is negative (its factor would not fit a byte; Q8_0 quantizers
+    /// write max|x|/127): the screen then forms the factors per row, as before.
+    let factorsUsable: Bool
+
+    init(errors: [Float], rowScales: UnsafeMutablePointer<Float>, factors: UnsafeMutablePointer<UInt8>, factorsUsable: Bool) {
+        self.errors = errors; self.rowScales = rowScales; self.factors = factors; self.factorsUsable = factorsUsable
+    }
+
+    deinit { rowScales.deallocate(); factors.deallocate() }
 }
