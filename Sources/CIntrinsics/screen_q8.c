@@ -55,14 +55,16 @@ TARGET float damda_screen16_row_factors(const uint8_t *row, int blocks, int16_t 
 // accumulators stay in registers), as exact integers: Σ (q·f)·x per vector, the 16 int32 lanes of
 // acc[v] summing to it. Each lane adds 2·blocks products of at most 32,640·X (|q| ≤ 128,
 // |f| ≤ 255), which the caller's bound X on |x| keeps below 2³¹. The row eight ahead is asked
-// for, a cache line at a time. `table` holds the row's factors formed once (and `table_dmax` its
-// max|d|); without one they are formed here from the scales.
-TARGET __attribute__((always_inline)) static inline float screen16_row(const uint8_t *row, size_t row_bytes, int blocks,
-                                                                      const uint8_t *table, float table_dmax,
+// for, a cache line at a time. Row r's factors and max|d| come from the table formed once
+// (`factors`, `row_scales`) or, without one, are formed here from its scales.
+TARGET __attribute__((always_inline)) static inline float screen16_row(const uint8_t *matrix, size_t row_bytes, int blocks, long r,
+                                                                      const uint8_t *factors_table, const float *row_scales,
                                                                       const int16_t *x, const int count, __m512i acc[8]) {
+    const uint8_t *row = matrix + (size_t)r * row_bytes;
     for (size_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)(row + 8 * row_bytes + o), _MM_HINT_T0);
+    const uint8_t *table = factors_table ? factors_table + (size_t)r * blocks : 0;
     int16_t factors[blocks + 16];
-    const float dmax = table ? table_dmax : damda_screen16_row_factors(row, blocks, factors);
+    const float dmax = table ? row_scales[r] : damda_screen16_row_factors(row, blocks, factors);
     const int n = blocks * 32;
     for (int v = 0; v < 8; v++) acc[v] = _mm512_setzero_si512();
     for (int b = 0; b < blocks; b++) {
@@ -105,8 +107,7 @@ TARGET __attribute__((always_inline)) static inline void screen16_keep(const uin
     for (int v = 0; v < count; v++) lows[v] = low[v];
     for (long r = r0; r < r1; r++) {
         __m512i acc[8];
-        const float dmax = screen16_row(matrix + (size_t)r * row_bytes, row_bytes, blocks, factors ? factors + (size_t)r * blocks : 0,
-                                        factors ? row_scales[r] : 0, x, count, acc);
+        const float dmax = screen16_row(matrix, row_bytes, blocks, r, factors, row_scales, x, count, acc);
         float s[8], bound[8];
         _mm256_storeu_ps(s, screen16_totals(acc, dmax, dxv));
         _mm256_storeu_ps(bound, _mm256_fmadd_ps(_mm256_set1_ps(norm[r]), reachv, _mm256_mul_ps(_mm256_set1_ps(werr[r]), xhatv)));
@@ -131,8 +132,7 @@ TARGET __attribute__((always_inline)) static inline void screen16_top(const uint
     const __m256i signs = _mm256_set1_epi32((int)0x80000000u);
     for (long r = r0; r < r1; r++) {
         __m512i acc[8];
-        const float dmax = screen16_row(matrix + (size_t)r * row_bytes, row_bytes, blocks, factors ? factors + (size_t)r * blocks : 0,
-                                        factors ? row_scales[r] : 0, x, count, acc);
+        const float dmax = screen16_row(matrix, row_bytes, blocks, r, factors, row_scales, x, count, acc);
         const __m256 totals = screen16_totals(acc, dmax, dxv);
         float t[8];
         _mm256_storeu_ps(t, totals);

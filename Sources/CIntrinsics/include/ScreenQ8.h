@@ -15,9 +15,10 @@ int damda_has_avx512vnni(void);
 float damda_screen16_row_factors(const uint8_t *row, int blocks, int16_t *factors);
 
 // GreedyHead's screen for 1 to 8 vectors on AVX-512 VNNI: for rows [r0, r1) of a Q8_0 matrix (its
-// factors formed once, `factors` rows × blocks and `row_scales` max|d| per row, or both NULL to
-// form them per row from the scales) and `count` vectors rounded to int16 with one scale each (`x` count × blocks·32, |x| small enough
-// that 2·blocks·32,640·|x| < 2³¹; scales `dx`), computes each screened product
+// factors formed once: `factors` rows × blocks and `row_scales` max|d| per row, or both NULL to
+// form them per row from the scales) and `count` vectors rounded to int16 with one scale each
+// (`x` count × blocks·32, |x| small enough that 2·blocks·32,640·|x| < 2³¹; scales `dx`), computes
+// each screened product
 // (max|d|/255)·dx·Σ (q·f)·x and keeps, per vector v, the rows whose upper bound (screened +
 // norm[r]·reach[v] + werr[r]·xhat[v]) reaches that vector's running lower bound `low[v]`,
 // appended at kept[v·kept_stride + kept_count[v]].

@@ -79,13 +79,16 @@ public final class GreedyHead: @unchecked Sendable {
             values.withUnsafeMutableBufferPointer { out in
                 let o = out.baseAddress!
                 parallelRanges(w.rows, threads: threads, granule: 256) { range in
-                    fill(w, range) { r, value in o[r] = Float(value * (1 + 1e-6)).nextUp }
+                    fill(w, range) { r, value in o[r] = Self.roundedUp(value) }
                 }
             }
             self[keyPath: storage] = values
         }
         return self[keyPath: storage]
     }
+
+    /// A bound computed in double, as a float never below it.
+    private static func roundedUp(_ value: Double) -> Float { Float(value * (1 + 1e-6)).nextUp }
 
     /// The 16-bit screen's weights for the whole matrix, formed once (under the lock, in parallel).
     /// How far each row's ŵ (block b's q·f_b, times max|d|/255) lies from its true weights (q·d_b):
@@ -120,7 +123,7 @@ public final class GreedyHead: @unchecked Sendable {
                         if factors[b] < 0 { negative[r] = true }
                         table[r * blocks + b] = UInt8(truncatingIfNeeded: factors[b])
                     }
-                    errorOut[r] = Float(s.squareRoot() * (1 + 1e-6)).nextUp
+                    errorOut[r] = Self.roundedUp(s.squareRoot())
                     rowScales[r] = dmax
                 }
             }
