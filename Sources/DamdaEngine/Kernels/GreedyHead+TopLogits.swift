@@ -140,8 +140,6 @@ extension GreedyHead {
         if screen == .avx512VNNI && (count >= Self.screen16MinimumBatch || forceScreen16) {
             let weights = screen16Weights(threads: threads)
             let errors = weights.errors
-            let factors = weights.factorsUsable ? UnsafePointer(weights.factors) : nil
-            let rowScales = weights.factorsUsable ? UnsafePointer(weights.rowScales) : nil
             let base = w.row(0).assumingMemoryBound(to: UInt8.self)
             var reaches: [Float] = [], sizes: [Float] = []
             var v = 0
@@ -155,7 +153,7 @@ extension GreedyHead {
                     errors.withUnsafeBufferPointer { errorBuffer in
                         parallelFor(parts) { part in
                             let lo = rows * part / parts, hi = rows * (part + 1) / parts
-                            damda_screen16_q8_top_avx512vnni(base, w.rowBytes, Int32(blocks), lo, hi, factors, rowScales, x.values, x.scales, Int32(m),
+                            damda_screen16_q8_top_avx512vnni(base, w.rowBytes, Int32(blocks), lo, hi, weights.factors, weights.rowScales, x.values, x.scales, Int32(m),
                                                              normBuffer.baseAddress!, errorBuffer.baseAddress!, x.reaches, x.norms,
                                                              scores + v, count, counts + (part * count + v) * 4096)
                         }

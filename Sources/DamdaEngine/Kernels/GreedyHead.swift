@@ -128,8 +128,10 @@ public final class GreedyHead: @unchecked Sendable {
                 }
             }
         }
-        let made = Screen16Weights(errors: errors, rowScales: rowScales, factors: table,
-                                   factorsUsable: !UnsafeBufferPointer(start: negative, count: rows).contains(true))
+        // A negative scale's factor would not fit a byte: such a matrix keeps the per-row path.
+        let usable = !UnsafeBufferPointer(start: negative, count: rows).contains(true)
+        if !usable { table.deallocate(); rowScales.deallocate() }
+        let made = Screen16Weights(errors: errors, rowScales: usable ? rowScales : nil, factors: usable ? table : nil)
         screen16 = made
         return made
     }
@@ -300,8 +302,6 @@ public final class GreedyHead: @unchecked Sendable {
         let n = w.columns, rows = w.rows
         let weights = screen16Weights(threads: threads)
         let errors = weights.errors
-        let factors = weights.factorsUsable ? UnsafePointer(weights.factors) : nil
-        let rowScales = weights.factorsUsable ? UnsafePointer(weights.rowScales) : nil
         let x = Screen16Vectors(xs, count: count, columns: n)
         defer { x.values.deallocate() }
         let kept = UnsafeMutablePointer<damda_kept_row>.allocate(capacity: rows * count)
@@ -318,7 +318,7 @@ public final class GreedyHead: @unchecked Sendable {
             errors.withUnsafeBufferPointer { error in
                 parallelFor(parts) { part in
                     let lo = rows * part / parts, hi = rows * (part + 1) / parts
-                    damda_screen16_q8_avx512vnni(base, rowBytes, Int32(n / 32), lo, hi, factors, rowScales, x.values, x.scales, Int32(count),
+                    damda_screen16_q8_avx512vnni(base, rowBytes, Int32(n / 32), lo, hi, weights.factors, weights.rowScales, x.values, x.scales, Int32(count),
                                                  norm.baseAddress!, error.baseAddress!, x.reaches, x.norms,
                                                  lows + part * count, kept + lo, rows, keptCounts + part * count)
                 }
@@ -497,17 +497,15 @@ struct Screen16Vectors {
 final class Screen16Weights: @unchecked Sendable {
     /// ‖w − ŵ‖ per row, rounded up.
     let errors: [Float]
-    /// max|d| per row.
-    let rowScales: UnsafeMutablePointer<Float>
-    /// f_b, rows × blocks.
-    let factors: UnsafeMutablePointer<UInt8>
-    /// False where a block's scale is negative (its factor would not fit a byte; Q8_0 quantizers
-    /// write max|x|/127): the screen then forms the factors per row, as before.
-    let factorsUsable: Bool
+    /// max|d| per row, and f_b (rows × blocks); both nil where a block's scale is negative (its
+    /// factor would not fit a byte; Q8_0 quantizers write max|x|/127): the screen then forms them
+    /// per row from the scales, as before.
+    let rowScales: UnsafeMutablePointer<Float>?
+    let factors: UnsafeMutablePointer<UInt8>?
 
-    init(errors: [Float], rowScales: UnsafeMutablePointer<Float>, factors: UnsafeMutablePointer<UInt8>, factorsUsable: Bool) {
-        self.errors = errors; self.rowScales = rowScales; self.factors = factors; self.factorsUsable = factorsUsable
+    init(errors: [Float], rowScales: UnsafeMutablePointer<Float>?, factors: UnsafeMutablePointer<UInt8>?) {
+        self.errors = errors; self.rowScales = rowScales; self.factors = factors
     }
 
-    deinit { rowScales.deallocate(); factors.deallocate() }
+    deinit { rowScales?.deallocate(); factors?.deallocate() }
 }
