@@ -160,8 +160,66 @@ void damda_decode_rows_x8_avx512(const uint8_t *data, size_t row_bytes, int bloc
     default: rows_pairs(data, row_bytes, blocks, layout, r0, r1, xi, 4, vectors, y, y_stride); break;
     }
 }
+
+// Eight bytes of nibbles as two eight-lane groups: the low nibbles (lanes 0–7) beside the high
+// ones (lanes 8–15), each minus 16 where its fifth bit (`fifth`, one bit per lane) is clear:
+// exact integers from −16 to 15, as `q5Values` forms them with its table.
+AVX512 static inline __m512 q5_lows_beside_highs(const uint8_t *nibbles, uint32_t fifth) {
+    const __m512i bytes = _mm512_cvtepu8_epi32(eight_bytes_twice(nibbles));
+    const __m512i shifts = _mm512_set_epi32(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i nib = _mm512_and_si512(_mm512_srlv_epi32(bytes, shifts), _mm512_set1_epi32(0xF));
+    return _mm512_cvtepi32_ps(_mm512_mask_or_epi32(nib, (__mmask16)~fifth, nib, _mm512_set1_epi32(-16)));
+}
+
+// `q5Block` · d for one block, as `dotQ5_0` adds it: (v0·x0 + v1·x8) + (v2·x16 + v3·x24), where
+// `xp` holds the block's x reordered as x0–7, x16–23, x8–15, x24–31.
+AVX512 static inline __m256 q5_block(const uint8_t *blk, const float *xp) {
+    uint32_t qh;
+    memcpy(&qh, blk + 2, 4);
+    // Lanes of values 0–7 and 16–23 take bits 0–7 and 16–23; values 8–15 and 24–31 bits 8–15 and 24–31.
+    const uint32_t fifth02 = (qh & 0xFF) | ((qh >> 8) & 0xFF00), fifth13 = ((qh >> 8) & 0xFF) | ((qh >> 16) & 0xFF00);
+    const __m512 v02 = q5_lows_beside_highs(blk + 6, fifth02), v13 = q5_lows_beside_highs(blk + 14, fifth13);
+    const __m512 h = _mm512_fmadd_ps(v13, _mm512_loadu_ps(xp + 16), _mm512_mul_ps(v02, _mm512_loadu_ps(xp)));
+    return _mm256_add_ps(_mm512_castps512_ps256(h), _mm512_extractf32x8_ps(h, 1));
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,evex512,fma,f16c")))
+void damda_q5_0_rows_avx512(const uint8_t *data, size_t row_bytes, int blocks, long r0, long r1,
+                            const float *x, float *y) {
+    // x reordered once for every row of the range (at most 64 KB on the stack for 16k columns).
+    float xp[blocks > 0 ? blocks * 32 : 1];
+    for (int b = 0; b < blocks; b++) {
+        memcpy(xp + b * 32, x + b * 32, 32);
+        memcpy(xp + b * 32 + 8, x + b * 32 + 16, 32);
+        memcpy(xp + b * 32 + 16, x + b * 32 + 8, 32);
+        memcpy(xp + b * 32 + 24, x + b * 32 + 24, 32);
+    }
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *row = data + (size_t)r * row_bytes;
+        if (r + 4 < r1)
+            for (size_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)(row + 4 * row_bytes + o), _MM_HINT_T0);
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        int b = 0;
+        for (; b + 2 <= blocks; b += 2) {
+            const uint8_t *blk = row + (size_t)b * 22;
+            acc0 = _mm256_fmadd_ps(q5_block(blk, xp + b * 32), _mm256_set1_ps(block_scale(blk, damda_rows_q5_0, 0)), acc0);
+            acc1 = _mm256_fmadd_ps(q5_block(blk + 22, xp + b * 32 + 32), _mm256_set1_ps(block_scale(blk + 22, damda_rows_q5_0, 0)), acc1);
+        }
+        if (b < blocks) {
+            const uint8_t *blk = row + (size_t)b * 22;
+            acc0 = _mm256_fmadd_ps(q5_block(blk, xp + b * 32), _mm256_set1_ps(block_scale(blk, damda_rows_q5_0, 0)), acc0);
+        }
+        float lanes[8];
+        _mm256_storeu_ps(lanes, _mm256_add_ps(acc0, acc1));
+        y[r] = sum8(lanes);
+    }
+}
 #else
 int damda_has_avx512(void) { return 0; }
+void damda_q5_0_rows_avx512(const uint8_t *data, size_t row_bytes, int blocks, long r0, long r1,
+                            const float *x, float *y) {
+    (void)data; (void)row_bytes; (void)blocks; (void)r0; (void)r1; (void)x; (void)y;
+}
 void damda_decode_rows_x8_avx512(const uint8_t *data, size_t row_bytes, int blocks, int layout, long r0, long r1,
                                  const float *xi, int vectors, float *y, long y_stride) {
     (void)data; (void)row_bytes; (void)blocks; (void)layout; (void)r0; (void)r1; (void)xi; (void)vectors; (void)y; (void)y_stride;

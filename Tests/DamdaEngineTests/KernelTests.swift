@@ -186,6 +186,29 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// One vector's product with a file-layout Q5_0 matrix (on AVX-512, `damda_q5_0_rows_avx512`,
+    /// two eight-lane groups to a register) equals `dotQ5_0`'s, row by row, bit for bit: an odd
+    /// and an even number of blocks, rows split over two threads.
+    func testLoneQ5_0ProductEqualsTheSwiftKernelBitForBit() throws {
+        var rng = SeededGenerator(seed: 31)
+        let kernels = QuantKernels.of(.q5_0)
+        for cols in [32, 224, 640, 2048] {
+            let rows = 203
+            let bytes = randomMatrixBytes(.q5_0, rows: rows, columns: cols, rng: &rng)
+            let x = (0..<cols).map { _ in Float.random(in: -2...2, using: &rng) }
+            var product = [Float](repeating: .nan, count: rows), reference = product
+            bytes.withUnsafeBytes { raw in
+                let w = WeightMatrix(name: "w", type: .q5_0, rows: rows, columns: cols, data: raw.baseAddress!)
+                XCTAssertNil(w.decodeRows)
+                x.withUnsafeBufferPointer { xp in
+                    product.withUnsafeMutableBufferPointer { matvec(w, xp.baseAddress!, $0.baseAddress!, threads: 2) }
+                    for r in 0..<rows { reference[r] = kernels.dot(w.row(r), xp.baseAddress!, cols) }
+                }
+            }
+            XCTAssertEqual(product.map(\.bitPattern), reference.map(\.bitPattern), "\(cols) columns")
+        }
+    }
+
     /// A random Q8_0 matrix whose rows 2000 and 2500 repeat row 5: exact ties that must go to the lowest index.
     func outputMatrixWithTies(rows: Int, columns: Int, rng: inout SeededGenerator) -> [UInt8] {
         var bytes = randomMatrixBytes(.q8_0, rows: rows, columns: columns, rng: &rng)

@@ -26,4 +26,11 @@ enum { damda_rows_bytes = 0, damda_rows_nibbles = 1, damda_rows_bytes_halves = 2
 // the scaled sums are written: a layout's mins are left to the caller.
 void damda_decode_rows_x8_avx512(const uint8_t *data, size_t row_bytes, int blocks, int layout, long r0, long r1,
                                  const float *xi, int vectors, float *y, long y_stride);
+
+// y[r] = row r · x for rows [r0, r1) of a file-layout Q5_0 matrix and one vector: bit for bit
+// `LegacyQuants.dotQ5_0`. One 16-lane register holds a block's values 0–7 beside 16–23, another
+// 8–15 beside 24–31, so one multiply and one FMA form both of `q5Block`'s eight-lane halves,
+// which are then added, scaled into the even or odd blocks' accumulator and summed as Swift does.
+void damda_q5_0_rows_avx512(const uint8_t *data, size_t row_bytes, int blocks, long r0, long r1,
+                            const float *x, float *y);
 #endif

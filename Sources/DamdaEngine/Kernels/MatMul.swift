@@ -20,19 +20,20 @@ public struct WeightMatrix: @unchecked Sendable {
     private let storage: WeightArena?
 
     /// `arena`: give decode its own copy of this matrix there and hand the file's pages of it back to
-    /// the page cache: sub-byte formats re-laid as `DecodeRows`, the rest copied as they are (so
-    /// every byte decode streams sits in the arena's huge pages). nil keeps the file's bytes, and so
-    /// does `relayout: false` for the sub-byte formats (`WeightLayout.file`).
+    /// the page cache: the formats `DecodeRows.relays` names re-laid as `DecodeRows`, the rest copied
+    /// as they are (so every byte decode streams sits in the arena's huge pages). nil keeps the
+    /// file's bytes, and so does `relayout: false` for the sub-byte formats (`WeightLayout.file`).
     public init(_ file: GGUFFile, _ name: String, arena: WeightArena? = nil, relayout: Bool = true) throws {
         let info = try file.require(name)
         let arena = relayout || !DecodeRows.supports(info.type) ? arena : nil
+        let relays = arena != nil && DecodeRows.relays(info.type)
         guard info.dims.count <= 2 || info.dims.dropFirst(2).allSatisfy({ $0 == 1 }) else {
             throw GGUFError.badTensorShape(tensor: name, reason: "expected a matrix, got dims \(info.dims)")
         }
         let bytes = file.data(of: info)
         var data = UnsafeRawPointer(bytes.baseAddress!)
         var storage: WeightArena? = nil
-        if let arena, !DecodeRows.supports(info.type), file.isMapped {
+        if let arena, !relays, file.isMapped {
             let copy = arena.allocate(byteCount: bytes.count)
             // In 4 MB slices, each slice's file pages dropped once copied, so the file's pages and
             // the copy are never resident together (178 MB for the default model's embedding).
@@ -48,7 +49,7 @@ public struct WeightMatrix: @unchecked Sendable {
             storage = arena
         }
         self.init(name: name, type: info.type, rows: info.rows, columns: info.columns, data: data,
-                  arena: arena, storage: storage)
+                  arena: relays ? arena : nil, storage: storage)
         if arena != nil { file.releasePages(of: info) }
     }
 
@@ -146,6 +147,11 @@ public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
 func multiplyRows(_ w: WeightMatrix, _ range: Range<Int>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                   blockSums: UnsafePointer<Float>?) {
     if let rows = w.decodeRows { rows.multiplyRows(range, x, y, blockSums: blockSums); return }
+    if w.type == .q5_0, PairedVectors.available, w.columns % 32 == 0 {
+        damda_q5_0_rows_avx512(w.row(0).assumingMemoryBound(to: UInt8.self), w.rowBytes, Int32(w.columns / 32),
+                               range.lowerBound, range.upperBound, x, y)
+        return
+    }
     let dot = w.kernels.dot
     let cols = w.columns
     var prefetch = RowPrefetcher(from: w.row(range.lowerBound), to: w.row(range.upperBound))
@@ -192,15 +198,26 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ 
         matvecBatch([w], x, count: tokens, [y], threads: threads)
         return
     }
-    let wf: UnsafePointer<Float>
     if w.type == .f32 {
-        wf = w.data.assumingMemoryBound(to: Float.self)
-    } else {
-        let buf = scratch.reserve(w.rows * w.columns)
-        parallelRanges(w.rows, threads: threads, granule: 32) { range in
-            w.dequantizeRows(range, into: buf + range.lowerBound * w.columns)
-        }
-        wf = UnsafePointer(buf)
+        BLAS.gemm(false, true, tokens, w.rows, w.columns, 1, x, w.columns, w.data.assumingMemoryBound(to: Float.self), w.columns,
+                  0, y, w.rows, threads: threads)
+        return
     }
-    BLAS.gemm(false, true, tokens, w.rows, w.columns, 1, x, w.columns, wf, w.columns, 0, y, w.rows, threads: threads)
+    // Rows in slices of at most `matmulScratchFloats` weights, each dequantized and multiplied
+    // in turn into its columns of Y: every output is the same k-long sum, and the fp32 copy
+    // held at the peak of a prefill is half the feed-forward matrix's.
+    let slices = (w.rows * w.columns + matmulScratchFloats - 1) / matmulScratchFloats
+    let sliceRows = (w.rows + slices - 1) / slices
+    let buf = scratch.reserve(min(sliceRows, w.rows) * w.columns)
+    for first in stride(from: 0, to: w.rows, by: sliceRows) {
+        let rows = min(sliceRows, w.rows - first)
+        parallelRanges(rows, threads: threads, granule: 32) { range in
+            w.dequantizeRows((first + range.lowerBound)..<(first + range.upperBound), into: buf + range.lowerBound * w.columns)
+        }
+        BLAS.gemm(false, true, tokens, rows, w.columns, 1, x, w.columns, buf, w.columns, 0, y + first, w.rows, threads: threads)
+    }
 }
+
+/// The most weights `matmul` dequantizes to fp32 at once (4 MiB): Gemma 3 270M's 2048 × 640
+/// feed-forward matrices go in two slices, 2.5 MiB less at the peak of a 512-token prefill.
+let matmulScratchFloats = 1 << 20
