@@ -32,10 +32,16 @@ let package = Package(
         // Hummingbird's own dependencies, listed because the server imports them (NIOCore buffers, HTTP types).
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // TLS for model endpoints (ChatEndpoint); already in the graph through PostgresNIO.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
-        // Shared plumbing: progress bars, error protocol, thread pool. Knows nothing of models.
-        .target(name: "DamdaCore", dependencies: ["CIntrinsics"], swiftSettings: kernelFlags),
+        // Shared plumbing: progress bars, error protocol, thread pool, the model-endpoint client. Knows nothing of models.
+        .target(name: "DamdaCore", dependencies: [
+            "CIntrinsics",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ], swiftSettings: kernelFlags),
         // OpenBLAS (Debian libopenblas-dev) for float matrix-matrix products in prefill.
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS",
                        providers: [.apt(["libopenblas-dev"])]),

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// A chat model behind an OpenAI-compatible endpoint on the company's network (vLLM, llama.cpp's
 /// server, `damda serve`): the plumbing the eval judge and the synthesis teacher share. Nothing
@@ -55,59 +52,25 @@ public struct ChatEndpoint: Sendable {
 
     /// One completion's text for a system and a user message.
     public func complete(system: String, user: String, maxTokens: Int, temperature: Double = 0) async throws -> String {
-        var request = URLRequest(url: completionsURL, timeoutInterval: timeout)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        if let key { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
-        request.httpBody = try JSONEncoder().encode(ChatRequest(model: model, messages: [.init(role: "system", content: system),
-                                                                                         .init(role: "user", content: user)],
-                                                                temperature: temperature, maxTokens: maxTokens))
-        let (data, response) = try await Self.send(request, timeout: timeout)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        guard status == 200 else { throw Failure.http(status, String(decoding: data, as: UTF8.self)) }
-        guard let reply = try? JSONDecoder().decode(ChatResponse.self, from: data), let text = reply.choices.first?.message.content else {
-            throw Failure.malformed(String(decoding: data, as: UTF8.self))
+        var headers = [("Content-Type", "application/json")]
+        if let key { headers.append(("Authorization", "Bearer \(key)")) }
+        let body = try JSONEncoder().encode(ChatRequest(model: model, messages: [.init(role: "system", content: system),
+                                                                                 .init(role: "user", content: user)],
+                                                        temperature: temperature, maxTokens: maxTokens))
+        let reply: HTTPPost.Reply
+        do {
+            reply = try await HTTPPost.send(completionsURL, headers: headers, body: body, timeout: timeout)
+        } catch HTTPPost.Failure.timedOut {
+            throw Failure.timeout(timeout)
+        } catch {
+            throw Failure.transport("\(error)")
+        }
+        guard reply.status == 200 else { throw Failure.http(reply.status, String(decoding: reply.body, as: UTF8.self)) }
+        guard let response = try? JSONDecoder().decode(ChatResponse.self, from: reply.body),
+              let text = response.choices.first?.message.content else {
+            throw Failure.malformed(String(decoding: reply.body, as: UTF8.self))
         }
         return text
-    }
-
-    /// One request under a deadline. FoundationNetworking on Linux does not end a request whose
-    /// server accepted the connection and never answers at `timeoutInterval` (it polls on), so the
-    /// request races a timer and is cancelled when the timer wins.
-    static func send(_ request: URLRequest, timeout: TimeInterval) async throws -> (Data, URLResponse) {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeout
-        configuration.timeoutIntervalForResource = timeout
-        let session = URLSession(configuration: configuration)
-        defer { session.finishTasksAndInvalidate() }
-        let once = ResumeOnce()
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<(Data, URLResponse), Error>) in
-            let task = session.dataTask(with: request) { data, response, error in
-                once.run {
-                    if let data, let response { continuation.resume(returning: (data, response)) }
-                    else if let error = error as? URLError, error.code == .timedOut { continuation.resume(throwing: Failure.timeout(timeout)) }
-                    else { continuation.resume(throwing: Failure.transport("\(error.map { "\($0)" } ?? "no reply")")) }
-                }
-            }
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
-                once.run { continuation.resume(throwing: Failure.timeout(timeout)) }
-                task.cancel()
-            }
-            task.resume()
-        }
-    }
-
-    /// Runs its closure the first time only: the reply and the deadline race to resume one continuation.
-    final class ResumeOnce: @unchecked Sendable {
-        private let lock = NSLock()
-        private var done = false
-        func run(_ body: () -> Void) {
-            lock.lock()
-            defer { lock.unlock() }
-            guard !done else { return }
-            done = true
-            body()
-        }
     }
 
     /// The first balanced {...} in a reply that parses as JSON (models wrap JSON in prose or code fences).
