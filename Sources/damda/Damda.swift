@@ -26,7 +26,7 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .long, help: "Run the base model alone: no default adapter.")
     var noAdapter = false
 
-    @Option(name: .long, help: "Where the layer weights live: decode (re-laid once at load for the fastest decode) or file (read from the model file's mapping as stored: about 38 MB less memory for the default model, shared between processes, decode about a quarter slower). Default: decode, or file with DAMDA_REPACK=0.")
+    @Option(name: .long, help: "Where the layer weights live: decode (copied once at load into huge pages, the 4- and 6-bit ones, and the 5-bit ones without AVX-512, re-laid for the fastest decode) or file (read from the model file's mapping as stored, shared between processes: for the default model about 11 MB less memory with AVX-512 and 38 MB less without, decode up to a fifth slower). Default: decode, or file with DAMDA_REPACK=0.")
     var weights: WeightLayout = .standard
 
     func resolvedModel() throws -> String {

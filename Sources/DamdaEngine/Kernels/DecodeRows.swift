@@ -15,8 +15,8 @@ import Foundation
 /// over the file's blocks cost more than the bytes they save. On an AMD EPYC (Zen 3), Gemma 3 270M's
 /// Q5_0 matrices ran at 3.5 GB/s of file bytes (5.9 G weights/s) and as int8 blocks at 9.6 GB/s
 /// (8.5 G weights/s); Q4_K and Q6_K gained alike. The price is more bytes for the 5- and 6-bit
-/// matrices (about 100 MB instead of 66 MB for the default model); the file's pages are handed
-/// back to the page cache after each copy.
+/// matrices (about 100 MB instead of 66 MB for the default model when every one is re-laid; see
+/// `relays` for Q5_0 on AVX-512); the file's pages are handed back to the page cache after each copy.
 public final class DecodeRows: @unchecked Sendable {
     public let rows: Int, columns: Int
     /// How one 32-value block is stored.

@@ -108,11 +108,12 @@ extension LanguageModel {
 
 /// Where a model's layer matrices live while it runs.
 public enum WeightLayout: String, Sendable, CaseIterable {
-    /// Copied once at load into decode's own layout (`DecodeRows`: int8 or nibble blocks with fp32
-    /// scales) in huge pages: the fastest decode, about 38 MB more memory for Gemma 3 270M.
+    /// Copied once at load into huge pages, the types `DecodeRows.relays` names in decode's own
+    /// layout (int8 or nibble blocks with fp32 scales): the fastest decode, for Gemma 3 270M about
+    /// 11 MB more memory than `file` with AVX-512 (its Q5_0 stays as stored) and 38 MB without.
     case decode
     /// Read from the file's mapping as stored: the least memory (the pages are the page cache's,
-    /// shared by every process that maps the same model), decode about a quarter slower.
+    /// shared by every process that maps the same model), decode up to a fifth slower.
     case file
 
     /// `decode`, or `file` with `DAMDA_REPACK=0`.
