@@ -58,9 +58,18 @@ enum HTTPPost {
         }
     }
 
+    /// The system's trust roots, or the PEM bundle `SSL_CERT_FILE` names (OpenSSL's and curl's
+    /// variable), so an endpoint certified by the company's own CA can be trusted without
+    /// installing that CA system-wide.
+    static func tlsConfiguration(environment: [String: String] = ProcessInfo.processInfo.environment) -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let bundle = environment["SSL_CERT_FILE"], !bundle.isEmpty { configuration.trustRoots = .file(bundle) }
+        return configuration
+    }
+
     private static func exchange(host: String, port: Int, tls: Bool, head: HTTPRequestHead, body: Data,
                                  timeout: TimeInterval) async throws -> Reply {
-        let sslContext = tls ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+        let sslContext = tls ? try NIOSSLContext(configuration: tlsConfiguration()) : nil
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(Int64(max(timeout, 0.001) * 1000)))
             .connect(host: host, port: port) { channel in
