@@ -119,6 +119,11 @@ let package = Package(
         .testTarget(name: "DamdaDatasetsTests", dependencies: ["DamdaDatasets", "DamdaCore", "DamdaRetrieval", "DamdaEngine", "DamdaTestSupport"]),
         .testTarget(name: "DamdaTrainingTests", dependencies: ["DamdaTraining", "DamdaDatasets", "DamdaEngine", "DamdaModelIO", "DamdaCore", "DamdaTestSupport"]),
         .testTarget(name: "DamdaEvalTests", dependencies: ["DamdaEval", "DamdaCore"]),
+        .testTarget(name: "DamdaCoreTests", dependencies: [
+            "DamdaCore",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
         .testTarget(name: "DamdaGuardrailsTests", dependencies: ["DamdaGuardrails"]),
         .testTarget(name: "DamdaPostgresTests", dependencies: ["DamdaPostgres", "DamdaAssistant", "DamdaRetrieval", "DamdaModelIO", "DamdaCore", "DamdaTestSupport"]),
         .testTarget(name: "DamdaServerTests", dependencies: ["DamdaServer", "DamdaEngine", "DamdaTestSupport"]),
