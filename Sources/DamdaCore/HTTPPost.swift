@@ -46,10 +46,12 @@ enum HTTPPost {
         head.headers.add(name: "Content-Length", value: String(body.count))
         head.headers.add(name: "Connection", value: "close")
         let request = head
+        // Within a day: a deadline beyond UInt64's nanoseconds would trap when converted.
+        let seconds = min(max(timeout, 0.001), 86_400)
         return try await withThrowingTaskGroup(of: Reply?.self) { group in
-            group.addTask { try await exchange(host: host, port: port, tls: tls, head: request, body: body, timeout: timeout) }
+            group.addTask { try await exchange(host: host, port: port, tls: tls, head: request, body: body, timeout: seconds) }
             group.addTask {
-                try await Task.sleep(nanoseconds: UInt64(max(timeout, 0) * 1e9))
+                try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
                 return nil
             }
             defer { group.cancelAll() }
@@ -71,11 +73,12 @@ enum HTTPPost {
                                  timeout: TimeInterval) async throws -> Reply {
         let sslContext = tls ? try NIOSSLContext(configuration: tlsConfiguration()) : nil
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.milliseconds(Int64(max(timeout, 0.001) * 1000)))
+            .connectTimeout(.milliseconds(Int64(timeout * 1000)))
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let sslContext {
-                        let serverName = host.first?.isNumber == true || host.contains(":") ? nil : host
+                        // SNI and the certificate's name check take a host name; an address is checked as one.
+                        let serverName = (try? SocketAddress(ipAddress: host, port: port)) == nil ? host : nil
                         try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
