@@ -58,9 +58,10 @@ public final class DecodeRows: @unchecked Sendable {
     /// except Q5_0 where the AVX-512 kernels run. Those unpack its fifth bits with one lane mask
     /// per eight values and carry two eight-lane groups per register (`damda_q5_0_rows_avx512`,
     /// `damda_decode_rows_x8_avx512`), so the file's 22-byte blocks, copied as they are, decode
-    /// as fast as 36-byte int8 blocks and the default model needs 26 MB less. AMD EPYC (Zen 5),
-    /// `bench generate --prompt 16 --decode 64 --batch 4,8`, two rounds: one sequence 187 / 179
-    /// against 148 / 162 tokens/s, eight 374 / 435 against 407 / 409, four 340 / 385 against 377 / 408.
+    /// about as fast as 36-byte int8 blocks and the default model needs 26 MB less. AMD EPYC (Zen 5),
+    /// `bench generate --prompt 16`, interleaved rounds (a process's rate varies by up to 20% from
+    /// the next one's): one sequence 150.5 / 176.7 / 154.8 tokens/s against 152.6 / 189.1 / 162.6,
+    /// eight greedy 374 / 435 / 406 / 430 against 407 / 409 / 418 / 427.
     public static func relays(_ type: TensorType) -> Bool {
         supports(type) && !(type == .q5_0 && PairedVectors.available)
     }
