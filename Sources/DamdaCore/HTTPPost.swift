@@ -38,10 +38,14 @@ enum HTTPPost {
               let host = url.host, !host.isEmpty else { throw Failure.badURL(url.absoluteString) }
         let tls = scheme == "https"
         let port = url.port ?? (tls ? 443 : 80)
-        var path = url.path.isEmpty ? "/" : url.path
-        if let query = url.query { path += "?" + query }
+        // The target as the URL spells it (still percent-encoded), and an IPv6 host in brackets.
+        let parts = URLComponents(url: url, resolvingAgainstBaseURL: false)
+        var path = parts?.percentEncodedPath ?? ""
+        if path.isEmpty { path = "/" }
+        if let query = parts?.percentEncodedQuery { path += "?" + query }
         var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path)
-        head.headers.add(name: "Host", value: url.port == nil ? host : "\(host):\(port)")
+        let hostName = host.contains(":") ? "[\(host)]" : host
+        head.headers.add(name: "Host", value: url.port == nil ? hostName : "\(hostName):\(port)")
         for (name, value) in headers { head.headers.add(name: name, value: value) }
         head.headers.add(name: "Content-Length", value: String(body.count))
         head.headers.add(name: "Connection", value: "close")
@@ -60,18 +64,19 @@ enum HTTPPost {
         }
     }
 
-    /// The system's trust roots, or the PEM bundle `SSL_CERT_FILE` names (OpenSSL's and curl's
-    /// variable), so an endpoint certified by the company's own CA can be trusted without
-    /// installing that CA system-wide.
-    static func tlsConfiguration(environment: [String: String] = ProcessInfo.processInfo.environment) -> TLSConfiguration {
+    /// One TLS context for the process (it reads the trust roots once, not per request): the
+    /// system's roots, or the PEM bundle `SSL_CERT_FILE` names (OpenSSL's and curl's variable), so
+    /// an endpoint certified by the company's own CA can be trusted without installing that CA
+    /// system-wide.
+    private static let tlsContext = Result<NIOSSLContext, Error> {
         var configuration = TLSConfiguration.makeClientConfiguration()
-        if let bundle = environment["SSL_CERT_FILE"], !bundle.isEmpty { configuration.trustRoots = .file(bundle) }
-        return configuration
+        if let bundle = ProcessInfo.processInfo.environment["SSL_CERT_FILE"], !bundle.isEmpty { configuration.trustRoots = .file(bundle) }
+        return try NIOSSLContext(configuration: configuration)
     }
 
     private static func exchange(host: String, port: Int, tls: Bool, head: HTTPRequestHead, body: Data,
                                  timeout: TimeInterval) async throws -> Reply {
-        let sslContext = tls ? try NIOSSLContext(configuration: tlsConfiguration()) : nil
+        let sslContext = tls ? try tlsContext.get() : nil
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(Int64(timeout * 1000)))
             .connect(host: host, port: port) { channel in

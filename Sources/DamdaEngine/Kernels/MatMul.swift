@@ -147,7 +147,8 @@ public func matvec(_ ws: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [Unsaf
 func multiplyRows(_ w: WeightMatrix, _ range: Range<Int>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                   blockSums: UnsafePointer<Float>?) {
     if let rows = w.decodeRows { rows.multiplyRows(range, x, y, blockSums: blockSums); return }
-    if w.type == .q5_0, PairedVectors.available, w.columns % 32 == 0 {
+    // File-layout Q5_0 on AVX-512: the kernel the batched pass uses, for one vector.
+    if PairedVectors.available, PairedVectors.fusedFileLayout(w) == Int32(damda_rows_q5_0) {
         damda_q5_0_rows_avx512(w.row(0).assumingMemoryBound(to: UInt8.self), w.rowBytes, Int32(w.columns / 32),
                                range.lowerBound, range.upperBound, x, y)
         return
@@ -210,7 +211,7 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ 
     // differ in the last bit for 3% of a 512 × 2048 × 640 product split in two).
     let slices = (w.rows * w.columns + matmulScratchFloats - 1) / matmulScratchFloats
     let sliceRows = (w.rows + slices - 1) / slices
-    let buf = scratch.reserve(min(sliceRows, w.rows) * w.columns)
+    let buf = scratch.reserve(sliceRows * w.columns)
     for first in stride(from: 0, to: w.rows, by: sliceRows) {
         let rows = min(sliceRows, w.rows - first)
         parallelRanges(rows, threads: threads, granule: 32) { range in
