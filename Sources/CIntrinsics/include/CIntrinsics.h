@@ -16,4 +16,5 @@ static inline void damda_pause(void) {
 #include "ScreenQ8.h"
 #include "OpenBLASKernels.h"
 #include "DecodeRowsAVX512.h"
+#include "SgemmAVX512.h"
 #endif

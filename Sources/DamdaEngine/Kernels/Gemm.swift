@@ -1,8 +1,11 @@
+import Foundation
 import CIntrinsics
 import COpenBLAS
 import DamdaCore
 
-/// Row-major fp32 matrix products through OpenBLAS, parallelized by Damda's own threads.
+/// Row-major fp32 matrix products, parallelized by Damda's own threads: Damda's AVX-512 kernel
+/// (`damda_sgemm_avx512`) where the processor runs it, OpenBLAS otherwise and for products with A
+/// transposed (training's gradients).
 ///
 /// OpenBLAS is kept single-threaded: its pool would otherwise spin (`sched_yield`) against our
 /// workers between calls, and products issued from inside our parallel loops (attention heads)
@@ -20,10 +23,22 @@ public enum BLAS {
     /// OPENBLAS_CORETYPE for a moment).
     public static func prepare() { _ = configured }
 
-    /// The kernel set OpenBLAS runs, after that choice ("SkylakeX", "Haswell", ...), for benchmarks' records.
+    /// Whether products with A as stored run on Damda's AVX-512 kernel. OpenBLAS picks its kernels
+    /// per process (OPENBLAS_CORETYPE, or its CPU table, which an older library may not know): with
+    /// its AVX2 kernels on an AVX-512 machine, a 512-token prefill ran at 0.90× llama.cpp's, with its
+    /// AVX-512 ones 1.4–1.6×. The own kernel makes that rate independent of OpenBLAS's choice.
+    /// `DAMDA_AVX512_GEMM=0` (or `DAMDA_AVX512=0`, every AVX-512 kernel) keeps OpenBLAS, for comparing.
+    public static let ownAVX512: Bool = {
+        let environment = ProcessInfo.processInfo.environment
+        return environment["DAMDA_AVX512_GEMM"] != "0" && environment["DAMDA_AVX512"] != "0" && damda_has_avx512() != 0
+    }()
+
+    /// The kernels products run on, for benchmarks' records: "damda-avx512" and OpenBLAS's kernel
+    /// set after that choice ("SkylakeX", "Haswell", ...), which runs what the own kernel does not.
     public static var kernels: String {
         prepare()
-        return String(cString: openblas_get_corename())
+        let openBLAS = String(cString: openblas_get_corename())
+        return ownAVX512 ? "damda-avx512+\(openBLAS)" : openBLAS
     }
 
     /// Products below this many multiply-adds are not worth waking a second thread for.
@@ -39,8 +54,10 @@ public enum BLAS {
             serial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
+        // The own kernel's tiles are 32 columns wide: shares in whole tiles waste no lanes.
+        let granule = ownAVX512 && !transA ? 32 : 16
         if n >= m {
-            parallelRanges(n, threads: threads, granule: 16) { cols in
+            parallelRanges(n, threads: threads, granule: granule) { cols in
                 let bp = transB ? b + cols.lowerBound * ldb : b + cols.lowerBound
                 serial(transA, transB, m, cols.count, k, alpha, a, lda, bp, ldb, beta, c + cols.lowerBound, ldc)
             }
@@ -59,6 +76,10 @@ public enum BLAS {
                               _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
         prepare()
         guard m > 0, n > 0 else { return }
+        if ownAVX512, !transA {
+            damda_sgemm_avx512(transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }

@@ -1,7 +1,7 @@
 import DamdaCore
 import Foundation
 
-/// Causal grouped-query attention over the KV cache, in fp32 with OpenBLAS products.
+/// Causal grouped-query attention over the KV cache, in fp32 with `BLAS` products.
 /// `q`: [tokens × heads·headDim] already normed/rotated/scaled; the new tokens' keys and values are
 /// already in the cache at positions `start ..< start + tokens`. Writes [tokens × heads·valueDim].
 func attention(q: UnsafePointer<Float>, cache: KVCache, layer: Int, start: Int, tokens: Int,
@@ -56,7 +56,7 @@ func attention(q: UnsafePointer<Float>, cache: KVCache, layer: Int, start: Int, 
 }
 
 /// Query rows per block of prefill attention: small enough that the blocks on the diagonal skip
-/// most masked keys, large enough for OpenBLAS to run near its peak.
+/// most masked keys, large enough for the matrix products to run near their peak.
 public let attentionQueryBlock = 64
 
 /// One query token: every position in `span` is visible (older ones were cut by `first`), so
