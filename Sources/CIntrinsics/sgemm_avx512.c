@@ -8,6 +8,7 @@
 #include "SgemmAVX512.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 // Only the explicit FMAs fuse: alpha and beta are applied with separate multiplies and adds.
@@ -21,12 +22,33 @@ enum { MR = 14, NR = 32, KC = 256, MC = 14 * MR, NC = 32 * NR };
 enum { start_zero, start_c, start_beta_c };
 enum { finish_store, finish_alpha, finish_alpha_beta, finish_alpha_add };
 
-static _Thread_local float *packed_a, *packed_b;
+// A thread's packing buffers, freed when the thread exits (libdispatch's workers come and go).
+typedef struct { float *a, *b; } buffers;
+static pthread_key_t buffers_key;
+static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
 
-static int ensure_buffers(void) {
-    if (!packed_a) packed_a = aligned_alloc(64, sizeof(float) * MC * KC);
-    if (!packed_b) packed_b = aligned_alloc(64, sizeof(float) * KC * NC);
-    return packed_a && packed_b;
+static void free_buffers(void *p) {
+    buffers *t = p;
+    free(t->a);
+    free(t->b);
+    free(t);
+}
+
+static void make_buffers_key(void) { pthread_key_create(&buffers_key, free_buffers); }
+
+static buffers *thread_buffers(void) {
+    pthread_once(&buffers_once, make_buffers_key);
+    buffers *t = pthread_getspecific(buffers_key);
+    if (t) return t;
+    t = malloc(sizeof *t);
+    if (!t) return 0;
+    t->a = aligned_alloc(64, sizeof(float) * MC * KC);
+    t->b = aligned_alloc(64, sizeof(float) * KC * NC);
+    if (!t->a || !t->b || pthread_setspecific(buffers_key, t) != 0) {
+        free_buffers(t);
+        return 0;
+    }
+    return t;
 }
 
 // dst[c · dst_stride + r] = src[r · ld + c] for c < cols (≤ 16) and the first lanes of `store`,
@@ -154,12 +176,14 @@ AVX512 static void tile(long kc, const float *restrict pa, const float *restrict
 AVX512 void damda_sgemm_avx512(int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
                                const float *b, long ldb, float beta, float *c, long ldc) {
     if (m <= 0 || n <= 0) return;
-    if (k <= 0 || !ensure_buffers()) {
+    buffers *t = k > 0 ? thread_buffers() : 0;
+    if (!t) {
         // Nothing to sum (or no memory for the panels): C = beta · C, done plainly.
         for (long i = 0; i < m; i++)
             for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
         return;
     }
+    float *packed_a = t->a, *packed_b = t->b;
     for (long j0 = 0; j0 < n; j0 += NC) {
         long nc = n - j0 < NC ? n - j0 : NC;
         for (long p0 = 0; p0 < k; p0 += KC) {

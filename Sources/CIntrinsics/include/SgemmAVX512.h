@@ -11,8 +11,8 @@
 // thread computes which part of C, nor on the tile it falls in. With alpha ≠ 1 and k above the
 // kernel's block of 256, each block's chain is scaled and added to C in turn.
 //
-// beta = 0 never reads C (it may hold anything). Packing buffers are kept per thread, allocated
-// on a thread's first call (about 0.5 MB).
+// beta = 0 never reads C (it may hold anything). Packing buffers (1.2 MB) are kept per thread,
+// allocated on its first call and freed when it exits.
 void damda_sgemm_avx512(int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
                         const float *b, long ldb, float beta, float *c, long ldc);
 
