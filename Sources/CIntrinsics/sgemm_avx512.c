@@ -1,4 +1,4 @@
-// fp32 matrix product with AVX-512, for prefill's weight products and attention (see SgemmAVX512.h).
+// fp32 matrix product with AVX-512, for prefill's and training's products (see SgemmAVX512.h).
 //
 // Why not OpenBLAS alone: its kernels are chosen per process from OPENBLAS_CORETYPE or its own
 // CPU table, and a machine that pins the AVX2 ones (or an OpenBLAS older than the CPU) runs
@@ -86,14 +86,21 @@ AVX512 static inline void transpose16(const float *src, long ld, int rows, int c
     }
 }
 
-// A's first mc rows and kc columns (from `a`) as micro-panels of MR rows: [panel][kk][MR], rows
-// past mc zero.
-AVX512 static void pack_a(const float *a, long lda, long mc, long kc, float *dst) {
+// op(A)'s first mc rows and kc columns as micro-panels of MR rows: [panel][kk][MR], rows past mc
+// zero. `a` points at op(A)[i0][p0]: A itself (m × k), or with trans_a its transpose (A is k × m).
+AVX512 static void pack_a(int trans_a, const float *a, long lda, long mc, long kc, float *dst) {
     for (long i = 0; i < mc; i += MR) {
         int rows = mc - i < MR ? (int)(mc - i) : MR;
-        for (long p = 0; p < kc; p += 16)
-            transpose16(a + i * lda + p, lda, rows, kc - p < 16 ? (int)(kc - p) : 16, dst + i * kc + p * MR, MR,
-                        (1u << MR) - 1);
+        if (trans_a) {
+            // op(A)'s column p is A's row p: each is already a panel row.
+            const __mmask16 m = (__mmask16)((1u << rows) - 1);
+            for (long p = 0; p < kc; p++)
+                _mm512_mask_storeu_ps(dst + i * kc + p * MR, (1u << MR) - 1, _mm512_maskz_loadu_ps(m, a + p * lda + i));
+        } else {
+            for (long p = 0; p < kc; p += 16)
+                transpose16(a + i * lda + p, lda, rows, kc - p < 16 ? (int)(kc - p) : 16, dst + i * kc + p * MR, MR,
+                            (1u << MR) - 1);
+        }
     }
 }
 
@@ -173,7 +180,7 @@ AVX512 static void tile(long kc, const float *restrict pa, const float *restrict
     }
 }
 
-AVX512 void damda_sgemm_avx512(int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+AVX512 void damda_sgemm_avx512(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
                                const float *b, long ldb, float beta, float *c, long ldc) {
     if (m <= 0 || n <= 0) return;
     buffers *t = k > 0 ? thread_buffers() : 0;
@@ -200,7 +207,7 @@ AVX512 void damda_sgemm_avx512(int trans_b, long m, long n, long k, float alpha,
             pack_b(trans_b, trans_b ? b + j0 * ldb + p0 : b + p0 * ldb + j0, ldb, nc, kc, packed_b);
             for (long i0 = 0; i0 < m; i0 += MC) {
                 long mc = m - i0 < MC ? m - i0 : MC;
-                pack_a(a + i0 * lda + p0, lda, mc, kc, packed_a);
+                pack_a(trans_a, trans_a ? a + p0 * lda + i0 : a + i0 * lda + p0, lda, mc, kc, packed_a);
                 for (long j = 0; j < nc; j += NR) {
                     int nr = nc - j < NR ? (int)(nc - j) : NR;
                     for (long i = 0; i < mc; i += MR) {
@@ -215,9 +222,9 @@ AVX512 void damda_sgemm_avx512(int trans_b, long m, long n, long k, float alpha,
 }
 
 #else
-void damda_sgemm_avx512(int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+void damda_sgemm_avx512(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
                         const float *b, long ldb, float beta, float *c, long ldc) {
-    (void)trans_b; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda; (void)b; (void)ldb; (void)beta;
+    (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda; (void)b; (void)ldb; (void)beta;
     (void)c; (void)ldc;
 }
 #endif

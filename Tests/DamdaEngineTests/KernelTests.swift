@@ -501,32 +501,37 @@ final class KernelTests: XCTestCase {
 
     /// Damda's AVX-512 product computes each element as one fused multiply-add chain over k in
     /// order, starting from 0 (beta 0, C's NaNs never read) or from C (beta 1), across 256-wide
-    /// blocks of k, every edge of its 14 × 32 tiles and both layouts of B; and a product split over
-    /// threads gives the same bits as one thread's.
+    /// blocks of k, every edge of its 14 × 32 tiles and all four layouts of A and B; and a product
+    /// split over threads gives the same bits as one thread's.
     func testOwnAVX512GemmIsOneFMAChainPerElement() throws {
         guard BLAS.ownAVX512 else { throw XCTSkip("this processor runs OpenBLAS's kernels alone") }
         var rng = SeededGenerator(seed: 11)
         for (m, n, k) in [(1, 1, 1), (13, 31, 17), (15, 33, 300), (45, 70, 513), (200, 97, 40)] {
-            for transB in [false, true] {
-                let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
-                let b = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &rng) }
-                let c0 = (0..<(m * n)).map { _ in Float.random(in: -1...1, using: &rng) }
-                let ldb = transB ? k : n
-                func chain(_ i: Int, _ j: Int, from start: Float) -> Float {
-                    var sum = start
-                    for p in 0..<k { sum = sum.addingProduct(a[i * k + p], transB ? b[j * k + p] : b[p * n + j]) }
-                    return sum
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    let b = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    let c0 = (0..<(m * n)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    let lda = transA ? m : k, ldb = transB ? k : n
+                    func chain(_ i: Int, _ j: Int, from start: Float) -> Float {
+                        var sum = start
+                        for p in 0..<k {
+                            sum = sum.addingProduct(transA ? a[p * m + i] : a[i * k + p], transB ? b[j * k + p] : b[p * n + j])
+                        }
+                        return sum
+                    }
+                    var fresh = [Float](repeating: .nan, count: m * n), added = c0
+                    fresh.withUnsafeMutableBufferPointer { BLAS.serial(transA, transB, m, n, k, 1, a, lda, b, ldb, 0, $0.baseAddress!, n) }
+                    added.withUnsafeMutableBufferPointer { BLAS.serial(transA, transB, m, n, k, 1, a, lda, b, ldb, 1, $0.baseAddress!, n) }
+                    let name = "\(m)×\(n)×\(k) \(transA) \(transB)"
+                    for i in 0..<m { for j in 0..<n {
+                        XCTAssertEqual(fresh[i * n + j].bitPattern, chain(i, j, from: 0).bitPattern, "\(name) [\(i), \(j)]")
+                        XCTAssertEqual(added[i * n + j].bitPattern, chain(i, j, from: c0[i * n + j]).bitPattern, "\(name) beta 1")
+                    } }
+                    var split = [Float](repeating: .nan, count: m * n)
+                    split.withUnsafeMutableBufferPointer { BLAS.gemm(transA, transB, m, n, k, 1, a, lda, b, ldb, 0, $0.baseAddress!, n, threads: 2) }
+                    XCTAssertEqual(split.map(\.bitPattern), fresh.map(\.bitPattern), "\(name): two threads' product is one thread's")
                 }
-                var fresh = [Float](repeating: .nan, count: m * n), added = c0
-                fresh.withUnsafeMutableBufferPointer { BLAS.serial(false, transB, m, n, k, 1, a, k, b, ldb, 0, $0.baseAddress!, n) }
-                added.withUnsafeMutableBufferPointer { BLAS.serial(false, transB, m, n, k, 1, a, k, b, ldb, 1, $0.baseAddress!, n) }
-                for i in 0..<m { for j in 0..<n {
-                    XCTAssertEqual(fresh[i * n + j].bitPattern, chain(i, j, from: 0).bitPattern, "\(m)×\(n)×\(k) \(transB) [\(i), \(j)]")
-                    XCTAssertEqual(added[i * n + j].bitPattern, chain(i, j, from: c0[i * n + j]).bitPattern, "beta 1")
-                } }
-                var split = [Float](repeating: .nan, count: m * n)
-                split.withUnsafeMutableBufferPointer { BLAS.gemm(false, transB, m, n, k, 1, a, k, b, ldb, 0, $0.baseAddress!, n, threads: 2) }
-                XCTAssertEqual(split.map(\.bitPattern), fresh.map(\.bitPattern), "two threads' product is one thread's")
             }
         }
     }

@@ -1,9 +1,9 @@
 #ifndef DAMDA_SGEMM_AVX512_H
 #define DAMDA_SGEMM_AVX512_H
 
-// C = alpha · A · op(B) + beta · C in fp32 on one thread, all row-major: A is m × k (row stride
-// lda); op(B) is Bᵀ with B n × k when trans_b is nonzero (a weight matrix, one output per row),
-// else B itself, k × n; C is m × n. Call only where damda_has_avx512() says the processor runs
+// C = alpha · op(A) · op(B) + beta · C in fp32 on one thread, all row-major: op(A) is m × k, A
+// itself (row stride lda) or, when trans_a is nonzero, Aᵀ with A k × m; op(B) is Bᵀ with B n × k
+// when trans_b is nonzero (a weight matrix, one output per row), else B itself, k × n; C is m × n. Call only where damda_has_avx512() says the processor runs
 // AVX-512 F/BW/VL/DQ.
 //
 // Each C element is one chain of fused multiply-adds over k in order: with alpha = 1 it starts
@@ -13,7 +13,7 @@
 //
 // beta = 0 never reads C (it may hold anything). Packing buffers (1.2 MB) are kept per thread,
 // allocated on its first call and freed when it exits.
-void damda_sgemm_avx512(int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+void damda_sgemm_avx512(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
                         const float *b, long ldb, float beta, float *c, long ldc);
 
 #endif

@@ -177,7 +177,7 @@ public struct GenerationBenchmarkReport: Codable, Sendable {
     /// `--batch`: batched decode rates per batch size.
     public var batchDecode: [BatchDecodeReport]
     public var peakRSSBytes: Int64
-    /// The kernels of prefill's products: "damda-avx512+" and OpenBLAS's set where Damda's own run, else OpenBLAS's ("SkylakeX", "Haswell", ...).
+    /// The kernels of prefill's products: "damda-avx512" where Damda's own run, else OpenBLAS's set ("SkylakeX", "Haswell", ...).
     public var blasKernels: String
 
     enum CodingKeys: String, CodingKey {

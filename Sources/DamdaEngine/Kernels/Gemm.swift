@@ -4,8 +4,7 @@ import COpenBLAS
 import DamdaCore
 
 /// Row-major fp32 matrix products, parallelized by Damda's own threads: Damda's AVX-512 kernel
-/// (`damda_sgemm_avx512`) where the processor runs it, OpenBLAS otherwise and for products with A
-/// transposed (training's gradients).
+/// (`damda_sgemm_avx512`) where the processor runs it, OpenBLAS otherwise.
 ///
 /// OpenBLAS is kept single-threaded: its pool would otherwise spin (`sched_yield`) against our
 /// workers between calls, and products issued from inside our parallel loops (attention heads)
@@ -23,7 +22,7 @@ public enum BLAS {
     /// OPENBLAS_CORETYPE for a moment).
     public static func prepare() { _ = configured }
 
-    /// Whether products with A as stored run on Damda's AVX-512 kernel. OpenBLAS picks its kernels
+    /// Whether products run on Damda's AVX-512 kernel. OpenBLAS picks its kernels
     /// per process (OPENBLAS_CORETYPE, or its CPU table, which an older library may not know): with
     /// its AVX2 kernels on an AVX-512 machine, a 512-token prefill ran at 0.90× llama.cpp's, with its
     /// AVX-512 ones 1.4–1.6×. The own kernel makes that rate independent of OpenBLAS's choice.
@@ -33,12 +32,11 @@ public enum BLAS {
         return environment["DAMDA_AVX512_GEMM"] != "0" && environment["DAMDA_AVX512"] != "0" && damda_has_avx512() != 0
     }()
 
-    /// The kernels products run on, for benchmarks' records: "damda-avx512" and OpenBLAS's kernel
-    /// set after that choice ("SkylakeX", "Haswell", ...), which runs what the own kernel does not.
+    /// The kernels products run on, for benchmarks' records: "damda-avx512", or OpenBLAS's kernel
+    /// set after that choice ("SkylakeX", "Haswell", ...).
     public static var kernels: String {
         prepare()
-        let openBLAS = String(cString: openblas_get_corename())
-        return ownAVX512 ? "damda-avx512+\(openBLAS)" : openBLAS
+        return ownAVX512 ? "damda-avx512" : String(cString: openblas_get_corename())
     }
 
     /// Products below this many multiply-adds are not worth waking a second thread for.
@@ -55,7 +53,7 @@ public enum BLAS {
             return
         }
         // The own kernel's tiles are 32 columns wide: shares in whole tiles waste no lanes.
-        let granule = ownAVX512 && !transA ? 32 : 16
+        let granule = ownAVX512 ? 32 : 16
         if n >= m {
             parallelRanges(n, threads: threads, granule: granule) { cols in
                 let bp = transB ? b + cols.lowerBound * ldb : b + cols.lowerBound
@@ -76,8 +74,8 @@ public enum BLAS {
                               _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
         prepare()
         guard m > 0, n > 0 else { return }
-        if ownAVX512, !transA {
-            damda_sgemm_avx512(transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        if ownAVX512 {
+            damda_sgemm_avx512(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
