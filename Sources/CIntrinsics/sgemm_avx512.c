@@ -3,8 +3,8 @@
 // Why not OpenBLAS alone: its kernels are chosen per process from OPENBLAS_CORETYPE or its own
 // CPU table, and a machine that pins the AVX2 ones (or an OpenBLAS older than the CPU) runs
 // prefill at half the AVX-512 rate. This is the BLIS / GotoBLAS loop nest: B packed in blocks
-// of 256 × 256 (kept in L2), A in blocks of 196 × 256, and a 14 × 32 register tile (28 of the
-// 32 vector registers accumulate; each step does 28 FMAs for two loads and 14 broadcasts).
+// of 256 × 1024 (kept in L2 and L3), A in blocks of 196 × 256, and a 14 × 32 register tile (28 of
+// the 32 vector registers accumulate; each step does 28 FMAs for two loads and 14 broadcasts).
 #include "SgemmAVX512.h"
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -451,14 +451,14 @@ final class KernelTests: XCTestCase {
         let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
         let flagsLine = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? ""
         let flags = Set(flagsLine.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == ":" }).map(String.init))
-        let kernels = BLAS.kernels.lowercased()
+        let kernels = BLAS.openBLASKernels.lowercased()
         XCTAssertNotEqual(kernels, "unknown", "Debian's OpenBLAS names its kernels")
         if ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains) {
             XCTAssertTrue(["skylakex", "cooperlake", "sapphirerapids"].contains(kernels), "AVX-512 CPU runs \(kernels)")
         } else if flags.contains("avx2") && flags.contains("fma") {
             XCTAssertTrue(["haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"].contains(kernels), "AVX2 CPU runs \(kernels)")
         }
-        // The re-selected kernels still compute the product.
+        // The products still come out right (through OpenBLAS where the AVX-512 kernel does not run).
         let (m, n, k) = (33, 65, 70)
         let a = (0..<(m * k)).map { Float($0 % 7) - 3 }, b = (0..<(k * n)).map { Float($0 % 5) - 2 }
         var c = [Float](repeating: 0, count: m * n)

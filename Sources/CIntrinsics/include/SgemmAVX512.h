@@ -3,8 +3,8 @@
 
 // C = alpha · op(A) · op(B) + beta · C in fp32 on one thread, all row-major: op(A) is m × k, A
 // itself (row stride lda) or, when trans_a is nonzero, Aᵀ with A k × m; op(B) is Bᵀ with B n × k
-// when trans_b is nonzero (a weight matrix, one output per row), else B itself, k × n; C is m × n. Call only where damda_has_avx512() says the processor runs
-// AVX-512 F/BW/VL/DQ.
+// when trans_b is nonzero (a weight matrix, one output per row), else B itself, k × n; C is
+// m × n. Call only where damda_has_avx512() says the processor runs AVX-512 F/BW/VL/DQ.
 //
 // Each C element is one chain of fused multiply-adds over k in order: with alpha = 1 it starts
 // from 0 (beta = 0), beta · C or C and is never split, so the result does not depend on which

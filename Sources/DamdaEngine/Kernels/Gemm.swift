@@ -32,11 +32,14 @@ public enum BLAS {
         return environment["DAMDA_AVX512_GEMM"] != "0" && environment["DAMDA_AVX512"] != "0" && damda_has_avx512() != 0
     }()
 
-    /// The kernels products run on, for benchmarks' records: "damda-avx512", or OpenBLAS's kernel
-    /// set after that choice ("SkylakeX", "Haswell", ...).
-    public static var kernels: String {
+    /// The kernels products run on, for benchmarks' records: "damda-avx512", or `openBLASKernels`.
+    public static var kernels: String { ownAVX512 ? "damda-avx512" : openBLASKernels }
+
+    /// The kernel set OpenBLAS runs, after that choice ("SkylakeX", "Haswell", ...), whether or not
+    /// products go through it.
+    public static var openBLASKernels: String {
         prepare()
-        return ownAVX512 ? "damda-avx512" : String(cString: openblas_get_corename())
+        return String(cString: openblas_get_corename())
     }
 
     /// Products below this many multiply-adds are not worth waking a second thread for.

@@ -207,8 +207,9 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, _ 
     // Rows in slices of at most `matmulScratchFloats` weights, each dequantized and multiplied
     // in turn into its columns of Y, so the fp32 copy held at the peak of a prefill is half the
     // feed-forward matrix's. Y is as one product's to rounding, as the threads' split of the
-    // columns already is (bit for bit with Damda's AVX-512 kernel and OpenBLAS's; OpenBLAS's
-    // Haswell kernels differ in the last bit for 3% of a 512 × 2048 × 640 product split in two).
+    // columns already is (bit for bit with Damda's AVX-512 kernel and with OpenBLAS's AVX-512
+    // kernels; its Haswell kernels differ in the last bit for 3% of a 512 × 2048 × 640 product
+    // split in two).
     let slices = (w.rows * w.columns + matmulScratchFloats - 1) / matmulScratchFloats
     let sliceRows = (w.rows + slices - 1) / slices
     let buf = scratch.reserve(sliceRows * w.columns)
