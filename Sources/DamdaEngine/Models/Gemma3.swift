@@ -208,11 +208,22 @@ public final class Gemma3Model: AdaptableModel, LayerStateReading, @unchecked Se
             embeddings.dequantizeRow(Int(id), into: h.p + t * E)
             Ops.scale(h.p + t * E, c.embeddingScale, E)
         }
+        // A prompt's row-wise steps (norms, residual adds, the gated GELU) split over the threads
+        // by tokens, each row's arithmetic unchanged: run on the calling thread alone they left the
+        // other core spinning for about 5% of a 512-token prefill. A few tokens stay on one thread.
+        let rowThreads = T >= 16 ? threads : 1
+        func byTokens(_ body: (Range<Int>) -> Void) { parallelRanges(T, threads: rowThreads, body) }
+        func norm(_ x: UnsafeMutablePointer<Float>, _ w: [Float], _ out: UnsafeMutablePointer<Float>, perToken: Int, n: Int) {
+            byTokens { t in
+                Ops.rmsNorm(x + t.lowerBound * perToken * n, w, out + t.lowerBound * perToken * n, rows: t.count * perToken, n: n, eps: c.eps)
+            }
+        }
+        func addResidual(_ from: UnsafePointer<Float>) { byTokens { t in Ops.add(h.p + t.lowerBound * E, from + t.lowerBound * E, t.count * E) } }
         for (il, L) in layers.enumerated() where il <= (last ?? layers.count - 1) {
-            Ops.rmsNorm(h.p, L.attnNorm, x.p, rows: T, n: E, eps: c.eps)
+            norm(h.p, L.attnNorm, x.p, perToken: 1, n: E)
             L.projections.project([.q, .k, .v], x.p, tokens: T, [q, k, v], layer: il, adapter: adapter, threads: threads, scratch: scratch)
-            Ops.rmsNorm(q, L.qNorm, q, rows: T * H, n: D, eps: c.eps)
-            Ops.rmsNorm(k, L.kNorm, k, rows: T * c.kvHeads, n: D, eps: c.eps)
+            norm(q, L.qNorm, q, perToken: H, n: D)
+            norm(k, L.kNorm, k, perToken: c.kvHeads, n: D)
             let sliding = c.isSliding[il]
             let rope = sliding ? ropeLocal : ropeGlobal
             Ops.rope(q, tokens: T, heads: H, dim: D, table: rope)
@@ -224,15 +235,16 @@ public final class Gemma3Model: AdaptableModel, LayerStateReading, @unchecked Se
                       headDim: D, valueDim: Dv, window: sliding && c.slidingWindow > 0 ? c.slidingWindow : nil,
                       softcap: c.attentionSoftcap, out: att, threads: threads)
             L.projections.project([.o], att, tokens: T, [tmp.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
-            Ops.rmsNorm(tmp.p, L.postAttnNorm, tmp.p, rows: T, n: E, eps: c.eps)
-            Ops.add(h.p, tmp.p, T * E)
+            norm(tmp.p, L.postAttnNorm, tmp.p, perToken: 1, n: E)
+            addResidual(tmp.p)
 
-            Ops.rmsNorm(h.p, L.ffnNorm, x.p, rows: T, n: E, eps: c.eps)
+            norm(h.p, L.ffnNorm, x.p, perToken: 1, n: E)
             L.projections.project([.gate, .up], x.p, tokens: T, [gate, up], layer: il, adapter: adapter, threads: threads, scratch: scratch)
-            Ops.geluGateVector(gate, up, T * c.feedForward)
+            let F = c.feedForward
+            byTokens { t in Ops.geluGateVector(gate + t.lowerBound * F, up + t.lowerBound * F, t.count * F) }
             L.projections.project([.down], gate, tokens: T, [tmp.p], layer: il, adapter: adapter, threads: threads, scratch: scratch)
-            Ops.rmsNorm(tmp.p, L.postFFNNorm, tmp.p, rows: T, n: E, eps: c.eps)
-            Ops.add(h.p, tmp.p, T * E)
+            norm(tmp.p, L.postFFNNorm, tmp.p, perToken: 1, n: E)
+            addResidual(tmp.p)
             if let capture, capture.layer == il { capture.into.update(from: h.p + (T - 1) * E, count: E) }
         }
         cache.count = start + T
