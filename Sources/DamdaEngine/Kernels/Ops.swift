@@ -18,13 +18,14 @@ public enum Ops {
 
     /// NEOX-style rotary embedding over `heads` heads of `dim` values per token: pairs (i, i + nRot/2).
     /// `inverse` rotates by −θ, the transpose the backward pass applies to gradients.
+    /// `first`: start at that token (the tokens before it left alone), for splitting a prompt over threads.
     public static func rope(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, dim: Int, table: RopeTable,
-                            inverse: Bool = false) {
+                            inverse: Bool = false, first: Int = 0) {
         let half = table.half
         let sign: Float = inverse ? -1 : 1
         table.cos.withUnsafeBufferPointer { cp in
             table.sin.withUnsafeBufferPointer { sp in
-                for t in 0..<tokens {
+                for t in first..<tokens {
                     let c = cp.baseAddress! + t * half, s = sp.baseAddress! + t * half
                     for h in 0..<heads {
                         let p = x + (t * heads + h) * dim

@@ -208,7 +208,7 @@ public final class Gemma3Model: AdaptableModel, LayerStateReading, @unchecked Se
             embeddings.dequantizeRow(Int(id), into: h.p + t * E)
             Ops.scale(h.p + t * E, c.embeddingScale, E)
         }
-        // A prompt's row-wise steps (norms, residual adds, the gated GELU) split over the threads
+        // A prompt's row-wise steps (norms, rotations, residual adds, the gated GELU) split over the threads
         // by tokens, each row's arithmetic unchanged: run on the calling thread alone they left the
         // other core spinning for about 5% of a 512-token prefill. A few tokens stay on one thread.
         let rowThreads = T >= 16 ? threads : 1
@@ -226,11 +226,13 @@ public final class Gemma3Model: AdaptableModel, LayerStateReading, @unchecked Se
             norm(k, L.kNorm, k, perToken: c.kvHeads, n: D)
             let sliding = c.isSliding[il]
             let rope = sliding ? ropeLocal : ropeGlobal
-            Ops.rope(q, tokens: T, heads: H, dim: D, table: rope)
-            Ops.rope(k, tokens: T, heads: c.kvHeads, dim: D, table: rope)
-            Ops.scale(q, c.attentionScale, T * H * D)
-            (cache.keys[il] + start * kDim).update(from: k, count: T * kDim)
-            (cache.values[il] + start * vDim).update(from: v, count: T * vDim)
+            byTokens { t in
+                Ops.rope(q, tokens: t.upperBound, heads: H, dim: D, table: rope, first: t.lowerBound)
+                Ops.rope(k, tokens: t.upperBound, heads: c.kvHeads, dim: D, table: rope, first: t.lowerBound)
+                Ops.scale(q + t.lowerBound * H * D, c.attentionScale, t.count * H * D)
+                (cache.keys[il] + (start + t.lowerBound) * kDim).update(from: k + t.lowerBound * kDim, count: t.count * kDim)
+                (cache.values[il] + (start + t.lowerBound) * vDim).update(from: v + t.lowerBound * vDim, count: t.count * vDim)
+            }
             attention(q: q, cache: cache, layer: il, start: start, tokens: T, heads: H, kvHeads: c.kvHeads,
                       headDim: D, valueDim: Dv, window: sliding && c.slidingWindow > 0 ? c.slidingWindow : nil,
                       softcap: c.attentionSoftcap, out: att, threads: threads)
