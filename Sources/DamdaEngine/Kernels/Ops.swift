@@ -18,7 +18,8 @@ public enum Ops {
 
     /// NEOX-style rotary embedding over `heads` heads of `dim` values per token: pairs (i, i + nRot/2).
     /// `inverse` rotates by −θ, the transpose the backward pass applies to gradients.
-    /// `first`: start at that token (the tokens before it left alone), for splitting a prompt over threads.
+    /// Rotates tokens `first ..< tokens` (so `tokens` is one past the last; the ones before `first`
+    /// are left alone), for splitting a prompt over threads.
     public static func rope(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, dim: Int, table: RopeTable,
                             inverse: Bool = false, first: Int = 0) {
         let half = table.half
