@@ -71,6 +71,46 @@ final class DecodeSchedulerTests: XCTestCase {
         XCTAssertGreaterThan(Double(stats.tokens) / Double(stats.steps), 2)
     }
 
+    /// Prompts the prefix cache holds whole join the running batch without a prefill step and
+    /// generate what they generate alone: a sampled and a greedy one, each sent again while a long
+    /// stream decodes, and two copies of a new prompt sent at once.
+    func testWholeCachedPromptsMatchLoneSessions() async throws {
+        let model = try loadModel(path: try defaultModelPath(), threads: 2)
+        let text = String(repeating: "보험 약관은 피보험자의 권리와 의무를 정합니다. ", count: 3)
+        var sampled = GenerationRequest(prompt: model.tokenizer.encode(text + "요약하면"), maxTokens: 10)
+        sampled.sampling = SamplingParameters(temperature: 0.8, seed: 3)
+        let greedy = GenerationRequest(prompt: model.tokenizer.encode(text + "다시 말해"), maxTokens: 10)
+        let fresh = GenerationRequest(prompt: model.tokenizer.encode(text + "그러므로 보험금은"), maxTokens: 10)
+        let running = GenerationRequest(prompt: model.tokenizer.encode("Once upon a time"), maxTokens: 60)
+        for r in [sampled, greedy, fresh] { XCTAssertGreaterThanOrEqual(r.prompt.count, 16, "long enough to be cached") }
+        func alone(_ r: GenerationRequest) throws -> String {
+            let session = try GenerationSession(model: model, request: r)
+            var out = ""
+            while !session.isFinished { out += try session.step() }
+            return out
+        }
+        let lone = try [sampled, greedy, fresh].map(alone)
+
+        let cache = PrefixCache()
+        let scheduler = DecodeScheduler(model: model, maxActive: 8, maxQueue: 8, prefixCache: cache)
+        func collect(_ r: GenerationRequest) async throws -> String {
+            var out = ""
+            for try await e in try scheduler.submit(r) { if case let .text(t) = e { out += t } }
+            return out
+        }
+        let first = [try await collect(sampled), try await collect(greedy)]
+        XCTAssertEqual(first, Array(lone.prefix(2)))
+        XCTAssertEqual(cache.wholeHits, 0)
+        try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            let stream = try scheduler.submit(running)
+            group.addTask { var out = ""; for try await e in stream { if case let .text(t) = e { out += t } }; return (-1, out) }
+            try await Task.sleep(for: .milliseconds(100))   // the long stream is decoding
+            for (i, r) in [sampled, greedy, fresh, fresh].enumerated() { group.addTask { (i, try await collect(r)) } }
+            for try await (i, out) in group where i >= 0 { XCTAssertEqual(out, lone[min(i, 2)], "request \(i)") }
+        }
+        XCTAssertGreaterThanOrEqual(cache.wholeHits, 2, "the repeated prompts came whole from the cache")
+    }
+
     func testQueueBoundAndValidation() throws {
         let model = try loadModel(path: try defaultModelPath(), threads: 2)
         let scheduler = DecodeScheduler(model: model, maxActive: 1, maxQueue: 1)

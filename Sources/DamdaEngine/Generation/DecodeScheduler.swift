@@ -111,6 +111,13 @@ public final class DecodeScheduler: TextGenerating, @unchecked Sendable {
                 if job.cancelled.isSet { job.session.cancel(); end(job, cancelled: true) } else { live.append(job) }
             }
 
+            // A prompt the prefix cache holds whole needs no model step: its session joins this
+            // step's batch instead of waiting for the next one.
+            for job in live where job.session.restoreWholePrompt() {
+                if job.session.isFinished { end(job, cancelled: false) }
+            }
+            live.removeAll { finished.contains(ObjectIdentifier($0)) }
+
             // Decode: every session past its prompt takes its token, then one batched step runs them all.
             var slots: [DecodeSlot] = [], owners: [Job] = []
             for job in live where !job.session.isPrefilling {

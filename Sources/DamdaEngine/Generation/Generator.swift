@@ -181,20 +181,7 @@ public final class GenerationSession: @unchecked Sendable {
         let t0 = ContinuousClock.now
         defer { prefillTime += ContinuousClock.now - t0 }
         if prefilled == 0, let prefixCache {
-            // The same prompt again: its keys, values and last logits (or greedy's pick) as its run left them.
-            let needsLogits = !greedyOnly || request.firstTokenGate != nil
-            if let whole = prefixCache.restoreWhole(request.prompt, into: cache, needsLogits: needsLogits, stateLayer: stateLayer) {
-                prefilled = request.prompt.count
-                cachedPromptTokens = prefilled
-                promptState = stateLayer == nil ? nil : whole.state
-                if needsLogits {
-                    logits = whole.logits!
-                } else {
-                    greedyNext = whole.greedy ?? Int32(Ops.argmax(whole.logits!))
-                }
-                if request.maxTokens <= 0 { finishReason = .length }
-                return 0
-            }
+            if restoreWholePrompt() { return 0 }
             prefilled = prefixCache.restore(request.prompt, into: cache, slice: prefillSlice)
             cachedPromptTokens = prefilled
         }
@@ -220,6 +207,28 @@ public final class GenerationSession: @unchecked Sendable {
         if end == request.prompt.count { prefixCache?.store(request.prompt, from: cache, output: output) }
         if request.maxTokens <= 0 && end == request.prompt.count { finishReason = .length }
         return end - start
+    }
+
+    /// The same prompt again, before any of it has run: its keys, values and last logits (or
+    /// greedy's pick) as its earlier run left them, so the session decodes at once. Runs no model
+    /// step, so a scheduler can do it before the step it would otherwise have waited for (and
+    /// again on later steps: a session with the same prompt may store it meanwhile). Returns
+    /// whether the prompt came whole from the prefix cache.
+    @discardableResult
+    public func restoreWholePrompt() -> Bool {
+        guard prefilled == 0, isPrefilling, let prefixCache else { return false }
+        let needsLogits = !greedyOnly || request.firstTokenGate != nil
+        guard let whole = prefixCache.restoreWhole(request.prompt, into: cache, needsLogits: needsLogits, stateLayer: stateLayer) else { return false }
+        prefilled = request.prompt.count
+        cachedPromptTokens = prefilled
+        promptState = stateLayer == nil ? nil : whole.state
+        if needsLogits {
+            logits = whole.logits!
+        } else {
+            greedyNext = whole.greedy ?? Int32(Ops.argmax(whole.logits!))
+        }
+        if request.maxTokens <= 0 { finishReason = .length }
+        return true
     }
 
     /// The decode half of a step before the model runs: takes the next token (greedy's pick, the
