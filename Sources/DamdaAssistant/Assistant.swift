@@ -107,7 +107,9 @@ public struct AssistantAnswer: Sendable, Codable {
     /// The model's text before cleaning (empty when it was not called).
     public var rawAnswer: String
     public var refused: Bool
-    /// "no_relevant_chunks" (model not called) or "model" (the model said it cannot answer).
+    /// "no_documents" (the index holds no chunk; model not called), "no_relevant_chunks" (none
+    /// was relevant; model not called), "model" (the model said it cannot answer), "unsupported",
+    /// or "guard_…" (an input guard refused the question).
     public var refusalReason: String?
     /// The model wrote only template text (`[질문]` …): the sources carry the answer.
     public var echoOnly: Bool
@@ -318,7 +320,9 @@ public final class Assistant: @unchecked Sendable {
                                     chunksUsed: entries.count, truncated: entries.contains { $0.truncated })
         var result = AssistantAnswer(
             id: Self.newAnswerID(), question: q, standaloneQuestion: rewrite.question, rewrite: rewrite.method,
-            answer: PromptTemplate.refusal, rawAnswer: "", refused: true, refusalReason: "no_relevant_chunks", echoOnly: false,
+            answer: PromptTemplate.refusal, rawAnswer: "", refused: true,
+            // An empty index is a set-up problem, not a question the documents miss: said apart.
+            refusalReason: index.chunkCount == 0 ? "no_documents" : "no_relevant_chunks", echoOnly: false,
             citations: citations, context: context, usage: Usage(promptTokens: 0, completionTokens: 0),
             timings: Timings(retrievalMs: retrievalMs, generationMs: 0, totalMs: 0), model: modelName, adapter: adapterName, finishReason: nil)
         result.guardDecision = guardDecision

@@ -152,7 +152,9 @@ func printAnswer(_ stream: AsyncThrowingStream<AssistantEvent, Error>, json: Boo
         case let .done(a):
             if json { print(jsonString(a)); return a }
             print()
-            if a.refused, a.refusalReason == "no_relevant_chunks" {
+            if a.refused, a.refusalReason == "no_documents" {
+                print("(검색할 문서가 없습니다: 색인이 비어 있습니다. `damda ingest`로 문서를 먼저 넣으세요. 모델은 호출하지 않았습니다.)")
+            } else if a.refused, a.refusalReason == "no_relevant_chunks" {
                 print("(관련 문서를 찾지 못했습니다: 가장 관련 있는 조각도 최소 관련도 기준에 미치지 못했습니다. 모델은 호출하지 않았습니다.)")
             } else if a.echoOnly {
                 print("(모델이 답변 대신 템플릿을 반복했습니다. 아래 출처의 문장이 답입니다.)")

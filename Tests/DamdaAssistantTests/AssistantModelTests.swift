@@ -42,6 +42,21 @@ final class AssistantModelTests: XCTestCase {
         XCTAssertTrue(answer.citations.isEmpty)
     }
 
+    /// An index with no documents says so, apart from a question none of its chunks is relevant to.
+    func testEmptyIndexIsRefusedAsNoDocuments() async throws {
+        let a = try assistant()
+        let dir = try temporaryDirectory("empty-index")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let empty = Assistant(index: try SearchIndex(directory: dir.path, embedder: nil), generator: a.generator, config: a.config,
+                              modelName: "gemma-3-270m")
+        let answer = try await empty.answer("입원하면 하루에 보험금을 얼마 받나요?")
+        XCTAssertTrue(answer.refused)
+        XCTAssertEqual(answer.refusalReason, "no_documents")
+        XCTAssertEqual(answer.answer, "답변을 찾을 수 없습니다.")
+        XCTAssertEqual(answer.usage.completionTokens, 0)
+        XCTAssertTrue(answer.citations.isEmpty)
+    }
+
     /// The shipped injection classifier in the pipeline: it reads the model's states for the
     /// question, blocks (under `block`) what no pattern matches, passes a plain question, and
     /// keeps both ends of a long question.
