@@ -2,6 +2,7 @@ import Crypto
 import DamdaCore
 import DamdaEngine
 import Foundation
+import Synchronization
 
 /// A document index in a directory: the store plus in-memory BM25 postings and vectors built on
 /// open. Ingest lives in `Ingest/IngestPipeline.swift`, search in `Search/HybridSearch.swift`, the
@@ -20,7 +21,10 @@ public final class SearchIndex: @unchecked Sendable {
     public var hnswThreshold: Int
     /// efSearch 256 reached recall@10 0.987 vs exact at 100k chunks in 1 ms (README, `damda bench scale`).
     public var hnswParameters = HNSWIndex.Parameters(efConstruction: 100, efSearch: 256)
-    var chunks: [StoredChunk] = []
+    var chunks: [StoredChunk] = [] { didSet { chunkTotal.store(chunks.count, ordering: .relaxed) } }
+    /// `chunks.count`, readable without the lock: an ingest holds the lock for minutes, and a
+    /// health check or an answer's refusal reason only needs the count.
+    private let chunkTotal = Atomic<Int>(0)
     var bm25 = BM25Index(termFrequencies: [])
     /// Serializes reads against writes: the server ingests while it answers, and the e5 encoder
     /// keeps scratch buffers, so one embedding runs at a time. Recursive, so work run under
@@ -154,7 +158,7 @@ public final class SearchIndex: @unchecked Sendable {
     public var hasEmbeddings: Bool { vectors.count > 0 && everyChunkEmbedded }
     var everyChunkEmbedded = false
 
-    public var chunkCount: Int { chunks.count }
+    public var chunkCount: Int { chunkTotal.load(ordering: .relaxed) }
 
     /// Every chunk as searched: the store's rows with the BM25 terms in use (recomputed for an index
     /// written before titles were indexed).
