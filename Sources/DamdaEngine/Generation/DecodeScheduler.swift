@@ -113,10 +113,11 @@ public final class DecodeScheduler: TextGenerating, @unchecked Sendable {
 
             // A prompt the prefix cache holds whole needs no model step: its session joins this
             // step's batch instead of waiting for the next one.
-            for job in live where job.session.restoreWholePrompt() {
-                if job.session.isFinished { end(job, cancelled: false) }
+            live = live.filter { job in
+                guard job.session.restoreWholePrompt(), job.session.isFinished else { return true }
+                end(job, cancelled: false)
+                return false
             }
-            live.removeAll { finished.contains(ObjectIdentifier($0)) }
 
             // Decode: every session past its prompt takes its token, then one batched step runs them all.
             var slots: [DecodeSlot] = [], owners: [Job] = []
